@@ -1,0 +1,80 @@
+// buildApp: the whole API as a Fastify instance, from a Config and its dependencies. It never
+// listens and never reads the environment: server.ts, the CLI and the tests all start it this way.
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { randomUUID } from 'node:crypto'
+import { createRequire } from 'node:module'
+import type { Config } from './config.js'
+import { loadKeyRing, type KeyRing } from './auth/keys.js'
+import { loggerOptions } from './logger.js'
+import errorsPlugin from './plugins/errors.js'
+import storePlugin from './plugins/store.js'
+import securityPlugin from './plugins/security.js'
+import authPlugin from './plugins/auth.js'
+import openapiPlugin from './plugins/openapi.js'
+import healthRoutes from './routes/health.js'
+import tokenRoutes from './routes/token.js'
+import meRoutes from './routes/me.js'
+import passwordRoutes from './routes/password.js'
+import jwksRoutes from './routes/jwks.js'
+import { SqliteStore } from './store/sqlite.js'
+import type { Store } from './store/store.js'
+
+export interface AppDeps {
+  /** Defaults to the SQLite store under config.dataDir, closed with the app. */
+  store?: Store
+  keys?: KeyRing
+  /** Pretty logs (the dev server); otherwise JSON. */
+  prettyLogs?: boolean
+  /** A pino destination stream (tests capture logs with it). */
+  logStream?: NodeJS.WritableStream
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string }
+
+export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const logger = loggerOptions(config, deps.prettyLogs ?? false)
+  const app = Fastify({
+    logger: deps.logStream ? { ...logger, stream: deps.logStream } : logger,
+    // Production default: no per-request lines (nginx writes the access log); errors still log.
+    logController: new LogController({ disableRequestLogging: !config.logRequests }),
+    bodyLimit: config.bodyLimit,
+    // Fastify takes a hop count too, though its types omit it.
+    trustProxy: config.trustProxy as boolean | string[],
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: config.requestTimeoutMs,
+    // A request id from nginx (X-Request-Id) is kept when it looks like one, so both logs join up.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id']
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
+    },
+    routerOptions: { ignoreTrailingSlash: true },
+    ajv: { customOptions: { allErrors: true, coerceTypes: false } },
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>()
+  app.server.headersTimeout = config.headersTimeoutMs
+
+  const keys = deps.keys ?? loadKeyRing(config.jwt)
+  const store = deps.store ?? SqliteStore.open(config.dataDir)
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+    if (config.workerHeader) reply.header('x-runway-worker', config.workerId)
+  })
+
+  // External and cross-cutting plugins, then the app's own (store, auth), then routes.
+  await app.register(errorsPlugin)
+  await app.register(storePlugin, { store, closeStore: !deps.store })
+  await app.register(securityPlugin, { config })
+  await app.register(openapiPlugin, { ui: config.openapiUi, version })
+  await app.register(authPlugin, { config, keys })
+  await app.register(healthRoutes)
+  await app.register(jwksRoutes, { keys })
+  await app.register(tokenRoutes, { config })
+  await app.register(meRoutes)
+  await app.register(passwordRoutes)
+  return app
+}

@@ -1,0 +1,86 @@
+// Issuing and checking tokens with simplejwt's claim names (token_type, exp, iat, jti, user_id),
+// so services that share the key (PyJWT, simplejwt) accept ours. `sid` names the login session
+// (token family); revoking it ends every access and refresh token issued under that login.
+// Signing and verification go through @fastify/jwt (fast-jwt underneath) with the algorithm pinned.
+import { randomUUID } from 'node:crypto'
+import type { JWT } from '@fastify/jwt'
+import type { Config } from '../config.js'
+import { TokenMessages } from '../errors.js'
+import type { KeyRing } from './keys.js'
+
+export type TokenType = 'access' | 'refresh'
+
+export interface Claims {
+  token_type: TokenType
+  exp: number
+  iat: number
+  jti: string
+  sid: string
+  userId: string
+}
+
+export class TokenInvalid extends Error {
+  constructor(readonly reason: (typeof TokenMessages)[keyof typeof TokenMessages]) {
+    super(reason)
+  }
+}
+
+/** simplejwt's jti: a uuid4 as 32 hex digits. */
+export const newJti = () => randomUUID().replaceAll('-', '')
+
+export class TokenService {
+  constructor(
+    private readonly jwt: JWT,
+    private readonly keys: KeyRing,
+    private readonly settings: Config['jwt'],
+  ) {}
+
+  issue(type: TokenType, userId: number, sid: string, now = Math.floor(Date.now() / 1000)): { token: string; claims: Claims } {
+    const { settings } = this
+    const lifetime = type === 'access' ? settings.accessLifetime : settings.refreshLifetime
+    const claims: Claims = { token_type: type, exp: now + lifetime, iat: now, jti: newJti(), sid, userId: String(userId) }
+    const payload: Record<string, unknown> = {
+      token_type: claims.token_type,
+      exp: claims.exp,
+      iat: claims.iat,
+      jti: claims.jti,
+      [settings.userIdClaim]: claims.userId,
+      sid,
+    }
+    if (settings.issuer) payload.iss = settings.issuer
+    if (settings.audience) payload.aud = settings.audience
+    return { token: this.jwt.sign(payload), claims }
+  }
+
+  /** Signature, algorithm, expiry, iss/aud and shape; then the expected type (if any). */
+  verify(token: string, expected?: TokenType): Claims {
+    let payload: Record<string, unknown>
+    try {
+      payload = this.verifySignature(token)
+    } catch {
+      throw new TokenInvalid(TokenMessages.invalid)
+    }
+    const userId = payload[this.settings.userIdClaim]
+    const { token_type, exp, iat, jti, sid } = payload
+    if (
+      (token_type !== 'access' && token_type !== 'refresh') ||
+      typeof exp !== 'number' ||
+      typeof jti !== 'string' ||
+      typeof sid !== 'string' ||
+      (typeof userId !== 'string' && typeof userId !== 'number')
+    ) {
+      throw new TokenInvalid(TokenMessages.invalid)
+    }
+    if (expected && token_type !== expected) throw new TokenInvalid(TokenMessages.wrongType)
+    return { token_type, exp, iat: typeof iat === 'number' ? iat : 0, jti, sid, userId: String(userId) }
+  }
+
+  private verifySignature(token: string): Record<string, unknown> {
+    if (this.keys.verifyKeys.size === 1) return this.jwt.verify(token)
+    // Several public keys (a rotation in progress): pick the one the header's kid names.
+    const decoded = this.jwt.decode<{ header: { kid?: unknown } }>(token, { complete: true })
+    const key = typeof decoded?.header.kid === 'string' ? this.keys.verifyKeys.get(decoded.header.kid) : undefined
+    if (!key) throw new Error('unknown kid')
+    return this.jwt.verify(token, { key })
+  }
+}

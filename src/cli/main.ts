@@ -1,0 +1,46 @@
+// `runway <command>`: the one CLI for ops tasks. Each command lives in commands/ and has --help.
+import { CliError, print, type Command } from './command.js'
+import { userCommand } from './commands/user.js'
+import { migrateCommand } from './commands/migrate.js'
+import { tokensCommand } from './commands/tokens.js'
+import { keysCommand } from './commands/keys.js'
+
+export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand]
+
+function help(): string {
+  const width = Math.max(...commands.map((c) => c.name.length))
+  return [
+    'Usage: runway <command> [options]',
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run `runway <command> --help` for the options of one command.',
+    'Settings come from the environment and .env (see .env.example).',
+  ].join('\n')
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (!name || name === '--help' || name === '-h' || name === 'help') return print(help()), name ? 0 : 2
+  const command = commands.find((c) => c.name === name)
+  try {
+    if (!command) throw new CliError(`unknown command ${JSON.stringify(name)}: run \`runway --help\` for the list`, 2)
+    return await command.run(rest)
+  } catch (err) {
+    if (err instanceof CliError) {
+      process.stderr.write(`runway ${command?.name ?? ''}: ${err.message}\n`.replace('runway : ', 'runway: '))
+      return err.exitCode
+    }
+    throw err
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => (process.exitCode = code),
+  (err: unknown) => {
+    process.stderr.write(`runway: unexpected error: ${err instanceof Error ? err.message : String(err)} (run with NODE_DEBUG=runway for details)\n`)
+    if (process.env.NODE_DEBUG?.includes('runway')) console.error(err)
+    process.exitCode = 1
+  },
+)

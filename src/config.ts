@@ -1,0 +1,208 @@
+// Configuration is read once, from the environment plus an optional .env file, validated
+// against one schema and handed to the app as a typed value. Nothing else reads process.env.
+import { readFileSync, existsSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { parse as parseDotenv } from 'dotenv'
+import { Type, type Static } from 'typebox'
+import { Value } from 'typebox/value'
+
+/** The value shipped in .env.example; production refuses to start with it. */
+export const EXAMPLE_SIGNING_KEY = 'change-me-to-a-random-string-of-at-least-32-bytes'
+
+const Duration = (def: string, description: string) =>
+  Type.String({ pattern: '^[0-9]+(ms|s|m|h|d)?$', default: def, description, expected: 'a duration such as 300, 90s, 5m, 12h or 1d' })
+const Bool = (def: boolean, description: string) => Type.Boolean({ default: def, description, expected: 'true or false' })
+const Int = (def: number, min: number, max: number, description: string) =>
+  Type.Integer({ default: def, minimum: min, maximum: max, description, expected: `an integer from ${min} to ${max}` })
+const Enum = <T extends string>(values: readonly T[], def: T, description: string) =>
+  Type.Union(values.map((v) => Type.Literal(v)), { default: def, description, expected: `one of ${values.join(', ')}` })
+const Str = (def: string, description: string) => Type.String({ default: def, description, expected: 'a string' })
+
+export const ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'ES256', 'EdDSA'] as const
+export type Algorithm = (typeof ALGORITHMS)[number]
+
+export const EnvSchema = Type.Object({
+  NODE_ENV: Enum(['development', 'production', 'test'], 'development', 'Runtime mode; production enforces strong keys and JSON logs'),
+  HOST: Str('127.0.0.1', 'Address to listen on'),
+  PORT: Int(3000, 0, 65535, 'Port to listen on (0 picks a free one)'),
+  DATA_DIR: Str('./data', 'Directory of the embedded SQLite database'),
+  JWT_ALGORITHM: Enum(ALGORITHMS, 'HS256', 'Signing algorithm'),
+  JWT_SIGNING_KEY: Str('', 'HMAC secret for HS* algorithms (at least 32 bytes in production)'),
+  JWT_PRIVATE_KEY_FILE: Str('', 'PEM private key for RS256/ES256/EdDSA'),
+  JWT_PUBLIC_KEY_FILE: Str('', 'Comma-separated PEM public keys also accepted for verification (previous keys during a rotation)'),
+  ACCESS_TOKEN_LIFETIME: Duration('5m', 'Access token lifetime'),
+  REFRESH_TOKEN_LIFETIME: Duration('1d', 'Refresh token lifetime'),
+  ROTATE_REFRESH_TOKENS: Bool(true, 'Refresh returns a new refresh token'),
+  BLACKLIST_AFTER_ROTATION: Bool(true, 'A rotated refresh token is blacklisted'),
+  REFRESH_REUSE_GRACE: Duration('2s', 'Reuse of a just-rotated refresh token within this window is refused without revoking the session (concurrent refreshes)'),
+  JWT_LEEWAY: Duration('0', 'Clock skew tolerated when checking exp'),
+  JWT_ISSUER: Str('', 'iss claim set and required when not empty'),
+  JWT_AUDIENCE: Str('', 'aud claim set and required when not empty'),
+  USER_ID_CLAIM: Type.String({ default: 'user_id', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Claim holding the user id', expected: 'a claim name' }),
+  AUTH_HEADER_TYPES: Type.String({ default: 'Bearer', pattern: '^[A-Za-z][A-Za-z0-9]*(,[A-Za-z][A-Za-z0-9]*)*$', description: 'Accepted Authorization schemes, comma-separated', expected: 'comma-separated words such as Bearer,JWT' }),
+  LOG_LEVEL: Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'pino log level'),
+  LOG_REQUESTS: Enum(['auto', 'true', 'false'], 'auto', 'Per-request log lines; auto = on in development, off in production (nginx keeps the access log)'),
+  TRUST_PROXY: Type.String({ default: 'false', description: 'Trust X-Forwarded-* from: false, true, a hop count, or comma-separated addresses/CIDRs', expected: 'false, true, a number, or addresses' }),
+  BODY_LIMIT: Int(65536, 1024, 10485760, 'Largest request body in bytes (keep nginx client_max_body_size equal)'),
+  LOGIN_RATE_LIMIT_IP: Int(20, 0, 1000000, 'Login attempts per client IP per window (0 disables)'),
+  LOGIN_RATE_LIMIT_USER: Int(10, 0, 1000000, 'Login attempts per username per window (0 disables)'),
+  LOGIN_RATE_LIMIT_WINDOW: Duration('1m', 'Login rate limit window'),
+  REVOCATION_POLL_INTERVAL: Duration('250ms', 'How often each process checks the store for new revocations'),
+  WORKER_HEADER: Enum(['auto', 'true', 'false'], 'auto', 'Send x-runway-worker with the pm2 instance id; auto = on outside production'),
+  KEEP_ALIVE_TIMEOUT: Duration('65s', 'Idle keep-alive socket timeout; keep it above nginx upstream keepalive_timeout (60s)'),
+  REQUEST_TIMEOUT: Duration('30s', 'Longest time to receive a whole request'),
+  HEADERS_TIMEOUT: Duration('20s', 'Longest time to receive request headers'),
+  SHUTDOWN_GRACE: Duration('10s', 'Time in-flight requests get on shutdown; pm2 kill_timeout must be longer'),
+  MAX_EVENT_LOOP_DELAY: Duration('1s', 'Answer 503 while the event loop lags more than this (0 disables)'),
+  OPENAPI_UI: Bool(true, 'Serve the OpenAPI UI at /docs'),
+})
+type Env = Static<typeof EnvSchema>
+
+export interface Config {
+  env: Env['NODE_ENV']
+  production: boolean
+  host: string
+  port: number
+  dataDir: string
+  jwt: {
+    algorithm: Algorithm
+    signingKey: string
+    privateKeyFile: string
+    publicKeyFiles: string[]
+    accessLifetime: number // seconds
+    refreshLifetime: number // seconds
+    rotateRefreshTokens: boolean
+    blacklistAfterRotation: boolean
+    reuseGrace: number // seconds
+    leeway: number // seconds
+    issuer: string
+    audience: string
+    userIdClaim: string
+    authHeaderTypes: string[]
+  }
+  logLevel: Env['LOG_LEVEL']
+  logRequests: boolean
+  trustProxy: boolean | number | string[]
+  bodyLimit: number
+  loginRateLimit: { perIp: number; perUser: number; windowMs: number }
+  revocationPollMs: number
+  workerHeader: boolean
+  workerId: string
+  keepAliveTimeoutMs: number
+  requestTimeoutMs: number
+  headersTimeoutMs: number
+  shutdownGraceMs: number
+  maxEventLoopDelayMs: number
+  openapiUi: boolean
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+/** "90s" → 90000. A bare number means seconds, as simplejwt's timedelta settings do. */
+export function durationMs(text: string): number {
+  const m = /^([0-9]+)(ms|s|m|h|d)?$/.exec(text)
+  if (!m) throw new ConfigError(`not a duration: ${text}`)
+  return Number(m[1]) * UNITS[m[2] ?? 's']!
+}
+
+function parseTrustProxy(text: string): boolean | number | string[] {
+  if (text === 'true') return true
+  if (text === 'false' || text === '') return false
+  if (/^[0-9]+$/.test(text)) return Number(text)
+  return text.split(',').map((s) => s.trim()).filter(Boolean)
+}
+
+/** Reads .env (if present) under the real environment, which wins, as dotenv does. */
+export function readEnv(opts: { cwd?: string; env?: NodeJS.ProcessEnv; envFile?: string | false } = {}): Record<string, string | undefined> {
+  const env = opts.env ?? process.env
+  const file = opts.envFile === false ? undefined : resolve(opts.cwd ?? process.cwd(), opts.envFile ?? env.ENV_FILE ?? '.env')
+  let fromFile: Record<string, string> = {}
+  if (file && existsSync(file)) {
+    fromFile = parseDotenv(readFileSync(file))
+    const known = new Set(Object.keys(EnvSchema.properties))
+    // A typo in .env (ACCES_TOKEN_LIFETIME=...) would otherwise be silently ignored.
+    const unknown = Object.keys(fromFile).filter((k) => !known.has(k) && k !== 'ENV_FILE')
+    if (unknown.length) throw new ConfigError(`${unknown[0]} in ${file} is not a runway setting; see .env.example for the names`)
+  }
+  return { ...fromFile, ...env }
+}
+
+/** Validates raw settings; throws ConfigError with one line naming the variable and what it expects. */
+export function loadConfig(raw: Record<string, string | undefined> = readEnv()): Config {
+  const input: Record<string, unknown> = {}
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const v = raw[key]
+    if (v !== undefined && v !== '') input[key] = v.trim()
+  }
+  const converted = Value.Convert(EnvSchema, Value.Default(EnvSchema, input)) as Record<string, unknown>
+  for (const error of Value.Errors(EnvSchema, converted)) {
+    const key = error.instancePath.split('/')[1] ?? '?'
+    const schema = (EnvSchema.properties as Record<string, { expected?: string }>)[key]
+    throw new ConfigError(`${key}=${JSON.stringify(raw[key] ?? '')} is invalid: expected ${schema?.expected ?? error.message}`)
+  }
+  const e = converted as Env
+  const auto = (v: 'auto' | 'true' | 'false', whenAuto: boolean) => (v === 'auto' ? whenAuto : v === 'true')
+  const production = e.NODE_ENV === 'production'
+  const config: Config = {
+    env: e.NODE_ENV,
+    production,
+    host: e.HOST,
+    port: e.PORT,
+    dataDir: resolve(e.DATA_DIR),
+    jwt: {
+      algorithm: e.JWT_ALGORITHM,
+      signingKey: e.JWT_SIGNING_KEY,
+      privateKeyFile: e.JWT_PRIVATE_KEY_FILE,
+      publicKeyFiles: e.JWT_PUBLIC_KEY_FILE.split(',').map((s) => s.trim()).filter(Boolean),
+      accessLifetime: durationMs(e.ACCESS_TOKEN_LIFETIME) / 1000,
+      refreshLifetime: durationMs(e.REFRESH_TOKEN_LIFETIME) / 1000,
+      rotateRefreshTokens: e.ROTATE_REFRESH_TOKENS,
+      blacklistAfterRotation: e.BLACKLIST_AFTER_ROTATION,
+      reuseGrace: durationMs(e.REFRESH_REUSE_GRACE) / 1000,
+      leeway: durationMs(e.JWT_LEEWAY) / 1000,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      userIdClaim: e.USER_ID_CLAIM,
+      authHeaderTypes: e.AUTH_HEADER_TYPES.split(','),
+    },
+    logLevel: e.LOG_LEVEL,
+    logRequests: auto(e.LOG_REQUESTS, !production),
+    trustProxy: parseTrustProxy(e.TRUST_PROXY),
+    bodyLimit: e.BODY_LIMIT,
+    loginRateLimit: { perIp: e.LOGIN_RATE_LIMIT_IP, perUser: e.LOGIN_RATE_LIMIT_USER, windowMs: durationMs(e.LOGIN_RATE_LIMIT_WINDOW) },
+    revocationPollMs: Math.max(10, durationMs(e.REVOCATION_POLL_INTERVAL)),
+    workerHeader: auto(e.WORKER_HEADER, !production),
+    workerId: raw.NODE_APP_INSTANCE ?? String(process.pid),
+    keepAliveTimeoutMs: durationMs(e.KEEP_ALIVE_TIMEOUT),
+    requestTimeoutMs: durationMs(e.REQUEST_TIMEOUT),
+    headersTimeoutMs: durationMs(e.HEADERS_TIMEOUT),
+    shutdownGraceMs: durationMs(e.SHUTDOWN_GRACE),
+    maxEventLoopDelayMs: durationMs(e.MAX_EVENT_LOOP_DELAY),
+    openapiUi: e.OPENAPI_UI,
+  }
+  checkConsistency(config)
+  return config
+}
+
+function checkConsistency(c: Config): void {
+  const { jwt } = c
+  const hmac = jwt.algorithm.startsWith('HS')
+  if (hmac) {
+    if (!jwt.signingKey) {
+      if (c.production) throw new ConfigError('JWT_SIGNING_KEY is missing: production needs a random key of at least 32 bytes (e.g. `openssl rand -base64 48`)')
+      // Outside production a missing key gets a per-process random one: tokens do not survive restarts.
+    } else if (c.production && jwt.signingKey === EXAMPLE_SIGNING_KEY) {
+      throw new ConfigError('JWT_SIGNING_KEY is the example value from .env.example: set a random key (e.g. `openssl rand -base64 48`)')
+    } else if (c.production && Buffer.byteLength(jwt.signingKey) < 32) {
+      throw new ConfigError(`JWT_SIGNING_KEY is ${Buffer.byteLength(jwt.signingKey)} bytes: production needs at least 32 (e.g. \`openssl rand -base64 48\`)`)
+    }
+  } else if (!jwt.privateKeyFile) {
+    throw new ConfigError(`JWT_PRIVATE_KEY_FILE is missing: ${jwt.algorithm} signs with a PEM private key (see \`runway keys generate --help\`)`)
+  }
+  if (jwt.accessLifetime <= 0) throw new ConfigError('ACCESS_TOKEN_LIFETIME must be longer than 0')
+  if (jwt.refreshLifetime <= 0) throw new ConfigError('REFRESH_TOKEN_LIFETIME must be longer than 0')
+  if (c.headersTimeoutMs > c.requestTimeoutMs) throw new ConfigError('HEADERS_TIMEOUT must not exceed REQUEST_TIMEOUT')
+}

@@ -1,0 +1,79 @@
+// Authentication: @fastify/jwt with the key ring, the token service, the cross-process revocation
+// cache and the `authenticate` hook that protected routes put in their onRequest/preHandler.
+import fp from 'fastify-plugin'
+import jwtPlugin from '@fastify/jwt'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Config } from '../config.js'
+import { errors, TokenMessages } from '../errors.js'
+import type { KeyRing } from '../auth/keys.js'
+import { RevocationCache } from '../auth/revocations.js'
+import { TokenInvalid, TokenService, type Claims } from '../auth/tokens.js'
+import type { User } from '../store/store.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tokens: TokenService
+    revocations: RevocationCache
+    authenticate: (request: FastifyRequest) => Promise<void>
+  }
+  interface FastifyRequest {
+    auth: { user: User; claims: Claims } | null
+  }
+}
+
+export default fp(
+  async function auth(app: FastifyInstance, opts: { config: Config; keys: KeyRing }) {
+    const { config, keys } = opts
+    const { jwt } = config
+    const verifyKey = keys.verifyKeys.values().next().value as string
+    await app.register(jwtPlugin, {
+      secret: { private: keys.signingKey, public: verifyKey },
+      sign: { algorithm: keys.algorithm, ...(keys.signingKid ? { kid: keys.signingKid } : {}) },
+      verify: {
+        algorithms: [keys.algorithm],
+        clockTolerance: jwt.leeway,
+        ...(jwt.issuer ? { allowedIss: jwt.issuer } : {}),
+        ...(jwt.audience ? { allowedAud: jwt.audience } : {}),
+        // Valid tokens are remembered (until their exp) so a busy client does not pay a signature
+        // check per request; revocation is checked separately, on every request.
+        cache: 10_000,
+      },
+      decoratorName: 'jwtUser',
+    })
+
+    const tokens = new TokenService(app.jwt, keys, jwt)
+    const revocations = new RevocationCache(app.store, config.revocationPollMs, jwt.accessLifetime, (err) =>
+      app.log.error({ err }, 'revocation poll failed'),
+    )
+    app.decorate('tokens', tokens)
+    app.decorate('revocations', revocations)
+    app.decorateRequest('auth', null)
+    app.addHook('onReady', () => revocations.start())
+    app.addHook('onClose', async () => revocations.stop())
+
+    const headerTypes = new Set(jwt.authHeaderTypes)
+
+    /** simplejwt's JWTAuthentication: header → access token → live session → active user. */
+    app.decorate('authenticate', async (request: FastifyRequest) => {
+      const header = request.headers.authorization
+      if (!header) throw errors.notAuthenticated()
+      const parts = header.split(' ')
+      if (!headerTypes.has(parts[0]!)) throw errors.notAuthenticated()
+      if (parts.length !== 2 || !parts[1]) throw errors.badAuthorizationHeader()
+      let claims: Claims
+      try {
+        claims = tokens.verify(parts[1], 'access')
+      } catch (err) {
+        if (err instanceof TokenInvalid) throw errors.accessTokenNotValid(err.reason)
+        throw err
+      }
+      if (revocations.isRevoked(claims.sid)) throw errors.accessTokenNotValid(TokenMessages.blacklisted)
+      const id = Number(claims.userId)
+      const user = Number.isSafeInteger(id) ? await app.store.findUserById(id) : null
+      if (!user) throw errors.userNotFound()
+      if (!user.isActive) throw errors.userInactive()
+      request.auth = { user, claims }
+    })
+  },
+  { name: 'runway-auth', dependencies: ['runway-store'] },
+)

@@ -1,0 +1,49 @@
+// Security headers, body parsing limits, login rate limits shared by every worker, and load
+// shedding. Rate-limit counters live in the store, so N pm2 workers do not allow N times the limit.
+import fp from 'fastify-plugin'
+import helmet from '@fastify/helmet'
+import formbody from '@fastify/formbody'
+import rateLimit from '@fastify/rate-limit'
+import underPressure from '@fastify/under-pressure'
+import type { FastifyInstance } from 'fastify'
+import type { Config } from '../config.js'
+import type { Store } from '../store/store.js'
+
+/** @fastify/rate-limit's store contract, backed by runway's store (SQLite: one file per host). */
+function sharedRateLimitStore(store: Store) {
+  return class SharedRateLimitStore {
+    incr(key: string, cb: (err: Error | null, res?: { current: number; ttl: number }) => void, timeWindow: number) {
+      const now = Date.now()
+      store.hit(key, timeWindow, now).then(
+        (r) => cb(null, { current: r.count, ttl: Math.max(0, r.resetAt - now) }),
+        (err: Error) => cb(err),
+      )
+    }
+    child() {
+      return this
+    }
+  }
+}
+
+export default fp(
+  async function security(app: FastifyInstance, opts: { config: Config }) {
+    const { config } = opts
+    await app.register(helmet, {
+      // A JSON API: nothing may be framed, sniffed or loaded from it. /docs relaxes CSP itself.
+      contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+      // HSTS belongs to the TLS terminator (nginx); a plain-HTTP origin must not send it.
+      hsts: false,
+    })
+    await app.register(formbody, { bodyLimit: config.bodyLimit })
+    await app.register(rateLimit, { global: false, store: sharedRateLimitStore(app.store) })
+    if (config.maxEventLoopDelayMs > 0) {
+      await app.register(underPressure, {
+        maxEventLoopDelay: config.maxEventLoopDelayMs,
+        retryAfter: 1,
+        // Health endpoints answer even when shedding, so orchestrators see the truth.
+        exposeStatusRoute: false,
+      })
+    }
+  },
+  { name: 'runway-security', dependencies: ['runway-store'] },
+)

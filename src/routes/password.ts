@@ -1,0 +1,43 @@
+// Password change: proves the old password, checks the new one, then revokes every session of
+// the user (on every worker within one revocation poll), so a stolen token dies with the change.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { hashPassword, passwordProblems, verifyPassword } from '../auth/passwords.js'
+import { errors } from '../errors.js'
+import { bearer, errorResponses } from './schemas.js'
+
+const ChangeBody = Type.Object({
+  old_password: Type.String({ minLength: 1, maxLength: 4096 }),
+  new_password: Type.String({ minLength: 1, maxLength: 4096 }),
+})
+const Changed = Type.Object({ detail: Type.String() })
+
+const passwordRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post(
+    '/api/password/change/',
+    {
+      schema: {
+        tags: ['user'],
+        summary: 'Change the password; signs out every session of the user',
+        security: bearer,
+        body: ChangeBody,
+        response: { 200: Changed, ...errorResponses(400, 401) },
+      },
+      preHandler: app.authenticate,
+    },
+    async (request) => {
+      const { user } = request.auth!
+      const { old_password, new_password } = request.body
+      if (!(await verifyPassword(old_password, user.passwordHash))) {
+        throw errors.fields({ old_password: ['Your old password was entered incorrectly. Please enter it again.'] })
+      }
+      const problems = passwordProblems(new_password, user.username)
+      if (problems.length) throw errors.fields({ new_password: problems })
+      await app.store.setPassword(user.id, await hashPassword(new_password))
+      await app.revocations.sync()
+      return { detail: 'Password changed; every session of this user has been signed out.' }
+    },
+  )
+}
+
+export default passwordRoutes

@@ -1,0 +1,67 @@
+// Process entry: config → buildApp → listen → tell pm2 "ready" → close gracefully on a signal.
+// `node dist/server.js` is one production process (what each pm2 worker runs); `npm run dev` runs
+// this same file through tsx watch, with pretty logs: the runserver of runway.
+import closeWithGrace from 'close-with-grace'
+import { createRequire } from 'node:module'
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig, readEnv, type Config } from './config.js'
+
+function devBanner(config: Config, url: string): string {
+  return [
+    '',
+    `Starting development server at ${url}/`,
+    'Quit the server with CONTROL-C.',
+    '',
+    'WARNING: This is a development server. Do not use it in a production setting.',
+    'It is one process on one core, restarts on file changes and logs for humans.',
+    'For production: `npm run build && npm start` (compiled code under a pm2 cluster), behind nginx.',
+    '',
+  ].join('\n')
+}
+
+function canPrettyPrint(): boolean {
+  try {
+    createRequire(import.meta.url).resolve('pino-pretty')
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function main(): Promise<void> {
+  let config: Config
+  try {
+    config = loadConfig(readEnv())
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`runway: configuration error: ${err.message}\n`)
+      process.exit(78) // EX_CONFIG: pm2 and systemd logs show why, and restarts will not help
+    }
+    throw err
+  }
+  const dev = config.env === 'development'
+  const app = await buildApp(config, { prettyLogs: dev && canPrettyPrint() })
+
+  // SIGINT/SIGTERM (and pm2's "shutdown" message): stop accepting, let in-flight requests finish,
+  // close idle keep-alive sockets and the store. pm2's kill_timeout must exceed SHUTDOWN_GRACE.
+  const closeListeners = closeWithGrace({ delay: config.shutdownGraceMs }, async ({ signal, err }) => {
+    if (err) app.log.error({ err }, 'fatal error, closing')
+    else app.log.info({ signal }, 'shutting down gracefully')
+    await app.close()
+  })
+  process.on('message', (msg) => {
+    if (msg === 'shutdown') process.emit('SIGTERM')
+  })
+  app.addHook('onClose', async () => closeListeners.uninstall())
+
+  const address = await app.listen({ host: config.host, port: config.port })
+  if (dev) process.stdout.write(devBanner(config, address))
+  // pm2's wait_ready: only now, listening with the store migrated and reachable, is this worker
+  // given traffic and the previous one stopped.
+  process.send?.('ready')
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`runway: failed to start: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,39 @@
+// Schema migrations, applied in order; PRAGMA user_version records how many ran.
+// Append new entries; never edit one that has shipped.
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE users (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    username      TEXT    NOT NULL UNIQUE,
+    password_hash TEXT    NOT NULL,
+    is_active     INTEGER NOT NULL DEFAULT 1,
+    date_joined   INTEGER NOT NULL,
+    last_login    INTEGER
+  );
+  -- A session is one login: the family of refresh tokens rotated from it.
+  CREATE TABLE sessions (
+    id             TEXT    PRIMARY KEY,
+    user_id        INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at     INTEGER NOT NULL,
+    expires_at     INTEGER NOT NULL,
+    revoked_at     INTEGER,
+    revoked_reason TEXT
+  );
+  CREATE INDEX sessions_user ON sessions (user_id);
+  CREATE INDEX sessions_revoked ON sessions (revoked_at) WHERE revoked_at IS NOT NULL;
+  CREATE TABLE refresh_tokens (
+    jti        TEXT    PRIMARY KEY,
+    session_id TEXT    NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    issued_at  INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    retired_at INTEGER
+  );
+  CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id);
+  CREATE INDEX refresh_tokens_expiry ON refresh_tokens (expires_at);
+  -- Bumped on every revocation: each process polls it to refresh its in-memory revocation set.
+  CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+  INSERT INTO counters (name, value) VALUES ('revocations', 0);
+  -- Fixed-window counters for login rate limits, shared by all workers.
+  CREATE TABLE rate_limits (key TEXT PRIMARY KEY, count INTEGER NOT NULL, reset_at INTEGER NOT NULL);
+  `,
+]

@@ -1,0 +1,274 @@
+// The embedded default store: one SQLite file in WAL mode, shared by every process on the host.
+// better-sqlite3 is synchronous; each method is one short statement or one transaction, so the
+// event loop is held for microseconds. Cross-process atomicity comes from IMMEDIATE transactions.
+import Database from 'better-sqlite3'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { SQLITE_MIGRATIONS } from './migrations.js'
+import { DuplicateUserError, type RevokedSession, type RotateOutcome, type Store, type User } from './store.js'
+
+interface UserRow {
+  id: number
+  username: string
+  password_hash: string
+  is_active: number
+  date_joined: number
+  last_login: number | null
+}
+interface TokenRow {
+  jti: string
+  session_id: string
+  retired_at: number | null
+  session_revoked_at: number | null
+}
+
+const toUser = (r: UserRow): User => ({
+  id: r.id,
+  username: r.username,
+  passwordHash: r.password_hash,
+  isActive: r.is_active === 1,
+  dateJoined: r.date_joined,
+  lastLogin: r.last_login,
+})
+
+export function sqliteFile(dataDir: string): string {
+  return join(dataDir, 'runway.sqlite3')
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite'
+  readonly db: Database.Database
+
+  constructor(readonly file: string) {
+    if (file !== ':memory:') mkdirSync(join(file, '..'), { recursive: true })
+    this.db = new Database(file)
+    // Several pm2 workers write this file: wait for the lock instead of failing at once.
+    this.db.pragma('busy_timeout = 5000')
+    this.db.pragma('journal_mode = WAL')
+    this.db.pragma('synchronous = NORMAL')
+    this.db.pragma('foreign_keys = ON')
+  }
+
+  static open(dataDir: string): SqliteStore {
+    return new SqliteStore(sqliteFile(dataDir))
+  }
+
+  async migrate(): Promise<void> {
+    // IMMEDIATE takes the write lock before reading user_version, so two processes starting
+    // together apply each migration once: the second waits, then sees the new version.
+    const run = this.db.transaction(() => {
+      const current = this.db.pragma('user_version', { simple: true }) as number
+      for (const [i, sql] of SQLITE_MIGRATIONS.entries()) {
+        if (i + 1 <= current) continue
+        this.db.exec(sql)
+        this.db.pragma(`user_version = ${i + 1}`)
+      }
+    })
+    run.immediate()
+    this.prepare()
+  }
+
+  private stmts?: ReturnType<SqliteStore['buildStatements']>
+  private prepare() {
+    this.stmts ??= this.buildStatements()
+    return this.stmts
+  }
+  private get q() {
+    if (!this.stmts) throw new Error('store used before migrate()')
+    return this.stmts
+  }
+
+  private buildStatements() {
+    const db = this.db
+    return {
+      userById: db.prepare<[number], UserRow>('SELECT * FROM users WHERE id = ?'),
+      userByName: db.prepare<[string], UserRow>('SELECT * FROM users WHERE username = ?'),
+      users: db.prepare<[], UserRow>('SELECT * FROM users ORDER BY id'),
+      insertUser: db.prepare<[string, string, number], UserRow>(
+        'INSERT INTO users (username, password_hash, is_active, date_joined) VALUES (?, ?, 1, ?) RETURNING *',
+      ),
+      setHash: db.prepare<[string, number]>('UPDATE users SET password_hash = ? WHERE id = ?'),
+      setActive: db.prepare<[number, number]>('UPDATE users SET is_active = ? WHERE id = ?'),
+      deleteUser: db.prepare<[number]>('DELETE FROM users WHERE id = ?'),
+      login: db.prepare<[number, number]>('UPDATE users SET last_login = ? WHERE id = ?'),
+      insertSession: db.prepare<[string, number, number, number]>(
+        'INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)',
+      ),
+      insertToken: db.prepare<[string, string, number, number]>(
+        'INSERT INTO refresh_tokens (jti, session_id, issued_at, expires_at) VALUES (?, ?, ?, ?)',
+      ),
+      token: db.prepare<[string], TokenRow>(
+        `SELECT t.jti, t.session_id, t.retired_at, s.revoked_at AS session_revoked_at
+           FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.jti = ?`,
+      ),
+      retire: db.prepare<[number, string]>('UPDATE refresh_tokens SET retired_at = ? WHERE jti = ? AND retired_at IS NULL'),
+      extendSession: db.prepare<[number, string]>('UPDATE sessions SET expires_at = max(expires_at, ?) WHERE id = ?'),
+      revokeSession: db.prepare<[number, string, string]>(
+        'UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL',
+      ),
+      revokeUserSessions: db.prepare<[number, string, number]>(
+        'UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE user_id = ? AND revoked_at IS NULL',
+      ),
+      bumpVersion: db.prepare("UPDATE counters SET value = value + 1 WHERE name = 'revocations'"),
+      version: db.prepare<[], { value: number }>("SELECT value FROM counters WHERE name = 'revocations'"),
+      sessionRevoked: db.prepare<[string], { revoked_at: number | null }>('SELECT revoked_at FROM sessions WHERE id = ?'),
+      revoked: db.prepare<[number], { id: string; expires_at: number }>(
+        'SELECT id, expires_at FROM sessions WHERE revoked_at IS NOT NULL AND expires_at > ?',
+      ),
+      flushTokens: db.prepare<[number]>('DELETE FROM refresh_tokens WHERE expires_at <= ?'),
+      flushSessions: db.prepare<[number]>(
+        'DELETE FROM sessions WHERE expires_at <= ? AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.session_id = sessions.id)',
+      ),
+      hit: db.prepare<[{ key: string; reset: number; now: number }], { count: number; reset_at: number }>(
+        `INSERT INTO rate_limits (key, count, reset_at) VALUES (@key, 1, @reset)
+           ON CONFLICT (key) DO UPDATE SET
+             count = CASE WHEN reset_at <= @now THEN 1 ELSE count + 1 END,
+             reset_at = CASE WHEN reset_at <= @now THEN excluded.reset_at ELSE reset_at END
+         RETURNING count, reset_at`,
+      ),
+      flushHits: db.prepare<[number]>('DELETE FROM rate_limits WHERE reset_at <= ?'),
+    }
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get()
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close()
+  }
+
+  async createUser(username: string, passwordHash: string): Promise<User> {
+    try {
+      return toUser(this.q.insertUser.get(username, passwordHash, now())!)
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new DuplicateUserError(username)
+      throw err
+    }
+  }
+
+  async findUserByUsername(username: string): Promise<User | null> {
+    const r = this.q.userByName.get(username)
+    return r ? toUser(r) : null
+  }
+
+  async findUserById(id: number): Promise<User | null> {
+    const r = this.q.userById.get(id)
+    return r ? toUser(r) : null
+  }
+
+  async listUsers(): Promise<User[]> {
+    return this.q.users.all().map(toUser)
+  }
+
+  async setPassword(userId: number, passwordHash: string): Promise<void> {
+    this.db.transaction(() => {
+      this.q.setHash.run(passwordHash, userId)
+      this.revokeUser(userId, 'password_change')
+    }).immediate()
+  }
+
+  async setActive(userId: number, active: boolean): Promise<void> {
+    this.db.transaction(() => {
+      this.q.setActive.run(active ? 1 : 0, userId)
+      if (!active) this.revokeUser(userId, 'deactivated')
+    }).immediate()
+  }
+
+  async deleteUser(userId: number): Promise<void> {
+    this.db.transaction(() => {
+      this.revokeUser(userId, 'deleted')
+      this.q.deleteUser.run(userId)
+    }).immediate()
+  }
+
+  private revokeUser(userId: number, reason: string) {
+    if (this.q.revokeUserSessions.run(now(), reason, userId).changes > 0) this.q.bumpVersion.run()
+  }
+
+  async recordLogin(userId: number, at: number): Promise<void> {
+    this.q.login.run(at, userId)
+  }
+
+  async createSession(s: { sessionId: string; userId: number; refreshJti: string; issuedAt: number; expiresAt: number }): Promise<void> {
+    this.db.transaction(() => {
+      this.q.insertSession.run(s.sessionId, s.userId, s.issuedAt, s.expiresAt)
+      this.q.insertToken.run(s.refreshJti, s.sessionId, s.issuedAt, s.expiresAt)
+    }).immediate()
+  }
+
+  async rotateRefresh(r: {
+    jti: string
+    now: number
+    graceSeconds: number
+    blacklistOld: boolean
+    next?: { jti: string; expiresAt: number }
+  }): Promise<RotateOutcome> {
+    return this.db.transaction((): RotateOutcome => {
+      const row = this.q.token.get(r.jti)
+      if (!row) return { result: 'unknown' }
+      if (row.session_revoked_at !== null) return { result: 'blacklisted', familyRevoked: false }
+      if (row.retired_at !== null) {
+        if (r.now - row.retired_at < r.graceSeconds) return { result: 'blacklisted', familyRevoked: false }
+        // A retired token came back: whoever holds it may have stolen it. End the whole family.
+        this.q.revokeSession.run(r.now, 'reuse_detected', row.session_id)
+        this.q.bumpVersion.run()
+        return { result: 'blacklisted', familyRevoked: true }
+      }
+      if (r.blacklistOld) this.q.retire.run(r.now, r.jti)
+      if (r.next) {
+        this.q.insertToken.run(r.next.jti, row.session_id, r.now, r.next.expiresAt)
+        this.q.extendSession.run(r.next.expiresAt, row.session_id)
+      }
+      return { result: 'rotated' }
+    }).immediate()
+  }
+
+  async blacklistRefresh(jti: string, at: number): Promise<RotateOutcome> {
+    return this.db.transaction((): RotateOutcome => {
+      const row = this.q.token.get(jti)
+      if (!row) return { result: 'unknown' }
+      if (row.retired_at !== null || row.session_revoked_at !== null) return { result: 'blacklisted', familyRevoked: false }
+      this.q.retire.run(at, jti)
+      this.q.revokeSession.run(at, 'logout', row.session_id)
+      this.q.bumpVersion.run()
+      return { result: 'rotated' }
+    }).immediate()
+  }
+
+  async isRevoked(t: { jti?: string; sessionId?: string }): Promise<boolean> {
+    if (t.jti) {
+      const row = this.q.token.get(t.jti)
+      if (row && (row.retired_at !== null || row.session_revoked_at !== null)) return true
+    }
+    if (t.sessionId) {
+      const s = this.q.sessionRevoked.get(t.sessionId)
+      if (s && s.revoked_at !== null) return true
+    }
+    return false
+  }
+
+  async revocationVersion(): Promise<number> {
+    return this.q.version.get()!.value
+  }
+
+  async revokedSessions(at: number): Promise<RevokedSession[]> {
+    return this.q.revoked.all(at).map((r) => ({ id: r.id, expiresAt: r.expires_at }))
+  }
+
+  async flushExpired(at: number): Promise<number> {
+    return this.db.transaction(() => {
+      const n = this.q.flushTokens.run(at).changes
+      this.q.flushSessions.run(at)
+      this.q.flushHits.run(at * 1000)
+      return n
+    }).immediate()
+  }
+
+  async hit(key: string, windowMs: number, at: number): Promise<{ count: number; resetAt: number }> {
+    const r = this.q.hit.get({ key, reset: at + windowMs, now: at })!
+    return { count: r.count, resetAt: r.reset_at }
+  }
+}
+
+const now = () => Math.floor(Date.now() / 1000)

@@ -1,0 +1,78 @@
+// The store interface: everything runway persists. One interface, one behaviour suite
+// (test/store/behaviour.ts) that every implementation must pass.
+
+export interface User {
+  id: number
+  username: string
+  passwordHash: string
+  isActive: boolean
+  dateJoined: number // epoch seconds
+  lastLogin: number | null
+}
+
+export type RotateOutcome =
+  | { result: 'rotated' }
+  /** The token was already rotated or blacklisted, or its session revoked. */
+  | { result: 'blacklisted'; familyRevoked: boolean }
+  /** Signed by us but never recorded (flushed after expiry, or another deployment's). */
+  | { result: 'unknown' }
+
+export interface RevokedSession {
+  id: string
+  /** After this instant (epoch seconds) no token of the session can be valid anyway. */
+  expiresAt: number
+}
+
+export interface Store {
+  readonly kind: string
+  /** Applies pending migrations; safe when several processes call it at once. */
+  migrate(): Promise<void>
+  /** Throws when the store cannot answer. */
+  ping(): Promise<void>
+  close(): Promise<void>
+
+  createUser(username: string, passwordHash: string): Promise<User>
+  findUserByUsername(username: string): Promise<User | null>
+  findUserById(id: number): Promise<User | null>
+  listUsers(): Promise<User[]>
+  /** Sets the hash and revokes every session of the user, atomically. */
+  setPassword(userId: number, passwordHash: string): Promise<void>
+  /** Deactivation also revokes every session of the user. */
+  setActive(userId: number, active: boolean): Promise<void>
+  deleteUser(userId: number): Promise<void>
+  recordLogin(userId: number, at: number): Promise<void>
+
+  /** A login: a new session (token family) and its first refresh token. */
+  createSession(s: { sessionId: string; userId: number; refreshJti: string; issuedAt: number; expiresAt: number }): Promise<void>
+  /**
+   * Atomically retires refresh token `jti` and records `next` (when given) in the same session.
+   * Presenting a retired token again revokes the whole session, unless it was retired less than
+   * `graceSeconds` ago (two tabs refreshing at once), which is refused without revoking.
+   */
+  rotateRefresh(r: {
+    jti: string
+    now: number
+    graceSeconds: number
+    blacklistOld: boolean
+    next?: { jti: string; expiresAt: number }
+  }): Promise<RotateOutcome>
+  /** Logout: blacklists the refresh token and revokes its session. */
+  blacklistRefresh(jti: string, now: number): Promise<RotateOutcome>
+  /** For /api/token/verify/: is this token (refresh jti or session) dead? */
+  isRevoked(t: { jti?: string; sessionId?: string }): Promise<boolean>
+  /** Increases whenever a session is revoked; cheap enough to poll several times a second. */
+  revocationVersion(): Promise<number>
+  /** Revoked sessions that could still hold unexpired tokens at `now`. */
+  revokedSessions(now: number): Promise<RevokedSession[]>
+  /** Deletes expired refresh tokens and sessions; returns how many tokens went. */
+  flushExpired(now: number): Promise<number>
+
+  /** A fixed-window counter shared by every process on the store (login rate limits). */
+  hit(key: string, windowMs: number, now: number): Promise<{ count: number; resetAt: number }>
+}
+
+export class DuplicateUserError extends Error {
+  constructor(username: string) {
+    super(`a user named ${JSON.stringify(username)} already exists`)
+  }
+}
