@@ -1,0 +1,96 @@
+// Builds the real app on a real listening socket (127.0.0.1, port 0) over a fresh SQLite file.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
+import { buildApp } from '../../src/app.js'
+import { loadConfig, type Config } from '../../src/config.js'
+import { hashPassword, type ScryptParams } from '../../src/auth/passwords.js'
+import { SqliteStore } from '../../src/store/sqlite.js'
+
+export const SIGNING_KEY = 'test-signing-key-that-is-long-enough-0123456789'
+export const PASSWORD = 'correct-horse-battery'
+
+export interface TestApp {
+  app: FastifyInstance
+  url: string
+  config: Config
+  store: SqliteStore
+  dataDir: string
+  logs: string[]
+  close(): Promise<void>
+}
+
+export function testConfig(env: Record<string, string> = {}, dataDir?: string): Config {
+  return loadConfig({ NODE_ENV: 'test', JWT_SIGNING_KEY: SIGNING_KEY, LOG_LEVEL: 'info', DATA_DIR: dataDir ?? '/nonexistent', ...env })
+}
+
+/** Fast scrypt for fixtures only: the API's own hashing (and its timing test) uses the real cost. */
+export const FIXTURE_SCRYPT: ScryptParams = { N: 2 ** 10, r: 8, p: 1 }
+
+export async function startApp(t: Test, env: Record<string, string> = {}): Promise<TestApp> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'runway-test-'))
+  const config = testConfig(env, dataDir)
+  const store = SqliteStore.open(dataDir)
+  const logs: string[] = []
+  const logStream = new Writable({
+    write(chunk, _enc, cb) {
+      logs.push(String(chunk))
+      cb()
+    },
+  })
+  const app = await buildApp(config, { store, logStream })
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  const close = async () => {
+    await app.close()
+    await store.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+  t.teardown(close)
+  return { app, url, config, store, dataDir, logs, close }
+}
+
+export async function createUser(store: SqliteStore, username = 'alice', password = PASSWORD) {
+  return store.createUser(username, await hashPassword(password, FIXTURE_SCRYPT))
+}
+
+export interface Reply {
+  status: number
+  headers: Headers
+  body: any
+  text: string
+}
+
+/** fetch with JSON in and out; `body` is parsed JSON (or undefined). */
+export async function call(url: string, path: string, init: { method?: string; json?: unknown; form?: Record<string, string>; raw?: string; contentType?: string; token?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+  const headers: Record<string, string> = { ...init.headers }
+  let body: string | undefined
+  if (init.json !== undefined) {
+    headers['content-type'] = 'application/json'
+    body = JSON.stringify(init.json)
+  } else if (init.form) {
+    headers['content-type'] = 'application/x-www-form-urlencoded'
+    body = new URLSearchParams(init.form).toString()
+  } else if (init.raw !== undefined) {
+    headers['content-type'] = init.contentType ?? 'application/json'
+    body = init.raw
+  }
+  if (init.token) headers.authorization = `Bearer ${init.token}`
+  const res = await fetch(url + path, { method: init.method ?? (body === undefined ? 'GET' : 'POST'), headers, body })
+  const text = await res.text()
+  let parsed: unknown
+  try {
+    parsed = text ? JSON.parse(text) : undefined
+  } catch {
+    parsed = undefined
+  }
+  return { status: res.status, headers: res.headers, body: parsed, text }
+}
+
+export async function login(url: string, username = 'alice', password = PASSWORD): Promise<{ access: string; refresh: string }> {
+  const r = await call(url, '/api/token/', { json: { username, password } })
+  if (r.status !== 200) throw new Error(`login failed: ${r.status} ${r.text}`)
+  return r.body
+}
