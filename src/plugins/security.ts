@@ -34,6 +34,8 @@ export default fp(
       // HSTS belongs to the TLS terminator (nginx); a plain-HTTP origin must not send it.
       hsts: false,
     })
+    // Bodies are JSON or form-encoded, as DRF's parsers; anything else is a 415.
+    app.removeContentTypeParser('text/plain')
     await app.register(formbody, { bodyLimit: config.bodyLimit })
     await app.register(rateLimit, { global: false, store: sharedRateLimitStore(app.store) })
     if (config.maxEventLoopDelayMs > 0) {
