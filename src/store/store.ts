@@ -72,6 +72,7 @@ export interface Store {
 }
 
 export class DuplicateUserError extends Error {
+  override name = 'DuplicateUserError'
   constructor(username: string) {
     super(`a user named ${JSON.stringify(username)} already exists`)
   }
