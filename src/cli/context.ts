@@ -15,9 +15,14 @@ export function cliConfig(): Config {
 
 export async function withStore<T>(fn: (store: Store, config: Config) => Promise<T>): Promise<T> {
   const config = cliConfig()
-  const store = SqliteStore.open(config.dataDir)
+  let store: Store
   try {
+    store = SqliteStore.open(config.dataDir)
     await store.migrate()
+  } catch (err) {
+    throw new CliError(`cannot open the store in ${config.dataDir} (${(err as Error).message}): check DATA_DIR and its permissions`)
+  }
+  try {
     return await fn(store, config)
   } finally {
     await store.close()

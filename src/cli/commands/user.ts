@@ -22,6 +22,8 @@ The password is never taken from the command line. Examples:
   runway user create --username alice                  # prompts twice
   printf %s "$PW" | runway user create --username alice  # from a script`
 
+const ACTIONS = ['create', 'set-password', 'deactivate', 'activate', 'delete', 'list']
+
 async function mustFind(store: Store, username: string | undefined) {
   if (!username) throw new CliError('--username is required (see --help)', 2)
   const user = await store.findUserByUsername(username)
@@ -49,6 +51,9 @@ export const userCommand: Command = {
     if (values.help) return print(usage), 0
     const [action] = positionals
     const allowWeak = values['allow-weak'] ?? false
+    if (!ACTIONS.includes(action ?? '')) {
+      throw new CliError(`unknown action ${JSON.stringify(action ?? '')}: use ${ACTIONS.join(', ')}`, 2)
+    }
     return withStore(async (store) => {
       switch (action) {
         case 'create': {
@@ -94,9 +99,8 @@ export const userCommand: Command = {
           }
           return 0
         }
-        default:
-          throw new CliError(`unknown action ${JSON.stringify(action ?? '')}: use create, set-password, deactivate, activate, delete or list`, 2)
       }
+      return 0
     })
   },
 }

@@ -1,0 +1,118 @@
+// The `runway` CLI as an ops engineer runs it: a real process, a real SQLite file, stdin for
+// passwords.
+import t, { type Test } from 'tap'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { verifyPassword } from '../src/auth/passwords.js'
+import { SqliteStore } from '../src/store/sqlite.js'
+
+const bin = join(import.meta.dirname, '..', 'bin', 'runway.js')
+
+function cli(t: Test, dataDir: string) {
+  const cwd = mkdtempSync(join(tmpdir(), 'runway-cli-cwd-'))
+  t.teardown(() => rmSync(cwd, { recursive: true, force: true }))
+  return (args: string[], input = '') => {
+    const r = spawnSync(process.execPath, [bin, ...args], { cwd, input, encoding: 'utf8', env: { ...process.env, DATA_DIR: dataDir }, timeout: 60_000 })
+    return { code: r.status, out: r.stdout, err: r.stderr }
+  }
+}
+
+t.test('users: create, list, set-password, deactivate, delete', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'runway-cli-'))
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+  const run = cli(t, dataDir)
+
+  let r = run(['user', 'create', '--username', 'alice'], 'correct-horse-battery\n')
+  t.equal(r.code, 0, r.err)
+  t.match(r.out, /created user alice \(id 1\)/)
+  t.notMatch(r.out + r.err, /correct-horse/, 'the password is not echoed')
+
+  r = run(['user', 'create', '--username', 'alice'], 'another-password\n')
+  t.equal(r.code, 1)
+  t.match(r.err, /^runway user: a user named "alice" already exists\n$/)
+
+  r = run(['user', 'create', '--username', 'bob'], '123\n')
+  t.equal(r.code, 1)
+  t.match(r.err, /too short.*--allow-weak/)
+  r = run(['user', 'create', '--username', 'bob'], '')
+  t.equal(r.code, 1)
+  t.match(r.err, /no password on stdin/)
+  r = run(['user', 'create', '--username', 'bob', '--password', 'x'], '')
+  t.equal(r.code, 2, 'no way to pass a password in argv')
+  t.match(r.err, /Unknown option '--password'/)
+
+  r = run(['user', 'list', '--json'])
+  t.equal(r.code, 0)
+  const users = JSON.parse(r.out)
+  t.match(users, [{ id: 1, username: 'alice', isActive: true }])
+  t.notOk('passwordHash' in users[0], 'hashes are not listed')
+
+  r = run(['user', 'set-password', '--username', 'alice'], 'a-brand-new-password\n')
+  t.equal(r.code, 0, r.err)
+  const store = SqliteStore.open(dataDir)
+  t.teardown(() => store.close())
+  await store.migrate()
+  t.ok(await verifyPassword('a-brand-new-password', (await store.findUserByUsername('alice'))!.passwordHash))
+
+  r = run(['user', 'deactivate', '--username', 'alice'])
+  t.equal(r.code, 0)
+  t.equal((await store.findUserByUsername('alice'))!.isActive, false)
+  r = run(['user', 'list'])
+  t.match(r.out, /1\talice\tno\t-/)
+  r = run(['user', 'activate', '--username', 'alice'])
+  t.equal((await store.findUserByUsername('alice'))!.isActive, true)
+
+  r = run(['user', 'deactivate', '--username', 'nobody'])
+  t.equal(r.code, 1)
+  t.match(r.err, /no user named "nobody": see `runway user list`/)
+  r = run(['user', 'delete', '--username', 'alice'])
+  t.equal(r.code, 0)
+  t.equal(await store.findUserByUsername('alice'), null)
+})
+
+t.test('migrate, tokens flush-expired, keys generate', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'runway-cli-'))
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+  const run = cli(t, dataDir)
+  let r = run(['migrate'])
+  t.equal(r.code, 0)
+  t.match(r.out, /sqlite store at .* is up to date/)
+  r = run(['tokens', 'flush-expired'])
+  t.equal(r.code, 0)
+  t.match(r.out, /flushed 0 expired refresh tokens/)
+  r = run(['keys', 'generate', '--algorithm', 'ES256', '--out', dataDir])
+  t.equal(r.code, 0, r.err)
+  const keyFile = /JWT_PRIVATE_KEY_FILE=(.*)/.exec(r.out)![1]!
+  t.match(readFileSync(keyFile, 'utf8'), /BEGIN PRIVATE KEY/)
+  t.equal(statSync(keyFile).mode & 0o777, 0o600, 'private key readable by its owner only')
+  r = run(['keys', 'generate', '--algorithm', 'HS256'])
+  t.equal(r.code, 2)
+  t.match(r.err, /--algorithm must be RS256, ES256 or EdDSA/)
+})
+
+t.test('help and mistakes', async (t) => {
+  const run = cli(t, '/dev/null/data')
+  let r = run(['--help'])
+  t.equal(r.code, 0)
+  for (const name of ['user', 'migrate', 'tokens', 'keys']) {
+    t.match(r.out, new RegExp(`\\n  ${name} `))
+    const h = run([name, '--help'])
+    t.equal(h.code, 0, `${name} --help`)
+    t.match(h.out, /^Usage: runway /)
+  }
+  r = run([])
+  t.equal(r.code, 2)
+  r = run(['frobnicate'])
+  t.equal(r.code, 2)
+  t.equal(r.err, 'runway: unknown command "frobnicate": run `runway --help` for the list\n')
+  r = run(['user', 'explode'])
+  t.equal(r.code, 2)
+  r = run(['migrate'])
+  t.equal(r.code, 1, 'an unusable DATA_DIR fails')
+  t.match(r.err, /^runway migrate: cannot open the store in \/dev\/null\/data .*: check DATA_DIR and its permissions\n$/)
+  const bad = spawnSync(process.execPath, [bin, 'migrate'], { encoding: 'utf8', env: { ...process.env, PORT: 'x' } })
+  t.equal(bad.status, 78)
+  t.match(bad.stderr, /^runway migrate: configuration error: PORT="x" is invalid/)
+})
