@@ -5,6 +5,7 @@ import closeWithGrace from 'close-with-grace'
 import { createRequire } from 'node:module'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, readEnv, type Config } from './config.js'
+import { connectionDrainer } from './drain.js'
 
 function devBanner(config: Config, url: string): string {
   return [
@@ -42,11 +43,15 @@ async function main(): Promise<void> {
   const dev = config.env === 'development'
   const app = await buildApp(config, { prettyLogs: dev && canPrettyPrint() })
 
-  // SIGINT/SIGTERM (and pm2's "shutdown" message): stop accepting, let in-flight requests finish,
-  // close idle keep-alive sockets and the store. pm2's kill_timeout must exceed SHUTDOWN_GRACE.
-  const closeListeners = closeWithGrace({ delay: config.shutdownGraceMs }, async ({ signal, err }) => {
+  // SIGINT/SIGTERM (and pm2's "shutdown" message): stop accepting, answer what arrives on open
+  // keep-alive connections with `Connection: close` for up to a second, close the idle ones,
+  // let in-flight requests finish, then close the app and its store. Past SHUTDOWN_GRACE the
+  // process exits anyway (code 1); pm2's kill_timeout is longer, so pm2 never has to SIGKILL.
+  const drain = connectionDrainer(app, Math.min(1000, config.shutdownGraceMs / 4))
+  const closeListeners = closeWithGrace({ delay: config.shutdownGraceMs, logger: app.log }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'fatal error, closing')
     else app.log.info({ signal }, 'shutting down gracefully')
+    await drain()
     await app.close()
   })
   process.on('message', (msg) => {

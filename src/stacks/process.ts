@@ -28,6 +28,7 @@ export interface Service {
 }
 
 const live = new Set<Service>()
+const outsiders = new Set<() => number[]>()
 let hooked = false
 /** Whatever happens to this process, leave nothing behind. */
 function reapOnExit() {
@@ -35,6 +36,7 @@ function reapOnExit() {
   hooked = true
   const killAll = () => {
     for (const s of live) killGroup(s.pid, 'SIGKILL')
+    for (const pids of outsiders) for (const pid of pids()) killGroup(pid, 'SIGKILL')
   }
   process.once('exit', killAll)
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
@@ -43,6 +45,17 @@ function reapOnExit() {
       process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1))
     })
   }
+}
+
+/**
+ * Also SIGKILL these processes when this process exits, like services: for daemons that are not
+ * our children (pm2's God daemon detaches itself). `pids` is called at exit, synchronously.
+ * Returns a function that forgets them again.
+ */
+export function killOnExit(pids: () => number[]): () => void {
+  reapOnExit()
+  outsiders.add(pids)
+  return () => outsiders.delete(pids)
 }
 
 export function killGroup(pid: number, signal: NodeJS.Signals): boolean {

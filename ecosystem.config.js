@@ -1,0 +1,85 @@
+// pm2 process file for runway's production runtime.
+//
+//   npm run build && npm start        # = pm2 start ecosystem.config.js --env production
+//   npm run reload                    # zero-downtime: workers replaced one at a time
+//   npm run start:foreground          # pm2-runtime: stays in the foreground (containers, systemd)
+//
+// CommonJS on purpose: pm2 require()s this file (the package root is CommonJS, src/ and dist/
+// are ESM). Only pm2 settings live here; the API's own settings (PORT, DATA_DIR, JWT_*, ...) come
+// from the environment or .env and are validated by src/config.ts in each worker.
+'use strict'
+const { availableParallelism } = require('node:os')
+const { join } = require('node:path')
+
+/** WEB_CONCURRENCY (Heroku's name, also used by gunicorn) = worker count; unset = one per CPU. */
+function workerCount() {
+  const raw = process.env.WEB_CONCURRENCY
+  if (raw === undefined || raw.trim() === '') return availableParallelism()
+  if (!/^[1-9][0-9]*$/.test(raw.trim())) {
+    throw new Error(`WEB_CONCURRENCY=${JSON.stringify(raw)} is invalid: expected a whole number of workers, 1 or more (unset = one per CPU)`)
+  }
+  return Number(raw)
+}
+
+// The app's own grace period (SHUTDOWN_GRACE, default 10 s) is how long a worker lets in-flight
+// requests finish after SIGINT before it exits by itself. pm2 must wait longer than that before
+// it sends SIGKILL, or graceful shutdown is cut short.
+const SHUTDOWN_GRACE_MS = 10_000
+
+// Logs: the API writes pino JSON lines to stdout/stderr; pm2 appends them to these files as they
+// are (no log_type: 'json', which would wrap each JSON line in another JSON object). Point
+// RUNWAY_LOG_DIR at a directory that survives releases (deploy's shared/logs), and rotate it with
+// logrotate (copytruncate) or pm2-logrotate.
+const logDir = process.env.RUNWAY_LOG_DIR || join(__dirname, 'logs')
+
+module.exports = {
+  apps: [
+    {
+      name: 'runway',
+      script: join(__dirname, 'dist', 'server.js'), // compiled by `npm run build`; never tsx here
+      cwd: __dirname, // .env and the default ./data are read relative to this
+
+      // Cluster mode: pm2's master process owns the listening socket and hands each new connection
+      // to the next worker (round robin). Every worker is a full API process on the same port.
+      exec_mode: 'cluster',
+      instances: workerCount(),
+      // Each worker gets its index (0..n-1) in this variable; src/config.ts reads the same name
+      // for the x-runway-worker header and the `worker` field of every log line.
+      instance_var: 'NODE_APP_INSTANCE',
+
+      // Readiness: a worker counts as started (and, during `pm2 reload`, its predecessor is only
+      // stopped) once it sends process.send('ready'), which src/server.ts does after it listens
+      // with its store migrated and reachable. listen_timeout is how long pm2 waits for that
+      // before carrying on anyway.
+      wait_ready: true,
+      listen_timeout: 15_000,
+      // Stopping: pm2 sends SIGINT, the worker stops accepting, finishes in-flight requests,
+      // closes idle keep-alive sockets and the store, and exits (src/server.ts). pm2 sends SIGKILL
+      // after kill_timeout, which is longer than SHUTDOWN_GRACE so that never cuts a request.
+      kill_timeout: SHUTDOWN_GRACE_MS + 5_000,
+
+      // Crash handling: restart a dead worker after 100 ms, backing off (x1.5 per crash, up to
+      // 15 s) while it keeps crashing; the delay resets once a worker stays up for 30 s. A worker
+      // that exits 78 (configuration error) is not restarted: restarting cannot fix a bad setting.
+      autorestart: true,
+      exp_backoff_restart_delay: 100,
+      stop_exit_codes: [78],
+      // A worker whose resident memory grows past this is replaced (a leak guard, not a limit:
+      // an idle worker uses ~70-90 MB).
+      max_memory_restart: process.env.RUNWAY_MAX_MEMORY || '300M',
+
+      out_file: join(logDir, 'runway.out.log'),
+      error_file: join(logDir, 'runway.err.log'),
+      // One file for all workers instead of one per instance; each pino line carries `pid` and
+      // `worker`, so lines stay attributable.
+      merge_logs: true,
+      time: false, // pino already timestamps every line
+
+      // Every other setting comes from the environment pm2 is started with, or .env. After changing
+      // it, `pm2 reload ecosystem.config.js --env production --update-env` hands it to the workers.
+      env_production: {
+        NODE_ENV: 'production',
+      },
+    },
+  ],
+}

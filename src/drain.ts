@@ -1,0 +1,34 @@
+// Connection draining for a graceful stop, so that `pm2 reload` and rolling restarts lose nothing.
+//
+// Fastify's own close() closes idle keep-alive sockets at once and answers 503 to any request
+// that still arrives on an open one. Under load that races: a client's next request is often
+// already on the wire when its socket is cut, and it sees a reset or a 503. So a stopping worker
+// first only stops accepting (in a pm2 worker: leaves the master's round robin, the other workers
+// take the new connections) and keeps answering the requests that arrive on its open
+// connections, each with `Connection: close`, so every client moves on after a complete
+// response. What is still open after `idleMs` is idle: those sockets are closed, in-flight
+// requests are waited for, and only then is the app (and its store) closed.
+import { Server as NetServer } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+
+/** Call before listen(); the returned function drains, and resolves once no connection is left. */
+export function connectionDrainer(app: FastifyInstance, idleMs: number): () => Promise<void> {
+  let draining = false
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close')
+  })
+
+  return async function drain() {
+    if (draining) return
+    draining = true
+    // net.Server's close stops accepting and keeps open connections (http.Server's would also cut
+    // idle keep-alive sockets right now); it calls back once the last connection has closed.
+    const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(app.server, () => resolve()))
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, idleMs)))])
+    clearTimeout(timer)
+    // Whatever is still open is idle (closed now) or mid-request (closes after its response).
+    app.server.closeIdleConnections()
+    await closed
+  }
+}
