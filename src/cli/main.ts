@@ -4,8 +4,10 @@ import { userCommand } from './commands/user.js'
 import { migrateCommand } from './commands/migrate.js'
 import { tokensCommand } from './commands/tokens.js'
 import { keysCommand } from './commands/keys.js'
+import { nginxCommand } from './commands/nginx.js'
+import { tlsCommand } from './commands/tls.js'
 
-export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand]
+export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand]
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length))

@@ -115,8 +115,8 @@ export function parseUpstream(text: string): string | undefined {
   return portOk && hostOk ? `${host}:${Number(port)}` : undefined
 }
 
-function path(flag: string, value: string | undefined): string {
-  if (value === undefined || value === '') return fail(flag, value, 'an absolute path')
+function path(flag: string, value: string | undefined, whenMissing = 'an absolute path'): string {
+  if (value === undefined || value === '') return fail(flag, value, whenMissing)
   if (!isAbsolute(value) || !SAFE_PATH.test(value)) fail(flag, value, 'an absolute path of letters, digits and ._-/@%+=:, (no spaces or quotes)')
   return value.length > 1 ? value.replace(/\/+$/, '') : value
 }
@@ -179,8 +179,8 @@ export function validate(input: NginxInput): NginxSettings {
   let trustedChain = ''
   let resolver = ''
   if (tls) {
-    cert = path('cert', input.cert)
-    key = path('key', input.key)
+    cert = path('cert', input.cert, 'the certificate chain file, e.g. /etc/letsencrypt/live/NAME/fullchain.pem (or --no-tls)')
+    key = path('key', input.key, 'the private key file, e.g. /etc/letsencrypt/live/NAME/privkey.pem (or --no-tls)')
     if (input.trustedChain) {
       trustedChain = path('trusted-chain', input.trustedChain)
       const resolvers = (input.resolver ?? '').split(/[\s,]+/).filter(Boolean)

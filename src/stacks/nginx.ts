@@ -29,6 +29,8 @@ export interface NginxStack extends RunningStack {
   accessLog: string
   errorLog: string
   settings: NginxSettings
+  /** Resolves when the nginx master exits (by stop() or on its own). */
+  exited: Promise<number | null>
 }
 
 export interface StartNginxOptions {
@@ -133,6 +135,7 @@ export async function startNginx(o: StartNginxOptions): Promise<NginxStack> {
       accessLog: settings.accessLog,
       errorLog,
       settings,
+      exited: service.exited,
       async pids() {
         return processTree(service.pid)
       },

@@ -1,0 +1,208 @@
+// `runway nginx render` writes the nginx config from validated values; `runway nginx serve` runs
+// the standalone variant in the foreground in front of app servers that are already running.
+import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { ConfigError, loadConfig, readEnv } from '../../config.js'
+import { findNginx, nginxVersion, NginxTestError, testRendered } from '../../nginx/binary.js'
+import { NginxOptionError, type NginxInput } from '../../nginx/options.js'
+import { renderNginx } from '../../nginx/render.js'
+import { startNginx } from '../../stacks/nginx.js'
+import { CliError, note, parseFlags, print, type Command } from '../command.js'
+
+const usage = `Usage: runway nginx render [options] [--out FILE] [--check]
+       runway nginx serve --upstream HOST:PORT [--upstream …] [--tls] [--prefix DIR]
+
+render: writes an nginx config for the API to stdout or FILE. Every value is validated first; a
+bad one is a one-line error and nothing is written. --check also runs \`nginx -t\` on the result.
+  --variant site|standalone  site (default): for /etc/nginx/sites-available/, inside nginx's http
+                          block; standalone: a whole nginx.conf under --prefix (no root needed)
+  --server-name NAME      host name(s) served, repeatable (standalone: localhost 127.0.0.1)
+  --upstream HOST:PORT    app server(s), repeatable (default 127.0.0.1:$PORT from the app config)
+  --no-tls                plain HTTP only (TLS terminated elsewhere, or before certbot's first run)
+  --cert FILE --key FILE  certificate chain and key (e.g. /etc/letsencrypt/live/NAME/fullchain.pem
+                          and privkey.pem)
+  --trusted-chain FILE    issuer chain: turns on OCSP stapling (needs --resolver IP)
+  --acme-webroot DIR      certbot's webroot for /.well-known/acme-challenge/ (/var/www/letsencrypt)
+  --http-port N --https-port N   (80/443; standalone 8080/8443)
+  --listen ADDR           bind address (default all; standalone 127.0.0.1); --ipv4-only: no [::]
+  --body-limit BYTES      client_max_body_size, = the app's BODY_LIMIT (default from the app config)
+  --rate R --burst N      limit_req on /api/token* per client address (5r/s, 10); --rate off
+  --keepalive N           idle upstream connections kept per worker (32)
+  --proxy-timeout T       upstream read/send timeout (30s)
+  --access-log FILE       JSON access log (/var/log/nginx/NAME.access.log; standalone PREFIX/logs)
+  --prefix DIR --workers N|auto   standalone only
+  --name ID               prefix of upstream/zone/log names (runway)
+  --nginx-version V       target nginx version (default: the installed one, else 1.22)
+Each option may also come from the environment as NGINX_<OPTION> (e.g. NGINX_SERVER_NAME,
+NGINX_UPSTREAM=host1:3000,host2:3000); flags win.
+
+serve: starts the standalone nginx on free 127.0.0.1 ports in front of running app servers and
+stays in the foreground until Ctrl-C. --tls makes a local CA and certificate (PREFIX/tls/ca.crt).`
+
+const options = {
+  variant: { type: 'string' },
+  'server-name': { type: 'string', multiple: true },
+  upstream: { type: 'string', multiple: true },
+  'no-tls': { type: 'boolean' },
+  tls: { type: 'boolean' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  'trusted-chain': { type: 'string' },
+  resolver: { type: 'string' },
+  'acme-webroot': { type: 'string' },
+  'http-port': { type: 'string' },
+  'https-port': { type: 'string' },
+  listen: { type: 'string' },
+  'ipv4-only': { type: 'boolean' },
+  'body-limit': { type: 'string' },
+  rate: { type: 'string' },
+  burst: { type: 'string' },
+  keepalive: { type: 'string' },
+  'proxy-timeout': { type: 'string' },
+  'access-log': { type: 'string' },
+  prefix: { type: 'string' },
+  workers: { type: 'string' },
+  name: { type: 'string' },
+  'nginx-version': { type: 'string' },
+  out: { type: 'string' },
+  check: { type: 'boolean' },
+} as const
+
+type Values = ReturnType<typeof parseFlags<typeof options>>['values']
+
+/** A flag, else NGINX_<FLAG> from the environment (lists comma-separated). */
+function pick(values: Values, flag: keyof typeof options): string | undefined {
+  const v = values[flag]
+  if (Array.isArray(v)) return v.join(',')
+  if (typeof v === 'string') return v
+  if (v === true) return 'true'
+  const env = process.env[`NGINX_${flag.toUpperCase().replace(/-/g, '_')}`]
+  return env === '' ? undefined : env
+}
+const list = (text: string | undefined) => text?.split(',').map((s) => s.trim()).filter(Boolean)
+
+/** The app's own settings that the proxy must match: its port and BODY_LIMIT. */
+function appDefaults(): { port: number; bodyLimit: number } {
+  try {
+    const raw = readEnv()
+    const c = loadConfig({ PORT: raw.PORT, BODY_LIMIT: raw.BODY_LIMIT })
+    return { port: c.port, bodyLimit: c.bodyLimit }
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(`configuration error: ${err.message}`, 78)
+    throw err
+  }
+}
+
+function input(values: Values, nginxVersionText: string | undefined): NginxInput {
+  const app = appDefaults()
+  const flagTrue = (f: keyof typeof options) => /^(1|true|yes)$/i.test(pick(values, f) ?? '')
+  return {
+    variant: pick(values, 'variant'),
+    name: pick(values, 'name'),
+    serverNames: list(pick(values, 'server-name')),
+    upstreams: list(pick(values, 'upstream')) ?? [`127.0.0.1:${app.port}`],
+    tls: !flagTrue('no-tls'),
+    cert: pick(values, 'cert'),
+    key: pick(values, 'key'),
+    trustedChain: pick(values, 'trusted-chain'),
+    resolver: pick(values, 'resolver'),
+    acmeWebroot: pick(values, 'acme-webroot'),
+    httpPort: pick(values, 'http-port'),
+    httpsPort: pick(values, 'https-port'),
+    listen: pick(values, 'listen'),
+    ipv6: flagTrue('ipv4-only') ? false : undefined,
+    bodyLimit: pick(values, 'body-limit') ?? app.bodyLimit,
+    rate: pick(values, 'rate'),
+    burst: pick(values, 'burst'),
+    keepalive: pick(values, 'keepalive'),
+    proxyTimeout: pick(values, 'proxy-timeout'),
+    accessLog: pick(values, 'access-log'),
+    prefix: pick(values, 'prefix'),
+    workers: pick(values, 'workers'),
+    nginxVersion: pick(values, 'nginx-version') ?? nginxVersionText,
+  }
+}
+
+/** Writes next to the target and renames, so FILE is never half-written. */
+function writeAtomically(file: string, text: string) {
+  const dir = dirname(file)
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`--out ${file}: directory ${dir} does not exist; create it first`)
+  const tmp = join(dir, `.${Date.now()}-${process.pid}.runway-tmp`)
+  try {
+    writeFileSync(tmp, text)
+    renameSync(tmp, file)
+  } catch (err) {
+    rmSync(tmp, { force: true })
+    throw new CliError(`cannot write ${file}: ${(err as Error).message}`)
+  }
+}
+
+async function render(values: Values): Promise<number> {
+  const bin = findNginx()
+  if (values.check && !bin) throw new CliError('--check needs nginx: apt-get install -y nginx (or drop --check)')
+  const version = bin ? await nginxVersion(bin).catch(() => undefined) : undefined
+  let rendered: ReturnType<typeof renderNginx>
+  try {
+    rendered = renderNginx(input(values, version))
+  } catch (err) {
+    if (err instanceof NginxOptionError) throw new CliError(err.message, 2)
+    throw err
+  }
+  if (values.check) {
+    try {
+      await testRendered(bin!, rendered.text, rendered.settings.variant, rendered.settings.prefix || undefined)
+    } catch (err) {
+      if (err instanceof NginxTestError) throw new CliError(`nginx -t rejected the config: ${err.message} (nothing written)`)
+      throw err
+    }
+    note('nginx -t: the configuration is valid')
+  }
+  if (values.out) {
+    const out = resolve(values.out)
+    writeAtomically(out, rendered.text)
+    note(`wrote ${out}`)
+  } else {
+    process.stdout.write(rendered.text)
+  }
+  return 0
+}
+
+async function serve(values: Values): Promise<number> {
+  const upstreams = list(pick(values, 'upstream'))
+  if (!upstreams?.length) throw new CliError('--upstream HOST:PORT is required: the app server(s) to proxy to', 2)
+  const prefix = resolve(pick(values, 'prefix') ?? join(tmpdir(), 'runway-nginx-serve'))
+  const rate = pick(values, 'rate')
+  let stack
+  try {
+    stack = await startNginx({
+      upstreams,
+      tls: values.tls ?? false,
+      prefix,
+      rateLimit: rate === 'off' ? false : rate ? { rate, burst: Number(pick(values, 'burst') ?? 10) } : undefined,
+      bodyLimit: pick(values, 'body-limit') ? Number(pick(values, 'body-limit')) : appDefaults().bodyLimit,
+      workers: pick(values, 'workers') === 'auto' ? 'auto' : Number(pick(values, 'workers') ?? 1),
+    })
+  } catch (err) {
+    throw new CliError((err as Error).message, err instanceof NginxOptionError ? 2 : 1)
+  }
+  print(`nginx ${stack.url} (http ${stack.httpUrl}${stack.httpsUrl ? `, https ${stack.httpsUrl}, CA ${stack.caFile}` : ''})`)
+  note(`logs: ${stack.accessLog}, ${stack.errorLog}; Ctrl-C stops nginx`)
+  const code = await stack.exited
+  throw new CliError(`nginx exited (code ${code}); see ${stack.errorLog}`)
+}
+
+export const nginxCommand: Command = {
+  name: 'nginx',
+  summary: 'render the nginx reverse-proxy config (or serve it standalone)',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parseFlags(argv, options, true)
+    if (values.help) return print(usage), 0
+    const action = positionals[0]
+    if (positionals.length > 1) throw new CliError(`unexpected argument ${JSON.stringify(positionals[1])} (see --help)`, 2)
+    if (action === 'render') return render(values)
+    if (action === 'serve') return serve(values)
+    throw new CliError('unknown action: use `runway nginx render` or `runway nginx serve` (see --help)', 2)
+  },
+}
