@@ -1,10 +1,14 @@
 // Compiles src/ to dist/. dist/ gets its own package.json marking it ESM, because the
 // package root stays CommonJS so that pm2 can require() ecosystem.config.js.
-import { execFileSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { rmSync, copyFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
 rmSync('dist', { recursive: true, force: true })
-execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { stdio: 'inherit' })
+const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { stdio: 'inherit' })
+if (tsc.status !== 0) {
+  process.stderr.write('build: TypeScript reported the errors above; fix them and run `npm run build` again\n')
+  process.exit(1)
+}
 copyFileSync('src/package.json', 'dist/package.json')
