@@ -6,8 +6,12 @@ import { tokensCommand } from './commands/tokens.js'
 import { keysCommand } from './commands/keys.js'
 import { nginxCommand } from './commands/nginx.js'
 import { tlsCommand } from './commands/tls.js'
+import { deployCommand } from './commands/deploy.js'
+import { rollbackCommand } from './commands/rollback.js'
+import { releasesCommand } from './commands/releases.js'
+import { statusCommand } from './commands/status.js'
 
-export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand]
+export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, releasesCommand, statusCommand]
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length))
