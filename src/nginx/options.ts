@@ -22,6 +22,8 @@ export interface NginxInput {
   /** Address to listen on; the site variant listens on all addresses by default. */
   listen?: string
   ipv6?: boolean
+  /** Add the default servers that drop unknown Host headers (one per port in the whole nginx). */
+  defaultServer?: boolean
   cert?: string
   key?: string
   /** CA chain of the certificate's issuer: turns on OCSP stapling (needs a resolver). */
@@ -53,6 +55,7 @@ export interface NginxSettings {
   httpsPort: number
   listen: string
   ipv6: boolean
+  defaultServer: boolean
   cert: string
   key: string
   trustedChain: string
@@ -239,6 +242,7 @@ export function validate(input: NginxInput): NginxSettings {
     httpsPort,
     listen,
     ipv6,
+    defaultServer: input.defaultServer ?? true,
     cert,
     key,
     trustedChain,
@@ -267,6 +271,8 @@ export function templateValues(s: NginxSettings): TemplateValues {
     keepalive: s.keepalive,
     tls: s.tls,
     ipv6: s.ipv6,
+    default_server: s.defaultServer,
+    tls_default_server: s.defaultServer && s.tls,
     http_port: s.httpPort,
     https_port: s.httpsPort,
     http_listen: addr(s.httpPort),

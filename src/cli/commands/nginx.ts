@@ -33,6 +33,8 @@ bad one is a one-line error and nothing is written. --check also runs \`nginx -t
   --access-log FILE       JSON access log (/var/log/nginx/NAME.access.log; standalone PREFIX/logs)
   --prefix DIR --workers N|auto   standalone only
   --name ID               prefix of upstream/zone/log names (runway)
+  --no-default-server     leave out the servers that drop unknown Host headers (when another
+                          site in the same nginx already has them)
   --nginx-version V       target nginx version (default: the installed one, else 1.22)
 Each option may also come from the environment as NGINX_<OPTION> (e.g. NGINX_SERVER_NAME,
 NGINX_UPSTREAM=host1:3000,host2:3000); flags win.
@@ -55,6 +57,7 @@ const options = {
   'https-port': { type: 'string' },
   listen: { type: 'string' },
   'ipv4-only': { type: 'boolean' },
+  'no-default-server': { type: 'boolean' },
   'body-limit': { type: 'string' },
   rate: { type: 'string' },
   burst: { type: 'string' },
@@ -112,6 +115,7 @@ function input(values: Values, nginxVersionText: string | undefined): NginxInput
     httpsPort: pick(values, 'https-port'),
     listen: pick(values, 'listen'),
     ipv6: flagTrue('ipv4-only') ? false : undefined,
+    defaultServer: !flagTrue('no-default-server'),
     bodyLimit: pick(values, 'body-limit') ?? app.bodyLimit,
     rate: pick(values, 'rate'),
     burst: pick(values, 'burst'),
