@@ -17,11 +17,11 @@ import tokenRoutes from './routes/token.js'
 import meRoutes from './routes/me.js'
 import passwordRoutes from './routes/password.js'
 import jwksRoutes from './routes/jwks.js'
-import { SqliteStore } from './store/sqlite.js'
+import { openStore } from './store/open.js'
 import type { Store } from './store/store.js'
 
 export interface AppDeps {
-  /** Defaults to the SQLite store under config.dataDir, closed with the app. */
+  /** Defaults to the configured store (openStore), closed with the app. */
   store?: Store
   keys?: KeyRing
   /** Pretty logs (the dev server); otherwise JSON. */
@@ -58,7 +58,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.server.headersTimeout = config.headersTimeoutMs
 
   const keys = deps.keys ?? loadKeyRing(config.jwt)
-  const store = deps.store ?? SqliteStore.open(config.dataDir)
+  const store = deps.store ?? openStore(config)
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)

@@ -26,6 +26,7 @@ export const EnvSchema = Type.Object({
   HOST: Str('127.0.0.1', 'Address to listen on'),
   PORT: Int(3000, 0, 65535, 'Port to listen on (0 picks a free one)'),
   DATA_DIR: Str('./data', 'Directory of the embedded SQLite database'),
+  DATABASE_URL: Type.String({ default: '', pattern: '^(postgres(ql)?://.*)?$', description: 'PostgreSQL URL; empty = embedded SQLite in DATA_DIR', expected: 'empty, or a postgres:// URL' }),
   JWT_ALGORITHM: Enum(ALGORITHMS, 'HS256', 'Signing algorithm'),
   JWT_SIGNING_KEY: Str('', 'HMAC secret for HS* algorithms (at least 32 bytes in production)'),
   JWT_PRIVATE_KEY_FILE: Str('', 'PEM private key for RS256/ES256/EdDSA'),
@@ -64,6 +65,8 @@ export interface Config {
   host: string
   port: number
   dataDir: string
+  /** PostgreSQL connection URL, or '' for the embedded SQLite store. */
+  databaseUrl: string
   jwt: {
     algorithm: Algorithm
     signingKey: string
@@ -152,6 +155,7 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     host: e.HOST,
     port: e.PORT,
     dataDir: resolve(e.DATA_DIR),
+    databaseUrl: e.DATABASE_URL,
     jwt: {
       algorithm: e.JWT_ALGORITHM,
       signingKey: e.JWT_SIGNING_KEY,

@@ -111,7 +111,7 @@ t.test('help and mistakes', async (t) => {
   t.equal(r.code, 2)
   r = run(['migrate'])
   t.equal(r.code, 1, 'an unusable DATA_DIR fails')
-  t.match(r.err, /^runway migrate: cannot open the store in \/dev\/null\/data .*: check DATA_DIR and its permissions\n$/)
+  t.match(r.err, /^runway migrate: cannot open the store \(.*\): check DATA_DIR and its permissions\n$/)
   const bad = spawnSync(process.execPath, [bin, 'migrate'], { encoding: 'utf8', env: { ...process.env, PORT: 'x' } })
   t.equal(bad.status, 78)
   t.match(bad.stderr, /^runway migrate: configuration error: PORT="x" is invalid/)

@@ -1,6 +1,6 @@
 // Shared helpers for commands that need the configured store.
 import { ConfigError, loadConfig, readEnv, type Config } from '../config.js'
-import { SqliteStore } from '../store/sqlite.js'
+import { openStore } from '../store/open.js'
 import type { Store } from '../store/store.js'
 import { CliError } from './command.js'
 
@@ -17,10 +17,11 @@ export async function withStore<T>(fn: (store: Store, config: Config) => Promise
   const config = cliConfig()
   let store: Store
   try {
-    store = SqliteStore.open(config.dataDir)
+    store = openStore(config)
     await store.migrate()
   } catch (err) {
-    throw new CliError(`cannot open the store in ${config.dataDir} (${(err as Error).message}): check DATA_DIR and its permissions`)
+    const where = config.databaseUrl ? 'DATABASE_URL' : 'DATA_DIR'
+    throw new CliError(`cannot open the store (${(err as Error).message}): check ${where} and its permissions`)
   }
   try {
     return await fn(store, config)

@@ -37,3 +37,39 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE TABLE rate_limits (key TEXT PRIMARY KEY, count INTEGER NOT NULL, reset_at INTEGER NOT NULL);
   `,
 ]
+
+/** The same schema for PostgreSQL; runway_schema records how many ran. */
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE users (
+    id            bigserial PRIMARY KEY,
+    username      text    NOT NULL UNIQUE,
+    password_hash text    NOT NULL,
+    is_active     boolean NOT NULL DEFAULT true,
+    date_joined   bigint  NOT NULL,
+    last_login    bigint
+  );
+  CREATE TABLE sessions (
+    id             text   PRIMARY KEY,
+    user_id        bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at     bigint NOT NULL,
+    expires_at     bigint NOT NULL,
+    revoked_at     bigint,
+    revoked_reason text
+  );
+  CREATE INDEX sessions_user ON sessions (user_id);
+  CREATE INDEX sessions_revoked ON sessions (revoked_at) WHERE revoked_at IS NOT NULL;
+  CREATE TABLE refresh_tokens (
+    jti        text   PRIMARY KEY,
+    session_id text   NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    issued_at  bigint NOT NULL,
+    expires_at bigint NOT NULL,
+    retired_at bigint
+  );
+  CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id);
+  CREATE INDEX refresh_tokens_expiry ON refresh_tokens (expires_at);
+  CREATE TABLE counters (name text PRIMARY KEY, value bigint NOT NULL);
+  INSERT INTO counters (name, value) VALUES ('revocations', 0);
+  CREATE TABLE rate_limits (key text PRIMARY KEY, count integer NOT NULL, reset_at bigint NOT NULL);
+  `,
+]

@@ -9,6 +9,7 @@ import { buildApp } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { hashPassword, type ScryptParams } from '../../src/auth/passwords.js'
 import { SqliteStore } from '../../src/store/sqlite.js'
+import type { Store } from '../../src/store/store.js'
 
 export const SIGNING_KEY = 'test-signing-key-that-is-long-enough-0123456789'
 export const PASSWORD = 'correct-horse-battery'
@@ -52,7 +53,7 @@ export async function startApp(t: Test, env: Record<string, string> = {}): Promi
   return { app, url, config, store, dataDir, logs, close }
 }
 
-export async function createUser(store: SqliteStore, username = 'alice', password = PASSWORD) {
+export async function createUser(store: Store, username = 'alice', password = PASSWORD) {
   return store.createUser(username, await hashPassword(password, FIXTURE_SCRYPT))
 }
 

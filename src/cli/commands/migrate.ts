@@ -12,7 +12,7 @@ export const migrateCommand: Command = {
   usage,
   async run(argv) {
     if (parseFlags(argv, {}).values.help) return print(usage), 0
-    await withStore(async (store, config) => print(`${store.kind} store at ${config.dataDir} is up to date`))
+    await withStore(async (store, config) => print(`${store.kind} store ${config.databaseUrl ? '' : `at ${config.dataDir} `}is up to date`))
     return 0
   },
 }
