@@ -1,0 +1,98 @@
+// The ceiling twin: the thinnest app that does what GET /api/me/ does — a bare node:http server
+// that verifies the same HS256 access token, reads the user from the same SQLite file the same
+// way (better-sqlite3, one indexed read by id) and returns the same JSON. No framework, no
+// plugins, no logging, no schema, no revocation set. With CEILING_WORKERS=n it runs as a
+// node:cluster of n workers, the topology pm2's cluster mode uses. `runway compare --ceiling`
+// measures it beside each production stage; stage ÷ twin is the stage's efficiency.
+//
+//   PORT=3000 DATA_DIR=./data JWT_SIGNING_KEY=... [CEILING_WORKERS=2] node --import tsx loadtest/ceiling-server.ts
+import cluster from 'node:cluster'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import Database from 'better-sqlite3'
+import { verifyHs256 } from '../src/loadtest/hs256.js'
+import { sqliteFile } from '../src/store/sqlite.js'
+
+const env = process.env
+const workers = Number(env.CEILING_WORKERS ?? '0')
+const key = env.JWT_SIGNING_KEY ?? ''
+if (!key || !env.DATA_DIR) {
+  process.stderr.write('ceiling-server: set JWT_SIGNING_KEY and DATA_DIR (the stack\'s SQLite directory)\n')
+  process.exit(78)
+}
+
+const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
+const NOT_VALID = '{"detail":"Given token not valid for any token type","code":"token_not_valid"}'
+
+function send(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, { ...JSON_TYPE, 'content-length': Buffer.byteLength(body) })
+  res.end(body)
+}
+
+function serve(): void {
+  const db = new Database(sqliteFile(env.DATA_DIR!))
+  db.pragma('busy_timeout = 5000')
+  const findUser = db.prepare<[number], { id: number; username: string; is_active: number }>('SELECT id, username, is_active FROM users WHERE id = ?')
+
+  const me = (req: IncomingMessage, res: ServerResponse) => {
+    const header = req.headers.authorization
+    if (!header?.startsWith('Bearer ')) return send(res, 401, '{"detail":"Authentication credentials were not provided."}')
+    const claims = verifyHs256(header.slice(7), key)
+    if (!claims || claims.token_type !== 'access') return send(res, 401, NOT_VALID)
+    const user = findUser.get(Number(claims.user_id))
+    if (!user || user.is_active !== 1) return send(res, 401, '{"detail":"User not found","code":"user_not_found"}')
+    send(res, 200, JSON.stringify({ id: user.id, username: user.username }))
+  }
+
+  const verify = (req: IncomingMessage, res: ServerResponse) => {
+    let body = ''
+    req.setEncoding('utf8')
+    req.on('data', (c: string) => (body += c))
+    req.on('end', () => {
+      let token: unknown
+      try {
+        token = (JSON.parse(body) as { token?: unknown }).token
+      } catch {
+        return send(res, 400, '{"detail":"JSON parse error"}')
+      }
+      const valid = typeof token === 'string' && verifyHs256(token, key) !== null
+      send(res, valid ? 200 : 401, valid ? '{}' : NOT_VALID)
+    })
+  }
+
+  const server = createServer((req, res) => {
+    const path = req.url ?? '/'
+    if (req.method === 'GET' && (path === '/api/me/' || path === '/api/me')) return me(req, res)
+    if (req.method === 'GET' && (path === '/healthz' || path === '/readyz')) return send(res, 200, '{"status":"ok"}')
+    if (req.method === 'POST' && (path === '/api/token/verify/' || path === '/api/token/verify')) return verify(req, res)
+    send(res, 404, '{"detail":"Not found."}')
+  })
+  // The same keep-alive the API uses (above nginx's upstream keepalive_timeout).
+  server.keepAliveTimeout = 65_000
+  server.listen(Number(env.PORT ?? '3000'), env.HOST ?? '127.0.0.1')
+  const close = () => server.close(() => process.exit(0))
+  process.on('SIGTERM', close)
+  process.on('SIGINT', close)
+}
+
+if (workers > 0 && cluster.isPrimary) {
+  let stopping = false
+  for (let i = 0; i < workers; i++) cluster.fork()
+  // A twin never restarts a worker: if one dies the measurement is void, so the twin exits.
+  cluster.on('exit', (w, code) => {
+    if (stopping) return
+    process.stderr.write(`ceiling-server: worker ${w.process.pid} exited (${code}); stopping\n`)
+    process.exit(1)
+  })
+  const stop = () => {
+    stopping = true
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM')
+    setTimeout(() => process.exit(0), 2000).unref()
+    cluster.on('exit', () => {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0)
+    })
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+} else {
+  serve()
+}

@@ -1,0 +1,86 @@
+import { resolve } from 'node:path'
+import { CliError, parseFlags, print, type Command } from '../command.js'
+import { compare, STAGE_IDS, type StageId } from '../../loadtest/compare.js'
+import { defaultOutDir, engineFlag, int, MEASURE_FLAGS, MEASURE_HELP, measureSettings, scenarioList } from '../../loadtest/cli-options.js'
+import { Progress } from '../../loadtest/progress.js'
+import { SCENARIO_NAMES } from '../../loadtest/scenarios.js'
+import { scenarioTable, scenariosOf, targetLines, textTable } from '../../loadtest/table.js'
+
+const usage = `Usage: runway compare [options]
+
+Brings up each stack on this machine in turn, warms it up, measures the scenarios, stops it and
+leaves nothing running:
+  dev      the dev server exactly as \`npm run dev\` runs it (tsx watch, pretty logs)
+  single   one compiled production process (node dist/server.js, JSON logs)
+  cluster  the pm2 cluster from ecosystem.config.js (one worker per CPU unless --instances)
+  nginx    nginx → pm2 cluster over HTTP, with the rendered templates
+  tls      nginx (TLS, generated certificate) → pm2 cluster over HTTPS
+Prints a table per scenario and writes results.json, report.md and report.html (charts, works
+offline) to loadtest/results/<timestamp>/. Progress goes to stderr.
+
+Options:
+${MEASURE_HELP.replace('DEFAULT_RUNS', '3').replace('DEFAULT_WARMUP', '3')}
+  --stages LIST         which stacks, from: ${STAGE_IDS.join(', ')} (default: all)
+  --ceiling             also measure each production stack's ceiling twin (bare node:http, bare
+                        node:cluster, the same nginx in front of it) and show efficiency =
+                        stack ÷ twin
+  --instances N         pm2 and node:cluster workers (default: one per CPU)
+  --users N             users the login-based scenarios spread over (default 8)
+
+Stacks run on free ports with a fresh SQLite data dir, a random signing key, and login rate
+limits off (they would turn login-heavy scenarios into 429s). A stack whose requirement is
+missing (no nginx) is reported as skipped. Goals (each production stack ≥ 80% of its twin on me,
+cluster ≥ 1.5× one process, 0 session errors) are shown, not enforced; for a gate use
+\`runway loadtest --threshold\`.
+
+Exit status: 0 when every stack ran (skipped ones included), 1 when a stack failed to start or
+to be measured, 2 for bad usage.`
+
+function stageList(value: string | undefined): StageId[] | undefined {
+  if (value === undefined) return undefined
+  const ids = value.split(',').map((s) => s.trim()).filter(Boolean)
+  const bad = ids.find((id) => !STAGE_IDS.includes(id as StageId))
+  if (bad || ids.length === 0) throw new CliError(`unknown stage ${JSON.stringify(bad ?? value)}: choose from ${STAGE_IDS.join(', ')}`, 2)
+  return ids as StageId[]
+}
+
+export const compareCommand: Command = {
+  name: 'compare',
+  summary: 'load-test dev server vs production stacks on this machine (tables, JSON, HTML)',
+  usage,
+  async run(argv) {
+    const { values } = parseFlags(argv, {
+      ...MEASURE_FLAGS,
+      stages: { type: 'string' },
+      ceiling: { type: 'boolean' },
+      instances: { type: 'string' },
+      users: { type: 'string' },
+    })
+    if (values.help) return print(usage), 0
+    const settings = measureSettings(values, { runs: 3, warmup: 3 })
+    const progress = new Progress(process.stderr, values.quiet ?? false)
+    const { results, dir } = await compare({
+      scenarios: scenarioList(values.scenarios, SCENARIO_NAMES),
+      settings,
+      engine: engineFlag(values.engine),
+      ceiling: values.ceiling ?? false,
+      ...(values.stages ? { stages: stageList(values.stages)! } : {}),
+      ...(values.instances ? { instances: int(values.instances, '--instances', 2, 1, 256) } : {}),
+      users: int(values.users, '--users', 8, 1, 1000),
+      outDir: resolve(values.out ?? defaultOutDir()),
+      progress,
+    })
+    if (values.json) print(JSON.stringify(results, null, 2))
+    else {
+      for (const scenario of scenariosOf(results)) print(`\n${scenario}\n${textTable(scenarioTable(results, scenario))}`)
+      if (results.targets.length) print(`\nTargets (goals, not enforced):\n${targetLines(results).map((l) => `  ${l}`).join('\n')}`)
+      if (results.warnings.length) print(`\nWarnings:\n${results.warnings.map((w) => `  - ${w}`).join('\n')}`)
+      print(`\nWrote ${dir}/results.json, report.md and report.html`)
+    }
+    const failed = results.stages.filter((s) => s.status === 'failed')
+    const failedRows = results.results.filter((r) => r.status === 'failed')
+    if (failed.length) throw new CliError(`${failed[0]!.label} failed: ${failed[0]!.reason} (results so far are in ${dir})`)
+    if (failedRows.length) throw new CliError(`${failedRows[0]!.stage} ${failedRows[0]!.scenario} could not be measured: ${failedRows[0]!.reason} (see ${dir})`)
+    return 0
+  },
+}

@@ -1,0 +1,404 @@
+// `runway compare`: brings up each stack on this machine in turn — dev server, one production
+// process, the pm2 cluster, nginx → cluster over HTTP and over TLS, and with --ceiling their bare
+// twins — waits until it is ready, measures the scenarios, stops it, and writes results.json,
+// report.md and report.html. Every stack is stopped in a finally; the stacks' own reapers kill
+// what is left if this process is interrupted.
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { processTree, startDevServer, startProductionProcess, stageCopy, type StagedCopy } from '../stacks/api.js'
+import { startPm2Cluster } from '../stacks/pm2.js'
+import { findNginx, startNginx } from '../stacks/nginx.js'
+import { freePort, startService, waitForHttp } from '../stacks/process.js'
+import type { EngineName } from './engines.js'
+import { obtainTokens } from './http.js'
+import { machineFacts } from './machine.js'
+import { measureScenario, type MeasureSettings } from './measure.js'
+import type { Progress } from './progress.js'
+import { renderHtml } from './report-html.js'
+import { renderMarkdown } from './report-md.js'
+import { assertResults, type ResultRow, type Results, type Stage, type Target } from './schema.js'
+import { CEILING_SERVER_FILE, ROOT, scenario as scenarioByName, type ScenarioContext, type ScenarioName } from './scenarios.js'
+import { benchPassword, createBenchUsers, type BenchUsers } from './users.js'
+import { mintAccessToken } from './hs256.js'
+import { errorRate, failures, fmtInt } from './stats.js'
+
+export type StageId = 'dev' | 'single' | 'cluster' | 'nginx' | 'tls' | 'bare-single' | 'bare-cluster' | 'bare-nginx' | 'bare-tls'
+export const STAGE_IDS: readonly StageId[] = ['dev', 'single', 'cluster', 'nginx', 'tls']
+const TWIN_OF: Record<string, StageId> = { single: 'bare-single', cluster: 'bare-cluster', nginx: 'bare-nginx', tls: 'bare-tls' }
+
+export interface CompareOptions {
+  scenarios: ScenarioName[]
+  settings: MeasureSettings
+  engine: EngineName
+  ceiling: boolean
+  /** Which of the five stages to run (twins follow their stage). Default: all. */
+  stages?: StageId[]
+  /** pm2 and node:cluster workers; default one per CPU. */
+  instances?: number
+  /** How many users the login-based scenarios spread over. */
+  users: number
+  /** Where results.json and the reports go (created). */
+  outDir: string
+  progress?: Progress
+  signal?: AbortSignal
+}
+
+interface Running {
+  url: string
+  ca?: string
+  pids(): Promise<number[]>
+  stop(): Promise<void>
+  /** Twins cannot log in: their tokens are minted with the shared key. */
+  mint: boolean
+}
+
+interface StageDef {
+  id: StageId
+  label: string
+  kind: 'stage' | 'twin'
+  twinOf?: StageId
+  nginx?: boolean
+  explanation: string
+  start(ctx: StageContext): Promise<Running>
+}
+
+interface StageContext {
+  env: Record<string, string>
+  dataDir: string
+  logDir: string
+  key: string
+  instances: number
+  dist(): Promise<StagedCopy>
+  src(): Promise<StagedCopy>
+}
+
+const hostPort = (url: string) => new URL(url).host
+
+/** Several stacks at once (nginx over a cluster): stop them all, last started first. */
+function combine(parts: { stop(): Promise<void>; pids(): Promise<number[]> }[], front: { url: string; ca?: string }, mint: boolean): Running {
+  return {
+    ...front,
+    mint,
+    pids: async () => (await Promise.all(parts.map((p) => p.pids()))).flat(),
+    stop: async () => {
+      for (const p of [...parts].reverse()) await p.stop().catch(() => undefined)
+    },
+  }
+}
+
+/** The bare node:http twin (loadtest/ceiling-server.ts), one process or a node:cluster. */
+async function startCeiling(ctx: StageContext, workers: number, name: string): Promise<Running> {
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const service = startService({
+    name,
+    command: process.execPath,
+    args: ['--import', 'tsx', CEILING_SERVER_FILE],
+    cwd: ROOT,
+    env: { ...process.env, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), DATA_DIR: ctx.dataDir, JWT_SIGNING_KEY: ctx.key, CEILING_WORKERS: String(workers) },
+    logFile: join(ctx.logDir, `${name.replaceAll(' ', '-')}.log`),
+  })
+  try {
+    await waitForHttp(`${url}/healthz`, { service, timeoutMs: 20_000 })
+  } catch (err) {
+    await service.stop(2000)
+    throw err
+  }
+  return { url, mint: true, pids: async () => processTree(service.pid), stop: () => service.stop(5000) }
+}
+
+async function nginxOver(upstream: Running, tls: boolean): Promise<Running> {
+  const nginx = await startNginx({ upstreams: [hostPort(upstream.url)], tls, rateLimit: false }).catch(async (err: unknown) => {
+    await upstream.stop()
+    throw err
+  })
+  const ca = nginx.caFile ? readFileSync(nginx.caFile, 'utf8') : undefined
+  return combine([upstream, nginx], { url: nginx.url, ...(ca ? { ca } : {}) }, upstream.mint)
+}
+
+const cluster = async (ctx: StageContext): Promise<Running> => {
+  const copy = await ctx.dist()
+  const pm2 = await startPm2Cluster({ cwd: copy.dir, instances: ctx.instances, env: { ...ctx.env, RUNWAY_LOG_DIR: join(ctx.logDir, 'pm2') } })
+  return combine([pm2], { url: pm2.url }, false)
+}
+
+function stageDefs(instances: number): StageDef[] {
+  const w = `${instances} worker${instances === 1 ? '' : 's'}`
+  return [
+    {
+      id: 'dev',
+      label: 'dev server',
+      kind: 'stage',
+      explanation:
+        'Exactly `npm run dev`: tsx watch (TypeScript transpiled on load, a file watcher beside it), NODE_ENV=development, and a pino-pretty line for every request. One process, so one core: no crash recovery, no zero-downtime reload, no TLS, no buffering of slow clients. Its event loop is the same as production\'s, so on cheap endpoints it is not far behind one production process; the gap is mostly per-request pretty logging.',
+      start: async (ctx) => {
+        const copy = await ctx.src()
+        const s = await startDevServer({ cwd: copy.dir, env: ctx.env, logFile: join(ctx.logDir, 'dev-server.log') })
+        return { url: s.url, mint: false, pids: () => s.pids(), stop: () => s.stop() }
+      },
+    },
+    {
+      id: 'single',
+      label: 'production, one process',
+      kind: 'stage',
+      explanation:
+        'Compiled JavaScript (`node dist/server.js`), NODE_ENV=production, JSON logs to a file and no per-request log lines (the production policy: nginx keeps the access log; errors and warnings still log). Still one event loop on one core: what it gains on the dev server is logging and the watcher, not parallelism.',
+      start: async (ctx) => {
+        const copy = await ctx.dist()
+        const s = await startProductionProcess({ cwd: copy.dir, env: ctx.env, logFile: join(ctx.logDir, 'production.log') })
+        return { url: s.url, mint: false, pids: () => s.pids(), stop: () => s.stop() }
+      },
+    },
+    {
+      id: 'bare-single',
+      label: 'ceiling: bare node:http',
+      kind: 'twin',
+      twinOf: 'single',
+      explanation:
+        'The thinnest app that answers the same requests: node:http, the same HS256 check (HMAC-SHA256 per request), the same SQLite read, the same JSON; no framework, plugins, logging, schemas or revocation set. The ceiling of one process on this machine.',
+      start: (ctx) => startCeiling(ctx, 0, 'ceiling single'),
+    },
+    {
+      id: 'cluster',
+      label: `pm2 cluster (${w})`,
+      kind: 'stage',
+      explanation: `pm2 cluster mode from ecosystem.config.js, ${w}: pm2's master accepts each connection and hands it to a worker (round robin), so every core serves requests, crashed workers are restarted and \`pm2 reload\` replaces workers without dropping requests. On a small machine the load generator competes with the workers for the same cores, which caps the gain below the worker count.`,
+      start: cluster,
+    },
+    {
+      id: 'bare-cluster',
+      label: `ceiling: bare node:cluster (${w})`,
+      kind: 'twin',
+      twinOf: 'cluster',
+      explanation: `The bare twin as a node:cluster of ${w} — the same round-robin master pm2 uses — with nothing else: the ceiling of this topology here.`,
+      start: (ctx) => startCeiling(ctx, ctx.instances, 'ceiling cluster'),
+    },
+    {
+      id: 'nginx',
+      label: 'nginx → pm2 cluster (HTTP)',
+      kind: 'stage',
+      nginx: true,
+      explanation:
+        'The rendered nginx config in front of the cluster: nginx parses each request again, proxies it over keep-alive upstream connections, buffers slow clients, writes the JSON access log and adds security headers. That is another process doing HTTP work per request on the same cores, so on a small machine the proxy costs real throughput; on a server with spare cores, and with slow clients, it buys resilience.',
+      start: async (ctx) => nginxOver(await cluster(ctx), false),
+    },
+    {
+      id: 'bare-nginx',
+      label: 'ceiling: nginx → bare cluster (HTTP)',
+      kind: 'twin',
+      twinOf: 'nginx',
+      nginx: true,
+      explanation: 'The same rendered nginx in front of the bare node:cluster twin: what the proxy topology allows on this machine.',
+      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster'), false),
+    },
+    {
+      id: 'tls',
+      label: 'nginx (TLS) → pm2 cluster',
+      kind: 'stage',
+      nginx: true,
+      explanation:
+        'As nginx over HTTP, plus TLS 1.2/1.3 termination with a generated certificate. Keep-alive connections pay the handshake once; each request then pays symmetric encryption and record framing in nginx.',
+      start: async (ctx) => nginxOver(await cluster(ctx), true),
+    },
+    {
+      id: 'bare-tls',
+      label: 'ceiling: nginx (TLS) → bare cluster',
+      kind: 'twin',
+      twinOf: 'tls',
+      nginx: true,
+      explanation: 'The same TLS nginx in front of the bare node:cluster twin.',
+      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster'), true),
+    },
+  ]
+}
+
+/** The context each connection of a scenario starts from: tokens, or the users and password. */
+async function scenarioContext(name: ScenarioName, run: Running, users: BenchUsers, key: string, connections: number): Promise<ScenarioContext> {
+  const s = scenarioByName(name)
+  if (s.needs === 'nothing') return { scenario: name }
+  if (s.needs === 'credentials') return { scenario: name, users: users.usernames, password: users.password }
+  const n = Math.max(1, Math.min(users.ids.length, connections))
+  const tokens: string[] = []
+  for (let i = 0; i < n; i++) {
+    tokens.push(run.mint ? mintAccessToken(users.ids[i]!, key) : (await obtainTokens(run.url, users.usernames[i]!, users.password, run.ca)).access)
+  }
+  return { scenario: name, tokens }
+}
+
+export interface CompareOutcome {
+  results: Results
+  dir: string
+}
+
+export async function compare(o: CompareOptions): Promise<CompareOutcome> {
+  const instances = o.instances ?? availableParallelism()
+  const wanted = new Set<StageId>(o.stages ?? STAGE_IDS)
+  const defs = stageDefs(instances).filter((d) => (d.kind === 'stage' ? wanted.has(d.id) : o.ceiling && d.twinOf !== undefined && wanted.has(d.twinOf)))
+  const nginxBin = findNginx()
+  const work = mkdtempSync(join(tmpdir(), 'runway-compare-'))
+  const key = randomBytes(48).toString('base64url') // a fresh strong key per run: production refuses weak ones
+  const stages: Stage[] = []
+  const rows: ResultRow[] = []
+  const warnings: string[] = []
+  const copies: Partial<Record<'src' | 'dist', Promise<StagedCopy>>> = {}
+  const say = (text: string) => (o.progress ? o.progress.note(text) : undefined)
+  try {
+    say(`runway compare: ${defs.length} stacks × ${o.scenarios.length} scenarios, ${o.settings.connections} connections, ${o.settings.durationSec} s × ${o.settings.runs} runs after ${o.settings.warmupSec} s warm-up (${o.engine})`)
+    const cred = await benchPassword()
+    for (const [i, def] of defs.entries()) {
+      const stage: Stage = { id: def.id, label: def.label, kind: def.kind, ...(def.twinOf ? { twinOf: def.twinOf } : {}), status: 'ok', explanation: def.explanation }
+      stages.push(stage)
+      const label = `[${i + 1}/${defs.length}] ${def.label}`
+      if (def.nginx && !nginxBin) {
+        stage.status = 'skipped'
+        stage.reason = 'nginx is not installed (apt-get install -y nginx)'
+        say(`${label}: skipped, ${stage.reason}`)
+        continue
+      }
+      if (o.signal?.aborted) {
+        stage.status = 'skipped'
+        stage.reason = 'interrupted'
+        continue
+      }
+      const dataDir = join(work, def.id, 'data')
+      const logDir = join(work, def.id, 'logs')
+      mkdirSync(logDir, { recursive: true })
+      const ctx: StageContext = {
+        dataDir,
+        logDir,
+        key,
+        instances,
+        env: {
+          DATA_DIR: dataDir,
+          JWT_SIGNING_KEY: key,
+          // compare logs in far more often than a person: the per-IP and per-user login limits
+          // (and nginx's limit_req, off in nginxOver) would turn the login scenarios into 429s.
+          LOGIN_RATE_LIMIT_IP: '0',
+          LOGIN_RATE_LIMIT_USER: '0',
+          TRUST_PROXY: def.nginx ? '127.0.0.1' : 'false',
+        },
+        dist: () => (copies.dist ??= stageCopy('dist')),
+        src: () => (copies.src ??= stageCopy('src')),
+      }
+      say(`${label}: starting`)
+      let running: Running | undefined
+      try {
+        const users = await createBenchUsers(dataDir, o.users, cred)
+        const t0 = Date.now()
+        running = await def.start(ctx)
+        stage.startupMs = Date.now() - t0
+        stage.url = running.url
+        stage.processes = (await running.pids()).length
+        say(`${label}: ready at ${running.url} in ${stage.startupMs} ms`)
+        for (const name of o.scenarios) {
+          const s = scenarioByName(name)
+          if (def.kind === 'twin' && !s.twin) {
+            rows.push({ stage: def.id, scenario: name, engine: 'autocannon', status: 'skipped', reason: 'the ceiling twin serves healthz, me and verify only', runs: [], loadgenSaturated: false })
+            continue
+          }
+          const context = await scenarioContext(name, running, users, key, o.settings.connections)
+          const row = await measureScenario(
+            { stage: def.id, label, url: running.url, ...(running.ca ? { ca: running.ca } : {}), pids: running.pids },
+            s,
+            context,
+            o.settings,
+            o.engine,
+            { ...(o.progress ? { progress: o.progress } : {}), ...(o.signal ? { signal: o.signal } : {}) },
+          )
+          rows.push(row)
+          if (row.status !== 'ok') say(`${label}: ${name} failed: ${row.reason}`)
+          else if (row.summary) say(`${label}: ${name} ${fmtInt(row.summary.rps)} req/s, p99 ${row.summary.latency.p99} ms, ${failures(row.summary)} failed`)
+        }
+      } catch (err) {
+        stage.status = 'failed'
+        stage.reason = (err as Error).message
+        say(`${label}: failed: ${stage.reason}`)
+      } finally {
+        await running?.stop().catch((err: unknown) => warnings.push(`${def.label}: stop failed: ${(err as Error).message}`))
+      }
+    }
+  } finally {
+    for (const c of Object.values(copies)) await c?.then((x) => x.remove()).catch(() => undefined)
+    rmSync(work, { recursive: true, force: true })
+  }
+
+  const results: Results = {
+    schema: 'runway-loadtest/1',
+    tool: 'compare',
+    createdAt: new Date().toISOString(),
+    engine: o.engine,
+    settings: { scenarios: o.scenarios, connections: o.settings.connections, durationSec: o.settings.durationSec, ...(o.settings.amount ? { amount: o.settings.amount } : {}), warmupSec: o.settings.warmupSec, runs: o.settings.runs, workers: o.settings.workers, ceiling: o.ceiling },
+    machine: await machineFacts({
+      nginxBin,
+      sharedWith: `the load generator (${o.engine === 'wrk' ? 'wrk for GET scenarios, autocannon for the rest' : 'autocannon'}${o.settings.workers ? ` with ${o.settings.workers} worker threads` : ', one thread'}) ran on the same ${availableParallelism()} CPUs as the server under test; each row's otherCpu says what else used them`,
+    }),
+    stages,
+    results: rows,
+    targets: [],
+    thresholds: [],
+    warnings,
+  }
+  annotate(results)
+  assertResults(results)
+  mkdirSync(o.outDir, { recursive: true })
+  writeFileSync(join(o.outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`)
+  writeFileSync(join(o.outDir, 'report.md'), renderMarkdown(results))
+  writeFileSync(join(o.outDir, 'report.html'), renderHtml(results))
+  return { results, dir: o.outDir }
+}
+
+const PRODUCTION: readonly StageId[] = ['single', 'cluster', 'nginx', 'tls']
+
+/** Ratios to the dev server, efficiency against twins, the issue's targets and warnings. */
+export function annotate(r: Results): void {
+  const row = (stage: string, scenario: string, engine: string) =>
+    r.results.find((x) => x.stage === stage && x.scenario === scenario && x.engine === engine && x.status === 'ok' && x.summary)
+  for (const x of r.results) {
+    if (!x.summary) continue
+    const dev = row('dev', x.scenario, x.engine)
+    if (dev?.summary && dev.summary.rps > 0) x.ratioToDev = Math.round((x.summary.rps / dev.summary.rps) * 1000) / 1000
+    const twin = TWIN_OF[x.stage] ? row(TWIN_OF[x.stage]!, x.scenario, x.engine) : undefined
+    if (twin?.summary && twin.summary.rps > 0) x.efficiency = Math.round((x.summary.rps / twin.summary.rps) * 1000) / 1000
+    if (x.loadgenSaturated) {
+      r.warnings.push(
+        `${x.stage} ${x.scenario}: the load generator used ${x.summary.loadgenCpu}% CPU (a full core${r.settings.workers > 1 ? ' per worker' : ''}): it may be the bottleneck, not the server; try --workers ${Math.max(2, r.settings.workers + 1)}`,
+      )
+    }
+    if (x.summary.responses === 0) r.warnings.push(`${x.stage} ${x.scenario}: no response completed during the runs: lengthen --duration or lower --connections`)
+    if (x.summary.otherCpu > 30) {
+      r.warnings.push(`${x.stage} ${x.scenario}: other processes used ${x.summary.otherCpu}% CPU during the runs: these figures are unreliable; rerun on a quiet machine`)
+    }
+    if (failures(x.summary) > 0) {
+      r.warnings.push(`${x.stage} ${x.scenario}: ${failures(x.summary)} failed responses (${Math.round(errorRate(x.summary) * 1000) / 1000}%): errors ${x.summary.errors}, non-2xx ${x.summary.non2xx}, wrong bodies ${x.summary.mismatches}`)
+    }
+  }
+  const targets: Target[] = []
+  const ran = (stage: string) => r.stages.some((s) => s.id === stage && s.status === 'ok')
+  const meEngine = r.results.find((x) => x.scenario === 'me')?.engine ?? 'autocannon'
+  if (r.settings.ceiling && r.settings.scenarios.includes('me')) {
+    for (const id of PRODUCTION) {
+      if (!r.stages.some((s) => s.id === id)) continue
+      const eff = row(id, 'me', meEngine)?.efficiency
+      targets.push({ name: `me: ${label(r, id)} ≥ 80% of its ceiling twin`, goal: '≥ 80%', value: eff ?? null, met: eff === undefined ? null : eff >= 0.8, ...(eff === undefined ? { note: 'not measured' } : {}) })
+    }
+  }
+  if (r.settings.scenarios.includes('me') && ran('single') && ran('cluster')) {
+    const single = row('single', 'me', meEngine)?.summary?.rps
+    const cl = row('cluster', 'me', meEngine)?.summary?.rps
+    const v = single && cl ? Math.round((cl / single) * 1000) / 1000 : null
+    targets.push({ name: 'me: pm2 cluster ≥ 1.5× one production process', goal: '≥ 1.5×', value: v, met: v === null ? null : v >= 1.5 })
+  }
+  if (r.settings.scenarios.includes('session')) {
+    for (const id of PRODUCTION) {
+      if (!r.stages.some((s) => s.id === id)) continue
+      const s = row(id, 'session', 'autocannon')?.summary
+      const measured = s && s.responses > 0
+      targets.push({ name: `session: 0 errors through ${label(r, id)}`, goal: '0', value: measured ? failures(s) : null, met: measured ? failures(s) === 0 : null, ...(s && !measured ? { note: 'no session completed' } : {}) })
+    }
+  }
+  r.targets = targets
+}
+
+const label = (r: Results, id: string) => r.stages.find((s) => s.id === id)?.label ?? id

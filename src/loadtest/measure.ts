@@ -1,0 +1,114 @@
+// One scenario against one running target: warm up (not counted), then the configured number of
+// runs, each with the CPU of the server, of the load generator and of everything else sampled
+// around it, then the summary (medians, error totals). Shared by `runway compare` and
+// `runway loadtest`, so both measure the same way.
+import { runAutocannon, runWrk, type EngineFigures, type EngineName } from './engines.js'
+import { CpuSampler, waitForIdle } from './sampler.js'
+import type { ResultRow, RunFigures } from './schema.js'
+import { summarize } from './stats.js'
+import type { Progress } from './progress.js'
+import type { Scenario, ScenarioContext } from './scenarios.js'
+
+export interface MeasureSettings {
+  connections: number
+  durationSec: number
+  amount?: number
+  warmupSec: number
+  runs: number
+  workers: number
+}
+
+export interface MeasureTarget {
+  /** Row label, e.g. the stage id or "target". */
+  stage: string
+  /** Shown in progress lines. */
+  label: string
+  url: string
+  ca?: string
+  /** Server processes to watch (their descendants are found as well); none for a remote target. */
+  pids?: () => Promise<number[]>
+}
+
+/** The engine a scenario really runs with: wrk only does plain GETs. */
+export function engineFor(requested: EngineName, s: Scenario): EngineName {
+  return requested === 'wrk' && s.get ? 'wrk' : 'autocannon'
+}
+
+/** Saturated: the load generator used ≥90% of the cores it can use, so it may be the bottleneck. */
+export function loadgenSaturated(engine: EngineName, loadgenCpu: number, workers: number): boolean {
+  // autocannon without workers is one JavaScript thread; with workers (or wrk threads), one each.
+  void engine
+  return loadgenCpu >= 90 * Math.max(1, workers)
+}
+
+export async function measureScenario(
+  target: MeasureTarget,
+  scenario: Scenario,
+  context: ScenarioContext,
+  settings: MeasureSettings,
+  engineName: EngineName,
+  o: { progress?: Progress; signal?: AbortSignal } = {},
+): Promise<ResultRow> {
+  const engine = engineFor(engineName, scenario)
+  const run = engine === 'wrk' ? runWrk : runAutocannon
+  const serverPids = target.pids ? await target.pids() : []
+  const runs: RunFigures[] = []
+  const row: ResultRow = { stage: target.stage, scenario: scenario.name, engine, status: 'ok', runs, loadgenSaturated: false }
+  const phases: { name: string; seconds: number; counted: boolean }[] = []
+  if (settings.warmupSec > 0 && !settings.amount) phases.push({ name: 'warm-up', seconds: settings.warmupSec, counted: false })
+  for (let i = 1; i <= settings.runs; i++) phases.push({ name: `run ${i}/${settings.runs}`, seconds: settings.durationSec, counted: true })
+  try {
+    for (const phase of phases) {
+      if (o.signal?.aborted) throw new Error('interrupted')
+      if (serverPids.length) {
+        o.progress?.update({ stage: target.label, scenario: scenario.name, phase: 'waiting for the server to go idle' })
+        await waitForIdle(serverPids)
+      }
+      let wrkPid: number | undefined
+      const sampler = new CpuSampler(serverPids, () => (engine === 'wrk' ? (wrkPid ? [wrkPid] : []) : [process.pid]))
+      const started = Date.now()
+      const show = (rps?: number) =>
+        o.progress?.update({
+          stage: target.label,
+          scenario: scenario.name,
+          phase: `${phase.name} (${engine})`,
+          ...(settings.amount ? {} : { left: phase.seconds - (Date.now() - started) / 1000 }),
+          ...(rps !== undefined ? { rps } : {}),
+        })
+      show()
+      if (phase.counted) sampler.start()
+      let figures: EngineFigures
+      try {
+        figures = await run({
+          url: target.url,
+          scenario,
+          context,
+          connections: settings.connections,
+          durationSec: phase.seconds,
+          ...(phase.counted && settings.amount ? { amount: settings.amount } : {}),
+          workers: settings.workers,
+          ...(target.ca ? { ca: target.ca } : {}),
+          onTick: show,
+          onPid: (pid) => (wrkPid = pid),
+          ...(o.signal ? { signal: o.signal } : {}),
+        })
+      } catch (err) {
+        if (phase.counted) sampler.stop()
+        throw err
+      }
+      if (phase.counted) runs.push({ ...figures, ...sampler.stop() })
+    }
+  } catch (err) {
+    row.status = 'failed'
+    row.reason = (err as Error).message
+  }
+  if (runs.length) {
+    row.summary = summarize(runs)
+    row.loadgenSaturated = loadgenSaturated(engine, row.summary.loadgenCpu, settings.workers)
+  } else if (row.status === 'ok') {
+    row.status = 'failed'
+    row.reason = 'no run completed'
+  }
+  o.progress?.clear()
+  return row
+}

@@ -1,0 +1,36 @@
+// report.md: the same figures as results.json, for a pull request or a wiki page.
+import type { Results } from './schema.js'
+import { DEV_SERVER_VERDICT, markdownTable, scenarioTable, scenariosOf, targetLines } from './table.js'
+
+export function settingsLine(r: Results): string {
+  const s = r.settings
+  const length = s.amount ? `${s.amount} requests` : `${s.durationSec} s`
+  const engine = r.engine === 'wrk' ? 'wrk for GET scenarios, autocannon for the others' : 'autocannon'
+  return `Engine: ${engine} · ${s.connections} connections · ${length} × ${s.runs} run${s.runs === 1 ? '' : 's'} after ${s.warmupSec} s warm-up (not counted)${s.workers ? ` · ${s.workers} load-generator workers` : ''}. Each figure is the median of the runs; error counts are totals over all runs; req/s counts only 2xx responses with the expected body.`
+}
+
+export function machineLine(r: Results): string {
+  const m = r.machine
+  return `Machine: ${m.cpuModel} × ${m.cpuCount} CPUs, ${m.memoryMb} MiB, ${m.os}; Node ${m.node}; nginx ${m.nginx ?? 'not installed'}; wrk ${m.wrk ?? 'not installed'}; autocannon ${m.autocannon}; load average at the end ${m.loadAverage.join(' / ')}.`
+}
+
+export function renderMarkdown(r: Results): string {
+  const out: string[] = []
+  const title = r.tool === 'compare' ? 'runway compare' : `runway loadtest: ${r.stages[0]?.url ?? 'target'}`
+  out.push(`# ${title} — ${r.createdAt}`, '', settingsLine(r), '', machineLine(r), '', `Shared CPUs: ${r.machine.sharedWith}.`, '')
+  if (r.targets.length) out.push('## Targets', '', ...targetLines(r).map((l) => `- ${l}`), '')
+  if (r.thresholds.length) out.push('## Thresholds', '', ...r.thresholds.map((t) => `- ${t.pass ? 'pass' : 'FAIL'}: ${t.message}`), '')
+  for (const scenario of scenariosOf(r)) {
+    out.push(`## ${scenario}`, '', markdownTable(scenarioTable(r, scenario)), '')
+  }
+  if (r.stages.length > 1 || r.tool === 'compare') {
+    out.push('## Why the stacks differ', '')
+    for (const s of r.stages) {
+      const state = s.status === 'ok' ? (s.startupMs !== undefined ? ` (ready in ${s.startupMs} ms, ${s.processes ?? '?'} processes)` : '') : ` — ${s.status}: ${s.reason ?? ''}`
+      out.push(`### ${s.label}${state}`, '', s.explanation, '')
+    }
+    if (r.tool === 'compare') out.push('### Where the dev server loses, and where it does not', '', DEV_SERVER_VERDICT, '')
+  }
+  if (r.warnings.length) out.push('## Warnings', '', ...r.warnings.map((w) => `- ${w}`), '')
+  return `${out.join('\n').trimEnd()}\n`
+}

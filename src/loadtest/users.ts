@@ -1,0 +1,36 @@
+// The users a compare stage logs in as, created straight in the stage's DATA_DIR through the
+// store. Several users, so per-username login limits and per-user rows do not serialise the
+// login-heavy scenarios. They share one hash (computed once, at the API's real scrypt cost), so
+// every login costs exactly what a real one does without paying for N hashes up front.
+import { randomBytes } from 'node:crypto'
+import { hashPassword } from '../auth/passwords.js'
+import { SqliteStore } from '../store/sqlite.js'
+
+export interface BenchUsers {
+  usernames: string[]
+  ids: number[]
+  password: string
+}
+
+export async function benchPassword(): Promise<{ password: string; hash: string }> {
+  const password = randomBytes(18).toString('base64url')
+  return { password, hash: await hashPassword(password) }
+}
+
+export async function createBenchUsers(dataDir: string, count: number, cred: { password: string; hash: string }): Promise<BenchUsers> {
+  const store = SqliteStore.open(dataDir)
+  try {
+    await store.migrate()
+    const usernames: string[] = []
+    const ids: number[] = []
+    for (let i = 1; i <= count; i++) {
+      const username = `bench-${i}`
+      const user = (await store.findUserByUsername(username)) ?? (await store.createUser(username, cred.hash))
+      usernames.push(username)
+      ids.push(user.id)
+    }
+    return { usernames, ids, password: cred.password }
+  } finally {
+    await store.close()
+  }
+}
