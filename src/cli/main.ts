@@ -10,8 +10,10 @@ import { deployCommand } from './commands/deploy.js'
 import { rollbackCommand } from './commands/rollback.js'
 import { releasesCommand } from './commands/releases.js'
 import { statusCommand } from './commands/status.js'
+import { compareCommand } from './commands/compare.js'
+import { loadtestCommand } from './commands/loadtest.js'
 
-export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, releasesCommand, statusCommand]
+export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, releasesCommand, statusCommand, compareCommand, loadtestCommand]
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length))
