@@ -8,14 +8,25 @@
 // connections, each with `Connection: close`, so every client moves on after a complete
 // response. What is still open after `idleMs` is idle: those sockets are closed, in-flight
 // requests are waited for, and only then is the app (and its store) closed.
-import { Server as NetServer } from 'node:net'
+import { Server as NetServer, type Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 
 /** Call before listen(); the returned function drains, and resolves once no connection is left. */
 export function connectionDrainer(app: FastifyInstance, idleMs: number): () => Promise<void> {
   let draining = false
-  app.addHook('onSend', async (_request, reply) => {
-    if (draining) reply.header('connection', 'close')
+  const toldToClose = new WeakSet<Socket>()
+  app.addHook('onSend', async (request, reply) => {
+    if (!draining) return
+    reply.header('connection', 'close')
+    toldToClose.add(request.raw.socket)
+  })
+  // A client that ignores `Connection: close` may already have sent its next request on that
+  // socket. It is dropped unprocessed (the socket closes, as announced): handling it would, say,
+  // rotate a refresh token whose answer can no longer reach the client.
+  app.addHook('onRequest', async (request, reply) => {
+    if (!toldToClose.has(request.raw.socket)) return
+    request.raw.socket.destroy()
+    return reply.hijack()
   })
 
   return async function drain() {
