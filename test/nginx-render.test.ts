@@ -243,7 +243,7 @@ t.test('runway tls self-signed: a CA and a server certificate with the SANs', as
 t.test('CLI: render to stdout or a file; a bad value writes nothing', async (t) => {
   const cwd = mkdtempSync(join(tmpdir(), 'runway-nginx-cli-'))
   t.teardown(() => rmSync(cwd, { recursive: true, force: true }))
-  const env = { ...process.env, PORT: '4123', BODY_LIMIT: '131072' }
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '4123', BODY_LIMIT: '131072' }
   for (const k of Object.keys(env)) if (k.startsWith('NGINX_')) delete env[k]
   const run = (args: string[], extra: Record<string, string> = {}) => {
     const r = spawnSync(process.execPath, [runwayBin, ...args], { cwd, encoding: 'utf8', env: { ...env, ...extra }, timeout: 60_000 })
