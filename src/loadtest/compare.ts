@@ -43,6 +43,8 @@ export interface CompareOptions {
   outDir: string
   progress?: Progress
   signal?: AbortSignal
+  /** Told every stack's processes once it is ready (tests check they are gone afterwards). */
+  onStarted?: (stage: StageId, pids: number[], url: string) => void
 }
 
 interface Running {
@@ -290,7 +292,9 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
         running = await def.start(ctx)
         stage.startupMs = Date.now() - t0
         stage.url = running.url
-        stage.processes = (await running.pids()).length
+        const pids = await running.pids()
+        stage.processes = pids.length
+        o.onStarted?.(def.id, pids, running.url)
         say(`${label}: ready at ${running.url} in ${stage.startupMs} ms`)
         for (const name of o.scenarios) {
           const s = scenarioByName(name)

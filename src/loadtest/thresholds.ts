@@ -19,7 +19,9 @@ export interface ThresholdSpec {
   percent: boolean
 }
 
-export class ThresholdSyntaxError extends Error {}
+export class ThresholdSyntaxError extends Error {
+  override name = 'ThresholdSyntaxError'
+}
 
 const LATENCY: readonly Metric[] = ['p50', 'p90', 'p99', 'max', 'mean']
 const METRICS: readonly Metric[] = ['rps', ...LATENCY, 'errors', 'non2xx', 'timeouts']
