@@ -1,5 +1,6 @@
 // The artifact: exactly what a release needs and nothing else — compiled dist/ (with the schema
-// migrations), package.json, package-lock.json, ecosystem.config.js, bin/ — plus REVISION naming
+// migrations), package.json, package-lock.json, ecosystem.config.js, bin/ (and the data files the
+// compiled CLI reads: nginx/ templates, loadtest/ scenarios) — plus REVISION naming
 // the commit it was built from. Built once locally, so every host of a rolling deploy runs the
 // same bytes; no compiler and no dev dependencies on a server.
 import { execFileSync } from 'node:child_process'
@@ -50,7 +51,11 @@ export function directoryBytes(path: string): number {
   return readdirSync(path).reduce((sum, name) => sum + directoryBytes(join(path, name)), 0)
 }
 
-const FILES = ['package-lock.json', 'bin'] as const
+// Besides what stageCopy puts there (dist/, package.json, ecosystem.config.js): the lockfile for
+// npm ci, the CLI entry, the nginx templates (`runway nginx render` on the server) and the load-test
+// scenarios the compiled CLI loads (not loadtest/results).
+const FILES = ['package-lock.json', 'bin', 'nginx', 'loadtest'] as const
+const skip = (path: string) => !/[/\\]loadtest[/\\]results([/\\]|$)/.test(path)
 
 /** Builds dist/ when stale (under the shared build lock) and stages the artifact in a temp dir. */
 export async function buildArtifact(source: string): Promise<Artifact> {
@@ -66,7 +71,7 @@ export async function buildArtifact(source: string): Promise<Artifact> {
   }
   // stageCopy links the checkout's node_modules for local runs; a release installs its own.
   rmSync(join(staged.dir, 'node_modules'), { force: true })
-  for (const f of FILES) cpSync(join(source, f), join(staged.dir, f), { recursive: true })
+  for (const f of FILES) if (existsSync(join(source, f))) cpSync(join(source, f), join(staged.dir, f), { recursive: true, filter: skip })
   const revision: Revision = { sha, dirty: changes.length > 0, builtAt: new Date().toISOString(), builtBy: operator() }
   writeFileSync(join(staged.dir, 'REVISION'), `${JSON.stringify(revision)}\n`)
   return { dir: staged.dir, revision, bytes: directoryBytes(staged.dir), remove: staged.remove }

@@ -1,6 +1,6 @@
 // .runway/deploys.log on the target: one JSON object per line, appended (O_APPEND, one write), so
 // "who deployed what, when, from which release to which, and did it work" survives every release.
-import { operator, type Target, TargetError, lastLine } from './target.js'
+import { operator, type Target, TargetError, reasonLine } from './target.js'
 
 export type Action = 'deploy' | 'rollback'
 /** ok: live and healthy. failed: refused before the switch, live release untouched. rolled-back: failed after the switch, previous release restored. */
@@ -26,7 +26,7 @@ export function entry(fields: Omit<AuditEntry, 'at' | 'by'>): AuditEntry {
 
 export async function appendAudit(target: Target, e: AuditEntry): Promise<void> {
   const r = await target.sh(`mkdir -p .runway && cat >> ${LOG}`, { input: `${JSON.stringify(e)}\n` })
-  if (r.code !== 0) throw new TargetError(`cannot append to ${LOG}: ${lastLine(r.stderr)}`)
+  if (r.code !== 0) throw new TargetError(`cannot append to ${LOG}: ${reasonLine(r.stderr)}`)
 }
 
 export async function readAudit(target: Target): Promise<AuditEntry[]> {

@@ -93,7 +93,7 @@ export function settingsOverrides(v: Record<string, unknown>): Partial<TargetSet
 }
 
 export const seconds = (name: string, text: string | undefined, def: number): number => {
-  if (text === undefined) return def
+  if (text === undefined) return def * 1000
   if (!/^[0-9]+(\.[0-9]+)?$/.test(text) || Number(text) <= 0) throw new CliError(`--${name} must be a number of seconds, not ${JSON.stringify(text)}`, 2)
   return Math.round(Number(text) * 1000)
 }

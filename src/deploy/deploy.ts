@@ -12,7 +12,7 @@ import type { Artifact } from './artifact.js'
 import { linkSharedScript, prepareScript, pruneScript, readState, releaseName, releasesToPrune, saveSettings, switchScript, type TargetSettings, type TargetState } from './layout.js'
 import { acquireLock, readLock, type LockHolder } from './lock.js'
 import { configCheck, failed, preflight, type Check } from './preflight.js'
-import { lastLine, q, type Target, TargetError } from './target.js'
+import { reasonLine, q, type Target, TargetError } from './target.js'
 
 export interface StepRecord {
   name: string
@@ -110,7 +110,7 @@ class HostRun {
   /** Runs a script on the target; a non-zero exit becomes a StepError with its last output line. */
   async sh(script: string, timeoutMs = 120_000): Promise<string> {
     const r = await this.target.sh(script, { timeoutMs })
-    if (r.code !== 0) throw new Error(lastLine(r.stderr) || lastLine(r.stdout) || `exit code ${r.code}`)
+    if (r.code !== 0) throw new Error(reasonLine(r.stderr) || reasonLine(r.stdout) || `exit code ${r.code}`)
     return r.stdout
   }
 
@@ -121,7 +121,7 @@ class HostRun {
     try {
       return JSON.parse(line)
     } catch {
-      return { ok: false, detail: lastLine(r.stderr) || line || `exit code ${r.code}` }
+      return { ok: false, detail: reasonLine(r.stderr) || line || `exit code ${r.code}` }
     }
   }
 }
@@ -136,8 +136,12 @@ interface Context {
 async function reload(ctx: Context, release: string): Promise<void> {
   const root = ctx.run.target.root
   const env = appEnv(ctx.settings, root)
+  // --preserve-symlinks: pm2 require()s the ecosystem file, and without it __dirname (the app's
+  // cwd and script path) would be the resolved releases/<name>, pinned into pm2's process list
+  // forever: a reload keeps a worker's original script path. With it they stay <root>/current/...,
+  // so every reload starts workers from whatever current points to at that moment.
   await ctx.run.sh(
-    `cd ${q(root)} && ${env} node releases/${q(release)}/node_modules/pm2/bin/pm2 startOrReload current/ecosystem.config.js --env production --update-env >/dev/null`,
+    `cd ${q(root)} && ${env} node --preserve-symlinks releases/${q(release)}/node_modules/pm2/bin/pm2 startOrReload current/ecosystem.config.js --env production --update-env >/dev/null`,
     ctx.timing.healthTimeoutMs + 60_000,
   )
 }
@@ -304,9 +308,9 @@ async function deployHost(run: HostRun, state: TargetState, settings: TargetSett
       // Only complete uploads get a release name: `releases` never lists a half-copied one.
       await run.sh(`mv -T ${q(`${rel}.partial`)} ${q(rel)}`)
     }, () => `${(artifact.bytes / 1048576).toFixed(1)} MB to ${rel}`)
-    await run.step('npm ci --omit=dev', () => run.sh(depsScript(settings, target.root, name), 900_000).then((o) => lastLine(o)), (d) => d)
+    await run.step('npm ci --omit=dev', () => run.sh(depsScript(settings, target.root, name), 900_000).then((o) => reasonLine(o)), (d) => d)
     await run.step('link shared', () => run.sh(linkSharedScript(name)), () => '.env, data, logs -> shared/')
-    await run.step('migrate', () => run.sh(`cd ${q(rel)} && ${appEnv(settings, target.root)} NODE_ENV=production node bin/runway.js migrate`).then((o) => lastLine(o)), (d) => d)
+    await run.step('migrate', () => run.sh(`cd ${q(rel)} && ${appEnv(settings, target.root)} NODE_ENV=production node bin/runway.js migrate`).then((o) => reasonLine(o)), (d) => d)
     await run.step('verify', async () => {
       const r = await run.remote(`cd ${q(rel)} && ${appEnv(settings, target.root)} node dist/deploy/remote.js verify --release "$PWD" --timeout ${timing.verifyTimeoutMs}`, timing.verifyTimeoutMs)
       if (!r.ok) throw new Error(`the release does not start: ${r.detail}`)
@@ -466,6 +470,6 @@ export async function status(target: Target, overrides: Partial<TargetSettings> 
     const p = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as Omit<StatusReport, 'target' | 'current'> & { ok: boolean }
     return { ...base, healthy: p.ok, health: p.health, workers: p.workers, pm2Error: p.pm2Error }
   } catch {
-    throw new TargetError(`cannot read the status on ${target.label}: ${lastLine(r.stderr) || lastLine(r.stdout)}`)
+    throw new TargetError(`cannot read the status on ${target.label}: ${reasonLine(r.stderr) || reasonLine(r.stdout)}`)
   }
 }

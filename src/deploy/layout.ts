@@ -7,7 +7,7 @@
 //   <root>/.runway/deploys.log                         audit log, one JSON object per line
 //   <root>/.runway/lock/                               the deploy lock (see lock.ts)
 //   <root>/.runway/deps/<key>/node_modules             installed dependencies, reused when the lockfile is unchanged
-import { q, type Target, TargetError, lastLine } from './target.js'
+import { q, type Target, TargetError, reasonLine } from './target.js'
 
 export const SHARED_LINKS = ['.env', 'data', 'logs'] as const
 
@@ -66,7 +66,7 @@ export async function readState(target: Target): Promise<TargetState> {
       'cat .runway/target.json 2>/dev/null || true',
     ].join('\n'),
   )
-  if (r.code !== 0) throw new TargetError(`cannot read ${target.label}: ${lastLine(r.stderr)}`)
+  if (r.code !== 0) throw new TargetError(`cannot read ${target.label}: ${reasonLine(r.stderr)}`)
   const [exists, link, list, json] = r.stdout.split(`${SEP}\n`)
   const releases = (list ?? '').split('\n').filter((n) => RELEASE_NAME.test(n)).sort()
   const currentName = (link ?? '').trim().split('/').pop() || null
@@ -90,7 +90,7 @@ export async function saveSettings(target: Target, settings: TargetSettings): Pr
   const r = await target.sh(`mkdir -p .runway && cat > .runway/target.json.tmp && mv .runway/target.json.tmp .runway/target.json`, {
     input: `${JSON.stringify(settings, null, 2)}\n`,
   })
-  if (r.code !== 0) throw new TargetError(`cannot write .runway/target.json: ${lastLine(r.stderr)}`)
+  if (r.code !== 0) throw new TargetError(`cannot write .runway/target.json: ${reasonLine(r.stderr)}`)
 }
 
 /** Creates the skeleton (idempotent). shared/.env is the operator's job: preflight insists on it. */

@@ -2,7 +2,7 @@
 // filesystem, so two deploys racing for `.runway/lock` cannot both win. The holder (who, from
 // where, which pid, what, since when) is written inside, so the refusal can name it; a lock left
 // by a killed deploy is broken explicitly (--break-lock), never silently.
-import { operator, q, type Target, TargetError, lastLine } from './target.js'
+import { operator, q, type Target, TargetError, reasonLine } from './target.js'
 
 export interface LockHolder {
   by: string
@@ -52,7 +52,7 @@ export async function acquireLock(target: Target, command: string, o: { breakLoc
   }
   const r = await target.sh(`mkdir -p .runway && mkdir ${LOCK} 2>/dev/null || exit 3; cat > ${LOCK}/holder`, { input: JSON.stringify(holder) })
   if (r.code === 3) throw new LockedError(await readLock(target).then((h) => h ?? null), target.label)
-  if (r.code !== 0) throw new TargetError(`cannot take the deploy lock on ${target.label}: ${lastLine(r.stderr)}`)
+  if (r.code !== 0) throw new TargetError(`cannot take the deploy lock on ${target.label}: ${reasonLine(r.stderr)}`)
   return {
     holder,
     broke,

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import { ConfigError, loadConfig, readEnv } from '../config.js'
 import type { TargetSettings } from './layout.js'
-import { lastLine, q, type Target } from './target.js'
+import { reasonLine, q, type Target } from './target.js'
 
 export type Level = 'ok' | 'warn' | 'error'
 export interface Check {
@@ -114,14 +114,14 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
         `[ -w "$d" ] || { echo "$d is not writable by $(id -un)"; exit 1; }; ` +
         `for f in "$d"/runway.sqlite3*; do [ -e "$f" ] || continue; [ -r "$f" ] && [ -w "$f" ] || { echo "$f is not readable and writable by $(id -un)"; exit 1; }; done`,
     )
-    checks.push(r.code === 0 ? { name: 'store', level: 'ok', message: `SQLite directory ${dir} writable` } : { name: 'store', level: 'error', message: `store unreachable: ${lastLine(r.stdout + r.stderr)}` })
+    checks.push(r.code === 0 ? { name: 'store', level: 'ok', message: `SQLite directory ${dir} writable` } : { name: 'store', level: 'error', message: `store unreachable: ${reasonLine(r.stdout + r.stderr)}` })
   }
 
   const certs = [...(settings.tlsCerts ?? [])]
   if (settings.nginxConf) {
     const prefix = settings.nginxPrefix ? ` -p ${q(settings.nginxPrefix)}` : ''
     const r = await target.sh(`PATH="$PATH:/usr/sbin:/usr/local/sbin:/sbin"; command -v nginx >/dev/null || { echo 'nginx is not installed on the target'; exit 1; }; nginx -t -q -c ${q(settings.nginxConf)}${prefix} 2>&1`)
-    const why = lastLine((r.stdout + r.stderr).split('\n').filter((l) => /emerg|alert|crit|error|not installed/.test(l)).join('\n') || r.stdout + r.stderr)
+    const why = reasonLine((r.stdout + r.stderr).split('\n').filter((l) => /emerg|alert|crit|error|not installed/.test(l)).join('\n') || r.stdout + r.stderr)
     checks.push(r.code === 0 ? { name: 'nginx', level: 'ok', message: `nginx -t passed for ${settings.nginxConf}` } : { name: 'nginx', level: 'error', message: `nginx -t failed: ${why.replace(/^nginx: /, '')}` })
     const conf = await readOnTarget(target, settings.nginxConf)
     if (conf) certs.push(...certificatesIn(conf).map((c) => (isAbsolute(c) ? c : `${settings.nginxPrefix ?? '/etc/nginx'}/${c}`)))

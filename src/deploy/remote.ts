@@ -30,6 +30,8 @@ interface Worker {
   pid: number
   status: string
   cwd: string
+  /** Where the process really runs: /proc/<pid>/cwd resolved (pm2's cwd may be the `current` link). */
+  dir: string
   uptimeMs: number
   restarts: number
   memory: number
@@ -136,6 +138,7 @@ function pm2List(release: string): Promise<Worker[]> {
               pid: p.pid,
               status: p.pm2_env.status,
               cwd: p.pm2_env.pm_cwd,
+              dir: real(p.pid ? `/proc/${p.pid}/cwd` : p.pm2_env.pm_cwd),
               uptimeMs: p.pm2_env.status === 'online' ? Date.now() - p.pm2_env.pm_uptime : 0,
               restarts: p.pm2_env.restart_time,
               memory: p.monit?.memory ?? 0,
@@ -169,11 +172,13 @@ async function gate(release: string, url: string, timeoutMs: number) {
   while (Date.now() - started < timeoutMs) {
     try {
       workers = await pm2List(release)
-      const wrong = workers.filter((w) => w.status !== 'online' || real(w.cwd) !== want)
+      // The directory each worker process really runs in: pm2 records <root>/current, which
+      // resolves to the new release even for a worker that was never replaced.
+      const wrong = workers.filter((w) => w.status !== 'online' || w.dir !== want)
       const r = await get(url)
       const fingerprint = workers.map((w) => `${w.id}:${w.restarts}`).join(',')
       if (!workers.length) last = 'no pm2 workers for the app'
-      else if (wrong.length) last = `${wrong.length} of ${workers.length} workers not online from this release (${wrong.map((w) => `${w.id} ${w.status} in ${w.cwd}`).join('; ')})`
+      else if (wrong.length) last = `${wrong.length} of ${workers.length} workers not online from this release (${wrong.map((w) => `${w.id} ${w.status} in ${w.dir}`).join('; ')})`
       else if (!('status' in r) || r.status !== 200) last = `${url}: ${describe(r)}`
       else {
         if (since === undefined || fingerprint !== restarts) {

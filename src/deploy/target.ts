@@ -130,18 +130,18 @@ export class SshTarget implements Target {
 
   async sh(script: string, o?: ShOptions) {
     const r = await run('ssh', [...this.sshArgs, this.destination, `bash -c ${q(prelude(this.root) + script)}`], o)
-    if (r.code === 255) throw new TargetError(`ssh ${this.destination} failed: ${lastLine(r.stderr) || 'connection error'} (check the host, your key and ~/.ssh/config; runway never prompts)`)
+    if (r.code === 255) throw new TargetError(`ssh ${this.destination} failed: ${reasonLine(r.stderr) || 'connection error'} (check the host, your key and ~/.ssh/config; runway never prompts)`)
     return r
   }
 
   async upload(localDir: string, dest: string) {
     if (this.rsync === undefined) this.rsync = (await this.sh('command -v rsync >/dev/null')).code === 0
     const mk = await this.sh(`mkdir -p ${q(dest)}`)
-    if (mk.code !== 0) throw new TargetError(`cannot create ${dest} on ${this.destination}: ${lastLine(mk.stderr)}`)
+    if (mk.code !== 0) throw new TargetError(`cannot create ${dest} on ${this.destination}: ${reasonLine(mk.stderr)}`)
     const r = this.rsync
       ? await run('rsync', ['-a', '--delete', '-e', ['ssh', ...this.sshArgs].map((a) => q(a)).join(' '), `${localDir}/`, `${this.destination}:${dest}/`])
       : await run('scp', ['-q', '-r', ...this.sshArgs.map((a) => (a === '-p' ? '-P' : a)), `${localDir}/.`, `${this.destination}:${dest}/`])
-    if (r.code !== 0) throw new TargetError(`upload to ${this.destination}:${dest} failed: ${lastLine(r.stderr)}`)
+    if (r.code !== 0) throw new TargetError(`upload to ${this.destination}:${dest} failed: ${reasonLine(r.stderr)}`)
   }
 
   async close() {
@@ -150,10 +150,8 @@ export class SshTarget implements Target {
   }
 }
 
-export const lastLine = (text: string) =>
-  text
-    .trim()
-    .split('\n')
-    .filter((l) => l.trim())
-    .pop()
-    ?.trim() ?? ''
+/** The line that says what went wrong: an error line if there is one (a Node crash ends with "Node.js v20..."), else the last. */
+export const reasonLine = (text: string) => {
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean)
+  return lines.find((l) => /^(\w*Error\b|runway[\w ]*:|npm (ERR!|error))/.test(l)) ?? lines.pop() ?? ''
+}
