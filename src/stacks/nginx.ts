@@ -1,23 +1,17 @@
 // A real nginx in front of app servers, started for tests, `runway compare` and `runway nginx
 // serve`: the standalone nginx.conf under a temp prefix (own pid, temp and logs, unprivileged
 // free ports), checked with `nginx -t`, run in the foreground under startService and stopped by PID.
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { findNginx, nginxVersion, testMainConfig } from '../nginx/binary.js'
 import { renderNginx } from '../nginx/render.js'
 import type { NginxSettings } from '../nginx/options.js'
 import { createSelfSigned } from '../tls/self-signed.js'
+import { processTree, type RunningStack } from './api.js'
 import { freePort, startService, waitForHttp } from './process.js'
 
-export { findNginx }
-
-export interface RunningStack {
-  name: string
-  url: string
-  pids(): Promise<number[]>
-  stop(): Promise<void>
-}
+export { findNginx, type RunningStack }
 
 export interface NginxStack extends RunningStack {
   /** Plain HTTP (redirects to httpsUrl when TLS is on). */
@@ -50,21 +44,6 @@ export interface StartNginxOptions {
   /** Where nginx's own stdout/stderr go (default PREFIX/logs/nginx.out). */
   logFile?: string
   readyTimeoutMs?: number
-}
-
-/** PIDs of the master and its workers (Linux /proc). */
-function processTree(master: number): number[] {
-  const pids = [master]
-  for (const entry of readdirSync('/proc')) {
-    if (!/^[0-9]+$/.test(entry)) continue
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      // "pid (comm) state ppid …": comm may contain spaces, so split after the last ')'.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      if (ppid === master) pids.push(Number(entry))
-    } catch {}
-  }
-  return pids
 }
 
 export async function startNginx(o: StartNginxOptions): Promise<NginxStack> {
