@@ -12,6 +12,9 @@ import { NginxOptionError, validate, type NginxInput } from '../src/nginx/option
 import { renderNginx } from '../src/nginx/render.js'
 import { renderTemplate } from '../src/nginx/template.js'
 import { createSelfSigned, TlsError } from '../src/tls/self-signed.js'
+import type { Command } from '../src/cli/command.js'
+import { nginxCommand } from '../src/cli/commands/nginx.js'
+import { tlsCommand } from '../src/cli/commands/tls.js'
 import { nginxOrSkip } from './helpers/nginx.js'
 
 const MOZILLA_INTERMEDIATE_CIPHERS =
@@ -240,7 +243,19 @@ t.test('runway tls self-signed: a CA and a server certificate with the SANs', as
   await t.rejects(createSelfSigned({ out, names: [] }), /--name is required/)
 })
 
-t.test('CLI: render to stdout or a file; a bad value writes nothing', async (t) => {
+/** Runs a command in this process, capturing what it prints on stdout. */
+async function inProcess(command: Command, argv: string[]): Promise<{ code: number; out: string }> {
+  const write = process.stdout.write
+  let out = ''
+  process.stdout.write = ((chunk: string | Uint8Array) => ((out += String(chunk)), true)) as typeof process.stdout.write
+  try {
+    return { code: await command.run(argv), out }
+  } finally {
+    process.stdout.write = write
+  }
+}
+
+t.test('CLI, as a real process: defaults from the app config, values from the environment, one-line errors', async (t) => {
   const cwd = mkdtempSync(join(tmpdir(), 'runway-nginx-cli-'))
   t.teardown(() => rmSync(cwd, { recursive: true, force: true }))
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: '4123', BODY_LIMIT: '131072' }
@@ -249,45 +264,66 @@ t.test('CLI: render to stdout or a file; a bad value writes nothing', async (t) 
     const r = spawnSync(process.execPath, [runwayBin, ...args], { cwd, encoding: 'utf8', env: { ...env, ...extra }, timeout: 60_000 })
     return { code: r.status, out: r.stdout, err: r.stderr }
   }
-  let r = run(['nginx', 'render', '--server-name', 'api.local', '--no-tls'])
-  t.equal(r.code, 0, 'renders to stdout')
-  t.match(r.out, /server 127\.0\.0\.1:4123 /, 'the upstream defaults to the app\'s PORT')
-  t.match(r.out, /client_max_body_size 128k;/, 'the body limit defaults to the app\'s BODY_LIMIT')
-
   const out = join(cwd, 'runway.conf')
   writeFileSync(out, 'previous\n')
-  r = run(['nginx', 'render', '--server-name', 'api.local', '--no-tls', '--upstream', '127.0.0.1:3000;evil', '--out', out])
+  let r = run(['nginx', 'render', '--server-name', 'api.local', '--no-tls', '--upstream', '127.0.0.1:3000;evil', '--out', out])
   t.equal(r.code, 2)
   t.match(r.err, /^runway nginx: --upstream "127\.0\.0\.1:3000;evil" is invalid: expected HOST:PORT/)
   t.equal(r.err.trim().split('\n').length, 1, 'one line')
   t.equal(readFileSync(out, 'utf8'), 'previous\n', 'the existing file is untouched')
 
-  r = run(['nginx', 'render', '--no-tls', '--out', out], { NGINX_SERVER_NAME: 'env.example.com', NGINX_UPSTREAM: '10.0.0.5:3000,10.0.0.6:3000' })
-  t.equal(r.code, 0, r.err)
+  r = run(['nginx', 'render', '--no-tls', '--out', out], { NGINX_SERVER_NAME: 'env.example.com' })
+  t.equal(r.code, 0, 'renders to --out')
   const written = readFileSync(out, 'utf8')
   t.match(written, /server_name env\.example\.com;/, 'values from the environment')
-  t.match(written, /server 10\.0\.0\.6:3000 /)
+  t.match(written, /server 127\.0\.0\.1:4123 /, "the upstream defaults to the app's PORT")
+  t.match(written, /client_max_body_size 128k;/, "the body limit defaults to the app's BODY_LIMIT")
 
-  r = run(['nginx', 'render', '--server-name', 'api.local'])
-  t.equal(r.code, 2)
-  t.match(r.err, /--cert .*fullchain\.pem \(or --no-tls\)/)
-
-  if (bin) {
-    const missing = join(cwd, 'new.conf')
-    r = run(['nginx', 'render', '--server-name', 'api.local', '--cert', join(cwd, 'none.crt'), '--key', join(cwd, 'none.key'), '--check', '--out', missing, '--access-log', join(cwd, 'a.log')])
-    t.equal(r.code, 1)
-    t.match(r.err, /nginx -t rejected the config: .*none\.crt.*\(nothing written\)/)
-    t.notOk(existsSync(missing), 'nothing written when nginx -t fails')
-  }
-
-  r = run(['tls', 'self-signed', '--out', join(cwd, 'tls'), '--name', 'api.local'])
-  t.equal(r.code, 0, r.err)
-  t.match(r.out, /subjectAltNames=DNS:api\.local,IP:127\.0\.0\.1/)
   r = run(['tls', 'self-signed', '--out', join(cwd, 'tls'), '--name', 'bad_name!'])
   t.equal(r.code, 2)
   t.match(r.err, /^runway tls: --name "bad_name!" is invalid/)
-  for (const cmd of ['nginx', 'tls']) {
-    r = run([cmd, '--help'])
+})
+
+t.test('CLI commands: stdout, lists from the environment, --check, --help', async (t) => {
+  const cwd = mkdtempSync(join(tmpdir(), 'runway-nginx-cmd-'))
+  t.teardown(() => rmSync(cwd, { recursive: true, force: true }))
+  let r = await inProcess(nginxCommand, ['render', '--server-name', 'api.local', '--no-tls', '--upstream', '10.0.0.5:3000', '--upstream', '10.0.0.6:3000'])
+  t.equal(r.code, 0)
+  t.match(r.out, /^# runway site configuration: api\.local -> 10\.0\.0\.5:3000, 10\.0\.0\.6:3000\n/, 'to stdout')
+
+  process.env.NGINX_UPSTREAM = '10.0.0.7:3000,10.0.0.8:3000'
+  t.teardown(() => delete process.env.NGINX_UPSTREAM)
+  r = await inProcess(nginxCommand, ['render', '--server-name', 'api.local', '--no-tls'])
+  t.match(r.out, /server 10\.0\.0\.7:3000 [^\n]*\n\s*server 10\.0\.0\.8:3000 /, 'NGINX_UPSTREAM, comma-separated')
+  r = await inProcess(nginxCommand, ['render', '--server-name', 'api.local', '--no-tls', '--upstream', '10.0.0.9:3000'])
+  t.match(r.out, /server 10\.0\.0\.9:3000 /, 'a flag wins over the environment')
+  t.notMatch(r.out, /10\.0\.0\.7/)
+
+  await t.rejects(inProcess(nginxCommand, ['render', '--server-name', 'api.local']), { exitCode: 2, message: /^--cert .*fullchain\.pem \(or --no-tls\)$/ })
+  await t.rejects(inProcess(nginxCommand, ['render', '--server-name', 'api.local', '--no-tls', '--out', join(cwd, 'missing', 'x.conf')]), { message: /directory .*missing does not exist/ })
+  await t.rejects(inProcess(nginxCommand, ['reload']), { exitCode: 2, message: /unknown action/ })
+  await t.rejects(inProcess(nginxCommand, ['render', '--bogus']), { exitCode: 2, message: /--bogus/ })
+
+  if (bin) {
+    const missing = join(cwd, 'new.conf')
+    await t.rejects(
+      inProcess(nginxCommand, ['render', '--server-name', 'api.local', '--cert', join(cwd, 'none.crt'), '--key', join(cwd, 'none.key'), '--check', '--out', missing, '--access-log', join(cwd, 'a.log')]),
+      { exitCode: 1, message: /^nginx -t rejected the config: .*none\.crt.*\(nothing written\)$/ },
+    )
+    t.notOk(existsSync(missing), 'nothing written when nginx -t fails')
+    const good = join(cwd, 'good.conf')
+    r = await inProcess(nginxCommand, ['render', '--variant', 'standalone', '--prefix', join(cwd, 'prefix'), '--no-tls', '--upstream', '127.0.0.1:3000', '--check', '--out', good])
+    t.equal(r.code, 0)
+    t.match(readFileSync(good, 'utf8'), /^# runway standalone nginx\.conf/, 'checked, then written')
+  }
+
+  r = await inProcess(tlsCommand, ['self-signed', '--out', join(cwd, 'tls'), '--name', 'api.local'])
+  t.equal(r.code, 0)
+  t.match(r.out, /^ca=.*ca\.crt\ncert=.*server\.crt\nkey=.*server\.key\nsubjectAltNames=DNS:api\.local,IP:127\.0\.0\.1\n$/)
+  await t.rejects(inProcess(tlsCommand, ['self-signed', '--name', 'api.local']), { exitCode: 2, message: /--out DIR is required/ })
+  await t.rejects(inProcess(tlsCommand, ['self-signed', '--out', cwd, '--name', 'a.local', '--days', 'x']), { exitCode: 2, message: /--days "x" is invalid/ })
+  for (const command of [nginxCommand, tlsCommand]) {
+    r = await inProcess(command, ['--help'])
     t.equal(r.code, 0)
     t.match(r.out, /^Usage: runway /)
   }
