@@ -79,17 +79,25 @@ async function ready(service: Service, url: string, logFile: string | undefined)
   }
 }
 
-function asStack(name: string, service: Service, url: string): RunningStack {
+/** A single-process stack: also its leader's PID and exit code. */
+export interface ProcessStack extends RunningStack {
+  pid: number
+  exited: Promise<number | null>
+}
+
+function asStack(name: string, service: Service, url: string): ProcessStack {
   return {
     name,
     url,
+    pid: service.pid,
+    exited: service.exited,
     pids: async () => processTree(service.pid),
     stop: () => service.stop(),
   }
 }
 
 /** The dev server exactly as `npm run dev` runs it: tsx watch, NODE_ENV=development, pretty logs. */
-export async function startDevServer(o: StackOptions = {}): Promise<RunningStack> {
+export async function startDevServer(o: StackOptions = {}): Promise<ProcessStack> {
   const cwd = o.cwd ?? ROOT
   const port = o.port ?? (await freePort())
   const url = `http://127.0.0.1:${port}`
@@ -106,7 +114,7 @@ export async function startDevServer(o: StackOptions = {}): Promise<RunningStack
 }
 
 /** One compiled production process: `node dist/server.js`, NODE_ENV=production, JSON logs. */
-export async function startProductionProcess(o: StackOptions = {}): Promise<RunningStack> {
+export async function startProductionProcess(o: StackOptions = {}): Promise<ProcessStack> {
   const cwd = o.cwd ?? ROOT
   const script = join(cwd, 'dist', 'server.js')
   if (!existsSync(script)) throw new Error(`${script} is missing: run \`npm run build\` first`)

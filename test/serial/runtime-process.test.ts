@@ -1,0 +1,61 @@
+// One compiled production process (`node dist/server.js`, what each pm2 worker runs) and its
+// graceful stop: requests in flight when SIGINT arrives complete with 200, new connections are
+// refused, the process exits 0 well before pm2's kill_timeout.
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { OWASP_SCRYPT } from '../../src/auth/passwords.js'
+import { startProductionProcess } from '../../src/stacks/api.js'
+import { Connection, PASSWORD, SIGNING_KEY, seedUser, staged } from '../helpers/runtime.js'
+
+const copy = await staged(t, 'dist')
+// The real password cost: each login spends ~50-100 ms in scrypt, long enough to be in flight.
+await seedUser(copy.dir, 'alice', OWASP_SCRYPT)
+const logFile = join(copy.dir, 'server.log')
+
+t.test('a production process: JSON logs, no worker header by default, answers the contract', async (t) => {
+  const stack = await startProductionProcess({ cwd: copy.dir, logFile, env: { JWT_SIGNING_KEY: SIGNING_KEY, DATA_DIR: join(copy.dir, 'data') } })
+  t.teardown(() => stack.stop())
+  t.same(await stack.pids(), [stack.pid], 'one process')
+  const c = new Connection(stack.url)
+  t.teardown(() => c.close())
+  const pair = await c.request('/api/token/', { json: { username: 'alice', password: PASSWORD } })
+  t.equal(pair.status, 200)
+  const me = await c.request('/api/me/', { token: pair.body.access })
+  t.equal(me.status, 200)
+  t.equal(me.body.username, 'alice')
+  t.equal(me.headers['x-runway-worker'], undefined, 'WORKER_HEADER=auto is off in production')
+  const lines = readFileSync(logFile, 'utf8').trim().split('\n')
+  t.ok(lines.length > 0 && lines.every((l) => typeof JSON.parse(l).level === 'number'), 'every log line is pino JSON')
+  t.notOk(readFileSync(logFile, 'utf8').includes('development server'), 'no dev banner')
+})
+
+t.test('graceful stop: requests in flight at SIGINT complete with 200', async (t) => {
+  const stack = await startProductionProcess({ cwd: copy.dir, logFile, env: { JWT_SIGNING_KEY: SIGNING_KEY, DATA_DIR: join(copy.dir, 'data'), LOGIN_RATE_LIMIT_USER: '0' } })
+  t.teardown(() => stack.stop())
+  // An idle keep-alive connection too: it must not hold the exit for KEEP_ALIVE_TIMEOUT (65 s).
+  const idle = new Connection(stack.url)
+  t.teardown(() => idle.close())
+  t.equal((await idle.request('/healthz')).status, 200)
+
+  const conns = Array.from({ length: 4 }, () => new Connection(stack.url))
+  t.teardown(() => conns.forEach((c) => c.close()))
+  const logins = conns.map((c) => c.request('/api/token/', { json: { username: 'alice', password: PASSWORD } }).then((a) => ({ ...a, at: Date.now() })))
+  await sleep(25)
+  const signalled = Date.now()
+  process.kill(stack.pid, 'SIGINT')
+  await sleep(50)
+  await t.rejects(new Connection(stack.url).request('/healthz'), { code: 'ECONNREFUSED' }, 'new connections are refused at once')
+  const answers = await Promise.all(logins)
+  t.ok(answers.every((a) => a.at > signalled), 'all four answers came after the signal: they were in flight')
+  t.same(answers.map((a) => a.status), [200, 200, 200, 200], 'all four logins in flight completed with 200')
+  t.ok(answers.every((a) => typeof a.body.access === 'string' && typeof a.body.refresh === 'string'), 'with their tokens')
+  t.ok(answers.every((a) => a.headers.connection === 'close'), 'each told to close its connection')
+  const code = await stack.exited
+  const took = Date.now() - signalled
+  t.equal(code, 0, 'exit code 0')
+  t.ok(took < 5000, `exited ${took} ms after SIGINT: idle sockets closed, well within SHUTDOWN_GRACE and kill_timeout`)
+  const last = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; signal?: string })
+  t.ok(last.some((l) => l.msg === 'shutting down gracefully' && l.signal === 'SIGINT'), 'logged why it stopped')
+})
