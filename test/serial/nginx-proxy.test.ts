@@ -2,12 +2,14 @@
 // flow over HTTPS and HTTP, redirects, headers, TLS versions, client addresses, rate limits,
 // body limits and nginx's own JSON errors.
 import t, { type Test } from 'tap'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import tls from 'node:tls'
 import { gunzipSync } from 'node:zlib'
 import { startNginx, type NginxStack } from '../../src/stacks/nginx.js'
+import { isAlive, startService } from '../../src/stacks/process.js'
 import { createUser, PASSWORD, startApp, type TestApp } from '../helpers/app.js'
 import { nginxOrSkip, request, type RawRequest } from '../helpers/nginx.js'
 
@@ -240,5 +242,32 @@ if (bin) {
     await extra.stop()
     for (const pid of pids) t.throws(() => process.kill(pid, 0), `pid ${pid} is gone`)
     await t.rejects(request(`${extra.httpUrl}/healthz`), /ECONNREFUSED/)
+  })
+
+  t.test('runway nginx serve: a standalone nginx in the foreground until stopped', async (t) => {
+    const prefix = mkdtempSync(join(tmpdir(), 'runway-nginx-serve-test-'))
+    t.teardown(() => rmSync(prefix, { recursive: true, force: true }))
+    const log = join(prefix, 'serve.out')
+    const serve = startService({
+      name: 'runway nginx serve',
+      command: process.execPath,
+      args: [join(import.meta.dirname, '..', '..', 'bin', 'runway.js'), 'nginx', 'serve', '--upstream', hostPort(app), '--tls', '--prefix', prefix],
+      logFile: log,
+    })
+    t.teardown(() => serve.stop(2000))
+    let line: RegExpExecArray | null = null
+    for (let i = 0; i < 300 && !line; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      line = existsSync(log) ? /^nginx (https:\/\/127\.0\.0\.1:[0-9]+) \(http (\S+), https \S+, CA (\S+)\)$/m.exec(readFileSync(log, 'utf8')) : null
+    }
+    t.ok(line, `serve printed its URLs: ${readFileSync(log, 'utf8').trim()}`)
+    if (!line) return
+    const r = await request(`${line[1]}/healthz`, { ca: readFileSync(line[3]!), servername: 'localhost' })
+    t.same([r.status, r.body], [200, { status: 'ok' }], 'the API through the served nginx, over HTTPS')
+    const master = Number(readFileSync(join(prefix, 'nginx.pid'), 'utf8'))
+    t.ok(isAlive(master))
+    await serve.stop()
+    for (let i = 0; i < 50 && isAlive(master); i++) await new Promise((r) => setTimeout(r, 100))
+    t.notOk(isAlive(master), 'stopping serve stops nginx')
   })
 }
