@@ -2,11 +2,14 @@
 // graceful stop: requests in flight when SIGINT arrives complete with 200, new connections are
 // refused, the process exits 0 well before pm2's kill_timeout.
 import t from 'tap'
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { OWASP_SCRYPT } from '../../src/auth/passwords.js'
-import { startProductionProcess } from '../../src/stacks/api.js'
+import { processTree, ROOT, startProductionProcess } from '../../src/stacks/api.js'
+import { freePort, isAlive, startService, waitForHttp } from '../../src/stacks/process.js'
 import { Connection, PASSWORD, SIGNING_KEY, seedUser, staged } from '../helpers/runtime.js'
 
 const copy = await staged(t, 'dist')
@@ -58,4 +61,40 @@ t.test('graceful stop: requests in flight at SIGINT complete with 200', async (t
   t.ok(took < 5000, `exited ${took} ms after SIGINT: idle sockets closed, well within SHUTDOWN_GRACE and kill_timeout`)
   const last = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; signal?: string })
   t.ok(last.some((l) => l.msg === 'shutting down gracefully' && l.signal === 'SIGINT'), 'logged why it stopped')
+})
+
+t.test('npm run start:foreground: pm2-runtime stays in the foreground, and SIGINT stops it with its workers', async (t) => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+  const [bin, ...args] = pkg.scripts['start:foreground']!.split(' ')
+  t.equal(bin, 'pm2-runtime')
+  const pm2Home = mkdtempSync(join(tmpdir(), 'runway-pm2rt-'))
+  t.teardown(() => rmSync(pm2Home, { recursive: true, force: true }))
+  const port = await freePort()
+  const service = startService({
+    name: 'pm2-runtime',
+    command: process.execPath,
+    args: [createRequire(import.meta.url).resolve('pm2/bin/pm2-runtime'), ...args],
+    cwd: copy.dir,
+    env: {
+      ...process.env,
+      PM2_HOME: pm2Home,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      WEB_CONCURRENCY: '1',
+      JWT_SIGNING_KEY: SIGNING_KEY,
+      DATA_DIR: join(copy.dir, 'data'),
+      RUNWAY_LOG_DIR: join(pm2Home, 'logs'),
+    },
+    logFile: join(pm2Home, 'runtime.log'),
+  })
+  t.teardown(() => service.stop())
+  await waitForHttp(`http://127.0.0.1:${port}/readyz`, { service, timeoutMs: 30_000 })
+  const tree = processTree(service.pid)
+  const workers = tree.filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dist/server.js'))
+  t.equal(workers.length, 1, 'one worker, a child of the foreground pm2-runtime process')
+  process.kill(service.pid, 'SIGINT')
+  const code = await service.exited
+  t.equal(code, 0, 'pm2-runtime exits 0 on SIGINT')
+  await sleep(200)
+  t.notOk(workers.some(isAlive), 'and its worker is gone')
 })
