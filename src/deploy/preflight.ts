@@ -110,8 +110,11 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
   if (dataDir) {
     const dir = isAbsolute(dataDir) ? dataDir : `${target.root}/shared/${dataDir.replace(/^\.\//, '')}`
     const r = await target.sh(
-      `d=${q(dir)}; mkdir -p "$d" 2>/dev/null; [ -d "$d" ] || { echo "$d does not exist and cannot be created"; exit 1; }; ` +
-        `[ -w "$d" ] || { echo "$d is not writable by $(id -un)"; exit 1; }; ` +
+      // Read-only: a missing directory is fine when its nearest existing parent is writable (the
+      // deploy creates it).
+      `d=${q(dir)}; p="$d"; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; ` +
+        `[ -d "$p" ] || { echo "$p is not a directory"; exit 1; }; ` +
+        `[ -w "$p" ] || { echo "$p is not writable by $(id -un)"; exit 1; }; ` +
         `for f in "$d"/runway.sqlite3*; do [ -e "$f" ] || continue; [ -r "$f" ] && [ -w "$f" ] || { echo "$f is not readable and writable by $(id -un)"; exit 1; }; done`,
     )
     checks.push(r.code === 0 ? { name: 'store', level: 'ok', message: `SQLite directory ${dir} writable` } : { name: 'store', level: 'error', message: `store unreachable: ${reasonLine(r.stdout + r.stderr)}` })
