@@ -9,7 +9,7 @@ import { measureScenario } from '../../loadtest/measure.js'
 import { Progress } from '../../loadtest/progress.js'
 import { renderHtml } from '../../loadtest/report-html.js'
 import { renderMarkdown } from '../../loadtest/report-md.js'
-import { assertResults, type ResultRow, type Results, type Threshold } from '../../loadtest/schema.js'
+import { assertResults, type ResultRow, type Results, type RunFigures, type Threshold } from '../../loadtest/schema.js'
 import { scenario as scenarioByName, type ScenarioContext } from '../../loadtest/scenarios.js'
 import { errorRate, failures } from '../../loadtest/stats.js'
 import { scenarioTable, textTable } from '../../loadtest/table.js'
@@ -116,6 +116,15 @@ export const loadtestCommand: Command = {
         throw new CliError(`--baseline ${values.baseline}: ${(err as Error).message.replace(/^Unexpected token.*/, 'not JSON')}`, 2)
       }
     }
+    // A baseline that cannot serve as one is refused before any load is sent.
+    const baseFigures = new Map<string, RunFigures>()
+    if (baseline) {
+      for (const name of scenarios) {
+        const b = baselineFigures(baseline, name, values['baseline-stage'])
+        if ('problem' in b) throw new CliError(`--baseline: ${b.problem}`, 2)
+        baseFigures.set(name, b)
+      }
+    }
     let ca: string | undefined
     if (values.ca) {
       try {
@@ -126,6 +135,12 @@ export const loadtestCommand: Command = {
     }
     const base = target.href.replace(/\/+$/, '')
 
+    const needs = new Set(scenarios.map((s) => scenarioByName(s).needs))
+    const username = values.username ?? process.env.LOADTEST_USERNAME
+    const pw = password(values)
+    if ((needs.has('token') || needs.has('credentials')) && (!username || !pw)) {
+      throw new CliError(`${scenarios.filter((s) => scenarioByName(s).needs !== 'nothing').join(', ')} log in: set --username (or LOADTEST_USERNAME) and LOADTEST_PASSWORD (or --password-file)`, 2)
+    }
     // Reachable (and, over https, trusted) before any load is sent.
     try {
       await requestJson(`${base}/healthz`, { ...(ca ? { ca } : {}), timeoutMs: 10_000 })
@@ -135,12 +150,6 @@ export const loadtestCommand: Command = {
       throw new CliError(`cannot reach ${base}: ${msg}${hint}`)
     }
 
-    const needs = new Set(scenarios.map((s) => scenarioByName(s).needs))
-    const username = values.username ?? process.env.LOADTEST_USERNAME
-    const pw = password(values)
-    if ((needs.has('token') || needs.has('credentials')) && (!username || !pw)) {
-      throw new CliError(`${scenarios.filter((s) => scenarioByName(s).needs !== 'nothing').join(', ')} log in: set --username (or LOADTEST_USERNAME) and LOADTEST_PASSWORD (or --password-file)`, 2)
-    }
     let tokens: string[] | undefined
     if (needs.has('token')) {
       try {
@@ -160,13 +169,9 @@ export const loadtestCommand: Command = {
     }
 
     const thresholds: Threshold[] = checkThresholds(specs, rows)
-    if (baseline) {
-      for (const row of rows) {
-        if (!row.summary) continue
-        const b = baselineFigures(baseline, row.scenario, values['baseline-stage'])
-        if ('problem' in b) throw new CliError(`--baseline: ${b.problem}`, 2)
-        thresholds.push(...checkRegression(row.scenario, row.summary, b, maxRegression))
-      }
+    for (const row of rows) {
+      const b = baseFigures.get(row.scenario)
+      if (b && row.summary) thresholds.push(...checkRegression(row.scenario, row.summary, b, maxRegression))
     }
     const results: Results = {
       schema: 'runway-loadtest/1',
