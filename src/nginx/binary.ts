@@ -1,6 +1,6 @@
 // Finding the nginx binary and asking it to check a config (`nginx -t`).
 import { execFile } from 'node:child_process'
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { promisify } from 'node:util'
@@ -11,16 +11,27 @@ const run = promisify(execFile)
 export function findExecutable(name: string, extraDirs: string[] = []): string | null {
   for (const dir of [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), ...extraDirs]) {
     const candidate = join(dir, name)
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {}
+    if (isExecutableFile(candidate)) return candidate
   }
   return null
 }
 
-/** The nginx binary (on PATH or where Debian and nginx.org's packages put it); null when absent. */
+function isExecutableFile(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK)
+    return statSync(file).isFile()
+  } catch {
+    return false
+  }
+}
+
+/** The nginx binary: NGINX_BIN when set (an nginx elsewhere, e.g. openresty's), else on PATH or
+ *  where Debian and nginx.org's packages put it; null when absent. */
 export function findNginx(): string | null {
+  const explicit = process.env.NGINX_BIN
+  if (explicit) {
+    return isExecutableFile(explicit) ? explicit : null
+  }
   return findExecutable('nginx', ['/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin', '/sbin'])
 }
 

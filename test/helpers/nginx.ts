@@ -9,7 +9,7 @@ export function nginxOrSkip(t: Test): string | null {
   const bin = findNginx()
   if (bin) return bin
   if (process.env.CI === 'true') t.fail('nginx is not installed, and CI=true needs it: apt-get install -y nginx (.ci/run does)')
-  else t.plan(0, 'nginx is not installed (apt-get install -y nginx); CI=true makes this a failure')
+  else t.test('the tests that need nginx', { skip: 'nginx is not installed (apt-get install -y nginx); under CI=true this fails' }, async () => {})
   return null
 }
 
