@@ -39,7 +39,7 @@ if (bin) {
 
   const variants: [string, NginxInput][] = [
     ['site, TLS, one app server', { serverNames: ['api.local'], upstreams: ['127.0.0.1:3000'], ...cert, ...logs }],
-    ['site, TLS, several hosts, tuned limits', { serverNames: ['api.example.com', 'www.example.com'], upstreams: ['10.0.0.1:3000', '10.0.0.2:3000', 'localhost:3000', '[::1]:3000', 'unix:/run/runway.sock'], ...cert, ...logs, bodyLimit: '1m', rate: '30r/m', burst: 5, keepalive: 64, proxyTimeout: '45s' }],
+    ['site, TLS, several hosts, tuned limits, behind a load balancer', { serverNames: ['api.example.com', 'www.example.com'], upstreams: ['10.0.0.1:3000', '10.0.0.2:3000', 'localhost:3000', '[::1]:3000', 'unix:/run/runway.sock'], ...cert, ...logs, realIpFrom: ['10.1.0.0/16', '192.0.2.7', 'fd00::/8'], bodyLimit: '1m', rate: '30r/m', burst: 5, keepalive: 64, proxyTimeout: '45s' }],
     ['site, TLS with OCSP stapling', { serverNames: ['api.local'], upstreams: ['127.0.0.1:3000'], ...cert, ...logs, trustedChain: tls.caCert, resolver: '127.0.0.53' }],
     ['site, plain HTTP', { serverNames: ['api.local'], upstreams: ['127.0.0.1:3000'], tls: false, ...logs }],
     ['site, one address, IPv4 only, no rate limit, no default server', { serverNames: ['api.local'], upstreams: ['127.0.0.1:3000'], ...cert, ...logs, listen: '127.0.0.1', ipv6: false, rate: 'off', defaultServer: false }],
@@ -109,6 +109,8 @@ if (bin) {
     for (const u of ['10.0.0.1:3000', '10.0.0.2:3000', 'localhost:3000', '[::1]:3000', 'unix:/run/runway.sock']) t.ok(many.includes(`server ${u} max_fails=1 fail_timeout=10s;`), u)
     t.ok(many.includes('client_max_body_size 1m;') && many.includes('limit_req_zone $binary_remote_addr zone=runway_token:10m rate=30r/m;') && many.includes('proxy_read_timeout 45s;'))
     t.ok(many.includes('server_name api.example.com www.example.com;'))
+    t.ok(many.includes('set_real_ip_from 10.1.0.0/16;') && many.includes('set_real_ip_from fd00::/8;') && many.includes('real_ip_header X-Forwarded-For;'), 'real client address from a load balancer')
+    t.notMatch(text, /set_real_ip_from/, 'no real_ip without --real-ip-from')
 
     const plain = directives(renderNginx(variants[3]![1]).text).join('\n')
     t.notMatch(plain, /^ssl_|add_header Strict-Transport-Security|return 301|listen \S+ ssl/m, 'plain HTTP: no TLS settings, no HSTS, no redirect')
@@ -162,6 +164,8 @@ t.test('invalid values are refused before rendering, naming the flag', async (t)
     ['https-port', { httpsPort: 65536 }],
     ['https-port', { httpPort: 8443, httpsPort: 8443 }],
     ['listen', { listen: 'localhost' }],
+    ['real-ip-from', { realIpFrom: ['10.0.0.0/33'] }],
+    ['real-ip-from', { realIpFrom: ['lb.internal'] }],
     ['cert', { cert: undefined }],
     ['cert', { cert: 'relative/api.crt' }],
     ['cert', { cert: '/etc/ssl/my cert.pem' }],

@@ -22,6 +22,8 @@ export interface NginxInput {
   /** Address to listen on; the site variant listens on all addresses by default. */
   listen?: string
   ipv6?: boolean
+  /** Addresses/CIDRs of a load balancer in front of nginx whose X-Forwarded-For nginx believes. */
+  realIpFrom?: string[]
   /** Add the default servers that drop unknown Host headers (one per port in the whole nginx). */
   defaultServer?: boolean
   cert?: string
@@ -56,6 +58,7 @@ export interface NginxSettings {
   listen: string
   ipv6: boolean
   defaultServer: boolean
+  realIpFrom: string[]
   cert: string
   key: string
   trustedChain: string
@@ -105,6 +108,16 @@ export function isServerName(text: string): boolean {
   if (isIPv4(text)) return true
   if (text.startsWith('[') && text.endsWith(']')) return isIPv6(text.slice(1, -1))
   return text.length <= 253 && SERVER_NAME.test(text)
+}
+
+/** 10.0.0.1, 10.0.0.0/8, fd00::/8 */
+export function isCidr(text: string): boolean {
+  const [addr, bits, ...rest] = text.split('/')
+  if (rest.length || !addr) return false
+  const family = isIPv4(addr) ? 4 : isIPv6(addr) ? 6 : 0
+  if (!family) return false
+  if (bits === undefined) return true
+  return /^[0-9]{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)
 }
 
 /** `host:port` → the nginx `server` address, or an error message. */
@@ -177,6 +190,9 @@ export function validate(input: NginxInput): NginxSettings {
   if (listen === '*') listen = ''
   const ipv6 = input.ipv6 ?? (!standalone && listen === '')
 
+  const realIpFrom = input.realIpFrom ?? []
+  for (const r of realIpFrom) if (!isCidr(r)) fail('real-ip-from', r, 'an IP address or CIDR such as 10.0.0.0/8 (the load balancer in front of nginx)')
+
   let cert = ''
   let key = ''
   let trustedChain = ''
@@ -243,6 +259,7 @@ export function validate(input: NginxInput): NginxSettings {
     listen,
     ipv6,
     defaultServer: input.defaultServer ?? true,
+    realIpFrom,
     cert,
     key,
     trustedChain,
@@ -272,6 +289,8 @@ export function templateValues(s: NginxSettings): TemplateValues {
     tls: s.tls,
     ipv6: s.ipv6,
     default_server: s.defaultServer,
+    real_ip: s.realIpFrom.length > 0,
+    real_ip_from: s.realIpFrom.map((r) => `set_real_ip_from ${r};`).join('\n'),
     tls_default_server: s.defaultServer && s.tls,
     http_port: s.httpPort,
     https_port: s.httpsPort,

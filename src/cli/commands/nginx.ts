@@ -26,6 +26,7 @@ bad one is a one-line error and nothing is written. --check also runs \`nginx -t
   --acme-webroot DIR      certbot's webroot for /.well-known/acme-challenge/ (/var/www/letsencrypt)
   --http-port N --https-port N   (80/443; standalone 8080/8443)
   --listen ADDR           bind address (default all; standalone 127.0.0.1); --ipv4-only: no [::]
+  --real-ip-from CIDR     a load balancer in front of nginx whose X-Forwarded-For is believed
   --body-limit BYTES      client_max_body_size, = the app's BODY_LIMIT (default from the app config)
   --rate R --burst N      limit_req on /api/token* per client address (5r/s, 10); --rate off
   --keepalive N           idle upstream connections kept per worker (32)
@@ -58,6 +59,7 @@ const options = {
   listen: { type: 'string' },
   'ipv4-only': { type: 'boolean' },
   'no-default-server': { type: 'boolean' },
+  'real-ip-from': { type: 'string', multiple: true },
   'body-limit': { type: 'string' },
   rate: { type: 'string' },
   burst: { type: 'string' },
@@ -116,6 +118,7 @@ function input(values: Values, nginxVersionText: string | undefined): NginxInput
     listen: pick(values, 'listen'),
     ipv6: flagTrue('ipv4-only') ? false : undefined,
     defaultServer: !flagTrue('no-default-server'),
+    realIpFrom: list(pick(values, 'real-ip-from')),
     bodyLimit: pick(values, 'body-limit') ?? app.bodyLimit,
     rate: pick(values, 'rate'),
     burst: pick(values, 'burst'),
