@@ -64,9 +64,9 @@ module.exports = {
       autorestart: true,
       exp_backoff_restart_delay: 100,
       stop_exit_codes: [78],
-      // A worker whose resident memory grows past this is replaced (a leak guard, not a limit:
-      // an idle worker uses ~70-90 MB).
-      max_memory_restart: process.env.RUNWAY_MAX_MEMORY || '300M',
+      // A worker whose resident memory grows past this is replaced, gracefully, like a reload (a
+      // leak guard, not a limit: a worker starts at ~100 MB and sits near 200 MB under load).
+      max_memory_restart: process.env.RUNWAY_MAX_MEMORY || '512M',
 
       out_file: join(logDir, 'runway.out.log'),
       error_file: join(logDir, 'runway.err.log'),
