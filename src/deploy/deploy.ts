@@ -152,7 +152,7 @@ async function gate(ctx: Context, release: string): Promise<string> {
     `cd ${q(root)} && ${appEnv(ctx.settings, root)} node releases/${q(release)}/dist/deploy/remote.js gate --release ${q(`${root}/releases/${release}`)} --url ${q(ctx.url)} --timeout ${ctx.timing.healthTimeoutMs}`,
     ctx.timing.healthTimeoutMs,
   )
-  if (!r.ok) throw new Error(`health gate: ${r.detail}`)
+  if (!r.ok) throw new Error(r.detail)
   return r.detail
 }
 

@@ -15,6 +15,7 @@ import { createServer } from 'node:net'
 import { readFileSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { reasonLine } from './target.js'
 
 interface AppConf {
   name: string
@@ -88,7 +89,7 @@ async function verify(release: string, timeoutMs: number) {
   try {
     while (Date.now() - started < timeoutMs) {
       if (exit !== undefined) {
-        const why = output.trim().split('\n').filter(Boolean).pop() ?? ''
+        const why = reasonLine(output)
         return out({ ms: Date.now() - started, detail: `the release exited with code ${exit} before it was ready: ${why.slice(0, 300)}` }, false)
       }
       const r = await get(url)

@@ -1,10 +1,13 @@
 // Deploy test fixtures: a target directory with a production shared/.env, a runnable `runway`
 // CLI, and a stand-in artifact for the steps that never run the app (dry run, lock refusal).
 import { spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
+import { buildArtifact } from '../../src/deploy/artifact.js'
+import { processTree } from '../../src/stacks/api.js'
+import { isAlive, killGroup, killOnExit } from '../../src/stacks/process.js'
 
 export const ROOT = join(import.meta.dirname, '..', '..')
 export const BIN = join(ROOT, 'bin', 'runway.js')
@@ -66,3 +69,59 @@ export function snapshot(dir: string): string[] {
   walk(dir, '')
   return out.sort()
 }
+
+/**
+ * Stops whatever pm2 a deploy started under `pm2Home`, by PID, at teardown (and if the test
+ * process dies): `pm2 kill` for the graceful path, then SIGKILL to the daemon's whole tree.
+ */
+export function reapPm2(t: Test, pm2Home: string): void {
+  const pids = () => {
+    try {
+      return processTree(Number(readFileSync(join(pm2Home, 'pm2.pid'), 'utf8').trim()))
+    } catch {
+      return []
+    }
+  }
+  let known: number[] = []
+  const forget = killOnExit(() => (known = [...new Set([...known, ...pids()])]))
+  t.teardown(async () => {
+    known = [...new Set([...known, ...pids()])]
+    await new Promise<void>((resolve) => {
+      const child = spawn(process.execPath, [join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2'), 'kill'], { env: { ...process.env, PM2_HOME: pm2Home }, stdio: 'ignore' })
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+      child.on('close', () => (clearTimeout(timer), resolve()))
+    })
+    for (const pid of known) if (isAlive(pid)) killGroup(pid, 'SIGKILL')
+    forget()
+  })
+}
+
+/**
+ * Artifacts for the serial deploy tests: the real one, built once from this checkout, copied
+ * under different shas (release names end in the sha, so "v1" and "v2" are told apart).
+ * `patch` edits a copy, e.g. to make a release that cannot start.
+ */
+export async function artifacts(t: Test, versions: Record<string, ((dir: string) => void) | null>): Promise<Record<string, string>> {
+  const built = await buildArtifact(ROOT)
+  t.teardown(() => built.remove())
+  const out: Record<string, string> = {}
+  for (const [sha, patch] of Object.entries(versions)) {
+    const dir = mkdtempSync(join(tmpdir(), `runway-artifact-${sha}-`))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    cpSync(built.dir, dir, { recursive: true })
+    writeFileSync(join(dir, 'REVISION'), JSON.stringify({ ...built.revision, sha, dirty: false }))
+    patch?.(dir)
+    out[sha] = dir
+  }
+  return out
+}
+
+/** Edits a file of an artifact, insisting that the text to replace is there. */
+export function patchFile(file: string, from: string, to: string): void {
+  const text = readFileSync(file, 'utf8')
+  if (!text.includes(from)) throw new Error(`${file} does not contain ${JSON.stringify(from)}: update the test's patch`)
+  writeFileSync(file, text.replace(from, to))
+}
+
+/** Tests share one dependency cache (keyed by lockfile, Node version and platform), so a run does `npm ci` once per lockfile, not once per deploy. */
+export const DEPS_CACHE = join(tmpdir(), 'runway-test-deps')
