@@ -95,8 +95,8 @@ if (bin) {
     has('add_header X-Content-Type-Options "nosniff" always;')
     has('add_header X-Frame-Options "DENY" always;')
     for (const code of [413, 429, 502, 503, 504]) {
-      t.match(text, new RegExp(`error_page [0-9 ]*${code}[0-9 ]* @runway_${code};`), `error_page ${code}`)
-      t.match(text, new RegExp(`location @runway_${code} \\{\\s*default_type application/json;[^}]*return ${code} '\\{"detail":"[^"]+"\\}\\\\n';`), `${code} has a JSON body`)
+      t.match(text, new RegExp(`error_page [0-9 ]*${code}[0-9 ]* /\\.runway-error/${code};`), `error_page ${code}`)
+      t.match(text, new RegExp(`location = /\\.runway-error/${code} \\{\\s*internal;\\s*default_type application/json;[^}]*return ${code} '\\{"detail":"[^"]+"\\}\\\\n';`), `${code} has a JSON body`)
     }
     t.match(text, /log_format runway_json escape=json '\{"time".*"request_id":"\$runway_request_id"/s)
     t.match(text, /"upstream_response_time":"\$upstream_response_time"/)

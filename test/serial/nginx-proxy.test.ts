@@ -206,6 +206,19 @@ if (bin) {
     t.equal(atLimit.headers['x-runway-worker'], 'app-a')
   })
 
+  t.test('malformed requests nginx answers before picking a server get JSON too', async (t) => {
+    const cases: [string, Promise<Awaited<ReturnType<typeof request>>>, number, string][] = [
+      ['an overlong URI', request(`${secure.httpsUrl}/${'a'.repeat(10_000)}`, { ca, servername: 'localhost' }), 414, 'Request URI is too long.'],
+      ['an overlong header', request(`${secure.httpsUrl}/healthz`, { ca, servername: 'localhost', headers: { 'x-big': 'b'.repeat(20_000) } }), 400, 'Bad request.'],
+      ['plain HTTP to the HTTPS port', request(`http://127.0.0.1:${httpsPort}/healthz`), 400, 'Bad request.'],
+      ['an overlong URI over plain HTTP', request(`${plain.httpUrl}/${'a'.repeat(10_000)}`), 414, 'Request URI is too long.'],
+    ]
+    for (const [what, pending, status, detail] of cases) {
+      const r = await pending
+      t.same([r.status, r.headers['content-type'], r.body], [status, 'application/json', { detail }], what)
+    }
+  })
+
   t.test('with the app stopped nginx answers 502 JSON; a hung app gets 504 JSON', async (t) => {
     const doomed = await startApp(t, { WORKER_HEADER: 'true' })
     const front = await nginx({ upstreams: [hostPort(doomed)], tls: true })
