@@ -89,7 +89,8 @@ export const Machine = Type.Object({
 export const Threshold = Type.Object({
   expression: Type.String(),
   scenario: Type.String(),
-  actual: Num,
+  /** The measured value (a regression check's is the change in percent: negative = better). */
+  actual: Type.Number(),
   pass: Type.Boolean(),
   message: Type.String(),
 })
