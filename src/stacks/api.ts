@@ -188,6 +188,19 @@ async function buildLocked(root: string): Promise<void> {
   }
 }
 
+/** What `npm run build` does, into another directory: tsc, plus dist/package.json (ESM). */
+async function compileInto(root: string, outDir: string): Promise<void> {
+  const tsc = createRequire(join(root, 'package.json')).resolve('typescript/bin/tsc')
+  try {
+    await run(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', outDir], { cwd: root, timeout: 180_000, maxBuffer: 16 << 20 })
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string }
+    const why = (e.stdout || e.stderr || e.message).trim().split('\n').slice(0, 3).join(' | ')
+    throw new Error(`compiling ${root}/src failed: ${why}`)
+  }
+  cpSync(join(root, 'src', 'package.json'), join(outDir, 'package.json'))
+}
+
 export interface StagedCopy {
   dir: string
   remove(): void
@@ -195,10 +208,10 @@ export interface StagedCopy {
 
 /**
  * A private copy of the app in a temp dir, for tests and benchmarks: `src` (+ tsconfig.json) for
- * the dev server, `dist` for production (built first when stale), with package.json,
- * ecosystem.config.js and a link to node_modules. A rebuild or an edit in the checkout cannot
- * change it under a running stack, edits to it (the dev server's watch test) cannot touch the
- * checkout, and the checkout's .env is not read.
+ * the dev server, or `dist` for production (compiled into the copy when the checkout's is stale),
+ * with package.json, ecosystem.config.js and a link to node_modules. A rebuild or an edit in the
+ * checkout cannot change it under a running stack, edits to it (the dev server's watch test)
+ * cannot touch the checkout, and the checkout's .env is not read.
  */
 export async function stageCopy(what: 'src' | 'dist', root = ROOT): Promise<StagedCopy> {
   const dir = mkdtempSync(join(tmpdir(), `runway-${what}-`))
@@ -206,11 +219,15 @@ export async function stageCopy(what: 'src' | 'dist', root = ROOT): Promise<Stag
   try {
     const copy = (p: string) => cpSync(join(root, p), join(dir, p), { recursive: true })
     if (what === 'dist') {
-      // Under the build lock, so a concurrent ensureBuilt does not swap dist/ mid-copy.
-      await withFileLock(BUILD_LOCK, async () => {
-        await buildLocked(root)
+      // A fresh dist/ is copied (under the build lock, so no build swaps it mid-copy); a stale one
+      // is left alone and the copy compiled privately, so a test never deletes the dist/ that
+      // someone else's process is running from.
+      const copied = await withFileLock(BUILD_LOCK, async () => {
+        if (buildIsStale(root)) return false
         copy('dist')
+        return true
       })
+      if (!copied) await compileInto(root, join(dir, 'dist'))
     } else {
       copy('src')
       copy('tsconfig.json')
