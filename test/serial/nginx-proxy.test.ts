@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
+import http2 from 'node:http2'
 import tls from 'node:tls'
 import { gunzipSync } from 'node:zlib'
 import { startNginx, type NginxStack } from '../../src/stacks/nginx.js'
@@ -31,10 +32,10 @@ async function nginx(o: Parameters<typeof startNginx>[0]): Promise<NginxStack> {
   return stack
 }
 
-function handshake(port: number, o: tls.ConnectionOptions): Promise<{ protocol?: string | null; alpn?: string | false | null; error?: string }> {
+function handshake(port: number, o: tls.ConnectionOptions): Promise<{ protocol?: string | null; alpn?: string | false | null; ticket?: boolean; error?: string }> {
   return new Promise((resolve) => {
     const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ...o }, () => {
-      const result = { protocol: socket.getProtocol(), alpn: socket.alpnProtocol }
+      const result = { protocol: socket.getProtocol(), alpn: socket.alpnProtocol, ticket: socket.getTLSTicket() !== undefined }
       socket.destroy()
       resolve(result)
     })
@@ -132,8 +133,25 @@ if (bin) {
       t.equal(r.protocol, v, `${v} accepted`)
       t.equal(r.alpn, 'h2', `${v}: HTTP/2 offered`)
     }
+    const tls12 = await handshake(httpsPort, { ca, maxVersion: 'TLSv1.2' })
+    t.equal(tls12.ticket, false, 'TLS 1.2: no session ticket (ssl_session_tickets off)')
     const cbc = await handshake(httpsPort, { ca, maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA' })
     t.match(cbc.error, /handshake failure|no shared cipher/, `a CBC cipher outside Mozilla's list is refused: ${cbc.error}`)
+  })
+
+  t.test('a real HTTP/2 request through nginx', async (t) => {
+    const session = http2.connect(secure.httpsUrl!, { ca, servername: 'localhost' })
+    t.teardown(() => session.close())
+    const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const stream = session.request({ ':path': '/healthz' })
+      let status = 0
+      let body = ''
+      stream.on('response', (h) => (status = Number(h[':status'])))
+      stream.setEncoding('utf8').on('data', (c: string) => (body += c))
+      stream.on('end', () => resolve({ status, body }))
+      stream.on('error', reject)
+    })
+    t.same([reply.status, JSON.parse(reply.body)], [200, { status: 'ok' }])
   })
 
   t.test('request.ip is the client address from X-Forwarded-For; a forged header is not trusted', async (t) => {
