@@ -64,7 +64,7 @@ export function processTree(pid: number): number[] {
   return out
 }
 
-function stackEnv(port: number, nodeEnv: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+function processEnv(port: number, nodeEnv: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...process.env, HOST: '127.0.0.1', PORT: String(port), NODE_ENV: nodeEnv, ...extra }
 }
 
@@ -106,7 +106,7 @@ export async function startDevServer(o: StackOptions = {}): Promise<ProcessStack
     command: process.execPath,
     args: [requireHere.resolve('tsx/cli'), ...DEV_ARGS],
     cwd,
-    env: stackEnv(port, 'development', o.env),
+    env: processEnv(port, 'development', o.env),
     logFile: o.logFile,
   })
   await ready(service, url, o.logFile)
@@ -125,7 +125,7 @@ export async function startProductionProcess(o: StackOptions = {}): Promise<Proc
     command: process.execPath,
     args: [script],
     cwd,
-    env: stackEnv(port, 'production', o.env),
+    env: processEnv(port, 'production', o.env),
     logFile: o.logFile,
   })
   await ready(service, url, o.logFile)
