@@ -2,8 +2,9 @@
 // a real pm2 cluster under the target's own PM2_HOME, real SQLite, and a bounded autocannon load
 // on 127.0.0.1 running through every cut-over. Subtests run in order and share the target.
 import t, { type Test } from 'tap'
-import { existsSync, readFileSync, readlinkSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
+import { startNginx } from '../../src/stacks/nginx.js'
 import { freePort } from '../../src/stacks/process.js'
 import { artifacts, DEPS_CACHE, makeTarget, patchFile, reapPm2, runway } from '../helpers/deploy.js'
 import { seedUser, sessions, startLoad, type LoadResult } from '../helpers/runtime.js'
@@ -25,6 +26,12 @@ const art = await artifacts(t, {
   sick: (dir) =>
     patchFile(join(dir, 'dist', 'routes', 'health.js'), 'await app.store.ping();', "if (process.env.NODE_APP_INSTANCE !== undefined) throw new Error('sick under pm2 on purpose'); await app.store.ping();"),
 })
+
+// nginx with TLS in front, as in production: preflight runs `nginx -t` on its config and checks its
+// certificate, and the health gate polls /readyz through it (trusting the test CA).
+const nginx = await startNginx({ upstreams: [`127.0.0.1:${port}`], tls: true, rateLimit: false })
+t.teardown(() => nginx.stop())
+const viaNginx = ['--nginx-conf', join(nginx.prefix, 'conf', 'nginx.conf'), '--nginx-prefix', `${nginx.prefix}/`, '--health-url', `${nginx.httpsUrl}/readyz`, '--health-ca', nginx.caFile!]
 
 const common = ['--path', root, '--workers', '2', '--deps-cache', DEPS_CACHE, '--json']
 const deploy = (sha: string, extra: string[] = []) => runway(['deploy', ...common, '--artifact', art[sha]!, ...extra], { timeoutMs: 900_000 })
@@ -65,9 +72,18 @@ let v1 = ''
 let v2 = ''
 
 t.test('first deploy: v1 goes live under pm2 with the target\'s PM2_HOME', async (t) => {
-  const r = await deploy('v1')
+  const r = await deploy('v1', viaNginx)
   t.equal(r.code, 0, r.err)
   const report = JSON.parse(r.out)
+  t.match(report.hosts[0].checks, [
+    { name: 'git', level: 'ok' },
+    { name: 'config', level: 'ok' },
+    { name: 'store', level: 'ok' },
+    { name: 'nginx', level: 'ok', message: /nginx -t passed/ },
+    { name: 'tls', level: 'ok', message: /valid for \d+ more days/ },
+    { name: 'disk', level: 'ok' },
+  ])
+  t.match(r.err, new RegExp(`✓ health gate .*2 workers online from this release; ${nginx.httpsUrl}/readyz answered 200`), 'gated through nginx and TLS')
   t.match(report, { ok: true, sha: 'v1', hosts: [{ result: 'ok', from: null }] })
   v1 = report.hosts[0].release
   t.match(v1, /^\d{8}T\d{6}Z-v1$/)
@@ -77,6 +93,7 @@ t.test('first deploy: v1 goes live under pm2 with the target\'s PM2_HOME', async
     ['preflight', 'build artifact', 'lock', 'upload', 'npm ci --omit=dev', 'link shared', 'migrate', 'verify', 'switch current', 'pm2 startOrReload', 'health gate', 'prune'],
   )
   t.match(r.err, /✓ health gate +\d+\.\ds +2 workers online from this release/, 'each step is printed with its duration')
+  t.match(JSON.parse(readFileSync(join(root, '.runway', 'target.json'), 'utf8')), { healthUrl: `${nginx.httpsUrl}/readyz`, workers: 2 }, 'the target remembers its settings')
   t.ok(existsSync(join(pm2Home, 'pm2.pid')), 'pm2 runs under the target\'s PM2_HOME')
   t.ok(existsSync(join(pm2Home, 'dump.pm2')), 'the process list is saved for the boot-time resurrect')
   t.ok(existsSync(join(root, 'releases', v1, 'node_modules', 'fastify')), 'production dependencies installed in the release')
@@ -164,4 +181,15 @@ t.test('a release that fails the health gate after the switch is rolled back aut
   t.match(log().pop(), { action: 'deploy', sha: 'sick', from: v1, result: 'rolled-back', reason: /HTTP 503/ })
   const list = JSON.parse((await runway(['releases', '--path', root, '--json'])).out)[0]
   t.match(list.releases.find((x: { name: string }) => x.name.endsWith('-sick')), { live: false, failed: /health gate/ })
+})
+
+t.test('a successful deploy keeps only the newest --keep releases', async (t) => {
+  const r = await deploy('v2', ['--keep', '2'])
+  t.equal(r.code, 0, r.err)
+  const host = JSON.parse(r.out).hosts[0]
+  t.match(host.steps.pop(), { name: 'prune', ok: true, detail: new RegExp(`removed ${v1}, ${v2}, \\d{8}T\\d{6}Z-broken`) })
+  const left = readdirSync(join(root, 'releases')).sort()
+  t.same(left.map((n) => n.replace(/^\d{8}T\d{6}Z-/, '')), ['sick', 'v2'])
+  t.equal(current(), host.release)
+  t.equal(log().length, 7, 'the log keeps every attempt, pruned releases included')
 })
