@@ -193,14 +193,17 @@ if (bin) {
 
   t.test('a burst of logins gets 429 JSON from nginx', async (t) => {
     // From 127.0.0.3, so the limit zone's bucket for this test is its own.
+    const started = Date.now()
     const burst = await Promise.all(
       Array.from({ length: 20 }, () => request(`${secure.httpsUrl}/api/token/`, { ca, localAddress: '127.0.0.3', json: { username: 'alice', password: 'wrong-password' } })),
     )
     const limited = burst.filter((r) => r.status === 429)
     const passed = burst.filter((r) => r.status === 401)
     t.equal(limited.length + passed.length, 20, `only 401 and 429 (${burst.map((r) => r.status).join(' ')})`)
-    t.ok(passed.length >= 1 && passed.length <= 7, `burst 5 at 1r/s lets ${passed.length} through`)
-    t.ok(limited.length >= 13, `${limited.length} answered 429`)
+    // 1 + burst 5 at once, then 1 per second for as long as the burst took (a loaded machine is slow).
+    const allowed = 6 + Math.ceil((Date.now() - started) / 1000)
+    t.ok(passed.length >= 1 && passed.length <= allowed, `burst 5 at 1r/s let ${passed.length} through (at most ${allowed})`)
+    t.ok(limited.length >= 20 - allowed, `${limited.length} answered 429`)
     const r = limited[0]!
     t.same(r.body, { detail: 'Request was throttled. Expected available in 1 second.' })
     t.equal(r.headers['content-type'], 'application/json')
