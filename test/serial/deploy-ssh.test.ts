@@ -3,7 +3,7 @@
 // strict known_hosts, reached by the system ssh/rsync exactly as an operator's would be.
 import t from 'tap'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { freePort, startService } from '../../src/stacks/process.js'
@@ -121,6 +121,18 @@ async function sshSuite() {
     t.equal(result.errors + result.timeouts + result.non2xx + result.badBodies, 0, `no failed request ${JSON.stringify(result.statuses)}`)
     const list = await runway(['releases', ...ssh, '--path', root])
     t.match(list.out, new RegExp(`\\* ${v1}  \\(live\\)`))
+  })
+
+  t.test('a rolling deploy preflights every host before touching any', async (t) => {
+    const closed = await freePort() // nothing listens there
+    const before = readdirSync(join(root, 'releases')).sort()
+    const r = await runway(['deploy', '--host', host, '--host', `${user}@127.0.0.1:${closed}`, '--ssh-config', join(dir, 'ssh_config'), '--path', root, '--artifact', art.v2!, '--json'], { timeoutMs: 60_000 })
+    t.equal(r.code, 1)
+    const report = JSON.parse(r.out)
+    t.match(report, { ok: false, hosts: [{ target: `${user}@127.0.0.1:${closed}:${root}`, result: 'failed', reason: /^preflight: ssh .* failed: .*(refused|closed)/ }] })
+    t.same(report.skipped, [`${host}:${root}`], 'the reachable host was not deployed to')
+    t.same(readdirSync(join(root, 'releases')).sort(), before, 'no release was uploaded anywhere')
+    t.equal(current(), v1)
   })
 
   t.test('a host that refuses the key fails in one line, never prompting', async (t) => {
