@@ -65,7 +65,7 @@ module.exports = {
       exp_backoff_restart_delay: 100,
       stop_exit_codes: [78],
       // A worker whose resident memory grows past this is replaced, gracefully, like a reload (a
-      // leak guard, not a limit: a worker starts at ~100 MB and sits near 200 MB under load).
+      // leak guard, not a limit: a worker starts at ~100 MB and measured 120-200 MB under load).
       max_memory_restart: process.env.RUNWAY_MAX_MEMORY || '512M',
 
       out_file: join(logDir, 'runway.out.log'),
