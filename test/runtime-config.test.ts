@@ -57,7 +57,12 @@ t.test("pm2's instance variable is the one the app reads for x-runway-worker", a
 
 t.test('keep-alive: the app outlasts nginx so nginx, not the app, closes idle upstream connections', async (t) => {
   const config = loadConfig({ NODE_ENV: 'test' })
-  t.ok(config.keepAliveTimeoutMs > 60_000, `KEEP_ALIVE_TIMEOUT ${config.keepAliveTimeoutMs} ms > nginx keepalive_timeout 60 s`)
+  // The upstream block of runway's nginx template: the pair is checked against the real value.
+  const template = readFileSync(join(ROOT, 'nginx', 'site.conf.template'), 'utf8')
+  const upstream = /^upstream .*\{\n([\s\S]*?)^\}/m.exec(template)?.[1] ?? ''
+  const nginxSeconds = Number(/keepalive_timeout\s+([0-9]+)s;/.exec(upstream)?.[1])
+  t.ok(nginxSeconds > 0, `nginx upstream keepalive_timeout is ${nginxSeconds} s`)
+  t.ok(config.keepAliveTimeoutMs > nginxSeconds * 1000, `KEEP_ALIVE_TIMEOUT ${config.keepAliveTimeoutMs} ms > nginx's ${nginxSeconds} s`)
   t.ok(config.headersTimeoutMs <= config.requestTimeoutMs)
 })
 
