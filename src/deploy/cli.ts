@@ -2,7 +2,7 @@
 // reach them, the per-target settings, and how progress is printed (stderr; stdout stays for the
 // result line or --json).
 import { CliError, note } from '../cli/command.js'
-import type { Reporter } from './deploy.js'
+import { StepError, type Reporter } from './deploy.js'
 import type { TargetSettings } from './layout.js'
 import type { Check } from './preflight.js'
 import { LocalTarget, SshTarget, type Target, TargetError } from './target.js'
@@ -114,6 +114,6 @@ export const quietReporter: Reporter = { check() {}, step() {}, info() {} }
 
 /** TargetError and friends are the operator's problem to fix: one line, exit 1. */
 export function asCliError(err: unknown): never {
-  if (err instanceof TargetError) throw new CliError(err.message)
+  if (err instanceof TargetError || err instanceof StepError) throw new CliError(err.message)
   throw err
 }

@@ -176,7 +176,7 @@ async function activate(ctx: Context, to: string, from: string | null): Promise<
     if (!from) {
       // Nothing was live before: take the failed release down again rather than leave it serving.
       await run.step('roll back', () =>
-        run.sh(`rm -f current; ${appEnv(ctx.settings, run.target.root)} node releases/${q(to)}/node_modules/pm2/bin/pm2 delete ecosystem.config.js >/dev/null 2>&1; true`),
+        run.sh(`${appEnv(ctx.settings, run.target.root)} node releases/${q(to)}/node_modules/pm2/bin/pm2 delete releases/${q(to)}/ecosystem.config.js >/dev/null 2>&1; rm -f current; true`),
       ).catch(() => {})
       throw new StepError('rolled-back', `${reason}; nothing was live before, so the app was stopped and current removed`)
     }

@@ -193,3 +193,16 @@ t.test('a successful deploy keeps only the newest --keep releases', async (t) =>
   t.equal(current(), host.release)
   t.equal(log().length, 6, 'the log keeps every attempt, pruned releases included')
 })
+
+t.test('a first deploy that fails its health gate leaves nothing running', async (t) => {
+  const fresh = makeTarget(t, { port: await freePort() })
+  reapPm2(t, join(fresh, '.pm2'))
+  const r = await runway(['deploy', '--path', fresh, '--workers', '1', '--deps-cache', DEPS_CACHE, '--json', '--artifact', art.sick!, '--health-timeout', '3'], { timeoutMs: 900_000 })
+  t.equal(r.code, 1)
+  t.match(JSON.parse(r.out).hosts[0], { result: 'rolled-back', from: null, live: null, reason: /HTTP 503.*; nothing was live before, so the app was stopped and current removed$/ })
+  t.notOk(existsSync(join(fresh, 'current')), 'no current link')
+  const s = JSON.parse((await runway(['status', '--path', fresh, '--json'])).out)[0]
+  t.match(s, { current: null, healthy: false, workers: [] })
+  const jlist = await runway(['status', '--path', fresh])
+  t.equal(jlist.code, 1, 'status says not healthy')
+})
