@@ -61,6 +61,7 @@ if (bin) {
     // upstream keep-alive, shorter than the app's own keep-alive timeout
     has('keepalive 32;')
     has('keepalive_timeout 60s;')
+    has('keepalive_requests 1000;')
     const appKeepAlive = loadConfig({}).keepAliveTimeoutMs
     t.ok(60_000 < appKeepAlive, `nginx's upstream keepalive_timeout (60s) < the app's KEEP_ALIVE_TIMEOUT (${appKeepAlive} ms)`)
     has('proxy_http_version 1.1;')
@@ -184,6 +185,7 @@ t.test('invalid values are refused before rendering, naming the flag', async (t)
     ['burst', { burst: -1 }],
     ['burst', { burst: '1e3' }],
     ['keepalive', { keepalive: 0 }],
+    ['client-keepalive-requests', { clientKeepaliveRequests: 0 }],
     ['proxy-timeout', { proxyTimeout: '1500ms' }],
     ['proxy-timeout', { proxyTimeout: '2h' }],
     ['proxy-timeout', { proxyTimeout: 'soon' }],

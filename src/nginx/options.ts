@@ -38,6 +38,8 @@ export interface NginxInput {
   rate?: string
   burst?: number | string
   keepalive?: number | string
+  /** Requests a client may send on one keep-alive connection before nginx closes it (1000). */
+  clientKeepaliveRequests?: number | string
   proxyTimeout?: number | string
   /** standalone: the directory that holds everything (conf, logs, temp, pid). */
   prefix?: string
@@ -67,6 +69,7 @@ export interface NginxSettings {
   bodyLimit: number
   rateLimit: { rate: string; burst: number } | false
   keepalive: number
+  clientKeepaliveRequests: number
   proxyTimeoutS: number
   prefix: string
   workers: string
@@ -231,6 +234,7 @@ export function validate(input: NginxInput): NginxSettings {
   }
 
   const keepalive = integer('keepalive', input.keepalive, 32, 1, 4096)
+  const clientKeepaliveRequests = integer('client-keepalive-requests', input.clientKeepaliveRequests, 1000, 1, 10_000_000)
   let proxyTimeoutS = 30
   if (input.proxyTimeout !== undefined && input.proxyTimeout !== '') {
     const text = String(input.proxyTimeout)
@@ -268,6 +272,7 @@ export function validate(input: NginxInput): NginxSettings {
     bodyLimit,
     rateLimit,
     keepalive,
+    clientKeepaliveRequests,
     proxyTimeoutS,
     prefix,
     workers,
@@ -286,6 +291,7 @@ export function templateValues(s: NginxSettings): TemplateValues {
     upstream_list: s.upstreams.join(', '),
     upstream_servers: s.upstreams.map((u) => `server ${u} max_fails=1 fail_timeout=10s;`).join('\n'),
     keepalive: s.keepalive,
+    client_keepalive_requests: s.clientKeepaliveRequests,
     tls: s.tls,
     ipv6: s.ipv6,
     default_server: s.defaultServer,

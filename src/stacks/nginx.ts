@@ -77,6 +77,9 @@ export async function startNginx(o: StartNginxOptions): Promise<NginxStack> {
       rate: o.rateLimit === false ? 'off' : o.rateLimit?.rate,
       burst: o.rateLimit === false ? undefined : o.rateLimit?.burst,
       workers: o.workers ?? 1,
+      // Load generators (autocannon) race nginx's close after keepalive_requests and count a reset
+      // now and then; a stack for tests and benchmarks keeps client connections open.
+      clientKeepaliveRequests: 1_000_000,
       proxyTimeout: o.proxyTimeout,
       nginxVersion: await nginxVersion(bin),
     })

@@ -30,6 +30,7 @@ bad one is a one-line error and nothing is written. --check also runs \`nginx -t
   --body-limit BYTES      client_max_body_size, = the app's BODY_LIMIT (default from the app config)
   --rate R --burst N      limit_req on /api/token* per client address (5r/s, 10); --rate off
   --keepalive N           idle upstream connections kept per worker (32)
+  --client-keepalive-requests N   requests per client keep-alive connection (1000)
   --proxy-timeout T       upstream read/send timeout (30s)
   --access-log FILE       JSON access log (/var/log/nginx/NAME.access.log; standalone PREFIX/logs)
   --prefix DIR --workers N|auto   standalone only
@@ -64,6 +65,7 @@ const options = {
   rate: { type: 'string' },
   burst: { type: 'string' },
   keepalive: { type: 'string' },
+  'client-keepalive-requests': { type: 'string' },
   'proxy-timeout': { type: 'string' },
   'access-log': { type: 'string' },
   prefix: { type: 'string' },
@@ -123,6 +125,7 @@ function input(values: Values, nginxVersionText: string | undefined): NginxInput
     rate: pick(values, 'rate'),
     burst: pick(values, 'burst'),
     keepalive: pick(values, 'keepalive'),
+    clientKeepaliveRequests: pick(values, 'client-keepalive-requests'),
     proxyTimeout: pick(values, 'proxy-timeout'),
     accessLog: pick(values, 'access-log'),
     prefix: pick(values, 'prefix'),
