@@ -35,8 +35,8 @@ export interface StartNginxOptions {
   prefix?: string
   /** limit_req on the token endpoints; false turns it off (load tests that log in a lot). */
   rateLimit?: { rate: string; burst: number } | false
-  /** The app's BODY_LIMIT in bytes (default 65536). */
-  bodyLimit?: number
+  /** The app's BODY_LIMIT in bytes (default 65536), or an nginx size such as 64k. */
+  bodyLimit?: number | string
   /** nginx worker processes (default 1). */
   workers?: number | 'auto'
   /** proxy_read/send_timeout, e.g. "30s". */
@@ -51,6 +51,7 @@ export async function startNginx(o: StartNginxOptions): Promise<NginxStack> {
   if (!bin) throw new Error('nginx is not installed: apt-get install -y nginx (or put it on PATH)')
   const ownPrefix = !o.prefix
   const prefix = resolve(o.prefix ?? mkdtempSync(join(tmpdir(), 'runway-nginx-')))
+  mkdirSync(prefix, { recursive: true })
   // When run as root, nginx workers run as nobody: they must reach the prefix (temp files, webroot).
   chmodSync(prefix, 0o755)
   for (const sub of ['conf', 'logs', 'temp', 'acme']) mkdirSync(join(prefix, sub), { recursive: true })

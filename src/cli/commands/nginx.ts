@@ -190,11 +190,13 @@ async function serve(values: Values): Promise<number> {
       tls: values.tls ?? false,
       prefix,
       rateLimit: rate === 'off' ? false : rate ? { rate, burst: Number(pick(values, 'burst') ?? 10) } : undefined,
-      bodyLimit: pick(values, 'body-limit') ? Number(pick(values, 'body-limit')) : appDefaults().bodyLimit,
+      bodyLimit: pick(values, 'body-limit') ?? appDefaults().bodyLimit,
       workers: pick(values, 'workers') === 'auto' ? 'auto' : Number(pick(values, 'workers') ?? 1),
     })
   } catch (err) {
-    throw new CliError((err as Error).message, err instanceof NginxOptionError ? 2 : 1)
+    if (err instanceof NginxOptionError) throw new CliError(err.message, 2)
+    if (err instanceof NginxTestError) throw new CliError(`nginx -t rejected the config: ${err.message}`)
+    throw new CliError((err as Error).message)
   }
   print(`nginx ${stack.url} (http ${stack.httpUrl}${stack.httpsUrl ? `, https ${stack.httpsUrl}, CA ${stack.caFile}` : ''})`)
   note(`logs: ${stack.accessLog}, ${stack.errorLog}; Ctrl-C stops nginx`)
