@@ -108,6 +108,7 @@ if (bin) {
 
     const many = directives(renderNginx(variants[1]![1]).text)
     for (const u of ['10.0.0.1:3000', '10.0.0.2:3000', 'localhost:3000', '[::1]:3000', 'unix:/run/runway.sock']) t.ok(many.includes(`server ${u} max_fails=1 fail_timeout=10s;`), u)
+    t.ok(many.includes('add_header Retry-After "2" always;') && many.includes(`return 429 '{"detail":"Request was throttled. Expected available in 2 seconds."}\\n';`), '30r/m: Retry-After 2')
     t.ok(many.includes('client_max_body_size 1m;') && many.includes('limit_req_zone $binary_remote_addr zone=runway_token:10m rate=30r/m;') && many.includes('proxy_read_timeout 45s;'))
     t.ok(many.includes('server_name api.example.com www.example.com;'))
     t.ok(many.includes('set_real_ip_from 10.1.0.0/16;') && many.includes('set_real_ip_from fd00::/8;') && many.includes('real_ip_header X-Forwarded-For;'), 'real client address from a load balancer')

@@ -282,6 +282,13 @@ export function validate(input: NginxInput): NginxSettings {
   }
 }
 
+/** Seconds until nginx lets a throttled client through again: 1 for N r/s, ceil(60/N) for N r/m. */
+function retryAfter(s: NginxSettings): number {
+  if (!s.rateLimit) return 1
+  const [n, unit] = s.rateLimit.rate.split(/r\//) as [string, string]
+  return unit === 'm' ? Math.max(1, Math.ceil(60 / Number(n))) : 1
+}
+
 /** The names the templates use. */
 export function templateValues(s: NginxSettings): TemplateValues {
   const addr = (port: number) => (s.listen ? `${s.listen}:${port}` : String(port))
@@ -318,6 +325,9 @@ export function templateValues(s: NginxSettings): TemplateValues {
     body_limit_bytes: s.bodyLimit,
     rate_limit: s.rateLimit !== false,
     rate: s.rateLimit ? s.rateLimit.rate : '',
+    // When the next request is allowed again: one request's share of the rate.
+    retry_after: retryAfter(s),
+    retry_after_text: `${retryAfter(s)} second${retryAfter(s) === 1 ? '' : 's'}`,
     burst: s.rateLimit ? s.rateLimit.burst : 0,
     proxy_timeout: `${s.proxyTimeoutS}s`,
     prefix: s.prefix,
