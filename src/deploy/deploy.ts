@@ -37,6 +37,16 @@ export class StepError extends Error {
   }
 }
 
+/** A release failed after the switch and the previous one was put back; `live` is what `current` points to now. */
+export class RolledBack extends Error {
+  constructor(
+    message: string,
+    readonly live: string | null,
+  ) {
+    super(message)
+  }
+}
+
 export interface HostReport {
   target: string
   action: Action
@@ -163,7 +173,7 @@ async function savePm2(ctx: Context, release: string): Promise<void> {
 
 /**
  * Makes `to` live: switch, reload, gate. If that fails, switches back to `from` (when there is
- * one), reloads and gates it, and throws a StepError saying what failed and what is live now.
+ * one), reloads and gates it, and throws RolledBack saying what failed and what is live now.
  */
 async function activate(ctx: Context, to: string, from: string | null): Promise<void> {
   const { run } = ctx
@@ -178,16 +188,16 @@ async function activate(ctx: Context, to: string, from: string | null): Promise<
       await run.step('roll back', () =>
         run.sh(`${appEnv(ctx.settings, run.target.root)} node releases/${q(to)}/node_modules/pm2/bin/pm2 delete releases/${q(to)}/ecosystem.config.js >/dev/null 2>&1; rm -f current; true`),
       ).catch(() => {})
-      throw new StepError('rolled-back', `${reason}; nothing was live before, so the app was stopped and current removed`)
+      throw new RolledBack(`${reason}; nothing was live before, so the app was stopped and current removed`, null)
     }
     await run.step('roll back', async () => {
       await run.sh(switchScript(from))
       await reload(ctx, from)
       return gate(ctx, from)
     }, () => `current -> releases/${from}, healthy`).catch((rollbackErr: Error) => {
-      throw new StepError('rolled-back', `${reason}; ROLLBACK TO ${from} ALSO FAILED: ${rollbackErr.message}`)
+      throw new RolledBack(`${reason}; ROLLBACK TO ${from} ALSO FAILED: ${rollbackErr.message}`, null)
     })
-    throw new StepError('rolled-back', `${reason}; rolled back to ${from}`)
+    throw new RolledBack(`${reason}; rolled back to ${from}`, from)
   }
 }
 
@@ -250,7 +260,9 @@ export async function deploy(o: DeployOptions): Promise<DeployReport> {
       report.reason = planText(run.target, name, p)
       return report
     })
-    return { ok: hosts.every((h) => !failed(h.checks).length && planned.every((p) => p.lock === undefined)), dryRun: true, sha: o.artifact.sha, hosts, skipped: [] }
+    // A dry run "fails" when the real deploy would: a preflight error or a held lock.
+    const ok = planned.every((p) => !failed(p.checks).length && p.lock === undefined)
+    return { ok, dryRun: true, sha: o.artifact.sha, hosts, skipped: [] }
   }
 
   const artifact = await runs[0]!.step('build artifact', () => o.artifact.get(), (a) => `${(a.bytes / 1048576).toFixed(1)} MB, sha ${a.revision.sha}${a.revision.dirty ? ' (dirty)' : ''}`)
@@ -298,7 +310,6 @@ async function deployHost(run: HostRun, state: TargetState, settings: TargetSett
     return report
   }
   const ctx: Context = { run, settings, url, timing }
-  let switched = false
   try {
     await saveSettings(target, settings)
     const rel = `releases/${name}`
@@ -316,21 +327,29 @@ async function deployHost(run: HostRun, state: TargetState, settings: TargetSett
       if (!r.ok) throw new Error(`the release does not start: ${r.detail}`)
       return r.detail
     }, (d) => d)
-    switched = true
     await activate(ctx, name, from)
-    await run.step('prune', async () => {
-      await savePm2(ctx, name)
-      const gone = releasesToPrune([...(await readState(target)).releases], name, settings.keep)
-      await run.sh(`${pruneScript(gone)} && ${depsPruneScript(settings)}`)
-      return gone
-    }, (gone) => (gone.length ? `removed ${gone.join(', ')}` : `kept all ${settings.keep}`))
     report.result = 'ok'
     report.live = name
+    // The release is live and healthy from here on: housekeeping that fails is reported, and does
+    // not turn a good deploy into a failed one.
+    await run
+      .step('prune', async () => {
+        await savePm2(ctx, name)
+        const gone = releasesToPrune([...(await readState(target)).releases], name, settings.keep)
+        await run.sh(`${pruneScript(gone)} && ${depsPruneScript(settings)}`)
+        return gone
+      }, (gone) => (gone.length ? `removed ${gone.join(', ')}` : `kept all ${settings.keep}`))
+      .catch((err: Error) => run.reporter.info(`warning: ${target.label}: ${err.message} (the deploy itself succeeded)`))
   } catch (err) {
-    const e = err as StepError
-    report.result = switched ? 'rolled-back' : 'failed'
-    report.reason = e.step === 'rolled-back' ? e.message : `${e.step ?? 'deploy'}: ${e.message}`
-    report.live = switched ? (report.reason.includes('ALSO FAILED') ? null : from) : from
+    if (err instanceof RolledBack) {
+      report.result = 'rolled-back'
+      report.reason = err.message
+      report.live = err.live
+    } else {
+      report.result = 'failed'
+      report.reason = `${(err as StepError).step ?? 'deploy'}: ${(err as Error).message}`
+      report.live = from
+    }
   } finally {
     report.durationMs = Date.now() - started
     await appendAudit(target, entry({ action: 'deploy', sha: artifact.revision.sha, from, to: name, result: report.result as Result, reason: report.reason, durationMs: report.durationMs })).catch((err: Error) =>
@@ -414,12 +433,14 @@ export async function rollback(o: RollbackOptions): Promise<HostReport> {
   const sha = to.split('-').pop() ?? ''
   try {
     await activate(ctx, to, from)
-    await run.step('pm2 save', () => savePm2(ctx, to))
     report.result = 'ok'
     report.live = to
+    await run.step('pm2 save', () => savePm2(ctx, to)).catch((err: Error) => run.reporter.info(`warning: ${o.target.label}: pm2 save: ${err.message}`))
   } catch (err) {
+    if (!(err instanceof RolledBack)) throw err
     report.result = 'rolled-back'
-    report.reason = (err as Error).message.replace(/rolled back to/, 'restored')
+    report.reason = err.message.replace(/rolled back to/, 'restored')
+    report.live = err.live
   } finally {
     report.durationMs = Date.now() - started
     await appendAudit(o.target, entry({ action: 'rollback', sha, from, to, result: report.result as Result, reason: report.reason, durationMs: report.durationMs }))
