@@ -1,7 +1,8 @@
 // The ceiling twin: the thinnest app that does what GET /api/me/ does — a bare node:http server
-// that verifies the same HS256 access token, reads the user from the same SQLite file the same
-// way (better-sqlite3, one indexed read by id) and returns the same JSON. No framework, no
-// plugins, no logging, no schema, no revocation set. With CEILING_WORKERS=n it runs as a
+// that verifies the same HS256 access token (remembering verified tokens until they expire, as
+// the API does), reads the user from the same SQLite file the same way (better-sqlite3, one
+// indexed read by id) and returns the same JSON. No framework, no plugins, no logging, no schema,
+// no revocation set. With CEILING_WORKERS=n it runs as a
 // node:cluster of n workers, the topology pm2's cluster mode uses. `runway compare --ceiling`
 // measures it beside each production stage; stage ÷ twin is the stage's efficiency.
 //
@@ -33,10 +34,24 @@ function serve(): void {
   db.pragma('busy_timeout = 5000')
   const findUser = db.prepare<[number], { id: number; username: string; is_active: number }>('SELECT id, username, is_active FROM users WHERE id = ?')
 
+  // Verified tokens are remembered until they expire, as the API does (fast-jwt's verify cache):
+  // a busy client does not pay an HMAC per request in either, so the twin stays the ceiling.
+  const verified = new Map<string, Record<string, unknown>>()
+  const verifyCached = (token: string): Record<string, unknown> | null => {
+    const hit = verified.get(token)
+    if (hit) return (hit.exp as number) > Date.now() / 1000 ? hit : (verified.delete(token), null)
+    const claims = verifyHs256(token, key)
+    if (claims) {
+      if (verified.size >= 10_000) verified.clear()
+      verified.set(token, claims)
+    }
+    return claims
+  }
+
   const me = (req: IncomingMessage, res: ServerResponse) => {
     const header = req.headers.authorization
     if (!header?.startsWith('Bearer ')) return send(res, 401, '{"detail":"Authentication credentials were not provided."}')
-    const claims = verifyHs256(header.slice(7), key)
+    const claims = verifyCached(header.slice(7))
     if (!claims || claims.token_type !== 'access') return send(res, 401, NOT_VALID)
     const user = findUser.get(Number(claims.user_id))
     if (!user || user.is_active !== 1) return send(res, 401, '{"detail":"User not found","code":"user_not_found"}')

@@ -240,6 +240,13 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
   const defs = stageDefs(instances).filter((d) => (d.kind === 'stage' ? wanted.has(d.id) : o.ceiling && d.twinOf !== undefined && wanted.has(d.twinOf)))
   const nginxBin = findNginx()
   const work = mkdtempSync(join(tmpdir(), 'runway-compare-'))
+  // Ctrl-C: the stacks' reapers kill every process and exit; this removes the data dirs and logs.
+  const made: StagedCopy[] = []
+  const removeWork = () => {
+    for (const c of made) c.remove()
+    rmSync(work, { recursive: true, force: true })
+  }
+  process.once('exit', removeWork)
   const key = randomBytes(48).toString('base64url') // a fresh strong key per run: production refuses weak ones
   const stages: Stage[] = []
   const rows: ResultRow[] = []
@@ -281,8 +288,8 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
           LOGIN_RATE_LIMIT_USER: '0',
           TRUST_PROXY: def.nginx ? '127.0.0.1' : 'false',
         },
-        dist: () => (copies.dist ??= stageCopy('dist')),
-        src: () => (copies.src ??= stageCopy('src')),
+        dist: () => (copies.dist ??= stageCopy('dist').then((c) => (made.push(c), c))),
+        src: () => (copies.src ??= stageCopy('src').then((c) => (made.push(c), c))),
       }
       say(`${label}: starting`)
       let running: Running | undefined
@@ -324,8 +331,9 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
       }
     }
   } finally {
-    for (const c of Object.values(copies)) await c?.then((x) => x.remove()).catch(() => undefined)
-    rmSync(work, { recursive: true, force: true })
+    await Promise.allSettled(Object.values(copies))
+    removeWork()
+    process.removeListener('exit', removeWork)
   }
 
   const results: Results = {
