@@ -136,3 +136,16 @@ t.test('key rotation: sign with the newest key, verify with all listed', async (
   const strict = await startApp(t, { JWT_ALGORITHM: 'ES256', JWT_PRIVATE_KEY_FILE: next.key })
   t.equal((await call(strict.url, '/api/token/verify/', { json: { token: oldPair.access } })).status, 401)
 })
+
+t.test('leeway tolerates clock skew on exp; other Authorization schemes can be allowed', async (t) => {
+  const { url, store } = await startApp(t, { JWT_LEEWAY: '30s', AUTH_HEADER_TYPES: 'Bearer,JWT' })
+  await createUser(store)
+  const pair = await login(url)
+  const { payload } = await jwtVerify(pair.access, secret)
+  const now = Math.floor(Date.now() / 1000)
+  const sign = (exp: number) => new SignJWT({ ...payload, exp, iat: exp - 300 }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(secret)
+  t.equal((await call(url, '/api/me/', { token: await sign(now - 10) })).status, 200, 'expired 10 s ago, within 30 s of leeway')
+  t.equal((await call(url, '/api/me/', { token: await sign(now - 60) })).status, 401, 'expired 60 s ago')
+  t.equal((await call(url, '/api/me/', { headers: { authorization: `JWT ${pair.access}` } })).status, 200, 'JWT scheme')
+  t.equal((await call(url, '/api/me/', { headers: { authorization: `Token ${pair.access}` } })).status, 401, 'unlisted scheme')
+})

@@ -31,7 +31,7 @@ export default fp(
       sign: { algorithm: keys.algorithm, ...(keys.signingKid ? { kid: keys.signingKid } : {}) },
       verify: {
         algorithms: [keys.algorithm],
-        clockTolerance: jwt.leeway,
+        clockTolerance: jwt.leeway * 1000, // fast-jwt counts milliseconds
         ...(jwt.issuer ? { allowedIss: jwt.issuer } : {}),
         ...(jwt.audience ? { allowedAud: jwt.audience } : {}),
         // fast-jwt checks iss/aud only when present; a configured one must be there.
