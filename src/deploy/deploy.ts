@@ -93,6 +93,24 @@ export function healthUrl(settings: TargetSettings, port: number | undefined): s
   return settings.healthUrl ?? `http://127.0.0.1:${port ?? 3000}/readyz`
 }
 
+/**
+ * Ctrl-C (or SIGTERM from CI) during a deploy does not kill it mid-step: the step in progress ends
+ * (a terminal's Ctrl-C also reaches its child ssh/npm), no further step starts, a release already
+ * switched to is rolled back, the lock is released and the log says "interrupted". A second
+ * signal exits at once (the lock then stays, for --break-lock).
+ */
+let interrupted: NodeJS.Signals | null = null
+export function stopCleanlyOnSignals(note: (text: string) => void): () => NodeJS.Signals | null {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (interrupted) process.exit(130)
+      interrupted = signal
+      note(`runway: ${signal}: stopping after the current step and leaving the target consistent (send it again to abort at once)`)
+    })
+  }
+  return () => interrupted
+}
+
 class HostRun {
   readonly steps: StepRecord[] = []
   constructor(
@@ -100,20 +118,22 @@ class HostRun {
     readonly reporter: Reporter,
   ) {}
 
-  async step<T>(name: string, fn: () => Promise<T>, detail?: (v: T) => string | undefined): Promise<T> {
+  /** `cleanup` steps (rolling back) still run after an interrupt; the others do not start. */
+  async step<T>(name: string, fn: () => Promise<T>, detail?: (v: T) => string | undefined, o: { cleanup?: boolean } = {}): Promise<T> {
     const started = Date.now()
     try {
+      if (interrupted && !o.cleanup) throw new Error(`interrupted by ${interrupted}`)
       const value = await fn()
       const rec = { name, ms: Date.now() - started, ok: true, detail: detail?.(value) }
       this.steps.push(rec)
       this.reporter.step(this.target, rec)
       return value
     } catch (err) {
-      const message = (err as Error).message
+      const message = interrupted && !o.cleanup ? `interrupted by ${interrupted}` : (err as Error).message
       const rec = { name, ms: Date.now() - started, ok: false, detail: message }
       this.steps.push(rec)
       this.reporter.step(this.target, rec)
-      throw err instanceof StepError ? err : new StepError(name, message)
+      throw err instanceof StepError && !interrupted ? err : new StepError(name, message)
     }
   }
 
@@ -185,16 +205,16 @@ async function activate(ctx: Context, to: string, from: string | null): Promise<
     const reason = `${(err as StepError).step ?? 'activate'}: ${(err as Error).message}`
     if (!from) {
       // Nothing was live before: take the failed release down again rather than leave it serving.
-      await run.step('roll back', () =>
-        run.sh(`${appEnv(ctx.settings, run.target.root)} node releases/${q(to)}/node_modules/pm2/bin/pm2 delete releases/${q(to)}/ecosystem.config.js >/dev/null 2>&1; rm -f current; true`),
-      ).catch(() => {})
+      await run
+        .step('roll back', () => run.sh(`${appEnv(ctx.settings, run.target.root)} node releases/${q(to)}/node_modules/pm2/bin/pm2 delete releases/${q(to)}/ecosystem.config.js >/dev/null 2>&1; rm -f current; true`), undefined, { cleanup: true })
+        .catch(() => {})
       throw new RolledBack(`${reason}; nothing was live before, so the app was stopped and current removed`, null)
     }
     await run.step('roll back', async () => {
       await run.sh(switchScript(from))
       await reload(ctx, from)
       return gate(ctx, from)
-    }, () => `current -> releases/${from}, healthy`).catch((rollbackErr: Error) => {
+    }, () => `current -> releases/${from}, healthy`, { cleanup: true }).catch((rollbackErr: Error) => {
       throw new RolledBack(`${reason}; ROLLBACK TO ${from} ALSO FAILED: ${rollbackErr.message}`, null)
     })
     throw new RolledBack(`${reason}; rolled back to ${from}`, from)

@@ -2,11 +2,12 @@
 // a real pm2 cluster under the target's own PM2_HOME, real SQLite, and a bounded autocannon load
 // on 127.0.0.1 running through every cut-over. Subtests run in order and share the target.
 import t, { type Test } from 'tap'
+import { spawn } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { startNginx } from '../../src/stacks/nginx.js'
 import { freePort } from '../../src/stacks/process.js'
-import { artifacts, DEPS_CACHE, makeTarget, patchFile, reapPm2, runway } from '../helpers/deploy.js'
+import { artifacts, BIN, DEPS_CACHE, makeTarget, patchFile, reapPm2, ROOT, runway } from '../helpers/deploy.js'
 import { seedUser, sessions, startLoad, type LoadResult } from '../helpers/runtime.js'
 
 const port = await freePort()
@@ -161,6 +162,28 @@ t.test('a release that cannot start is refused before the switch; traffic never 
   t.match(list.out, /✗ \d{8}T\d{6}Z-broken .*failed: verify: the release does not start/)
 })
 
+t.test('Ctrl-C stops a deploy after the current step, leaving the live release and no lock', async (t) => {
+  const child = spawn(process.execPath, [BIN, 'deploy', ...common, '--artifact', art.v2!], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (err += d))
+  const exited = new Promise<number | null>((r) => child.on('close', r))
+  // Once the release is uploaded and linked the deploy is in migrate/verify: interrupt it there.
+  const deadline = Date.now() + 60_000
+  const linked = () => readdirSync(join(root, 'releases')).some((n) => n.endsWith('-v2') && n !== v2 && existsSync(join(root, 'releases', n, '.env')))
+  while (!linked() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  child.kill('SIGINT')
+  t.equal(await exited, 130, 'exit status 130 (interrupted)')
+  t.match(err, /SIGINT: stopping after the current step/)
+  const host = JSON.parse(out).hosts[0]
+  t.match(host, { result: 'failed', live: v1, reason: /^(migrate|verify|switch current): interrupted by SIGINT$/ })
+  t.notOk(host.steps.some((s: { name: string; ok: boolean }) => s.name === 'pm2 startOrReload'), 'it never reloaded pm2')
+  t.equal(current(), v1, 'the live release is unchanged')
+  t.notOk(existsSync(join(root, '.runway', 'lock')), 'the lock was released')
+  t.match(log().pop(), { sha: 'v2', result: 'failed', reason: /interrupted by SIGINT/ })
+})
+
 t.test('a release that fails the health gate after the switch is rolled back automatically', async (t) => {
   const { value: r, load } = await underLoad(() => deploy('sick', ['--health-timeout', '4']))
   t.equal(r.code, 1)
@@ -191,7 +214,7 @@ t.test('a successful deploy keeps only the newest --keep releases', async (t) =>
   const left = readdirSync(join(root, 'releases')).sort()
   t.same(left.map((n) => n.replace(/^\d{8}T\d{6}Z-/, '')), ['sick', 'v2'])
   t.equal(current(), host.release)
-  t.equal(log().length, 6, 'the log keeps every attempt, pruned releases included')
+  t.equal(log().length, 7, 'the log keeps every attempt, pruned releases included')
 })
 
 t.test('a first deploy that fails its health gate leaves nothing running', async (t) => {

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path'
 import { CliError, note, parseFlags, print, type Command } from '../command.js'
 import { ArtifactError, buildArtifact, directoryBytes, gitState, readArtifact } from '../../deploy/artifact.js'
 import { asCliError, closeAll, openTargets, seconds, settingsFlags, settingsOverrides, SETTINGS_USAGE, stderrReporter, targetFlags, TARGET_USAGE } from '../../deploy/cli.js'
-import { deploy, type DeployReport } from '../../deploy/deploy.js'
+import { deploy, stopCleanlyOnSignals, type DeployReport } from '../../deploy/deploy.js'
 
 const usage = `Usage: runway deploy --path DIR [--host [USER@]HOST[:PORT] ...] [options]
 
@@ -112,6 +112,7 @@ export const deployCommand: Command = {
       const targets = openTargets(values)
       const multi = targets.length > 1
       note(`runway deploy ${artifact.sha} → ${targets.map((t) => t.label).join(', ')}${values['dry-run'] ? ' (dry run)' : ''}`)
+      const interrupted = stopCleanlyOnSignals(note)
       let report: DeployReport
       try {
         report = await deploy({
@@ -131,8 +132,9 @@ export const deployCommand: Command = {
       else print(summary(report))
       if (!report.ok) {
         const h = report.hosts.find((x) => x.result !== 'ok' && x.result !== 'planned') ?? report.hosts[0]
-        if (values.json) return 1
-        throw new CliError(report.dryRun ? 'dry run found problems (see above); nothing was changed' : `deploy failed on ${h?.target}: ${h?.reason ?? 'see above'}`)
+        const code = interrupted() ? 130 : 1
+        if (values.json) return code
+        throw new CliError(report.dryRun ? 'dry run found problems (see above); nothing was changed' : `deploy failed on ${h?.target}: ${h?.reason ?? 'see above'}`, code)
       }
       return 0
     } catch (err) {

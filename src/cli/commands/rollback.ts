@@ -1,6 +1,6 @@
 import { CliError, note, parseFlags, print, type Command } from '../command.js'
 import { asCliError, closeAll, openTargets, seconds, settingsFlags, settingsOverrides, SETTINGS_USAGE, stderrReporter, targetFlags, TARGET_USAGE } from '../../deploy/cli.js'
-import { rollback } from '../../deploy/deploy.js'
+import { rollback, stopCleanlyOnSignals } from '../../deploy/deploy.js'
 
 const usage = `Usage: runway rollback --path DIR [--host [USER@]HOST[:PORT] ...] [--to RELEASE] [options]
 
@@ -36,6 +36,7 @@ export const rollbackCommand: Command = {
     const targets = openTargets(values)
     const timing = { healthTimeoutMs: seconds('health-timeout', values['health-timeout'], 60) }
     const reports = []
+    const interrupted = stopCleanlyOnSignals(note)
     try {
       for (const target of targets) {
         note(`runway rollback → ${target.label}${values['dry-run'] ? ' (dry run)' : ''}`)
@@ -59,7 +60,8 @@ export const rollbackCommand: Command = {
               ? `rolled back ${r.target} from ${r.from ?? 'nothing'} to ${r.release} in ${(r.durationMs / 1000).toFixed(1)}s`
               : `rollback on ${r.target} failed: ${r.reason}`,
         )
-    if (!ok && !values.json) throw new CliError(`rollback failed on ${reports.find((r) => r.result !== 'ok')?.target}: see above`)
-    return ok ? 0 : 1
+    const code = ok ? 0 : interrupted() ? 130 : 1
+    if (!ok && !values.json) throw new CliError(`rollback failed on ${reports.find((r) => r.result !== 'ok')?.target}: see above`, code)
+    return code
   },
 }
