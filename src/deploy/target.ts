@@ -1,7 +1,7 @@
 // Where a release goes: a directory on this host, or a directory on a remote host reached with the
 // system's ssh (the user's own ~/.ssh/config, keys and agent; BatchMode so nothing ever prompts).
 // Every target-side operation is a bash script run through Target.sh(), so the local and the SSH
-// paths run the very same steps; only the transport differs.
+// paths run the very same steps; only the transport differs (uploads: rsync, or tar over ssh).
 import { spawn } from 'node:child_process'
 import { cpSync, mkdtempSync, rmSync } from 'node:fs'
 import { hostname, tmpdir, userInfo } from 'node:os'
@@ -135,12 +135,14 @@ export class SshTarget implements Target {
   }
 
   async upload(localDir: string, dest: string) {
-    if (this.rsync === undefined) this.rsync = (await this.sh('command -v rsync >/dev/null')).code === 0
+    // rsync on both ends when available; otherwise a tar stream through the same ssh connection.
+    this.rsync ??= (await run('rsync', ['--version'])).code === 0 && (await this.sh('command -v rsync >/dev/null')).code === 0
     const mk = await this.sh(`mkdir -p ${q(dest)}`)
     if (mk.code !== 0) throw new TargetError(`cannot create ${dest} on ${this.destination}: ${reasonLine(mk.stderr)}`)
+    const ssh = ['ssh', ...this.sshArgs].map((a) => q(a)).join(' ')
     const r = this.rsync
-      ? await run('rsync', ['-a', '--delete', '-e', ['ssh', ...this.sshArgs].map((a) => q(a)).join(' '), `${localDir}/`, `${this.destination}:${dest}/`])
-      : await run('scp', ['-q', '-r', ...this.sshArgs.map((a) => (a === '-p' ? '-P' : a)), `${localDir}/.`, `${this.destination}:${dest}/`])
+      ? await run('rsync', ['-a', '--delete', '-e', ssh, `${localDir}/`, `${this.destination}:${dest}/`])
+      : await run('bash', ['-c', `set -o pipefail; tar -C ${q(localDir)} -cf - . | ${ssh} ${q(this.destination)} ${q(`tar -C ${q(dest)} -xf -`)}`])
     if (r.code !== 0) throw new TargetError(`upload to ${this.destination}:${dest} failed: ${reasonLine(r.stderr)}`)
   }
 
