@@ -68,3 +68,15 @@ t.test('baseline: a slower run than the baseline exits 99, a comparable one exit
   t.equal(pass.code, 0, pass.stderr)
   t.match(pass.stdout, /^pass {2}regression check passed on me: rps/m)
 })
+
+t.test('--workers: the scenarios run in autocannon worker threads (hooks loaded by path)', async (t) => {
+  const r = await loadtest(['--scenarios', 'me,refresh', '--workers', '2', '--json'])
+  t.equal(r.code, 0, r.stderr)
+  const doc = JSON.parse(r.stdout) as Results
+  t.equal(doc.settings.workers, 2)
+  for (const row of doc.results) {
+    t.equal(row.status, 'ok', `${row.scenario}: ${row.reason ?? ''}`)
+    t.ok(row.summary!.rps > 0, `${row.scenario}: ${row.summary!.rps} req/s`)
+    t.equal(row.summary!.errors + row.summary!.non2xx + row.summary!.mismatches, 0, `${row.scenario}: no failed responses`)
+  }
+})
