@@ -109,8 +109,13 @@ t.test('logs carry request ids and never secrets', async (t) => {
 })
 
 t.test('production logging policy: no per-request lines, errors still logged', async (t) => {
-  const { url, logs } = await startApp(t, { LOG_REQUESTS: 'auto', NODE_ENV: 'production', JWT_SIGNING_KEY: 'p'.repeat(40) })
+  const { url, logs, store } = await startApp(t, { LOG_REQUESTS: 'auto', NODE_ENV: 'production', JWT_SIGNING_KEY: 'p'.repeat(40) })
   await call(url, '/healthz')
   await call(url, '/api/me/')
   t.notMatch(logs.join(''), /incoming request|request completed/)
+  await store.close()
+  const r = await call(url, '/readyz', { headers: { 'x-request-id': 'req-from-nginx-42' } })
+  t.equal(r.status, 503)
+  const line = logs.map((l) => JSON.parse(l)).find((l) => l.msg === 'readiness check failed')
+  t.equal(line?.reqId, 'req-from-nginx-42', 'error lines carry the request id')
 })

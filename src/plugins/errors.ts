@@ -89,7 +89,7 @@ export default fp(
       if (status >= 400 && status < 500) {
         return reply.code(status).send({ detail: error.message })
       }
-      request.log.error({ err: error }, 'request failed')
+      request.log.error({ err: error, reqId: request.id }, 'request failed')
       return reply.code(500).send({ detail: 'A server error occurred.' })
     })
   },
