@@ -1,27 +1,54 @@
 // A small JSON request over http or https (with a private CA), for what happens around a load
 // run: logging in to get tokens, checking a target answers. Not on the measured path.
-import { request as httpRequest } from 'node:http'
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 
 export interface JsonReply {
   status: number
+  headers: IncomingHttpHeaders
   body: unknown
   text: string
 }
 
-export function requestJson(
-  url: string,
-  o: { method?: string; json?: unknown; headers?: Record<string, string>; ca?: string | Buffer; timeoutMs?: number } = {},
-): Promise<JsonReply> {
+export interface JsonRequest {
+  method?: string
+  headers?: Record<string, string>
+  /** Sent as JSON; or `raw`, sent as it is. */
+  json?: unknown
+  raw?: string | Buffer
+  /** Trust this CA (PEM) for https URLs. */
+  ca?: string | Buffer
+  /** SNI name for https (an IP address URL sends none). */
+  servername?: string
+  /** Source address, e.g. 127.0.0.2. */
+  localAddress?: string
+  timeoutMs?: number
+}
+
+/** One request on a new connection (agent: false); resolves with the body parsed when it is JSON. */
+export function requestJson(url: string, o: JsonRequest = {}): Promise<JsonReply> {
   const target = new URL(url)
-  const body = o.json === undefined ? undefined : JSON.stringify(o.json)
-  const headers: Record<string, string> = { accept: 'application/json', ...o.headers }
-  if (body !== undefined) headers['content-type'] = 'application/json'
-  const send = target.protocol === 'https:' ? httpsRequest : httpRequest
+  const timeoutMs = o.timeoutMs ?? 10_000
+  const headers: Record<string, string> = { ...o.headers }
+  let payload = o.raw
+  if (o.json !== undefined) {
+    payload = JSON.stringify(o.json)
+    headers['content-type'] ??= 'application/json'
+  }
+  if (payload !== undefined) headers['content-length'] = String(Buffer.byteLength(payload))
+  const https = target.protocol === 'https:'
+  const send = https ? httpsRequest : httpRequest
   return new Promise((resolve, reject) => {
     const req = send(
       target,
-      { method: o.method ?? (body === undefined ? 'GET' : 'POST'), headers, ...(o.ca ? { ca: o.ca } : {}), timeout: o.timeoutMs ?? 10_000, agent: false },
+      {
+        method: o.method ?? (payload === undefined ? 'GET' : 'POST'),
+        headers,
+        agent: false,
+        localAddress: o.localAddress,
+        ...(https ? { ca: o.ca, servername: o.servername } : {}),
+        timeout: timeoutMs,
+      },
       (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
@@ -33,14 +60,14 @@ export function requestJson(
           } catch {
             parsed = undefined
           }
-          resolve({ status: res.statusCode ?? 0, body: parsed, text })
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed, text })
         })
         res.on('error', reject)
       },
     )
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${target.origin} within ${o.timeoutMs ?? 10_000} ms`)))
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${target.origin} within ${timeoutMs} ms`)))
     req.on('error', reject)
-    req.end(body)
+    req.end(payload)
   })
 }
 
