@@ -15,7 +15,7 @@ import type { Store } from '../store/store.js'
  * and every response gets the same set. (@fastify/helmet builds a helmet middleware per request,
  * re-parsing the CSP each time: 8% of the CPU of GET /api/me/ in a profile.)
  */
-export function securityHeaders(options: Parameters<typeof helmet>[0]): Record<string, string> {
+function securityHeaders(options: Parameters<typeof helmet>[0]): Record<string, string> {
   const headers: Record<string, string> = {}
   const res = {
     setHeader: (name: string, value: unknown) => void (headers[name.toLowerCase()] = String(value)),

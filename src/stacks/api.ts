@@ -168,26 +168,6 @@ export async function withFileLock<T>(file: string, fn: () => Promise<T>): Promi
   }
 }
 
-/**
- * `npm run build` when dist/ is missing or stale, under a lock file so that two callers do not
- * delete each other's dist/ halfway through.
- */
-export async function ensureBuilt(root = ROOT): Promise<void> {
-  if (!buildIsStale(root)) return
-  await withFileLock(BUILD_LOCK, () => buildLocked(root))
-}
-
-async function buildLocked(root: string): Promise<void> {
-  if (!buildIsStale(root)) return // built by whoever held the lock before us
-  try {
-    await run('npm', ['run', 'build'], { cwd: root, timeout: 180_000, maxBuffer: 16 << 20 })
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; message: string }
-    const why = (e.stderr || e.stdout || e.message).trim().split('\n').slice(-5).join(' | ')
-    throw new Error(`npm run build failed in ${root}: ${why}`)
-  }
-}
-
 /** What `npm run build` does, into another directory: tsc, plus dist/package.json (ESM). */
 async function compileInto(root: string, outDir: string): Promise<void> {
   const tsc = createRequire(join(root, 'package.json')).resolve('typescript/bin/tsc')
