@@ -41,4 +41,5 @@ export const errors = {
   fields: (problems: Record<string, string[]>) => new ApiError(400, problems),
   throttled: (seconds: number) =>
     new ApiError(429, { detail: `Request was throttled. Expected available in ${seconds} second${seconds === 1 ? '' : 's'}.` }, { 'retry-after': String(seconds) }),
+  overloaded: () => new ApiError(503, { detail: 'Service temporarily unavailable, try again later.' }, { 'retry-after': '1' }),
 }

@@ -1,7 +1,7 @@
-// pino options: JSON in production (pm2 writes it to files), pino-pretty for the dev server.
-// Secrets never reach a log line: Authorization and cookies are redacted, and request bodies
-// (passwords, tokens) are not logged at all.
-import type { LoggerOptions } from 'pino'
+// The app's pino logger: JSON in production (pm2 writes it to files), pino-pretty for the dev
+// server. Secrets never reach a log line: Authorization and cookies are redacted, and request
+// bodies (passwords, tokens) are not logged at all.
+import { pino, type Logger, type LoggerOptions } from 'pino'
 import type { Config } from './config.js'
 
 export const REDACT = [
@@ -17,7 +17,11 @@ export const REDACT = [
   '*.token',
 ]
 
-export function loggerOptions(config: Config, pretty: boolean): LoggerOptions {
+export function createLogger(config: Config, pretty: boolean, stream?: NodeJS.WritableStream): Logger {
+  return stream ? pino(loggerOptions(config, false), stream) : pino(loggerOptions(config, pretty))
+}
+
+function loggerOptions(config: Config, pretty: boolean): LoggerOptions {
   return {
     level: config.logLevel,
     redact: { paths: REDACT, censor: '[redacted]' },

@@ -1,6 +1,7 @@
 // Beyond simplejwt: brute-force limits, login timing, concurrent rotation, password change and
 // what the logs must never contain.
 import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { hashPassword } from '../src/auth/passwords.js'
 import { call, createUser, login, PASSWORD, startApp } from './helpers/app.js'
 
@@ -25,6 +26,32 @@ t.test('logins are rate-limited per username, whatever the IP', async (t) => {
   t.equal(blocked.status, 429, 'the username counts case-insensitively')
   t.ok(blocked.headers.get('retry-after'))
   t.equal((await call(url, '/api/token/', { json: { username: 'bob', password: PASSWORD } })).status, 200, 'other users unaffected')
+})
+
+t.test('load shedding: 503 with Retry-After while the event loop lags; liveness still answers', async (t) => {
+  const { url } = await startApp(t, { MAX_EVENT_LOOP_DELAY: '50ms' })
+  t.equal((await call(url, '/api/me/')).status, 401, 'at rest, requests are served (401: no token)')
+  // Hold the event loop for 1.5 s, as a CPU-bound bug would; the next sample (once a second)
+  // sees the lag, and until the following one requests are refused at once.
+  const until = Date.now() + 1500
+  while (Date.now() < until);
+  let shed: Awaited<ReturnType<typeof call>> | undefined
+  for (let i = 0; i < 40 && !shed; i++) {
+    const r = await call(url, '/api/me/')
+    if (r.status === 503) shed = r
+    else await sleep(25)
+  }
+  const live = await call(url, '/healthz')
+  t.ok(shed, 'a request was shed while the loop lagged')
+  t.strictSame(shed?.body, { detail: 'Service temporarily unavailable, try again later.' })
+  t.equal(shed?.headers.get('retry-after'), '1')
+  t.equal(live.status, 200, '/healthz answers while shedding: the process is alive')
+  let recovered = false
+  for (let i = 0; i < 40 && !recovered; i++) {
+    recovered = (await call(url, '/api/me/')).status === 401
+    if (!recovered) await sleep(100)
+  }
+  t.ok(recovered, 'served again once the lag is gone')
 })
 
 t.test('login timing does not reveal whether a username exists', async (t) => {

@@ -80,8 +80,6 @@ export default fp(
           return reply.code(415).send({ detail: `Unsupported media type "${request.headers['content-type'] ?? ''}" in request.` })
         case 'FST_ERR_CTP_BODY_TOO_LARGE':
           return reply.code(413).send({ detail: 'Request body is too large.' })
-        case 'FST_UNDER_PRESSURE':
-          return reply.code(503).header('retry-after', '1').send({ detail: 'Service temporarily unavailable, try again later.' })
       }
       if (error instanceof SyntaxError && status === 400) {
         return reply.code(400).send({ detail: `JSON parse error - ${error.message}` })
@@ -89,7 +87,7 @@ export default fp(
       if (status >= 400 && status < 500) {
         return reply.code(status).send({ detail: error.message })
       }
-      request.log.error({ err: error, reqId: request.id }, 'request failed')
+      request.server.log.error({ err: error, reqId: request.id }, 'request failed')
       return reply.code(500).send({ detail: 'A server error occurred.' })
     })
   },

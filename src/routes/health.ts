@@ -15,7 +15,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
         await app.store.ping()
         return { status: 'ok' }
       } catch (err) {
-        request.log.error({ err, reqId: request.id }, 'readiness check failed')
+        app.log.error({ err, reqId: request.id }, 'readiness check failed')
         return reply.code(503).send({ status: 'unavailable', detail: 'The store is not reachable.' })
       }
     },

@@ -13,9 +13,10 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: { tags: ['user'], summary: 'The user the access token belongs to', security: bearer, response: { 200: Me, ...errorResponses(401) } },
       onRequest: app.authenticate,
     },
-    async (request) => {
+    // Synchronous on purpose: reply.send() directly, no promise for Fastify to unwrap.
+    (request, reply) => {
       const { user } = request.auth!
-      return { id: user.id, username: user.username }
+      reply.send({ id: user.id, username: user.username })
     },
   )
 }

@@ -152,7 +152,7 @@ export class SqliteStore implements Store {
     return r ? toUser(r) : null
   }
 
-  async findUserById(id: number): Promise<User | null> {
+  findUserById(id: number): User | null {
     const r = this.q.userById.get(id)
     return r ? toUser(r) : null
   }

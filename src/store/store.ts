@@ -33,7 +33,11 @@ export interface Store {
 
   createUser(username: string, passwordHash: string): Promise<User>
   findUserByUsername(username: string): Promise<User | null>
-  findUserById(id: number): Promise<User | null>
+  /**
+   * The read behind every authenticated request. A store that can answer synchronously (SQLite)
+   * returns the user itself, so the hot path needs no promise; callers that await it get either.
+   */
+  findUserById(id: number): User | null | Promise<User | null>
   listUsers(): Promise<User[]>
   /** Sets the hash and revokes every session of the user, atomically. */
   setPassword(userId: number, passwordHash: string): Promise<void>
