@@ -4,10 +4,10 @@
 // that still arrives on an open one. Under load that races: a client's next request is often
 // already on the wire when its socket is cut, and it sees a reset or a 503. So a stopping worker
 // first only stops accepting (in a pm2 worker: leaves the master's round robin, the other workers
-// take the new connections) and keeps answering the requests that arrive on its open
-// connections, each with `Connection: close`, so every client moves on after a complete
-// response. What is still open after `idleMs` is idle: those sockets are closed, in-flight
-// requests are waited for, and only then is the app (and its store) closed.
+// take the new connections), lets requests in flight finish, and keeps answering the requests
+// that arrive on its open connections, each with `Connection: close`, so every client moves on
+// after a complete response. What is still open after `idleMs` is idle: those sockets are
+// closed, in-flight requests are waited for, and only then is the app (and its store) closed.
 import { Server as NetServer, type Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 
@@ -15,22 +15,22 @@ import type { FastifyInstance } from 'fastify'
 export function connectionDrainer(app: FastifyInstance, idleMs: number): () => Promise<void> {
   let draining = false
   const toldToClose = new WeakSet<Socket>()
-  // Callback-style hooks: on the hot path of every request they cost a flag check, no promise.
-  app.addHook('onSend', (request, reply, payload, done) => {
-    if (draining) {
-      reply.header('connection', 'close')
-      toldToClose.add(request.raw.socket)
-    }
-    done(null, payload)
-  })
-  // A client that ignores `Connection: close` may already have sent its next request on that
-  // socket. It is dropped unprocessed (the socket closes, as announced): handling it would, say,
-  // rotate a refresh token whose answer can no longer reach the client.
+  // One callback-style hook, on requests only: on the hot path of every request it costs a flag
+  // check. (An onSend hook would also tell requests already in flight to close, but costs ~2% of
+  // a cheap request; their next request on the connection is told instead.)
   app.addHook('onRequest', (request, reply, done) => {
-    if (draining && toldToClose.has(request.raw.socket)) {
-      request.raw.socket.destroy()
-      reply.hijack()
-      return
+    if (draining) {
+      const socket = request.raw.socket
+      // A client that ignores `Connection: close` may already have sent its next request on this
+      // socket. It is dropped unprocessed (the socket closes, as announced): handling it would,
+      // say, rotate a refresh token whose answer can no longer reach the client.
+      if (toldToClose.has(socket)) {
+        socket.destroy()
+        reply.hijack()
+        return
+      }
+      reply.header('connection', 'close')
+      toldToClose.add(socket)
     }
     done()
   })

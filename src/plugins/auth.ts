@@ -8,7 +8,7 @@ import { errors, TokenMessages } from '../errors.js'
 import type { KeyRing } from '../auth/keys.js'
 import { RevocationCache } from '../auth/revocations.js'
 import { TokenInvalid, TokenService, type Claims } from '../auth/tokens.js'
-import type { User } from '../store/store.js'
+import type { AuthUser } from '../store/store.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,7 +17,7 @@ declare module 'fastify' {
     authenticate: (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void
   }
   interface FastifyRequest {
-    auth: { user: User; claims: Claims } | null
+    auth: { user: AuthUser; claims: Claims } | null
   }
 }
 
@@ -74,13 +74,13 @@ export default fp(
       if (revocations.isRevoked(claims.sid)) throw errors.accessTokenNotValid(TokenMessages.blacklisted)
       const id = Number(claims.userId)
       if (!Number.isSafeInteger(id)) throw errors.userNotFound()
-      const accept = (user: User | null) => {
+      const accept = (user: AuthUser | null) => {
         if (!user) return done(errors.userNotFound())
         if (!user.isActive) return done(errors.userInactive())
         request.auth = { user, claims }
         done()
       }
-      const found = app.store.findUserById(id)
+      const found = app.store.findAuthUser(id)
       if (found instanceof Promise) found.then(accept, done)
       else accept(found)
     }

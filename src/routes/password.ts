@@ -26,7 +26,9 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async (app) => {
       preHandler: app.authenticate,
     },
     async (request) => {
-      const { user } = request.auth!
+      // Authentication reads no hash; the one to check against is read here.
+      const user = await app.store.findUserById(request.auth!.user.id)
+      if (!user) throw errors.userNotFound()
       const { old_password, new_password } = request.body
       if (!(await verifyPassword(old_password, user.passwordHash))) {
         throw errors.fields({ old_password: ['Your old password was entered incorrectly. Please enter it again.'] })

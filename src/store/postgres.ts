@@ -4,7 +4,7 @@
 // of one refresh token on any host serialize and exactly one wins.
 import pg from 'pg'
 import { POSTGRES_MIGRATIONS } from './migrations.js'
-import { DuplicateUserError, type RevokedSession, type RotateOutcome, type Store, type User } from './store.js'
+import { DuplicateUserError, type AuthUser, type RevokedSession, type RotateOutcome, type Store, type User } from './store.js'
 
 interface UserRow {
   id: string
@@ -104,6 +104,11 @@ export class PostgresStore implements Store {
   async findUserById(id: number): Promise<User | null> {
     const row = await this.one<UserRow>('SELECT * FROM users WHERE id = $1', [id])
     return row ? toUser(row) : null
+  }
+
+  async findAuthUser(id: number): Promise<AuthUser | null> {
+    const row = await this.one<Pick<UserRow, 'id' | 'username' | 'is_active'>>('SELECT id, username, is_active FROM users WHERE id = $1', [id])
+    return row ? { id: Number(row.id), username: row.username, isActive: row.is_active } : null
   }
 
   async listUsers(): Promise<User[]> {

@@ -10,6 +10,9 @@ export interface User {
   lastLogin: number | null
 }
 
+/** Who an access token belongs to, as authentication sees it. */
+export type AuthUser = Pick<User, 'id' | 'username' | 'isActive'>
+
 export type RotateOutcome =
   | { result: 'rotated' }
   /** The token was already rotated or blacklisted, or its session revoked. */
@@ -33,11 +36,13 @@ export interface Store {
 
   createUser(username: string, passwordHash: string): Promise<User>
   findUserByUsername(username: string): Promise<User | null>
+  findUserById(id: number): Promise<User | null>
   /**
-   * The read behind every authenticated request. A store that can answer synchronously (SQLite)
-   * returns the user itself, so the hot path needs no promise; callers that await it get either.
+   * The read behind every authenticated request: only what authentication needs (no hash).
+   * A store that can answer synchronously (SQLite) returns the user itself, so the hot path
+   * needs no promise; callers that await it get either.
    */
-  findUserById(id: number): User | null | Promise<User | null>
+  findAuthUser(id: number): AuthUser | null | Promise<AuthUser | null>
   listUsers(): Promise<User[]>
   /** Sets the hash and revokes every session of the user, atomically. */
   setPassword(userId: number, passwordHash: string): Promise<void>

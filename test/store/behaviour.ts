@@ -13,6 +13,8 @@ export function storeBehaviour(t: Test, fresh: (t: Test) => Promise<Store>) {
     await t.rejects(store.createUser('alice', 'x'), { name: 'DuplicateUserError' })
     t.same(await store.findUserByUsername('alice'), alice)
     t.same(await store.findUserById(alice.id), alice)
+    t.strictSame(await store.findAuthUser(alice.id), { id: alice.id, username: 'alice', isActive: true }, 'no hash on the auth path')
+    t.equal(await store.findAuthUser(alice.id + 1000), null)
     t.equal(await store.findUserByUsername('nobody'), null)
     await store.recordLogin(alice.id, 1234)
     t.equal((await store.findUserById(alice.id))!.lastLogin, 1234)
@@ -20,6 +22,7 @@ export function storeBehaviour(t: Test, fresh: (t: Test) => Promise<Store>) {
     t.same((await store.listUsers()).map((u) => u.username), ['alice', 'bob'])
     await store.deleteUser(alice.id)
     t.equal(await store.findUserById(alice.id), null)
+    t.equal(await store.findAuthUser(alice.id), null, 'a deleted user no longer authenticates')
   })
 
   t.test('rotation is atomic, reuse revokes the family, the grace window does not', async (t) => {
@@ -70,6 +73,7 @@ export function storeBehaviour(t: Test, fresh: (t: Test) => Promise<Store>) {
     t.same((await store.revokedSessions(now())).map((s) => s.id).sort(), ['a1', 'a2'])
     await store.setActive(other.id, false)
     t.equal((await store.findUserById(other.id))!.isActive, false)
+    t.equal((await store.findAuthUser(other.id))!.isActive, false, 'the auth read sees the deactivation')
     t.ok(await store.isRevoked({ sessionId: 'b1' }))
   })
 
