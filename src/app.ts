@@ -74,15 +74,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const keys = deps.keys ?? loadKeyRing(config.jwt)
   const store = deps.store ?? openStore(config)
 
-  // Set when the request arrives, so every answer carries it (errors included). A plain
-  // callback hook: an async one costs a promise per request on the hot path.
-  const workerId = config.workerHeader ? config.workerId : null
-  app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-request-id', request.id)
-    if (workerId !== null) reply.header('x-runway-worker', workerId)
-    done()
-  })
-
   // External and cross-cutting plugins, then the app's own (store, auth), then routes.
   await app.register(errorsPlugin)
   await app.register(storePlugin, { store, closeStore: !deps.store })

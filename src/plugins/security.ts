@@ -1,5 +1,6 @@
-// Security headers, body parsing limits, login rate limits shared by every worker, and load
-// shedding. Rate-limit counters live in the store, so N pm2 workers do not allow N times the limit.
+// Response headers (the security set and the request id), body parsing limits, login rate limits
+// shared by every worker, and load shedding. Rate-limit counters live in the store, so N pm2
+// workers do not allow N times the limit.
 import fp from 'fastify-plugin'
 import helmet from 'helmet'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -67,6 +68,8 @@ export default fp(
     // Tokens and user data must not be stored by browsers or proxies (RFC 6749 §5.1 for the token
     // endpoints; OWASP for every API response). Routes with public data (JWKS) override it.
     headers['cache-control'] = 'no-store'
+    // Which worker answered (development default): shows pm2's round robin at work.
+    if (config.workerHeader) headers['x-runway-worker'] = config.workerId
     // Load shedding: while the event loop lags more than MAX_EVENT_LOOP_DELAY, answer 503 with
     // Retry-After at once instead of queueing more work. @fastify/under-pressure measures the lag
     // (registered without thresholds it only samples); the check is this hook's, because
@@ -76,8 +79,11 @@ export default fp(
     if (maxDelayMs > 0) await app.register(underPressure)
     const overloaded = () => maxDelayMs > 0 && app.memoryUsage().eventLoopDelay > maxDelayMs
 
+    // Every answer, errors included, gets the headers and its request id (for joining logs) as
+    // soon as the request arrives. One plain callback hook: no promise on the hot path.
     app.addHook('onRequest', (request, reply, done) => {
       reply.headers(headers)
+      reply.header('x-request-id', request.id)
       if (overloaded() && !request.url.startsWith('/healthz')) return done(errors.overloaded())
       done()
     })
