@@ -14,7 +14,7 @@ import { freePort, startService, waitForHttp } from '../stacks/process.js'
 import type { EngineName } from './engines.js'
 import { obtainTokens } from './http.js'
 import { machineFacts } from './machine.js'
-import { measureScenario, type MeasureSettings } from './measure.js'
+import { measureInterleaved, type MeasureSettings } from './measure.js'
 import type { Progress } from './progress.js'
 import { renderHtml } from './report-html.js'
 import { renderMarkdown } from './report-md.js'
@@ -74,6 +74,22 @@ interface StageContext {
   instances: number
   dist(): Promise<StagedCopy>
   src(): Promise<StagedCopy>
+}
+
+/** A stack of a compare run: its definition, its row in the results and, once up, the running stack. */
+interface Member {
+  def: StageDef
+  stage: Stage
+  label: string
+  running?: Running
+  users?: BenchUsers
+}
+
+/** The stacks to bring up together: each stage with its twin (when measured), in stage order. */
+function withTwins(defs: StageDef[]): StageDef[][] {
+  return defs
+    .filter((d) => d.kind === 'stage' || !defs.some((s) => s.kind === 'stage' && s.id === d.twinOf))
+    .map((d) => [d, ...defs.filter((t) => t.kind === 'twin' && t.twinOf === d.id && d.kind === 'stage')])
 }
 
 const hostPort = (url: string) => new URL(url).host
@@ -159,7 +175,7 @@ function stageDefs(instances: number): StageDef[] {
       kind: 'twin',
       twinOf: 'single',
       explanation:
-        'The thinnest app that answers the same requests: node:http, the same HS256 check (HMAC-SHA256 per request), the same SQLite read, the same JSON; no framework, plugins, logging, schemas or revocation set. The ceiling of one process on this machine.',
+        'The thinnest app that answers the same requests: node:http, the same HS256 check (verified tokens remembered, as the API does), the same SQLite read, the same JSON; no framework, plugins, logging, schemas, security headers or revocation set. The ceiling of one process on this machine. With --ceiling each stage and its twin are up together and measured in alternating runs, so drift on a shared machine falls on both alike.',
       start: (ctx) => startCeiling(ctx, 0, 'ceiling single'),
     },
     {
@@ -256,20 +272,21 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
   try {
     say(`runway compare: ${defs.length} stacks × ${o.scenarios.length} scenarios, ${o.settings.connections} connections, ${o.settings.durationSec} s × ${o.settings.runs} runs after ${o.settings.warmupSec} s warm-up (${o.engine})`)
     const cred = await benchPassword()
-    for (const [i, def] of defs.entries()) {
+    /** Starts one stack; a skipped or failed start is recorded on its stage and returns undefined. */
+    const bringUp = async (def: StageDef, label: string): Promise<Member> => {
       const stage: Stage = { id: def.id, label: def.label, kind: def.kind, ...(def.twinOf ? { twinOf: def.twinOf } : {}), status: 'ok', explanation: def.explanation }
       stages.push(stage)
-      const label = `[${i + 1}/${defs.length}] ${def.label}`
+      const member: Member = { def, stage, label }
       if (def.nginx && !nginxBin) {
         stage.status = 'skipped'
         stage.reason = 'nginx is not installed (apt-get install -y nginx)'
         say(`${label}: skipped, ${stage.reason}`)
-        continue
+        return member
       }
       if (o.signal?.aborted) {
         stage.status = 'skipped'
         stage.reason = 'interrupted'
-        continue
+        return member
       }
       const dataDir = join(work, def.id, 'data')
       const logDir = join(work, def.id, 'logs')
@@ -292,42 +309,71 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
         src: () => (copies.src ??= stageCopy('src').then((c) => (made.push(c), c))),
       }
       say(`${label}: starting`)
-      let running: Running | undefined
       try {
-        const users = await createBenchUsers(dataDir, o.users, cred)
+        member.users = await createBenchUsers(dataDir, o.users, cred)
         const t0 = Date.now()
-        running = await def.start(ctx)
+        member.running = await def.start(ctx)
         stage.startupMs = Date.now() - t0
-        stage.url = running.url
-        const pids = await running.pids()
+        stage.url = member.running.url
+        const pids = await member.running.pids()
         stage.processes = pids.length
-        o.onStarted?.(def.id, pids, running.url)
-        say(`${label}: ready at ${running.url} in ${stage.startupMs} ms`)
+        o.onStarted?.(def.id, pids, member.running.url)
+        say(`${label}: ready at ${member.running.url} in ${stage.startupMs} ms`)
+      } catch (err) {
+        fail(member, err)
+      }
+      return member
+    }
+    const fail = (member: Member, err: unknown) => {
+      member.stage.status = 'failed'
+      member.stage.reason = (err as Error).message
+      say(`${member.label}: failed: ${member.stage.reason}`)
+    }
+
+    // With --ceiling each stage and its twin are up together and measured in alternating runs.
+    let started = 0
+    for (const group of withTwins(defs)) {
+      const members: Member[] = []
+      try {
+        for (const def of group) members.push(await bringUp(def, `[${++started}/${defs.length}] ${def.label}`))
         for (const name of o.scenarios) {
           const s = scenarioByName(name)
-          if (def.kind === 'twin' && !s.twin) {
-            rows.push({ stage: def.id, scenario: name, engine: 'autocannon', status: 'skipped', reason: 'the ceiling twin serves healthz, me and verify only', runs: [], loadgenSaturated: false })
-            continue
+          const jobs: { member: Member; context: ScenarioContext }[] = []
+          for (const member of members) {
+            const { running, users } = member
+            if (!running || !users || member.stage.status !== 'ok') continue
+            if (member.def.kind === 'twin' && !s.twin) {
+              rows.push({ stage: member.def.id, scenario: name, engine: 'autocannon', status: 'skipped', reason: 'the ceiling twin serves healthz, me and verify only', runs: [], loadgenSaturated: false })
+              continue
+            }
+            try {
+              jobs.push({ member, context: await scenarioContext(name, running, users, key, o.settings.connections) })
+            } catch (err) {
+              fail(member, err)
+            }
           }
-          const context = await scenarioContext(name, running, users, key, o.settings.connections)
-          const row = await measureScenario(
-            { stage: def.id, label, url: running.url, ...(running.ca ? { ca: running.ca } : {}), pids: running.pids },
+          if (!jobs.length) continue
+          const measured = await measureInterleaved(
+            jobs.map(({ member, context }) => ({
+              target: { stage: member.def.id, label: member.label, url: member.running!.url, ...(member.running!.ca ? { ca: member.running!.ca } : {}), pids: member.running!.pids },
+              context,
+            })),
             s,
-            context,
             o.settings,
             o.engine,
             { ...(o.progress ? { progress: o.progress } : {}), ...(o.signal ? { signal: o.signal } : {}) },
           )
-          rows.push(row)
-          if (row.status !== 'ok') say(`${label}: ${name} failed: ${row.reason}`)
-          else if (row.summary) say(`${label}: ${name} ${fmtInt(row.summary.rps)} req/s, p99 ${row.summary.latency.p99} ms, ${failures(row.summary)} failed`)
+          for (const [i, row] of measured.entries()) {
+            rows.push(row)
+            const { label } = jobs[i]!.member
+            if (row.status !== 'ok') say(`${label}: ${name} failed: ${row.reason}`)
+            else if (row.summary) say(`${label}: ${name} ${fmtInt(row.summary.rps)} req/s, p99 ${row.summary.latency.p99} ms, ${failures(row.summary)} failed`)
+          }
         }
-      } catch (err) {
-        stage.status = 'failed'
-        stage.reason = (err as Error).message
-        say(`${label}: failed: ${stage.reason}`)
       } finally {
-        await running?.stop().catch((err: unknown) => warnings.push(`${def.label}: stop failed: ${(err as Error).message}`))
+        for (const m of [...members].reverse()) {
+          await m.running?.stop().catch((err: unknown) => warnings.push(`${m.def.label}: stop failed: ${(err as Error).message}`))
+        }
       }
     }
   } finally {

@@ -1,4 +1,4 @@
-// One scenario against one running target: warm up (not counted), then the configured number of
+// One scenario against running targets: warm up (not counted), then the configured number of
 // runs, each with the CPU of the server, of the load generator and of everything else sampled
 // around it, then the summary (medians, error totals). Shared by `runway compare` and
 // `runway loadtest`, so both measure the same way.
@@ -49,66 +49,102 @@ export async function measureScenario(
   engineName: EngineName,
   o: { progress?: Progress; signal?: AbortSignal } = {},
 ): Promise<ResultRow> {
+  return (await measureInterleaved([{ target, context }], scenario, settings, engineName, o))[0]!
+}
+
+export interface MeasureJob {
+  target: MeasureTarget
+  context: ScenarioContext
+}
+
+/**
+ * One scenario on several targets, interleaved: each is warmed up, then run 1 of every target,
+ * run 2 of every target, and so on. Whatever drifts on a shared machine during the measurement
+ * (other tenants, CPU frequency) then falls on all of them alike, so their ratios (a stage
+ * against its ceiling twin) stay honest. A target that fails is left out of the later rounds.
+ */
+export async function measureInterleaved(
+  jobs: MeasureJob[],
+  scenario: Scenario,
+  settings: MeasureSettings,
+  engineName: EngineName,
+  o: { progress?: Progress; signal?: AbortSignal } = {},
+): Promise<ResultRow[]> {
   const engine = engineFor(engineName, scenario)
   const run = engine === 'wrk' ? runWrk : runAutocannon
-  const serverPids = target.pids ? await target.pids() : []
-  const runs: RunFigures[] = []
-  const row: ResultRow = { stage: target.stage, scenario: scenario.name, engine, status: 'ok', runs, loadgenSaturated: false }
+  const states = await Promise.all(
+    jobs.map(async ({ target, context }) => ({
+      target,
+      context,
+      serverPids: target.pids ? await target.pids() : [],
+      runs: [] as RunFigures[],
+      row: { stage: target.stage, scenario: scenario.name, engine, status: 'ok', runs: [], loadgenSaturated: false } as ResultRow,
+    })),
+  )
   const phases: { name: string; seconds: number; counted: boolean }[] = []
   if (settings.warmupSec > 0 && !settings.amount) phases.push({ name: 'warm-up', seconds: settings.warmupSec, counted: false })
   for (let i = 1; i <= settings.runs; i++) phases.push({ name: `run ${i}/${settings.runs}`, seconds: settings.durationSec, counted: true })
-  try {
-    for (const phase of phases) {
-      if (o.signal?.aborted) throw new Error('interrupted')
-      if (serverPids.length) {
-        o.progress?.update({ stage: target.label, scenario: scenario.name, phase: 'waiting for the server to go idle' })
-        await waitForIdle(serverPids)
-      }
-      let wrkPid: number | undefined
-      const sampler = new CpuSampler(serverPids, () => (engine === 'wrk' ? (wrkPid ? [wrkPid] : []) : [process.pid]))
-      const started = Date.now()
-      const show = (rps?: number) =>
-        o.progress?.update({
-          stage: target.label,
-          scenario: scenario.name,
-          phase: `${phase.name} (${engine})`,
-          ...(settings.amount ? {} : { left: phase.seconds - (Date.now() - started) / 1000 }),
-          ...(rps !== undefined ? { rps } : {}),
-        })
-      show()
-      if (phase.counted) sampler.start()
-      let figures: EngineFigures
+
+  for (const phase of phases) {
+    for (const state of states) {
+      if (state.row.status !== 'ok') continue
+      const { target, context, serverPids } = state
       try {
-        figures = await run({
-          url: target.url,
-          scenario,
-          context,
-          connections: settings.connections,
-          durationSec: phase.seconds,
-          ...(phase.counted && settings.amount ? { amount: settings.amount } : {}),
-          workers: settings.workers,
-          ...(target.ca ? { ca: target.ca } : {}),
-          onTick: show,
-          onPid: (pid) => (wrkPid = pid),
-          ...(o.signal ? { signal: o.signal } : {}),
-        })
+        if (o.signal?.aborted) throw new Error('interrupted')
+        if (serverPids.length) {
+          o.progress?.update({ stage: target.label, scenario: scenario.name, phase: 'waiting for the server to go idle' })
+          await waitForIdle(serverPids)
+        }
+        let wrkPid: number | undefined
+        const sampler = new CpuSampler(serverPids, () => (engine === 'wrk' ? (wrkPid ? [wrkPid] : []) : [process.pid]))
+        const started = Date.now()
+        const startedAt = new Date(started).toISOString()
+        const show = (rps?: number) =>
+          o.progress?.update({
+            stage: target.label,
+            scenario: scenario.name,
+            phase: `${phase.name} (${engine})`,
+            ...(settings.amount ? {} : { left: phase.seconds - (Date.now() - started) / 1000 }),
+            ...(rps !== undefined ? { rps } : {}),
+          })
+        show()
+        if (phase.counted) sampler.start()
+        let figures: EngineFigures
+        try {
+          figures = await run({
+            url: target.url,
+            scenario,
+            context,
+            connections: settings.connections,
+            durationSec: phase.seconds,
+            ...(phase.counted && settings.amount ? { amount: settings.amount } : {}),
+            workers: settings.workers,
+            ...(target.ca ? { ca: target.ca } : {}),
+            onTick: show,
+            onPid: (pid) => (wrkPid = pid),
+            ...(o.signal ? { signal: o.signal } : {}),
+          })
+        } catch (err) {
+          if (phase.counted) sampler.stop()
+          throw err
+        }
+        if (phase.counted) state.runs.push({ startedAt, ...figures, ...sampler.stop() })
       } catch (err) {
-        if (phase.counted) sampler.stop()
-        throw err
+        state.row.status = 'failed'
+        state.row.reason = (err as Error).message
       }
-      if (phase.counted) runs.push({ ...figures, ...sampler.stop() })
     }
-  } catch (err) {
-    row.status = 'failed'
-    row.reason = (err as Error).message
-  }
-  if (runs.length) {
-    row.summary = summarize(runs)
-    row.loadgenSaturated = loadgenSaturated(engine, row.summary.loadgenCpu, settings.workers)
-  } else if (row.status === 'ok') {
-    row.status = 'failed'
-    row.reason = 'no run completed'
   }
   o.progress?.clear()
-  return row
+  return states.map(({ row, runs }) => {
+    row.runs = runs
+    if (runs.length) {
+      row.summary = summarize(runs)
+      row.loadgenSaturated = loadgenSaturated(engine, row.summary.loadgenCpu, settings.workers)
+    } else if (row.status === 'ok') {
+      row.status = 'failed'
+      row.reason = 'no run completed'
+    }
+    return row
+  })
 }

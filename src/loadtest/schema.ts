@@ -17,6 +17,8 @@ export const Latency = Type.Object({
 
 /** One measured run of one scenario against one target. */
 export const RunFigures = Type.Object({
+  /** When the run began (ISO 8601); shows the interleaving of a stage and its twin. */
+  startedAt: Type.Optional(Type.String()),
   /** Successful responses (2xx with the expected body) per second: errors never count. */
   rps: Num,
   /** All responses, whatever their status. */

@@ -63,6 +63,10 @@ if (requirements.length) {
       t.equal(row.summary && failures(row.summary), 0, `${row.stage} ${row.scenario}: no failed responses`)
       t.ok(row.summary!.serverCpu > 0 && row.summary!.serverRssMb > 10, `${row.stage} ${row.scenario}: server CPU and RSS sampled`)
     }
+    // A stage and its twin are up together and measured in alternating runs: the twin's `me` run
+    // comes before the stage's next scenario, not after all of them.
+    const firstRun = (stage: string, scenario: string) => results.results.find((r) => r.stage === stage && r.scenario === scenario)?.runs[0]?.startedAt ?? ''
+    t.ok(firstRun('single', 'me') < firstRun('bare-single', 'me') && firstRun('bare-single', 'me') < firstRun('single', 'session'), 'twin runs interleaved with its stage\'s')
     const eff = results.results.find((r) => r.stage === 'cluster' && r.scenario === 'me')?.efficiency
     t.ok(eff !== undefined && eff > 0, `cluster efficiency against its twin: ${eff}`)
     t.ok(results.targets.length >= 9, 'targets shown')
