@@ -4,23 +4,34 @@
 // that still arrives on an open one. Under load that races: a client's next request is often
 // already on the wire when its socket is cut, and it sees a reset or a 503. So a stopping worker
 // first only stops accepting (in a pm2 worker: leaves the master's round robin, the other workers
-// take the new connections), lets requests in flight finish, and keeps answering the requests
-// that arrive on its open connections, each with `Connection: close`, so every client moves on
-// after a complete response. What is still open after `idleMs` is idle: those sockets are
-// closed, in-flight requests are waited for, and only then is the app (and its store) closed.
+// take the new connections) and keeps answering the requests in flight and those that arrive on
+// its open connections, each with `Connection: close`, so every client moves on after a complete
+// response. What is still open after `idleMs` is idle: those sockets are closed, in-flight
+// requests are waited for, and only then is the app (and its store) closed.
 import { Server as NetServer, type Socket } from 'node:net'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 
 /** Call before listen(); the returned function drains, and resolves once no connection is left. */
 export function connectionDrainer(app: FastifyInstance, idleMs: number): () => Promise<void> {
   let draining = false
   const toldToClose = new WeakSet<Socket>()
-  // One callback-style hook, on requests only: on the hot path of every request it costs a flag
-  // check. (An onSend hook would also tell requests already in flight to close, but costs ~2% of
-  // a cheap request; their next request on the connection is told instead.)
+  const tellToClose = (socket: Socket, reply: FastifyReply) => {
+    reply.header('connection', 'close')
+    toldToClose.add(socket)
+  }
+  // Requests in flight when the drain starts are told to close too, without a hook on every
+  // response (an onSend hook cost ~2% of a cheap request): each socket remembers the reply it
+  // is serving, and the drain marks the ones not yet sent.
+  const open = new Set<Socket>()
+  const serving = new WeakMap<Socket, FastifyReply>()
+  app.server.on('connection', (socket: Socket) => {
+    open.add(socket)
+    socket.once('close', () => open.delete(socket))
+  })
+  // One callback-style hook: on the hot path it costs a flag check and a WeakMap write.
   app.addHook('onRequest', (request, reply, done) => {
+    const socket = request.raw.socket
     if (draining) {
-      const socket = request.raw.socket
       // A client that ignores `Connection: close` may already have sent its next request on this
       // socket. It is dropped unprocessed (the socket closes, as announced): handling it would,
       // say, rotate a refresh token whose answer can no longer reach the client.
@@ -29,8 +40,9 @@ export function connectionDrainer(app: FastifyInstance, idleMs: number): () => P
         reply.hijack()
         return
       }
-      reply.header('connection', 'close')
-      toldToClose.add(socket)
+      tellToClose(socket, reply)
+    } else {
+      serving.set(socket, reply)
     }
     done()
   })
@@ -38,6 +50,10 @@ export function connectionDrainer(app: FastifyInstance, idleMs: number): () => P
   return async function drain() {
     if (draining) return
     draining = true
+    for (const socket of open) {
+      const reply = serving.get(socket)
+      if (reply && !reply.raw.headersSent) tellToClose(socket, reply)
+    }
     // net.Server's close stops accepting and keeps open connections (http.Server's would also cut
     // idle keep-alive sockets right now); it calls back once the last connection has closed.
     const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(app.server, () => resolve()))
