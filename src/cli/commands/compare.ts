@@ -23,7 +23,7 @@ ${MEASURE_HELP.replace('DEFAULT_RUNS', '3').replace('DEFAULT_WARMUP', '3')}
   --stages LIST         which stacks, from: ${STAGE_IDS.join(', ')} (default: all)
   --ceiling             also measure each production stack's ceiling twin (bare node:http, bare
                         node:cluster, the same nginx in front of it) and show efficiency =
-                        stack ÷ twin
+                        stack ÷ twin; a stack and its twin run together, their runs alternating
   --instances N         pm2 and node:cluster workers (default: one per CPU)
   --users N             users the login-based scenarios spread over (default 8)
 
