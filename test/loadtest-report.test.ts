@@ -4,7 +4,7 @@ import t from 'tap'
 import { annotate } from '../src/loadtest/compare.js'
 import { renderHtml } from '../src/loadtest/report-html.js'
 import { renderMarkdown } from '../src/loadtest/report-md.js'
-import { scenarioTable, textTable } from '../src/loadtest/table.js'
+import { scenarioTable, targetLines, textTable } from '../src/loadtest/table.js'
 import { compareResults } from './helpers/loadtest.js'
 
 const doc = compareResults()
@@ -54,4 +54,20 @@ t.test('nothing in the data can close the script element', async (t) => {
   const html = renderHtml(evil)
   t.notMatch(html, /<\/script><script>alert/)
   t.match(html, /&lt;\/script&gt;&lt;script&gt;alert\(1\)/)
+})
+
+t.test('target lines round down, as the goals are checked: a miss never reads as the goal', async (t) => {
+  const r = compareResults()
+  r.targets = [
+    { name: 'me: x ≥ 80% of its ceiling twin', goal: '≥ 80%', value: 0.796, met: false },
+    { name: 'me: y ≥ 80% of its ceiling twin', goal: '≥ 80%', value: 0.57, met: false },
+    { name: 'me: pm2 cluster ≥ 1.5× one production process', goal: '≥ 1.5×', value: 1.497, met: false },
+    { name: 'me: z ≥ 80% of its ceiling twin', goal: '≥ 80%', value: 0.8, met: true },
+  ]
+  t.strictSame(targetLines(r), [
+    'MISSED me: x ≥ 80% of its ceiling twin: 79% (goal ≥ 80%)',
+    'MISSED me: y ≥ 80% of its ceiling twin: 57% (goal ≥ 80%)',
+    'MISSED me: pm2 cluster ≥ 1.5× one production process: 1.49× (goal ≥ 1.5×)',
+    'met    me: z ≥ 80% of its ceiling twin: 80% (goal ≥ 80%)',
+  ])
 })

@@ -75,7 +75,10 @@ export function markdownTable(t: Table): string {
 export function targetLines(r: Results): string[] {
   return r.targets.map((t) => {
     const mark = t.met === null ? '–' : t.met ? 'met' : 'MISSED'
-    const value = t.value === null ? 'not measured' : t.goal.endsWith('%') ? `${Math.round(t.value * 100)}%` : t.goal.endsWith('×') ? `${t.value.toFixed(2)}×` : String(t.value)
+    // Rounded down, like the goals (≥) they are checked against: 79.6% shows as 79%, never as a
+    // passing-looking 80%.
+    const down = (v: number, digits: number) => (Math.floor(v * 10 ** digits + 1e-9) / 10 ** digits).toFixed(digits)
+    const value = t.value === null ? 'not measured' : t.goal.endsWith('%') ? `${down(t.value * 100, 0)}%` : t.goal.endsWith('×') ? `${down(t.value, 2)}×` : String(t.value)
     return `${mark.padEnd(6)} ${t.name}: ${value} (goal ${t.goal})`
   })
 }
