@@ -59,7 +59,7 @@ if (bin) {
     const d = directives(text)
     const has = (line: string) => t.ok(d.includes(line), line)
     // upstream keep-alive, shorter than the app's own keep-alive timeout
-    has('keepalive 32;')
+    has('keepalive 128;')
     has('keepalive_timeout 60s;')
     has('keepalive_requests 1000;')
     const appKeepAlive = loadConfig({}).keepAliveTimeoutMs

@@ -233,7 +233,7 @@ export function validate(input: NginxInput): NginxSettings {
     rateLimit = { rate, burst: integer('burst', input.burst, 10, 0, 100000) }
   }
 
-  const keepalive = integer('keepalive', input.keepalive, 32, 1, 4096)
+  const keepalive = integer('keepalive', input.keepalive, 128, 1, 4096)
   const clientKeepaliveRequests = integer('client-keepalive-requests', input.clientKeepaliveRequests, 1000, 1, 10_000_000)
   let proxyTimeoutS = 30
   if (input.proxyTimeout !== undefined && input.proxyTimeout !== '') {

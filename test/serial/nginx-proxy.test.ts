@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import http2 from 'node:http2'
+import autocannon from 'autocannon'
 import tls from 'node:tls'
 import { gunzipSync } from 'node:zlib'
 import { startNginx, type NginxStack } from '../../src/stacks/nginx.js'
@@ -189,6 +190,19 @@ if (bin) {
       )
     })
     t.match(JSON.parse(gunzipSync(raw).toString()), { openapi: String }, 'the OpenAPI document, compressed')
+  })
+
+  t.test('under concurrent load nginx reuses its upstream connections instead of opening new ones', async (t) => {
+    // With too small an upstream keepalive pool (the old default of 32 per nginx worker), the
+    // connections beyond it were closed after each response and reopened: ~900 new connections
+    // a second under 50 clients, which cost the nginx stacks a quarter of their throughput.
+    let opened = 0
+    const count = () => opened++
+    app.app.server.on('connection', count)
+    t.teardown(() => void app.app.server.off('connection', count))
+    const result = await autocannon({ url: `${plain.httpUrl}/healthz`, connections: 50, amount: 4000, timeout: 10 })
+    t.equal(result.non2xx + result.errors, 0, `${result.requests.total} requests, all 2xx`)
+    t.ok(opened <= 100, `${opened} upstream connections opened for 4000 requests from 50 clients`)
   })
 
   t.test('a burst of logins gets 429 JSON from nginx', async (t) => {

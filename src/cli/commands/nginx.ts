@@ -29,7 +29,7 @@ bad one is a one-line error and nothing is written. --check also runs \`nginx -t
   --real-ip-from CIDR     a load balancer in front of nginx whose X-Forwarded-For is believed
   --body-limit BYTES      client_max_body_size, = the app's BODY_LIMIT (default from the app config)
   --rate R --burst N      limit_req on /api/token* per client address (5r/s, 10); --rate off
-  --keepalive N           idle upstream connections kept per worker (32)
+  --keepalive N           idle upstream connections kept per worker (128)
   --client-keepalive-requests N   requests per client keep-alive connection (1000)
   --proxy-timeout T       upstream read/send timeout (30s)
   --access-log FILE       JSON access log (/var/log/nginx/NAME.access.log; standalone PREFIX/logs)
