@@ -87,9 +87,7 @@ interface Member {
 
 /** The stacks to bring up together: each stage with its twin (when measured), in stage order. */
 function withTwins(defs: StageDef[]): StageDef[][] {
-  return defs
-    .filter((d) => d.kind === 'stage' || !defs.some((s) => s.kind === 'stage' && s.id === d.twinOf))
-    .map((d) => [d, ...defs.filter((t) => t.kind === 'twin' && t.twinOf === d.id && d.kind === 'stage')])
+  return defs.filter((d) => d.kind === 'stage').map((s) => [s, ...defs.filter((d) => d.kind === 'twin' && d.twinOf === s.id)])
 }
 
 const hostPort = (url: string) => new URL(url).host
@@ -272,7 +270,7 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
   try {
     say(`runway compare: ${defs.length} stacks × ${o.scenarios.length} scenarios, ${o.settings.connections} connections, ${o.settings.durationSec} s × ${o.settings.runs} runs after ${o.settings.warmupSec} s warm-up (${o.engine})`)
     const cred = await benchPassword()
-    /** Starts one stack; a skipped or failed start is recorded on its stage and returns undefined. */
+    /** Starts one stack; a skipped or failed start is recorded on its stage, and leaves `running` unset. */
     const bringUp = async (def: StageDef, label: string): Promise<Member> => {
       const stage: Stage = { id: def.id, label: def.label, kind: def.kind, ...(def.twinOf ? { twinOf: def.twinOf } : {}), status: 'ok', explanation: def.explanation }
       stages.push(stage)
