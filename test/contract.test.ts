@@ -283,6 +283,7 @@ t.test('unknown routes, health, readiness, headers', async (t) => {
   t.equal(kept.headers.get('x-request-id'), 'from-nginx-123', 'a proxy request id is kept')
   const jwks = await call(url, '/.well-known/jwks.json')
   t.strictSame(jwks.body, { keys: [] }, 'no public keys for HS256')
+  t.equal(jwks.headers.get('cache-control'), 'public, max-age=300', 'the public JWKS overrides no-store: verifiers may cache it')
   await store.close()
   const down = await call(url, '/readyz')
   t.equal(down.status, 503)

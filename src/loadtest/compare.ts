@@ -270,6 +270,11 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
   try {
     say(`runway compare: ${defs.length} stacks × ${o.scenarios.length} scenarios, ${o.settings.connections} connections, ${o.settings.durationSec} s × ${o.settings.runs} runs after ${o.settings.warmupSec} s warm-up (${o.engine})`)
     const cred = await benchPassword()
+    const fail = (member: Member, err: unknown) => {
+      member.stage.status = 'failed'
+      member.stage.reason = (err as Error).message
+      say(`${member.label}: failed: ${member.stage.reason}`)
+    }
     /** Starts one stack; a skipped or failed start is recorded on its stage, and leaves `running` unset. */
     const bringUp = async (def: StageDef, label: string): Promise<Member> => {
       const stage: Stage = { id: def.id, label: def.label, kind: def.kind, ...(def.twinOf ? { twinOf: def.twinOf } : {}), status: 'ok', explanation: def.explanation }
@@ -321,11 +326,6 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
         fail(member, err)
       }
       return member
-    }
-    const fail = (member: Member, err: unknown) => {
-      member.stage.status = 'failed'
-      member.stage.reason = (err as Error).message
-      say(`${member.label}: failed: ${member.stage.reason}`)
     }
 
     // With --ceiling each stage and its twin are up together and measured in alternating runs.

@@ -4,7 +4,7 @@
 // `runway loadtest`, so both measure the same way.
 import { runAutocannon, runWrk, type EngineFigures, type EngineName } from './engines.js'
 import { CpuSampler, waitForIdle } from './sampler.js'
-import type { ResultRow, RunFigures } from './schema.js'
+import type { ResultRow } from './schema.js'
 import { summarize } from './stats.js'
 import type { Progress } from './progress.js'
 import type { Scenario, ScenarioContext } from './scenarios.js'
@@ -77,7 +77,6 @@ export async function measureInterleaved(
       target,
       context,
       serverPids: target.pids ? await target.pids() : [],
-      runs: [] as RunFigures[],
       row: { stage: target.stage, scenario: scenario.name, engine, status: 'ok', runs: [], loadgenSaturated: false } as ResultRow,
     })),
   )
@@ -128,7 +127,7 @@ export async function measureInterleaved(
           if (phase.counted) sampler.stop()
           throw err
         }
-        if (phase.counted) state.runs.push({ startedAt, ...figures, ...sampler.stop() })
+        if (phase.counted) state.row.runs.push({ startedAt, ...figures, ...sampler.stop() })
       } catch (err) {
         state.row.status = 'failed'
         state.row.reason = (err as Error).message
@@ -136,10 +135,9 @@ export async function measureInterleaved(
     }
   }
   o.progress?.clear()
-  return states.map(({ row, runs }) => {
-    row.runs = runs
-    if (runs.length) {
-      row.summary = summarize(runs)
+  return states.map(({ row }) => {
+    if (row.runs.length) {
+      row.summary = summarize(row.runs)
       row.loadgenSaturated = loadgenSaturated(engine, row.summary.loadgenCpu, settings.workers)
     } else if (row.status === 'ok') {
       row.status = 'failed'

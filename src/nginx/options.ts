@@ -291,6 +291,7 @@ function retryAfter(s: NginxSettings): number {
 
 /** The names the templates use. */
 export function templateValues(s: NginxSettings): TemplateValues {
+  const retrySeconds = retryAfter(s)
   const addr = (port: number) => (s.listen ? `${s.listen}:${port}` : String(port))
   return {
     name: s.name,
@@ -326,8 +327,8 @@ export function templateValues(s: NginxSettings): TemplateValues {
     rate_limit: s.rateLimit !== false,
     rate: s.rateLimit ? s.rateLimit.rate : '',
     // When the next request is allowed again: one request's share of the rate.
-    retry_after: retryAfter(s),
-    retry_after_text: `${retryAfter(s)} second${retryAfter(s) === 1 ? '' : 's'}`,
+    retry_after: retrySeconds,
+    retry_after_text: `${retrySeconds} second${retrySeconds === 1 ? '' : 's'}`,
     burst: s.rateLimit ? s.rateLimit.burst : 0,
     proxy_timeout: `${s.proxyTimeoutS}s`,
     prefix: s.prefix,

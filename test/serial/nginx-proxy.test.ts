@@ -193,9 +193,9 @@ if (bin) {
   })
 
   t.test('under concurrent load nginx reuses its upstream connections instead of opening new ones', async (t) => {
-    // With too small an upstream keepalive pool (the old default of 32 per nginx worker), the
-    // connections beyond it were closed after each response and reopened: ~900 new connections
-    // a second under 50 clients, which cost the nginx stacks a quarter of their throughput.
+    // With an upstream keepalive pool smaller than the requests in flight (the old default of 32
+    // per nginx worker, 50 clients on this one-worker nginx), the connections beyond it were closed
+    // after each response and reopened: ~900 a second, a quarter of the nginx stacks' throughput.
     let opened = 0
     const count = () => opened++
     app.app.server.on('connection', count)
