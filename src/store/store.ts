@@ -86,3 +86,20 @@ export class DuplicateUserError extends Error {
     super(`a user named ${JSON.stringify(username)} already exists`)
   }
 }
+
+/**
+ * The store cannot answer right now: down, unreachable, timed out, out of connections, disk full,
+ * read-only or corrupt. Store implementations wrap such faults in this error (keeping the driver's
+ * error as `cause`); the error plugin answers it with 503 + Retry-After instead of a 500, and
+ * readiness reports it. A client mistake (a duplicate username, say) is never one of these.
+ */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError'
+  constructor(
+    /** One line for logs and operators: what failed, without secrets. */
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options)
+  }
+}
