@@ -25,6 +25,17 @@ export class TokenInvalid extends Error {
   }
 }
 
+/**
+ * The user id a token names, in the forms simplejwt's lookup matches: a JSON integer or its exact
+ * decimal string ("42"). "1.0", " 1 ", "0x1", "1e0" or "01" name no user (Number() took them as 1).
+ */
+export function userIdOf(claims: Pick<Claims, 'userId'>): number | null {
+  const text = claims.userId
+  if (!/^-?[0-9]{1,16}$/.test(text)) return null
+  const id = Number(text)
+  return Number.isSafeInteger(id) && String(id) === text ? id : null
+}
+
 /** simplejwt's jti: a uuid4 as 32 hex digits. */
 export const newJti = () => randomUUID().replaceAll('-', '')
 

@@ -7,7 +7,7 @@ import type { Config } from '../config.js'
 import { errors, TokenMessages } from '../errors.js'
 import type { KeyRing } from '../auth/keys.js'
 import { RevocationCache } from '../auth/revocations.js'
-import { TokenInvalid, TokenService, type Claims } from '../auth/tokens.js'
+import { TokenInvalid, TokenService, userIdOf, type Claims } from '../auth/tokens.js'
 import type { AuthUser } from '../store/store.js'
 
 declare module 'fastify' {
@@ -72,8 +72,8 @@ export default fp(
         throw err
       }
       if (revocations.isRevoked(claims.sid)) throw errors.accessTokenNotValid(TokenMessages.blacklisted)
-      const id = Number(claims.userId)
-      if (!Number.isSafeInteger(id)) throw errors.userNotFound()
+      const id = userIdOf(claims)
+      if (id === null) throw errors.userNotFound()
       const accept = (user: AuthUser | null) => {
         if (!user) return done(errors.userNotFound())
         if (!user.isActive) return done(errors.userInactive())

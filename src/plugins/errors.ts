@@ -2,7 +2,9 @@
 // message they can act on; a 5xx never carries a stack trace or an internal message.
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
+import type { Socket } from 'node:net'
 import { ApiError } from '../errors.js'
+import { KnownRoutes } from './known-routes.js'
 
 interface AjvError {
   keyword: string
@@ -45,16 +47,37 @@ function fieldErrors(validation: AjvError[]): Record<string, string[]> {
   return out
 }
 
-function allowedMethods(app: FastifyInstance, request: FastifyRequest): string[] {
-  const path = request.url.split('?')[0] ?? '/'
-  const variants = path.endsWith('/') ? [path, path.slice(0, -1)] : [path, `${path}/`]
-  return METHODS.filter((method) => variants.some((url) => url && app.hasRoute({ url, method })))
-}
+/** What a CONNECT gets: Node hands it to a 'connect' listener, never to Fastify. */
+const CONNECT_REFUSED = (() => {
+  const body = JSON.stringify({ detail: 'Method "CONNECT" not allowed.' })
+  return [
+    'HTTP/1.1 405 Method Not Allowed',
+    'Content-Type: application/json; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Cache-Control: no-store',
+    'Connection: close',
+    '',
+    body,
+  ].join('\r\n')
+})()
 
 export default fp(
   async function errors(app: FastifyInstance) {
+    const known = new KnownRoutes()
+    app.addHook('onRoute', (route) => known.add(route.url, route.method))
+    const allowedMethods = (request: FastifyRequest) => {
+      const found = known.methodsFor(request.url.split('?')[0] ?? '/')
+      return METHODS.filter((m) => found.includes(m))
+    }
+    // Without a listener Node closes a CONNECT's socket with no answer; give it the same 405
+    // JSON as any other method no route answers.
+    app.server.on('connect', (_req: unknown, socket: Socket) => {
+      socket.on('error', () => {})
+      socket.end(CONNECT_REFUSED)
+    })
+
     app.setNotFoundHandler(async (request, reply) => {
-      const allow = allowedMethods(app, request)
+      const allow = allowedMethods(request)
       if (allow.length > 0) {
         return reply
           .code(405)

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { Config } from '../config.js'
 import { dummyHash, verifyPassword } from '../auth/passwords.js'
-import { newJti, TokenInvalid, type Claims, type TokenType } from '../auth/tokens.js'
+import { newJti, TokenInvalid, userIdOf, type Claims, type TokenType } from '../auth/tokens.js'
 import { ApiError, errors, TokenMessages } from '../errors.js'
 import type { RotateOutcome } from '../store/store.js'
 import { Empty, errorResponses } from './schemas.js'
@@ -95,7 +95,8 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
     },
     async (request) => {
       const claims = check(request.body.refresh, 'refresh')
-      const user = await store.findUserById(Number(claims.userId))
+      const id = userIdOf(claims)
+      const user = id === null ? null : await store.findUserById(id)
       if (!user || !user.isActive) throw noActiveAccountForToken()
       const at = now()
       const next = jwt.rotateRefreshTokens ? tokens.issue('refresh', user.id, claims.sid, at) : undefined
