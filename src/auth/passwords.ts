@@ -45,12 +45,3 @@ export function dummyHash(): Promise<string> {
   dummy ??= hashPassword(randomBytes(16).toString('hex'))
   return dummy
 }
-
-/** Rules a new password must meet; returns the problems in DRF's message style. */
-export function passwordProblems(password: string, username: string): string[] {
-  const problems: string[] = []
-  if (password.length < 8) problems.push('This password is too short. It must contain at least 8 characters.')
-  if (/^[0-9]+$/.test(password)) problems.push('This password is entirely numeric.')
-  if (username && password.toLowerCase().includes(username.toLowerCase())) problems.push('The password is too similar to the username.')
-  return problems
-}

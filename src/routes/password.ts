@@ -2,7 +2,8 @@
 // the user (on every worker within one revocation poll), so a stolen token dies with the change.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { hashPassword, passwordProblems, verifyPassword } from '../auth/passwords.js'
+import { hashPassword, verifyPassword } from '../auth/passwords.js'
+import { passwordProblems } from '../auth/password-rules.js'
 import { errors } from '../errors.js'
 import { bearer, errorResponses } from './schemas.js'
 
@@ -33,7 +34,7 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (!(await verifyPassword(old_password, user.passwordHash))) {
         throw errors.fields({ old_password: ['Your old password was entered incorrectly. Please enter it again.'] })
       }
-      const problems = passwordProblems(new_password, user.username)
+      const problems = await passwordProblems(new_password, user.username)
       if (problems.length) throw errors.fields({ new_password: problems })
       await app.store.setPassword(user.id, await hashPassword(new_password))
       await app.revocations.sync()

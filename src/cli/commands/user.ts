@@ -1,4 +1,5 @@
-import { hashPassword, passwordProblems } from '../../auth/passwords.js'
+import { hashPassword } from '../../auth/passwords.js'
+import { passwordProblems } from '../../auth/password-rules.js'
 import { DuplicateUserError, type Store } from '../../store/store.js'
 import { CliError, parseFlags, print, type Command } from '../command.js'
 import { withStore } from '../context.js'
@@ -15,7 +16,9 @@ Actions:
   list [--json]               list users
 
 Options:
-  --allow-weak                accept a password that fails the strength rules
+  --allow-weak                accept a password that breaks the password rules (at least
+                              8 characters, not too similar to the username, not a common
+                              password, not entirely numeric)
   --json                      machine-readable output (list)
 
 The password is never taken from the command line. Examples:
@@ -33,8 +36,8 @@ async function mustFind(store: Store, username: string | undefined) {
 
 async function newHash(username: string, allowWeak: boolean): Promise<string> {
   const password = await readNewPassword()
-  const problems = passwordProblems(password, username)
-  if (problems.length && !allowWeak) throw new CliError(`${problems[0]} Choose another, or pass --allow-weak.`)
+  const problems = await passwordProblems(password, username)
+  if (problems.length && !allowWeak) throw new CliError(`${problems.join(' ')} Choose another, or pass --allow-weak.`)
   return hashPassword(password)
 }
 
