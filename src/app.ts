@@ -11,9 +11,11 @@ import errorsPlugin from './plugins/errors.js'
 import storePlugin from './plugins/store.js'
 import securityPlugin from './plugins/security.js'
 import authPlugin from './plugins/auth.js'
+import loginPlugin from './plugins/login.js'
 import openapiPlugin from './plugins/openapi.js'
 import healthRoutes from './routes/health.js'
 import tokenRoutes from './routes/token.js'
+import slidingRoutes from './routes/sliding.js'
 import meRoutes from './routes/me.js'
 import passwordRoutes from './routes/password.js'
 import jwksRoutes from './routes/jwks.js'
@@ -80,9 +82,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(securityPlugin, { config })
   await app.register(openapiPlugin, { ui: config.openapiUi, version })
   await app.register(authPlugin, { config, keys })
+  await app.register(loginPlugin, { config })
   await app.register(healthRoutes)
   await app.register(jwksRoutes, { keys })
   await app.register(tokenRoutes, { config })
+  if (config.sliding.enabled) await app.register(slidingRoutes, { config })
   await app.register(meRoutes)
   await app.register(passwordRoutes)
   return app

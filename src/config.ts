@@ -56,6 +56,14 @@ export const EnvSchema = Type.Object({
   SHUTDOWN_GRACE: Duration('10s', 'Time in-flight requests get on shutdown; pm2 kill_timeout must be longer'),
   MAX_EVENT_LOOP_DELAY: Duration('1s', 'Answer 503 while the event loop lags more than this (0 disables)'),
   OPENAPI_UI: Bool(true, 'Serve the OpenAPI UI at /docs'),
+  SLIDING_TOKENS: Bool(false, "simplejwt's sliding tokens: /api/token/sliding/ and /api/token/sliding/refresh/"),
+  SLIDING_TOKEN_LIFETIME: Duration('5m', 'Sliding token lifetime (exp), renewed by each sliding refresh'),
+  SLIDING_TOKEN_REFRESH_LIFETIME: Duration('1d', 'How long after login a sliding token can still be refreshed (refresh_exp)'),
+  CORS_ALLOWED_ORIGINS: Type.String({ default: '', description: 'Origins browsers may call the API from, exact (https://app.example.com), comma-separated; * = any, without credentials', expected: 'comma-separated origins such as https://app.example.com' }),
+  CORS_ALLOWED_ORIGIN_REGEXES: Type.String({ default: '', description: 'Regular expressions an origin may match in full instead, separated by spaces', expected: 'space-separated regular expressions' }),
+  CORS_ALLOW_CREDENTIALS: Bool(false, 'Let browsers send cookies/HTTP auth cross-origin (Access-Control-Allow-Credentials)'),
+  CORS_PREFLIGHT_MAX_AGE: Int(86400, 0, 86400 * 7, 'Seconds browsers may cache a preflight answer (Access-Control-Max-Age)'),
+  REGISTRATION_ENABLED: Bool(false, 'Open sign-up: POST /api/register/'),
 })
 type Env = Static<typeof EnvSchema>
 
@@ -97,6 +105,19 @@ export interface Config {
   shutdownGraceMs: number
   maxEventLoopDelayMs: number
   openapiUi: boolean
+  /** simplejwt's SlidingToken: off unless SLIDING_TOKENS=true. */
+  sliding: { enabled: boolean; lifetime: number; refreshLifetime: number } // seconds
+  cors: CorsSettings
+  registration: boolean
+}
+
+export interface CorsSettings {
+  /** Exact origins (scheme://host[:port], or the literal `null` when listed); `*` = any. */
+  origins: string[]
+  /** Each must match the whole origin. */
+  originRegexes: RegExp[]
+  credentials: boolean
+  maxAgeSeconds: number
 }
 
 export class ConfigError extends Error {
@@ -186,9 +207,49 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     shutdownGraceMs: durationMs(e.SHUTDOWN_GRACE),
     maxEventLoopDelayMs: durationMs(e.MAX_EVENT_LOOP_DELAY),
     openapiUi: e.OPENAPI_UI,
+    sliding: {
+      enabled: e.SLIDING_TOKENS,
+      lifetime: durationMs(e.SLIDING_TOKEN_LIFETIME) / 1000,
+      refreshLifetime: durationMs(e.SLIDING_TOKEN_REFRESH_LIFETIME) / 1000,
+    },
+    cors: parseCors(e.CORS_ALLOWED_ORIGINS, e.CORS_ALLOWED_ORIGIN_REGEXES, e.CORS_ALLOW_CREDENTIALS, e.CORS_PREFLIGHT_MAX_AGE),
+    registration: e.REGISTRATION_ENABLED,
   }
   checkConsistency(config)
   return config
+}
+
+/**
+ * django-cors-headers' settings. Origins are compared exactly, so each must be written as browsers
+ * send it: scheme, host, optional port, no path or trailing slash, lowercase.
+ */
+export function parseCors(originsText: string, regexesText: string, credentials: boolean, maxAgeSeconds: number): CorsSettings {
+  const origins = originsText.split(/[\s,]+/).filter(Boolean)
+  for (const o of origins) {
+    if (o === '*' || o === 'null') continue
+    let url: URL | undefined
+    try {
+      url = new URL(o)
+    } catch {}
+    if (!url || !/^https?:$/.test(url.protocol) || url.origin !== o) {
+      const hint = url && /^https?:$/.test(url.protocol) ? `; write it as ${url.origin}` : ''
+      throw new ConfigError(`CORS_ALLOWED_ORIGINS has ${JSON.stringify(o)}: expected an origin such as https://app.example.com (scheme and host, optional port, no path)${hint}`)
+    }
+  }
+  if (origins.includes('*') && origins.length > 1) throw new ConfigError('CORS_ALLOWED_ORIGINS mixes * with origins: use * alone (any origin) or list the origins')
+  if (origins.includes('*') && credentials) {
+    // django-cors-headers reflects any origin here, which lets every web site act as the user.
+    throw new ConfigError('CORS_ALLOWED_ORIGINS=* cannot be combined with CORS_ALLOW_CREDENTIALS=true: any web site could make credentialed calls; list the origins instead')
+  }
+  const originRegexes = regexesText.split(/\s+/).filter(Boolean).map((text) => {
+    try {
+      // Anchored: a regex must match the whole origin, not a piece of it (https://app.example.com.evil.test).
+      return new RegExp(`^(?:${text})$`)
+    } catch (err) {
+      throw new ConfigError(`CORS_ALLOWED_ORIGIN_REGEXES has ${JSON.stringify(text)}: not a regular expression (${(err as Error).message})`)
+    }
+  })
+  return { origins, originRegexes, credentials, maxAgeSeconds }
 }
 
 function checkConsistency(c: Config): void {
@@ -208,5 +269,7 @@ function checkConsistency(c: Config): void {
   }
   if (jwt.accessLifetime <= 0) throw new ConfigError('ACCESS_TOKEN_LIFETIME must be longer than 0')
   if (jwt.refreshLifetime <= 0) throw new ConfigError('REFRESH_TOKEN_LIFETIME must be longer than 0')
+  if (c.sliding.lifetime <= 0) throw new ConfigError('SLIDING_TOKEN_LIFETIME must be longer than 0')
+  if (c.sliding.refreshLifetime <= 0) throw new ConfigError('SLIDING_TOKEN_REFRESH_LIFETIME must be longer than 0')
   if (c.headersTimeoutMs > c.requestTimeoutMs) throw new ConfigError('HEADERS_TIMEOUT must not exceed REQUEST_TIMEOUT')
 }

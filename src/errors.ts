@@ -30,11 +30,15 @@ export const errors = {
   notAuthenticated: () => unauthorized({ detail: 'Authentication credentials were not provided.' }),
   badAuthorizationHeader: () =>
     unauthorized({ detail: 'Authorization header must contain two space-delimited values', code: 'bad_authorization_header' }),
-  accessTokenNotValid: (message: string) =>
+  /** simplejwt's JWTAuthentication: one message per accepted token class (SlidingToken when on). */
+  accessTokenNotValid: (message: string, slidingMessage?: string) =>
     unauthorized({
       detail: 'Given token not valid for any token type',
       code: 'token_not_valid',
-      messages: [{ token_class: 'AccessToken', token_type: 'access', message }],
+      messages: [
+        { token_class: 'AccessToken', token_type: 'access', message },
+        ...(slidingMessage ? [{ token_class: 'SlidingToken', token_type: 'sliding', message: slidingMessage }] : []),
+      ],
     }),
   userNotFound: () => unauthorized({ detail: 'User not found', code: 'user_not_found' }),
   userInactive: () => unauthorized({ detail: 'User is inactive', code: 'user_inactive' }),

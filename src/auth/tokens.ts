@@ -8,7 +8,12 @@ import type { Config } from '../config.js'
 import { TokenMessages } from '../errors.js'
 import type { KeyRing } from './keys.js'
 
-export type TokenType = 'access' | 'refresh'
+export type TokenType = 'access' | 'refresh' | 'sliding'
+/** What a caller accepts: one type, or several (authentication takes access and sliding tokens). */
+export type Expected = TokenType | ReadonlySet<TokenType>
+const TYPES: ReadonlySet<unknown> = new Set<TokenType>(['access', 'refresh', 'sliding'])
+
+const accepts = (expected: Expected, type: TokenType) => (typeof expected === 'string' ? type === expected : expected.has(type))
 
 export interface Claims {
   token_type: TokenType
@@ -17,6 +22,8 @@ export interface Claims {
   jti: string
   sid: string
   userId: string
+  /** Sliding tokens only: until when the token can be refreshed (simplejwt's refresh_exp). */
+  refreshExp?: number
 }
 
 export class TokenInvalid extends Error {
@@ -56,37 +63,52 @@ export class TokenService {
     private readonly jwt: JWT,
     private readonly keys: KeyRing,
     private readonly settings: Config['jwt'],
+    private readonly sliding: Config['sliding'] = { enabled: false, lifetime: 300, refreshLifetime: 86400 },
   ) {}
 
   issue(type: TokenType, userId: number, sid: string, now = Math.floor(Date.now() / 1000)): { token: string; claims: Claims } {
     const { settings } = this
-    const lifetime = type === 'access' ? settings.accessLifetime : settings.refreshLifetime
+    const lifetime = type === 'access' ? settings.accessLifetime : type === 'refresh' ? settings.refreshLifetime : this.sliding.lifetime
     const claims: Claims = { token_type: type, exp: now + lifetime, iat: now, jti: newJti(), sid, userId: String(userId) }
-    const payload: Record<string, unknown> = {
-      token_type: claims.token_type,
-      exp: claims.exp,
-      iat: claims.iat,
-      jti: claims.jti,
-      [settings.userIdClaim]: claims.userId,
-      sid,
-    }
+    if (type === 'sliding') claims.refreshExp = now + this.sliding.refreshLifetime
+    return { token: this.sign(claims), claims }
+  }
+
+  /**
+   * simplejwt's sliding refresh: the same token (jti, session, refresh_exp) with a new iat and
+   * exp. The caller has checked refresh_exp.
+   */
+  slide(claims: Claims, now = Math.floor(Date.now() / 1000)): { token: string; claims: Claims } {
+    const next: Claims = { ...claims, iat: now, exp: now + this.sliding.lifetime }
+    return { token: this.sign(next), claims: next }
+  }
+
+  private sign(claims: Claims): string {
+    const { settings } = this
+    // simplejwt's claim order: token_type, exp, iat, jti, (refresh_exp), user_id.
+    const payload: Record<string, unknown> = { token_type: claims.token_type, exp: claims.exp, iat: claims.iat, jti: claims.jti }
+    if (claims.refreshExp !== undefined) payload.refresh_exp = claims.refreshExp
+    payload[settings.userIdClaim] = claims.userId
+    payload.sid = claims.sid
     if (settings.issuer) payload.iss = settings.issuer
     if (settings.audience) payload.aud = settings.audience
-    return { token: this.jwt.sign(payload), claims }
+    return this.jwt.sign(payload)
   }
 
   /** Signature, algorithm, expiry, iss/aud and shape; then the expected type (if any). */
-  verify(token: string, expected?: TokenType): Claims {
+  verify(token: string, expected?: Expected): Claims {
     const cached = this.verified.get(token)
     if (cached && cached.exp + this.settings.leeway > Date.now() / 1000) {
-      if (expected && cached.token_type !== expected) throw new TokenInvalid(TokenMessages.wrongType)
+      // The type is checked on every hit: a token verified once as a refresh token (at /verify/)
+      // must still be refused as an access token.
+      if (expected && !accepts(expected, cached.token_type)) throw new TokenInvalid(TokenMessages.wrongType)
       return cached
     }
     if (cached) this.verified.delete(token)
     const claims = this.verifyUncached(token)
     if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!)
     this.verified.set(token, claims)
-    if (expected && claims.token_type !== expected) throw new TokenInvalid(TokenMessages.wrongType)
+    if (expected && !accepts(expected, claims.token_type)) throw new TokenInvalid(TokenMessages.wrongType)
     return claims
   }
 
@@ -98,9 +120,10 @@ export class TokenService {
       throw new TokenInvalid(TokenMessages.invalid)
     }
     const userId = payload[this.settings.userIdClaim]
-    const { token_type, exp, iat, jti, sid } = payload
+    const { token_type, exp, iat, jti, sid, refresh_exp } = payload
     if (
-      (token_type !== 'access' && token_type !== 'refresh') ||
+      !TYPES.has(token_type) ||
+      (token_type === 'sliding' && typeof refresh_exp !== 'number') ||
       typeof exp !== 'number' ||
       typeof jti !== 'string' ||
       typeof sid !== 'string' ||
@@ -108,7 +131,9 @@ export class TokenService {
     ) {
       throw new TokenInvalid(TokenMessages.invalid)
     }
-    return { token_type, exp, iat: typeof iat === 'number' ? iat : 0, jti, sid, userId: String(userId) }
+    const claims: Claims = { token_type: token_type as TokenType, exp, iat: typeof iat === 'number' ? iat : 0, jti, sid, userId: String(userId) }
+    if (token_type === 'sliding') claims.refreshExp = refresh_exp as number
+    return claims
   }
 
   private verifySignature(token: string): Record<string, unknown> {

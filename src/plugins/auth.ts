@@ -7,7 +7,7 @@ import type { Config } from '../config.js'
 import { errors, TokenMessages } from '../errors.js'
 import type { KeyRing } from '../auth/keys.js'
 import { RevocationCache } from '../auth/revocations.js'
-import { TokenInvalid, TokenService, userIdOf, type Claims } from '../auth/tokens.js'
+import { TokenInvalid, TokenService, userIdOf, type Claims, type Expected } from '../auth/tokens.js'
 import type { AuthUser } from '../store/store.js'
 
 declare module 'fastify' {
@@ -41,7 +41,7 @@ export default fp(
       decoratorName: 'jwtUser',
     })
 
-    const tokens = new TokenService(app.jwt, keys, jwt)
+    const tokens = new TokenService(app.jwt, keys, jwt, config.sliding)
     const revocations = new RevocationCache(app.store, config.revocationPollMs, jwt.accessLifetime, (err) =>
       app.log.error({ err }, 'revocation poll failed'),
     )
@@ -52,6 +52,15 @@ export default fp(
     app.addHook('onClose', async () => revocations.stop())
 
     const headerTypes = new Set(jwt.authHeaderTypes)
+    // simplejwt's AUTH_TOKEN_CLASSES: AccessToken, plus SlidingToken when sliding tokens are on.
+    const sliding = config.sliding.enabled
+    const accepted: Expected = sliding ? new Set(['access', 'sliding'] as const) : 'access'
+    /** One message per accepted class: the failure for the token's own class, "wrong type" for the other. */
+    const notValid = (reason: string, type?: Claims['token_type']) => {
+      if (!sliding) return errors.accessTokenNotValid(reason)
+      const wrong = TokenMessages.wrongType
+      return errors.accessTokenNotValid(type === 'sliding' ? wrong : reason, type === 'access' ? wrong : reason)
+    }
 
     /**
      * simplejwt's JWTAuthentication: header → access token → live session → active user.
@@ -66,12 +75,12 @@ export default fp(
       if (parts.length !== 2 || !parts[1]) throw errors.badAuthorizationHeader()
       let claims: Claims
       try {
-        claims = tokens.verify(parts[1], 'access')
+        claims = tokens.verify(parts[1], accepted)
       } catch (err) {
-        if (err instanceof TokenInvalid) throw errors.accessTokenNotValid(err.reason)
+        if (err instanceof TokenInvalid) throw notValid(err.reason)
         throw err
       }
-      if (revocations.isRevoked(claims.sid)) throw errors.accessTokenNotValid(TokenMessages.blacklisted)
+      if (revocations.isRevoked(claims.sid)) throw notValid(TokenMessages.blacklisted, claims.token_type)
       const id = userIdOf(claims)
       if (id === null) throw errors.userNotFound()
       const accept = (user: AuthUser | null) => {

@@ -2,13 +2,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { Config } from '../config.js'
-import { dummyHash, verifyPassword } from '../auth/passwords.js'
-import { newJti, TokenInvalid, userIdOf, type Claims, type TokenType } from '../auth/tokens.js'
-import { ApiError, errors, TokenMessages } from '../errors.js'
+import { newJti, userIdOf, type Claims, type Expected } from '../auth/tokens.js'
+import { errors, TokenMessages } from '../errors.js'
 import type { RotateOutcome } from '../store/store.js'
 import { Empty, errorResponses } from './schemas.js'
+import { checkToken, noActiveAccountForToken } from './token-check.js'
 
-const ObtainBody = Type.Object({
+export const ObtainBody = Type.Object({
   username: Type.String({ minLength: 1, maxLength: 150 }),
   password: Type.String({ minLength: 1, maxLength: 4096 }),
 })
@@ -17,42 +17,20 @@ const RefreshBody = Type.Object({ refresh: Type.String({ minLength: 1 }) })
 const Refreshed = Type.Object({ access: Type.String(), refresh: Type.Optional(Type.String()) })
 const VerifyBody = Type.Object({ token: Type.String({ minLength: 1 }) })
 
-const noActiveAccountForToken = () =>
-  new ApiError(401, { detail: 'No active account found for the given token.', code: 'no_active_account' }, { 'www-authenticate': 'Bearer realm="api"' })
-
 const tokenRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
   const { tokens, store, revocations } = app
-  const { jwt, loginRateLimit } = config
+  const { jwt } = config
   const now = () => Math.floor(Date.now() / 1000)
 
-  /** Verifies, mapping failures to simplejwt's token_not_valid answer. */
-  const check = (token: string, type?: TokenType): Claims => {
-    try {
-      return tokens.verify(token, type)
-    } catch (err) {
-      if (err instanceof TokenInvalid) throw errors.tokenNotValid(err.reason)
-      throw err
-    }
-  }
+  const check = (token: string, type?: Expected): Claims => checkToken(tokens, token, type)
+  // Logout takes a refresh token, or a sliding token when those are on (simplejwt refuses those).
+  const loggedOutWith: Expected = config.sliding.enabled ? new Set(['refresh', 'sliding'] as const) : 'refresh'
   const settle = async (outcome: RotateOutcome) => {
     if (outcome.result === 'unknown') throw errors.tokenNotValid(TokenMessages.invalid)
     if (outcome.result === 'blacklisted') {
       if (outcome.familyRevoked) await revocations.sync()
       throw errors.tokenNotValid(TokenMessages.blacklisted)
     }
-  }
-
-  // Brute-force protection: per client IP before the body is read, per username after.
-  const limitByIp = app.createRateLimit({ max: loginRateLimit.perIp, timeWindow: loginRateLimit.windowMs, keyGenerator: (r) => `login-ip:${r.ip}` })
-  const limitByUser = app.createRateLimit({
-    max: loginRateLimit.perUser,
-    timeWindow: loginRateLimit.windowMs,
-    keyGenerator: (r) => `login-user:${String((r.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase()}`,
-  })
-  const enforce = async (limit: typeof limitByIp, max: number, request: Parameters<typeof limitByIp>[0]) => {
-    if (max === 0) return
-    const r = await limit(request)
-    if (!r.isAllowed && r.isExceeded) throw errors.throttled(Math.max(1, r.ttlInSeconds))
   }
 
   app.post(
@@ -64,15 +42,12 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
         body: ObtainBody,
         response: { 200: Pair, ...errorResponses(400, 401, 429) },
       },
-      onRequest: (request) => enforce(limitByIp, loginRateLimit.perIp, request),
-      preHandler: (request) => enforce(limitByUser, loginRateLimit.perUser, request),
+      // Brute-force protection: per client IP before the body is read, per username after.
+      onRequest: app.login.limitByIp,
+      preHandler: app.login.limitByUser,
     },
     async (request) => {
-      const { username, password } = request.body
-      const user = await store.findUserByUsername(username)
-      // Unknown users cost a hash too, so timing does not tell which usernames exist.
-      const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()))
-      if (!user || !ok || !user.isActive) throw errors.noActiveAccount()
+      const user = await app.login.checkCredentials(request.body.username, request.body.password)
       const issuedAt = now()
       const sid = newJti()
       const refresh = tokens.issue('refresh', user.id, sid, issuedAt)
@@ -126,7 +101,8 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
     },
     async (request) => {
       const claims = check(request.body.token)
-      const revoked = await store.isRevoked({ jti: claims.token_type === 'refresh' ? claims.jti : undefined, sessionId: claims.sid })
+      // Refresh and sliding tokens are recorded one by one; access tokens only through their session.
+      const revoked = await store.isRevoked({ jti: claims.token_type === 'access' ? undefined : claims.jti, sessionId: claims.sid })
       if (revoked) throw errors.tokenNotValid(TokenMessages.blacklisted)
       return {}
     },
@@ -137,13 +113,15 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
     {
       schema: {
         tags: ['token'],
-        summary: 'Log out: blacklist the refresh token and revoke the access tokens of its session',
+        summary: config.sliding.enabled
+          ? 'Log out: blacklist the refresh (or sliding) token and revoke every token of its session'
+          : 'Log out: blacklist the refresh token and revoke the access tokens of its session',
         body: RefreshBody,
         response: { 200: Empty, ...errorResponses(400, 401) },
       },
     },
     async (request) => {
-      const claims = check(request.body.refresh, 'refresh')
+      const claims = check(request.body.refresh, loggedOutWith)
       await settle(await store.blacklistRefresh(claims.jti, now()))
       await revocations.sync()
       return {}

@@ -1,0 +1,54 @@
+// What guards every route where an anonymous client presents a password or picks a username
+// (pair and sliding login, sign-up): the brute-force limits and the credential check. One
+// definition, so each route gets the same limits on the same counters (login-ip:<ip> is one
+// budget per address across all of them) and the same timing behaviour.
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Config } from '../config.js'
+import { dummyHash, verifyPassword } from '../auth/passwords.js'
+import { errors } from '../errors.js'
+import type { User } from '../store/store.js'
+
+export interface LoginGuards {
+  /** For onRequest: LOGIN_RATE_LIMIT_IP per client address, before the body is read. */
+  limitByIp(request: FastifyRequest): Promise<void>
+  /** For preHandler: LOGIN_RATE_LIMIT_USER per username (the body's `username`, lowercased). */
+  limitByUser(request: FastifyRequest): Promise<void>
+  /** The active user these credentials belong to, or simplejwt's 401 "No active account…". */
+  checkCredentials(username: string, password: string): Promise<User>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    login: LoginGuards
+  }
+}
+
+export default fp(
+  async function login(app: FastifyInstance, opts: { config: Config }) {
+    const { perIp, perUser, windowMs } = opts.config.loginRateLimit
+    const byIp = app.createRateLimit({ max: perIp, timeWindow: windowMs, keyGenerator: (r) => `login-ip:${r.ip}` })
+    const byUser = app.createRateLimit({
+      max: perUser,
+      timeWindow: windowMs,
+      keyGenerator: (r) => `login-user:${String((r.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase()}`,
+    })
+    const enforce = async (limit: typeof byIp, max: number, request: FastifyRequest) => {
+      if (max === 0) return
+      const r = await limit(request)
+      if (!r.isAllowed && r.isExceeded) throw errors.throttled(Math.max(1, r.ttlInSeconds))
+    }
+    app.decorate('login', {
+      limitByIp: (request) => enforce(byIp, perIp, request),
+      limitByUser: (request) => enforce(byUser, perUser, request),
+      async checkCredentials(username, password) {
+        const user = await app.store.findUserByUsername(username)
+        // Unknown users cost a hash too, so timing does not tell which usernames exist.
+        const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()))
+        if (!user || !ok || !user.isActive) throw errors.noActiveAccount()
+        return user
+      },
+    } satisfies LoginGuards)
+  },
+  { name: 'runway-login', dependencies: ['runway-store', 'runway-security'] },
+)
