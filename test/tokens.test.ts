@@ -48,6 +48,28 @@ t.test('issuer, audience, lifetimes and user id claim are configurable', async (
   t.equal((await call(url, '/api/me/', { token: foreign })).status, 401)
 })
 
+t.test('the token type is checked on every use, also for a token already verified once (cached)', async (t) => {
+  const { url, store } = await startApp(t)
+  await createUser(store)
+  const pair = await login(url)
+  const wrongType = { detail: 'Given token not valid for any token type', code: 'token_not_valid', messages: [{ token_class: 'AccessToken', token_type: 'access', message: 'Token has wrong type' }] }
+  // /api/token/verify/ accepts either type, so the refresh token is now known to be valid.
+  t.equal((await call(url, '/api/token/verify/', { json: { token: pair.refresh } })).status, 200, 'the refresh token verifies')
+  for (const attempt of ['after verify', 'again']) {
+    const me = await call(url, '/api/me/', { token: pair.refresh })
+    t.equal(me.status, 401, `refresh token as a Bearer access token (${attempt})`)
+    t.strictSame(me.body, wrongType, attempt)
+  }
+  // And the other way round: an access token that just authenticated /api/me/ is no refresh token.
+  t.equal((await call(url, '/api/me/', { token: pair.access })).status, 200)
+  for (const path of ['/api/token/refresh/', '/api/token/blacklist/']) {
+    const r = await call(url, path, { json: { refresh: pair.access } })
+    t.equal(r.status, 401, `access token on ${path}`)
+    t.strictSame(r.body, { detail: 'Token has wrong type', code: 'token_not_valid' }, path)
+  }
+  t.equal((await call(url, '/api/token/refresh/', { json: { refresh: pair.refresh } })).status, 200, 'both tokens still work for their own purpose')
+})
+
 t.test('forged tokens are rejected everywhere', async (t) => {
   const { url, store } = await startApp(t)
   await createUser(store)
