@@ -1,10 +1,10 @@
 // Our tokens as an independent JWT library (jose) sees them, and forgeries it can make.
 import t from 'tap'
-import { createSecretKey, generateKeyPairSync } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { createPrivateKey, createPublicKey, createSecretKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, UnsecuredJWT } from 'jose'
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT, UnsecuredJWT } from 'jose'
 import { call, createUser, login, SIGNING_KEY, startApp } from './helpers/app.js'
 
 const secret = createSecretKey(Buffer.from(SIGNING_KEY))
@@ -70,34 +70,113 @@ t.test('the token type is checked on every use, also for a token already verifie
   t.equal((await call(url, '/api/token/refresh/', { json: { refresh: pair.refresh } })).status, 200, 'both tokens still work for their own purpose')
 })
 
-t.test('forged tokens are rejected everywhere', async (t) => {
-  const { url, store } = await startApp(t)
-  await createUser(store)
-  const pair = await login(url)
-  const { payload } = await jwtVerify(pair.access, secret)
-  const now = Math.floor(Date.now() / 1000)
-  const claims = { ...payload, exp: now + 300 }
-  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
-  const publicPem = rsa.publicKey.export({ format: 'pem', type: 'spki' }).toString()
-  const [h, p, s] = pair.access.split('.') as [string, string, string]
-  const forgeries: Record<string, string> = {
-    'alg none': new UnsecuredJWT(claims).encode(),
-    'alg none with the original signature': `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${p}.${s}`,
-    'HS256 keyed with an RSA public key': await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(createSecretKey(Buffer.from(publicPem))),
-    'RS256 signed by an attacker key': await new SignJWT(claims).setProtectedHeader({ alg: 'RS256' }).sign(rsa.privateKey),
-    'HS256 with another key': await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(createSecretKey(Buffer.from('x'.repeat(48)))),
-    'HS512 with the right key': await new SignJWT(claims).setProtectedHeader({ alg: 'HS512' }).sign(secret),
-    'altered payload': `${h}.${Buffer.from(JSON.stringify({ ...payload, user_id: '2' })).toString('base64url')}.${s}`,
-    expired: await new SignJWT({ ...payload, exp: now - 5, iat: now - 305 }).setProtectedHeader({ alg: 'HS256' }).sign(secret),
-  }
-  for (const [name, token] of Object.entries(forgeries)) {
-    const me = await call(url, '/api/me/', { token })
-    t.equal(me.status, 401, `${name}: /api/me/`)
-    t.equal(me.body.code, 'token_not_valid', name)
-    const v = await call(url, '/api/token/verify/', { json: { token } })
-    t.equal(v.status, 401, `${name}: verify`)
-  }
-})
+type Alg = 'HS256' | 'RS256' | 'ES256' | 'EdDSA'
+const attackerKeys = {
+  RS256: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey,
+  ES256: generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey,
+  EdDSA: generateKeyPairSync('ed25519').privateKey,
+}
+
+/**
+ * The same forgeries against every kind of server: HS256 (shared secret), RS256, ES256 and EdDSA
+ * (key files, published in JWKS), and each asymmetric one also with a rotation key ring (two
+ * public keys: the token's kid picks the key, another code path).
+ */
+const servers: Array<{ name: string; alg: Alg; ring?: boolean }> = [
+  { name: 'HS256', alg: 'HS256' },
+  ...(['RS256', 'ES256', 'EdDSA'] as const).flatMap((alg) => [
+    { name: alg, alg },
+    { name: `${alg} with a rotation key ring`, alg, ring: true },
+  ]),
+]
+
+for (const server of servers) {
+  t.test(`forged tokens are rejected everywhere: ${server.name} server`, async (t) => {
+    const { alg } = server
+    let env: Record<string, string> = {}
+    let serverKey: KeyObject = secret
+    if (alg !== 'HS256') {
+      const dir = mkdtempSync(join(tmpdir(), 'runway-keys-'))
+      t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+      const signing = keyFiles(dir, alg, 'signing')
+      env = { JWT_ALGORITHM: alg, JWT_PRIVATE_KEY_FILE: signing.key }
+      if (server.ring) env.JWT_PUBLIC_KEY_FILE = keyFiles(dir, alg, 'old').pub
+      serverKey = createPrivateKey(readFileSync(signing.key))
+    }
+    const { url, store } = await startApp(t, env)
+    await createUser(store)
+    const bob = await createUser(store, 'bob')
+    const pair = await login(url)
+    t.equal((await call(url, '/api/me/', { token: pair.access })).status, 200, 'a genuine token works (so every 401 below is a refusal)')
+
+    const header = decodeProtectedHeader(pair.access)
+    t.equal(header.alg, alg)
+    const kid = header.kid
+    // What an attacker has: the public keys, from JWKS.
+    const jwks = (await call(url, '/.well-known/jwks.json')).body.keys as Array<JsonWebKey & { kid: string }>
+    t.equal(jwks.length, alg === 'HS256' ? 0 : server.ring ? 2 : 1)
+    const oldKid = jwks.find((k) => k.kid !== kid)?.kid
+    const publicPems = jwks.map((jwk) => createPublicKey({ key: jwk, format: 'jwk' }).export({ format: 'pem', type: 'spki' }).toString())
+
+    const payload = decodeJwt(pair.access)
+    const now = Math.floor(Date.now() / 1000)
+    const claims = { ...payload, exp: now + 300 }
+    const sign = (c: typeof payload, h: { alg: string; kid?: string }, key: KeyObject) => new SignJWT(c).setProtectedHeader({ typ: 'JWT', ...h }).sign(key)
+    const [h, p, s] = pair.access.split('.') as [string, string, string]
+    const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url')
+    const otherSignature = pair.refresh.split('.')[2]!
+    const flipped = `${s.slice(0, 10)}${s[10] === 'A' ? 'B' : 'A'}${s.slice(11)}`
+
+    const forgeries: Record<string, string | Promise<string>> = {
+      'alg none': new UnsecuredJWT(claims).encode(),
+      'alg none with the original signature': `${b64({ alg: 'none', typ: 'JWT', kid })}.${p}.${s}`,
+      'alg none, lower-case': `${b64({ alg: 'nOnE', typ: 'JWT' })}.${p}.`,
+      'HS256 with another secret': sign(claims, { alg: 'HS256', kid }, createSecretKey(Buffer.from('x'.repeat(48)))),
+      'altered payload (another user)': `${h}.${b64({ ...payload, user_id: String(bob.id) })}.${s}`,
+      'altered payload (later exp)': `${h}.${b64({ ...payload, exp: now + 86400 })}.${s}`,
+      'signature of another token': `${h}.${p}.${otherSignature}`,
+      'one signature character changed': `${h}.${p}.${flipped}`,
+      'no signature': `${h}.${p}.`,
+      expired: sign({ ...payload, exp: now - 5, iat: now - 305 }, { alg, kid }, serverKey),
+    }
+    // Signed by an attacker's own key of every asymmetric type, with the server's kid, none, or an unknown one.
+    for (const [attackAlg, key] of Object.entries(attackerKeys)) {
+      forgeries[`${attackAlg} signed by an attacker key`] = sign(claims, { alg: attackAlg }, key)
+      if (kid) forgeries[`${attackAlg} signed by an attacker key, the server's kid`] = sign(claims, { alg: attackAlg, kid }, key)
+      forgeries[`${attackAlg} signed by an attacker key, an unknown kid`] = sign(claims, { alg: attackAlg, kid: 'attacker' }, key)
+    }
+    if (alg === 'HS256') {
+      forgeries['HS512 with the right secret'] = sign(claims, { alg: 'HS512' }, secret)
+      forgeries['HS384 with the right secret'] = sign(claims, { alg: 'HS384' }, secret)
+    } else {
+      // Algorithm confusion: the public key (as published) used as an HMAC secret.
+      for (const [i, pem] of publicPems.entries()) {
+        for (const hs of ['HS256', 'HS384', 'HS512']) {
+          forgeries[`${hs} keyed with public key ${i + 1} (PEM)`] = sign(claims, { alg: hs, kid: jwks[i]!.kid }, createSecretKey(Buffer.from(pem)))
+          forgeries[`${hs} keyed with public key ${i + 1} (PEM, trimmed)`] = sign(claims, { alg: hs }, createSecretKey(Buffer.from(pem.trim())))
+        }
+        forgeries[`HS256 keyed with public key ${i + 1} (JWK JSON)`] = sign(claims, { alg: 'HS256', kid: jwks[i]!.kid }, createSecretKey(Buffer.from(JSON.stringify(jwks[i]))))
+      }
+      forgeries['HS256 keyed with the server kid'] = sign(claims, { alg: 'HS256', kid }, createSecretKey(Buffer.from(kid!)))
+      // The server's own key, but an algorithm other than the configured one.
+      if (alg === 'RS256') {
+        forgeries['RS512 with the right key'] = sign(claims, { alg: 'RS512', kid }, serverKey)
+        forgeries['PS256 with the right key'] = sign(claims, { alg: 'PS256', kid }, serverKey)
+      }
+      if (oldKid) forgeries['attacker key under the other trusted key\'s kid'] = sign(claims, { alg, kid: oldKid }, attackerKeys[alg as keyof typeof attackerKeys])
+    }
+    t.ok(Object.keys(forgeries).length >= 15, `${Object.keys(forgeries).length} forgeries`)
+    for (const [name, pending] of Object.entries(forgeries)) {
+      const token = await pending
+      const me = await call(url, '/api/me/', { token })
+      t.equal(me.status, 401, `${name}: /api/me/`)
+      t.equal(me.body?.code, 'token_not_valid', `${name}: /api/me/ says token_not_valid`)
+      const v = await call(url, '/api/token/verify/', { json: { token } })
+      t.equal(v.status, 401, `${name}: verify`)
+      t.equal(v.body?.code, 'token_not_valid', `${name}: verify says token_not_valid`)
+    }
+  })
+}
 
 function keyFiles(dir: string, alg: 'RS256' | 'ES256' | 'EdDSA', name: string) {
   const pair =
