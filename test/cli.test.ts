@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { verifyPassword } from '../src/auth/passwords.js'
 import { SqliteStore } from '../src/store/sqlite.js'
+import { call, login, startApp } from './helpers/app.js'
 
 const bin = join(import.meta.dirname, '..', 'bin', 'runway.js')
 
@@ -49,18 +50,30 @@ t.test('users: create, list, set-password, deactivate, delete', async (t) => {
   t.match(users, [{ id: 1, username: 'alice', isActive: true }])
   t.notOk('passwordHash' in users[0], 'hashes are not listed')
 
+  // A running API over the same SQLite file: the CLI's change must reach it.
+  const api = await startApp(t, {}, { dataDir })
+  const before = await login(api.url, 'alice', 'correct-horse-battery')
   r = run(['user', 'set-password', '--username', 'alice'], 'a-brand-new-password\n')
   t.equal(r.code, 0, r.err)
   const store = SqliteStore.open(dataDir)
   t.teardown(() => store.close())
   await store.migrate()
-  t.ok(await verifyPassword('a-brand-new-password', (await store.findUserByUsername('alice'))!.passwordHash))
+  const hash = (await store.findUserByUsername('alice'))!.passwordHash
+  t.ok(await verifyPassword('a-brand-new-password', hash), 'the new password matches the stored hash')
+  t.notOk(await verifyPassword('correct-horse-battery', hash), 'the old one does not')
+  const oldLogin = await call(api.url, '/api/token/', { json: { username: 'alice', password: 'correct-horse-battery' } })
+  t.equal(oldLogin.status, 401, 'the API refuses the old password')
+  t.strictSame(oldLogin.body, { detail: 'No active account found with the given credentials' })
+  t.equal((await call(api.url, '/api/token/', { json: { username: 'alice', password: 'a-brand-new-password' } })).status, 200, 'and accepts the new one')
+  // "signs out all of the user's sessions" (the command's help).
+  t.equal((await call(api.url, '/api/token/refresh/', { json: { refresh: before.refresh } })).status, 401, 'a session from before cannot refresh')
+  await api.close()
 
   r = run(['user', 'deactivate', '--username', 'alice'])
   t.equal(r.code, 0)
   t.equal((await store.findUserByUsername('alice'))!.isActive, false)
   r = run(['user', 'list'])
-  t.match(r.out, /1\talice\tno\t-/)
+  t.match(r.out, /1\talice\tno\t\d{4}-\d\d-\d\dT/, 'inactive, last login (through the API above) shown')
   r = run(['user', 'activate', '--username', 'alice'])
   t.equal((await store.findUserByUsername('alice'))!.isActive, true)
 

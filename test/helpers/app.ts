@@ -31,8 +31,12 @@ export function testConfig(env: Record<string, string> = {}, dataDir?: string): 
 /** Fast scrypt for fixtures only: the API's own hashing (and its timing test) uses the real cost. */
 export const FIXTURE_SCRYPT: ScryptParams = { N: 2 ** 10, r: 8, p: 1 }
 
-export async function startApp(t: Test, env: Record<string, string> = {}): Promise<TestApp> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'runway-test-'))
+/**
+ * `o.dataDir`: use this existing data directory (another app instance's, or the CLI's) instead of a
+ * fresh one; it is then left in place for its owner to remove.
+ */
+export async function startApp(t: Test, env: Record<string, string> = {}, o: { dataDir?: string } = {}): Promise<TestApp> {
+  const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'runway-test-'))
   const config = testConfig(env, dataDir)
   const store = SqliteStore.open(dataDir)
   const logs: string[] = []
@@ -47,7 +51,7 @@ export async function startApp(t: Test, env: Record<string, string> = {}): Promi
   const close = async () => {
     await app.close()
     await store.close()
-    rmSync(dataDir, { recursive: true, force: true })
+    if (!o.dataDir) rmSync(dataDir, { recursive: true, force: true })
   }
   t.teardown(close)
   return { app, url, config, store, dataDir, logs, close }
