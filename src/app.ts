@@ -8,6 +8,7 @@ import type { Config } from './config.js'
 import { loadKeyRing, type KeyRing } from './auth/keys.js'
 import { createLogger } from './logger.js'
 import errorsPlugin from './plugins/errors.js'
+import corsPlugin from './plugins/cors.js'
 import storePlugin from './plugins/store.js'
 import securityPlugin from './plugins/security.js'
 import authPlugin from './plugins/auth.js'
@@ -78,6 +79,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   // External and cross-cutting plugins, then the app's own (store, auth), then routes.
   await app.register(errorsPlugin)
+  // First of the onRequest hooks: preflights are answered before anything else runs.
+  await app.register(corsPlugin, { cors: config.cors })
   await app.register(storePlugin, { store, closeStore: !deps.store })
   await app.register(securityPlugin, { config })
   await app.register(openapiPlugin, { ui: config.openapiUi, version })
