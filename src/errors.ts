@@ -13,6 +13,9 @@ export class ApiError extends Error {
   }
 }
 
+/** Retry-After (seconds) on a 503 for a store fault: longer than load shedding's, faults last. */
+export const STORE_RETRY_AFTER_S = 5
+
 /** The realm every 401 names in WWW-Authenticate. */
 export const AUTH_CHALLENGE = 'Bearer realm="api"'
 
@@ -45,5 +48,8 @@ export const errors = {
   fields: (problems: Record<string, string[]>) => new ApiError(400, problems),
   throttled: (seconds: number) =>
     new ApiError(429, { detail: `Request was throttled. Expected available in ${seconds} second${seconds === 1 ? '' : 's'}.` }, { 'retry-after': String(seconds) }),
+  /** The store cannot serve (down, full, read-only, corrupt): worth retrying in a few seconds. */
+  storeUnavailable: () =>
+    new ApiError(503, { detail: 'Service temporarily unavailable, try again later.' }, { 'retry-after': String(STORE_RETRY_AFTER_S) }),
   overloaded: () => new ApiError(503, { detail: 'Service temporarily unavailable, try again later.' }, { 'retry-after': '1' }),
 }

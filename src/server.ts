@@ -6,6 +6,7 @@ import { createRequire } from 'node:module'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, readEnv, type Config } from './config.js'
 import { connectionDrainer } from './drain.js'
+import { StoreNeedsOperatorError } from './store/store.js'
 
 function devBanner(config: Config, url: string): string {
   return [
@@ -66,7 +67,22 @@ async function main(): Promise<void> {
   process.send?.('ready')
 }
 
+/** The StoreNeedsOperatorError behind a start failure (Fastify may wrap a plugin's error). */
+function needsOperator(err: unknown): StoreNeedsOperatorError | undefined {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof StoreNeedsOperatorError) return e
+  }
+  return undefined
+}
+
 main().catch((err: unknown) => {
+  const refused = needsOperator(err)
+  if (refused) {
+    // Restarting cannot fix a corrupt or read-only file: 78 is in pm2's stop_exit_codes, so this
+    // stops here with the reason instead of crash-looping.
+    process.stderr.write(`runway: cannot start: ${refused.message}; fix: ${refused.fix}\n`)
+    process.exit(78)
+  }
   process.stderr.write(`runway: failed to start: ${err instanceof Error ? err.message : String(err)}\n`)
   process.exit(1)
 })

@@ -285,8 +285,11 @@ t.test('unknown routes, health, readiness, headers', async (t) => {
   t.strictSame(jwks.body, { keys: [] }, 'no public keys for HS256')
   t.equal(jwks.headers.get('cache-control'), 'public, max-age=300', 'the public JWKS overrides no-store: verifiers may cache it')
   await store.close()
-  const down = await call(url, '/readyz')
+  // Probe results are cached for 500 ms: readiness turns within a second.
+  let down = await call(url, '/readyz')
+  for (const until = Date.now() + 1000; down.status !== 503 && Date.now() < until; ) down = await call(url, '/readyz')
   t.equal(down.status, 503)
+  t.equal(down.headers.get('retry-after'), '5')
   t.equal(down.body.status, 'unavailable')
   t.notMatch(down.text, /database|sqlite|Error:/i, 'no internal message')
 })

@@ -143,6 +143,6 @@ t.test('production logging policy: no per-request lines, errors still logged', a
   await store.close()
   const r = await call(url, '/readyz', { headers: { 'x-request-id': 'req-from-nginx-42' } })
   t.equal(r.status, 503)
-  const line = logs.map((l) => JSON.parse(l)).find((l) => l.msg === 'readiness check failed')
+  const line = logs.map((l) => JSON.parse(l)).find((l) => l.msg.startsWith('store unavailable'))
   t.equal(line?.reqId, 'req-from-nginx-42', 'error lines carry the request id')
 })

@@ -8,7 +8,7 @@ import { errors, TokenMessages } from '../errors.js'
 import type { KeyRing } from '../auth/keys.js'
 import { RevocationCache } from '../auth/revocations.js'
 import { TokenInvalid, TokenService, userIdOf, type Claims, type Expected } from '../auth/tokens.js'
-import type { AuthUser } from '../store/store.js'
+import { StoreUnavailableError, type AuthUser } from '../store/store.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -42,8 +42,9 @@ export default fp(
     })
 
     const tokens = new TokenService(app.jwt, keys, jwt, config.sliding)
+    // A store outage fails every poll (4 a second): those go to the once-per-burst fault log.
     const revocations = new RevocationCache(app.store, config.revocationPollMs, jwt.accessLifetime, (err) =>
-      app.log.error({ err }, 'revocation poll failed'),
+      err instanceof StoreUnavailableError ? app.storeHealth.report(err) : app.log.error({ err }, 'revocation poll failed'),
     )
     app.decorate('tokens', tokens)
     app.decorate('revocations', revocations)

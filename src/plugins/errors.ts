@@ -3,7 +3,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
 import type { Socket } from 'node:net'
-import { ApiError } from '../errors.js'
+import { ApiError, errors as apiErrors } from '../errors.js'
+import { StoreUnavailableError } from '../store/store.js'
 import { KnownRoutes } from './known-routes.js'
 
 interface AjvError {
@@ -94,6 +95,12 @@ export default fp(
     app.setErrorHandler(async (error: FastifyError, request, reply) => {
       if (error instanceof ApiError) {
         return reply.code(error.statusCode).headers(error.headers).send(error.body)
+      }
+      // The store is down, full, read-only or corrupt: the client did nothing wrong and may retry.
+      if (error instanceof StoreUnavailableError) {
+        request.server.storeHealth.report(error, request.id)
+        const answer = apiErrors.storeUnavailable()
+        return reply.code(answer.statusCode).headers(answer.headers).send(answer.body)
       }
       if (error.validation) {
         return reply.code(400).send(fieldErrors(error.validation as AjvError[]))

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { SQLITE_MIGRATIONS } from './migrations.js'
-import { DuplicateUserError, type AuthUser, type RevokedSession, type RotateOutcome, type Store, type User } from './store.js'
+import { DuplicateUserError, StoreNeedsOperatorError, StoreUnavailableError, type AuthUser, type RevokedSession, type RotateOutcome, type Store, type User } from './store.js'
 
 interface UserRow {
   id: number
@@ -31,6 +31,45 @@ const toUser = (r: UserRow): User => ({
   lastLogin: r.last_login,
 })
 
+const corruptFix = (file: string) => `restore it from a backup, or salvage it with \`sqlite3 ${file} .recover | sqlite3 new.sqlite3\``
+
+/**
+ * SQLite result codes (by prefix, so extended codes such as SQLITE_IOERR_WRITE or
+ * SQLITE_READONLY_DBMOVED match) that mean "the database cannot serve right now", never a
+ * client's mistake: what the operator sees in the log, and whether restarting can help.
+ */
+const FAULTS: { prefix: string; what: string; fix?: (file: string) => string }[] = [
+  { prefix: 'SQLITE_FULL', what: 'is full (no space left on its disk)' },
+  { prefix: 'SQLITE_READONLY', what: 'is read-only for this process', fix: () => 'give the app user write access to the file, its -wal/-shm files and its directory (chown/chmod u+w)' },
+  { prefix: 'SQLITE_CORRUPT', what: 'is corrupt', fix: (file) => corruptFix(file) },
+  { prefix: 'SQLITE_NOTADB', what: 'is not a SQLite database (corrupt header)', fix: () => 'restore it from a backup, or point DATA_DIR at the right directory' },
+  { prefix: 'SQLITE_CANTOPEN', what: 'cannot be opened', fix: () => 'check that DATA_DIR exists and the app user may read and write it' },
+  { prefix: 'SQLITE_PERM', what: 'may not be accessed by this process', fix: () => 'give the app user read and write access to the file and its directory' },
+  { prefix: 'SQLITE_IOERR', what: 'had an I/O error' },
+  { prefix: 'SQLITE_BUSY', what: 'stayed locked by another process past the busy timeout' },
+  { prefix: 'SQLITE_LOCKED', what: 'is locked' },
+  { prefix: 'SQLITE_PROTOCOL', what: 'had a locking protocol error' },
+  { prefix: 'SQLITE_NOMEM', what: 'ran out of memory' },
+  { prefix: 'SQLITE_NOLFS', what: 'is too large for this file system' },
+]
+
+/** The driver's error as a StoreUnavailableError, or undefined when it is not a store fault. */
+export function sqliteFault(err: unknown, file: string): StoreUnavailableError | undefined {
+  if (err instanceof StoreUnavailableError) return err
+  const code = (err as { code?: unknown } | null)?.code
+  if (typeof code === 'string') {
+    const f = FAULTS.find((f) => code.startsWith(f.prefix))
+    if (!f) return undefined
+    const message = `SQLite database ${file} ${f.what} (${code})`
+    return f.fix ? new StoreNeedsOperatorError(message, f.fix(file), { cause: err }) : new StoreUnavailableError(message, { cause: err })
+  }
+  // better-sqlite3 throws a TypeError once the connection was closed (shutdown, or a test).
+  if (err instanceof TypeError && /database connection is not open/.test(err.message)) {
+    return new StoreUnavailableError(`SQLite database ${file} is closed`, { cause: err })
+  }
+  return undefined
+}
+
 export function sqliteFile(dataDir: string): string {
   return join(dataDir, 'runway.sqlite3')
 }
@@ -41,12 +80,23 @@ export class SqliteStore implements Store {
 
   constructor(readonly file: string) {
     if (file !== ':memory:') mkdirSync(join(file, '..'), { recursive: true })
-    this.db = new Database(file)
-    // Several pm2 workers write this file: wait for the lock instead of failing at once.
-    this.db.pragma('busy_timeout = 5000')
-    this.db.pragma('journal_mode = WAL')
-    this.db.pragma('synchronous = NORMAL')
-    this.db.pragma('foreign_keys = ON')
+    this.db = this.guard(() => new Database(file))
+    this.guard(() => {
+      // Several pm2 workers write this file: wait for the lock instead of failing at once.
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+      this.db.pragma('journal_mode = WAL')
+      this.db.pragma('synchronous = NORMAL')
+      this.db.pragma('foreign_keys = ON')
+    })
+  }
+
+  /** Runs `fn`, turning SQLite faults into StoreUnavailableError (the 503 + Retry-After path). */
+  private guard<T>(fn: () => T): T {
+    try {
+      return fn()
+    } catch (err) {
+      throw sqliteFault(err, this.file) ?? err
+    }
   }
 
   static open(dataDir: string): SqliteStore {
@@ -64,8 +114,16 @@ export class SqliteStore implements Store {
         this.db.pragma(`user_version = ${i + 1}`)
       }
     })
-    run.immediate()
-    this.prepare()
+    this.guard(() => {
+      run.immediate()
+      this.prepare()
+      // At start only: a corrupt file is refused now, with the fix, instead of failing requests
+      // later. quick_check reads every page once (measured: see README, "Faults").
+      const check = this.db.pragma('quick_check', { simple: true })
+      if (check !== 'ok') {
+        throw new StoreNeedsOperatorError(`SQLite database ${this.file} is corrupt (quick_check: ${String(check).split('\n')[0]})`, corruptFix(this.file))
+      }
+    })
   }
 
   private stmts?: ReturnType<SqliteStore['buildStatements']>
@@ -131,11 +189,26 @@ export class SqliteStore implements Store {
          RETURNING count, reset_at`,
       ),
       flushHits: db.prepare<[number]>('DELETE FROM rate_limits WHERE reset_at <= ?'),
+      heartbeat: db.prepare(
+        "INSERT INTO counters (name, value) VALUES ('heartbeat', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1",
+      ),
     }
   }
 
+  /**
+   * Readiness: can the store take a write right now? A committed one-row write (a heartbeat
+   * counter), since only a real commit finds a full disk (a rolled-back write never reaches the
+   * WAL); read-only files, I/O errors and a lock held too long fail it too.
+   */
   async ping(): Promise<void> {
-    this.db.prepare('SELECT 1').get()
+    this.guard(() => {
+      this.db.pragma(`busy_timeout = ${PROBE_BUSY_TIMEOUT_MS}`)
+      try {
+        this.q.heartbeat.run()
+      } finally {
+        this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+      }
+    })
   }
 
   async close(): Promise<void> {
@@ -143,52 +216,66 @@ export class SqliteStore implements Store {
   }
 
   async createUser(username: string, passwordHash: string): Promise<User> {
-    try {
-      return toUser(this.q.insertUser.get(username, passwordHash, now())!)
-    } catch (err) {
-      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new DuplicateUserError(username)
-      throw err
-    }
+    return this.guard(() => {
+      try {
+        return toUser(this.q.insertUser.get(username, passwordHash, now())!)
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new DuplicateUserError(username)
+        throw err
+      }
+    })
   }
 
   async findUserByUsername(username: string): Promise<User | null> {
-    const r = this.q.userByName.get(username)
-    return r ? toUser(r) : null
+    return this.guard(() => {
+      const r = this.q.userByName.get(username)
+      return r ? toUser(r) : null
+    })
   }
 
   async findUserById(id: number): Promise<User | null> {
-    const r = this.q.userById.get(id)
-    return r ? toUser(r) : null
+    return this.guard(() => {
+      const r = this.q.userById.get(id)
+      return r ? toUser(r) : null
+    })
   }
 
   findAuthUser(id: number): AuthUser | null {
-    const r = this.q.authUserById.get(id)
-    return r ? { id: r.id, username: r.username, isActive: r.is_active === 1 } : null
+    return this.guard(() => {
+      const r = this.q.authUserById.get(id)
+      return r ? { id: r.id, username: r.username, isActive: r.is_active === 1 } : null
+    })
   }
 
   async listUsers(): Promise<User[]> {
-    return this.q.users.all().map(toUser)
+    return this.guard(() => this.q.users.all().map(toUser))
   }
 
   async setPassword(userId: number, passwordHash: string): Promise<void> {
-    this.db.transaction(() => {
-      this.q.setHash.run(passwordHash, userId)
-      this.revokeUser(userId, 'password_change')
-    }).immediate()
+    return this.guard(() => {
+      this.db.transaction(() => {
+        this.q.setHash.run(passwordHash, userId)
+        this.revokeUser(userId, 'password_change')
+      }).immediate()
+    })
   }
 
   async setActive(userId: number, active: boolean): Promise<void> {
-    this.db.transaction(() => {
-      this.q.setActive.run(active ? 1 : 0, userId)
-      if (!active) this.revokeUser(userId, 'deactivated')
-    }).immediate()
+    return this.guard(() => {
+      this.db.transaction(() => {
+        this.q.setActive.run(active ? 1 : 0, userId)
+        if (!active) this.revokeUser(userId, 'deactivated')
+      }).immediate()
+    })
   }
 
   async deleteUser(userId: number): Promise<void> {
-    this.db.transaction(() => {
-      this.revokeUser(userId, 'deleted')
-      this.q.deleteUser.run(userId)
-    }).immediate()
+    return this.guard(() => {
+      this.db.transaction(() => {
+        this.revokeUser(userId, 'deleted')
+        this.q.deleteUser.run(userId)
+      }).immediate()
+    })
   }
 
   private revokeUser(userId: number, reason: string) {
@@ -196,14 +283,18 @@ export class SqliteStore implements Store {
   }
 
   async recordLogin(userId: number, at: number): Promise<void> {
-    this.q.login.run(at, userId)
+    return this.guard(() => {
+      this.q.login.run(at, userId)
+    })
   }
 
   async createSession(s: { sessionId: string; userId: number; refreshJti: string; issuedAt: number; expiresAt: number }): Promise<void> {
-    this.db.transaction(() => {
-      this.q.insertSession.run(s.sessionId, s.userId, s.issuedAt, s.expiresAt)
-      this.q.insertToken.run(s.refreshJti, s.sessionId, s.issuedAt, s.expiresAt)
-    }).immediate()
+    return this.guard(() => {
+      this.db.transaction(() => {
+        this.q.insertSession.run(s.sessionId, s.userId, s.issuedAt, s.expiresAt)
+        this.q.insertToken.run(s.refreshJti, s.sessionId, s.issuedAt, s.expiresAt)
+      }).immediate()
+    })
   }
 
   async rotateRefresh(r: {
@@ -213,71 +304,84 @@ export class SqliteStore implements Store {
     blacklistOld: boolean
     next?: { jti: string; expiresAt: number }
   }): Promise<RotateOutcome> {
-    return this.db.transaction((): RotateOutcome => {
-      const row = this.q.token.get(r.jti)
-      if (!row) return { result: 'unknown' }
-      if (row.session_revoked_at !== null) return { result: 'blacklisted', familyRevoked: false }
-      if (row.retired_at !== null) {
-        if (r.now - row.retired_at < r.graceSeconds) return { result: 'blacklisted', familyRevoked: false }
-        // A retired token came back: whoever holds it may have stolen it. End the whole family.
-        this.q.revokeSession.run(r.now, 'reuse_detected', row.session_id)
-        this.q.bumpVersion.run()
-        return { result: 'blacklisted', familyRevoked: true }
-      }
-      if (r.blacklistOld) this.q.retire.run(r.now, r.jti)
-      if (r.next) {
-        this.q.insertToken.run(r.next.jti, row.session_id, r.now, r.next.expiresAt)
-        this.q.extendSession.run(r.next.expiresAt, row.session_id)
-      }
-      return { result: 'rotated' }
-    }).immediate()
+    return this.guard(() => {
+      return this.db.transaction((): RotateOutcome => {
+        const row = this.q.token.get(r.jti)
+        if (!row) return { result: 'unknown' }
+        if (row.session_revoked_at !== null) return { result: 'blacklisted', familyRevoked: false }
+        if (row.retired_at !== null) {
+          if (r.now - row.retired_at < r.graceSeconds) return { result: 'blacklisted', familyRevoked: false }
+          // A retired token came back: whoever holds it may have stolen it. End the whole family.
+          this.q.revokeSession.run(r.now, 'reuse_detected', row.session_id)
+          this.q.bumpVersion.run()
+          return { result: 'blacklisted', familyRevoked: true }
+        }
+        if (r.blacklistOld) this.q.retire.run(r.now, r.jti)
+        if (r.next) {
+          this.q.insertToken.run(r.next.jti, row.session_id, r.now, r.next.expiresAt)
+          this.q.extendSession.run(r.next.expiresAt, row.session_id)
+        }
+        return { result: 'rotated' }
+      }).immediate()
+    })
   }
 
   async blacklistRefresh(jti: string, at: number): Promise<RotateOutcome> {
-    return this.db.transaction((): RotateOutcome => {
-      const row = this.q.token.get(jti)
-      if (!row) return { result: 'unknown' }
-      if (row.retired_at !== null || row.session_revoked_at !== null) return { result: 'blacklisted', familyRevoked: false }
-      this.q.retire.run(at, jti)
-      this.q.revokeSession.run(at, 'logout', row.session_id)
-      this.q.bumpVersion.run()
-      return { result: 'rotated' }
-    }).immediate()
+    return this.guard(() => {
+      return this.db.transaction((): RotateOutcome => {
+        const row = this.q.token.get(jti)
+        if (!row) return { result: 'unknown' }
+        if (row.retired_at !== null || row.session_revoked_at !== null) return { result: 'blacklisted', familyRevoked: false }
+        this.q.retire.run(at, jti)
+        this.q.revokeSession.run(at, 'logout', row.session_id)
+        this.q.bumpVersion.run()
+        return { result: 'rotated' }
+      }).immediate()
+    })
   }
 
   async isRevoked(t: { jti?: string; sessionId?: string }): Promise<boolean> {
-    if (t.jti) {
-      const row = this.q.token.get(t.jti)
-      if (row && (row.retired_at !== null || row.session_revoked_at !== null)) return true
-    }
-    if (t.sessionId) {
-      const s = this.q.sessionRevoked.get(t.sessionId)
-      if (s && s.revoked_at !== null) return true
-    }
-    return false
+    return this.guard(() => {
+      if (t.jti) {
+        const row = this.q.token.get(t.jti)
+        if (row && (row.retired_at !== null || row.session_revoked_at !== null)) return true
+      }
+      if (t.sessionId) {
+        const s = this.q.sessionRevoked.get(t.sessionId)
+        if (s && s.revoked_at !== null) return true
+      }
+      return false
+    })
   }
 
   async revocationVersion(): Promise<number> {
-    return this.q.version.get()!.value
+    return this.guard(() => this.q.version.get()!.value)
   }
 
   async revokedSessions(at: number): Promise<RevokedSession[]> {
-    return this.q.revoked.all(at).map((r) => ({ id: r.id, expiresAt: r.expires_at }))
+    return this.guard(() => this.q.revoked.all(at).map((r) => ({ id: r.id, expiresAt: r.expires_at })))
   }
 
   async flushExpired(at: number): Promise<number> {
-    return this.db.transaction(() => {
-      const n = this.q.flushTokens.run(at).changes
-      this.q.flushSessions.run(at)
-      this.q.flushHits.run(at * 1000)
-      return n
-    }).immediate()
+    return this.guard(() => {
+      return this.db.transaction(() => {
+        const n = this.q.flushTokens.run(at).changes
+        this.q.flushSessions.run(at)
+        this.q.flushHits.run(at * 1000)
+        return n
+      }).immediate()
+    })
   }
 
   async hit(key: string, windowMs: number, at: number): Promise<{ count: number; resetAt: number }> {
-    const r = this.q.hit.get({ key, reset: at + windowMs, now: at })!
-    return { count: r.count, resetAt: r.reset_at }
+    return this.guard(() => {
+      const r = this.q.hit.get({ key, reset: at + windowMs, now: at })!
+      return { count: r.count, resetAt: r.reset_at }
+    })
   }
 }
 
 const now = () => Math.floor(Date.now() / 1000)
+const BUSY_TIMEOUT_MS = 5000
+/** The readiness probe waits at most this for the write lock (better-sqlite3 waits synchronously). */
+const PROBE_BUSY_TIMEOUT_MS = 250

@@ -103,3 +103,20 @@ export class StoreUnavailableError extends Error {
     super(message, options)
   }
 }
+
+/**
+ * A store fault that restarting cannot fix (a corrupt or read-only database file, a file this
+ * user may not open): at start the process refuses with one line naming the file and the fix, and
+ * exits 78, which pm2 (stop_exit_codes) and systemd do not restart into a crash loop.
+ */
+export class StoreNeedsOperatorError extends StoreUnavailableError {
+  override name = 'StoreNeedsOperatorError'
+  constructor(
+    message: string,
+    /** What the operator should do, one line. */
+    readonly fix: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options)
+  }
+}
