@@ -12,6 +12,7 @@ import corsPlugin from './plugins/cors.js'
 import storePlugin from './plugins/store.js'
 import securityPlugin from './plugins/security.js'
 import authPlugin from './plugins/auth.js'
+import passwordsPlugin from './plugins/passwords.js'
 import loginPlugin from './plugins/login.js'
 import openapiPlugin from './plugins/openapi.js'
 import healthRoutes from './routes/health.js'
@@ -85,6 +86,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(securityPlugin, { config })
   await app.register(openapiPlugin, { ui: config.openapiUi, version })
   await app.register(authPlugin, { config, keys })
+  await app.register(passwordsPlugin, { config })
   await app.register(loginPlugin, { config })
   await app.register(healthRoutes)
   await app.register(jwksRoutes, { keys })

@@ -1,10 +1,12 @@
 // Configuration is read once, from the environment plus an optional .env file, validated
 // against one schema and handed to the app as a typed value. Nothing else reads process.env.
 import { readFileSync, existsSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { parse as parseDotenv } from 'dotenv'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
+import { meetsOwaspMinimum, OWASP_ARGON2, OWASP_ARGON2_MINIMUMS, type Argon2Params } from './auth/passwords.js'
 
 /** The value shipped in .env.example; production refuses to start with it. */
 export const EXAMPLE_SIGNING_KEY = 'change-me-to-a-random-string-of-at-least-32-bytes'
@@ -64,6 +66,11 @@ export const EnvSchema = Type.Object({
   CORS_ALLOW_CREDENTIALS: Bool(false, 'Let browsers send cookies/HTTP auth cross-origin (Access-Control-Allow-Credentials)'),
   CORS_PREFLIGHT_MAX_AGE: Int(86400, 0, 86400 * 7, 'Seconds browsers may cache a preflight answer (Access-Control-Max-Age)'),
   REGISTRATION_ENABLED: Bool(false, 'Open sign-up: POST /api/register/'),
+  ARGON2_MEMORY_COST: Int(OWASP_ARGON2.memoryKiB, 8, 4194304, 'argon2id memory per password hash, in KiB (production: at least OWASP\'s minimum, 19456 with ARGON2_TIME_COST=2)'),
+  ARGON2_TIME_COST: Int(OWASP_ARGON2.iterations, 1, 100, 'argon2id passes over that memory'),
+  ARGON2_PARALLELISM: Int(OWASP_ARGON2.parallelism, 1, 64, 'argon2id lanes per hash'),
+  PASSWORD_HASH_CONCURRENCY: Type.String({ default: 'auto', pattern: '^(auto|[1-9][0-9]{0,2})$', description: 'Password hashes run at once per process; auto = the CPUs per worker, at most UV_THREADPOOL_SIZE', expected: 'auto or a number from 1 to 999' }),
+  PASSWORD_HASH_QUEUE: Type.String({ default: 'auto', pattern: '^(auto|[0-9]{1,5})$', description: 'Password hashes that may wait per process; beyond that logins get 503 + Retry-After at once. auto = 16 x PASSWORD_HASH_CONCURRENCY', expected: 'auto or a number from 0 to 99999' }),
 })
 type Env = Static<typeof EnvSchema>
 
@@ -109,6 +116,7 @@ export interface Config {
   sliding: { enabled: boolean; lifetime: number; refreshLifetime: number } // seconds
   cors: CorsSettings
   registration: boolean
+  passwordHash: { argon2: Argon2Params; concurrency: number; queueLimit: number }
 }
 
 export interface CorsSettings {
@@ -214,6 +222,7 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     },
     cors: parseCors(e.CORS_ALLOWED_ORIGINS, e.CORS_ALLOWED_ORIGIN_REGEXES, e.CORS_ALLOW_CREDENTIALS, e.CORS_PREFLIGHT_MAX_AGE),
     registration: e.REGISTRATION_ENABLED,
+    passwordHash: passwordHashSettings(e, raw),
   }
   checkConsistency(config)
   return config
@@ -252,7 +261,30 @@ export function parseCors(originsText: string, regexesText: string, credentials:
   return { origins, originRegexes, credentials, maxAgeSeconds }
 }
 
+/**
+ * Hashing concurrency: a hash keeps a CPU busy for its whole run, so more at once than this
+ * worker's share of the CPUs only adds waiting and memory (argon2id holds ARGON2_MEMORY_COST per
+ * hash). Under pm2 (NODE_APP_INSTANCE set) the CPUs are shared by WEB_CONCURRENCY workers (default
+ * one per CPU, as ecosystem.config.js does); and never more than libuv's thread pool can run.
+ */
+function passwordHashSettings(e: Env, raw: Record<string, string | undefined>): Config['passwordHash'] {
+  const cpus = availableParallelism()
+  const workers = raw.NODE_APP_INSTANCE === undefined ? 1 : Number(raw.WEB_CONCURRENCY) || cpus
+  const threadPool = Number(raw.UV_THREADPOOL_SIZE) || 4
+  const concurrency = e.PASSWORD_HASH_CONCURRENCY === 'auto' ? Math.max(1, Math.min(threadPool, Math.floor(cpus / workers))) : Number(e.PASSWORD_HASH_CONCURRENCY)
+  const queueLimit = e.PASSWORD_HASH_QUEUE === 'auto' ? 16 * concurrency : Number(e.PASSWORD_HASH_QUEUE)
+  return { argon2: { memoryKiB: e.ARGON2_MEMORY_COST, iterations: e.ARGON2_TIME_COST, parallelism: e.ARGON2_PARALLELISM }, concurrency, queueLimit }
+}
+
 function checkConsistency(c: Config): void {
+  const { argon2 } = c.passwordHash
+  if (c.production && !meetsOwaspMinimum(argon2)) {
+    const floors = OWASP_ARGON2_MINIMUMS.map((m) => `${m.memoryKiB}/${m.iterations}`).join(', ')
+    throw new ConfigError(
+      `ARGON2_MEMORY_COST=${argon2.memoryKiB} with ARGON2_TIME_COST=${argon2.iterations} is weaker than OWASP's argon2id minimum (memory KiB/passes: ${floors}): production refuses it`,
+    )
+  }
+  if (argon2.memoryKiB < 8 * argon2.parallelism) throw new ConfigError(`ARGON2_MEMORY_COST must be at least 8 KiB per lane (ARGON2_PARALLELISM=${argon2.parallelism})`)
   const { jwt } = c
   const hmac = jwt.algorithm.startsWith('HS')
   if (hmac) {

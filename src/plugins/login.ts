@@ -5,8 +5,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Config } from '../config.js'
-import { dummyHash, verifyPassword } from '../auth/passwords.js'
-import { errors } from '../errors.js'
+import { ApiError, errors } from '../errors.js'
 import type { User } from '../store/store.js'
 
 export interface LoginGuards {
@@ -14,7 +13,10 @@ export interface LoginGuards {
   limitByIp(request: FastifyRequest): Promise<void>
   /** For preHandler: LOGIN_RATE_LIMIT_USER per username (the body's `username`, lowercased). */
   limitByUser(request: FastifyRequest): Promise<void>
-  /** The active user these credentials belong to, or simplejwt's 401 "No active account…". */
+  /**
+   * The active user these credentials belong to, or simplejwt's 401 "No active account…"; 503
+   * when the password hash queue is full. Upgrades the user's hash to the current cost.
+   */
   checkCredentials(username: string, password: string): Promise<User>
 }
 
@@ -38,17 +40,33 @@ export default fp(
       const r = await limit(request)
       if (!r.isAllowed && r.isExceeded) throw errors.throttled(Math.max(1, r.ttlInSeconds))
     }
+    const { passwords } = app
+    /**
+     * Django's must_update: a hash made with an older algorithm or cost (scrypt, weaker argon2id)
+     * is replaced on a successful login, the only time the password is known; only if it is still
+     * the hash just checked (a password change in between wins). Best effort: the login succeeds
+     * even when the upgrade waits for the next one (hash queue full, store busy).
+     */
+    const upgradeHash = async (userId: number, old: string, password: string) => {
+      try {
+        await app.store.upgradePasswordHash(userId, old, await passwords.hash(password))
+      } catch (err) {
+        if (!(err instanceof ApiError)) app.log.warn({ err, userId }, 'password hash upgrade postponed to the next login') // ApiError: queue full
+      }
+    }
     app.decorate('login', {
       limitByIp: (request) => enforce(byIp, perIp, request),
       limitByUser: (request) => enforce(byUser, perUser, request),
       async checkCredentials(username, password) {
         const user = await app.store.findUserByUsername(username)
-        // Unknown users cost a hash too, so timing does not tell which usernames exist.
-        const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()))
+        // Unknown users cost a hash too (a dummy at the current parameters), so timing does not
+        // tell which usernames exist.
+        const ok = await passwords.verify(password, user?.passwordHash)
         if (!user || !ok || !user.isActive) throw errors.noActiveAccount()
+        if (passwords.needsRehash(user.passwordHash)) await upgradeHash(user.id, user.passwordHash, password)
         return user
       },
     } satisfies LoginGuards)
   },
-  { name: 'runway-login', dependencies: ['runway-store', 'runway-security'] },
+  { name: 'runway-login', dependencies: ['runway-store', 'runway-security', 'runway-passwords'] },
 )

@@ -2,7 +2,6 @@
 // the user (on every worker within one revocation poll), so a stolen token dies with the change.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { hashPassword, verifyPassword } from '../auth/passwords.js'
 import { passwordProblems } from '../auth/password-rules.js'
 import { errors } from '../errors.js'
 import { bearer, errorResponses } from './schemas.js'
@@ -22,7 +21,7 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Change the password; signs out every session of the user',
         security: bearer,
         body: ChangeBody,
-        response: { 200: Changed, ...errorResponses(400, 401) },
+        response: { 200: Changed, ...errorResponses(400, 401, 503) },
       },
       preHandler: app.authenticate,
     },
@@ -31,12 +30,12 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const user = await app.store.findUserById(request.auth!.user.id)
       if (!user) throw errors.userNotFound()
       const { old_password, new_password } = request.body
-      if (!(await verifyPassword(old_password, user.passwordHash))) {
+      if (!(await app.passwords.verify(old_password, user.passwordHash))) {
         throw errors.fields({ old_password: ['Your old password was entered incorrectly. Please enter it again.'] })
       }
       const problems = await passwordProblems(new_password, user.username)
       if (problems.length) throw errors.fields({ new_password: problems })
-      await app.store.setPassword(user.id, await hashPassword(new_password))
+      await app.store.setPassword(user.id, await app.passwords.hash(new_password))
       await app.revocations.sync()
       return { detail: 'Password changed; every session of this user has been signed out.' }
     },

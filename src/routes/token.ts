@@ -40,7 +40,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
         tags: ['token'],
         summary: 'Obtain an access and refresh token pair (login)',
         body: ObtainBody,
-        response: { 200: Pair, ...errorResponses(400, 401, 429) },
+        response: { 200: Pair, ...errorResponses(400, 401, 429, 503) },
       },
       // Brute-force protection: per client IP before the body is read, per username after.
       onRequest: app.login.limitByIp,

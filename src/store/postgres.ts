@@ -127,6 +127,11 @@ export class PostgresStore implements Store {
     })
   }
 
+  async upgradePasswordHash(userId: number, oldHash: string, newHash: string): Promise<boolean> {
+    const r = await this.pool.query('UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3', [newHash, userId, oldHash])
+    return r.rowCount === 1
+  }
+
   async setActive(userId: number, active: boolean): Promise<void> {
     await this.tx(async (c) => {
       await c.query('UPDATE users SET is_active = $1 WHERE id = $2', [active, userId])

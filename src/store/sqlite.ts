@@ -150,6 +150,7 @@ export class SqliteStore implements Store {
         'INSERT INTO users (username, password_hash, is_active, date_joined) VALUES (?, ?, 1, ?) RETURNING *',
       ),
       setHash: db.prepare<[string, number]>('UPDATE users SET password_hash = ? WHERE id = ?'),
+      upgradeHash: db.prepare<[string, number, string]>('UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?'),
       setActive: db.prepare<[number, number]>('UPDATE users SET is_active = ? WHERE id = ?'),
       deleteUser: db.prepare<[number]>('DELETE FROM users WHERE id = ?'),
       login: db.prepare<[number, number]>('UPDATE users SET last_login = ? WHERE id = ?'),
@@ -258,6 +259,10 @@ export class SqliteStore implements Store {
         this.revokeUser(userId, 'password_change')
       }).immediate()
     })
+  }
+
+  async upgradePasswordHash(userId: number, oldHash: string, newHash: string): Promise<boolean> {
+    return this.q.upgradeHash.run(newHash, userId, oldHash).changes === 1
   }
 
   async setActive(userId: number, active: boolean): Promise<void> {

@@ -46,6 +46,11 @@ export interface Store {
   listUsers(): Promise<User[]>
   /** Sets the hash and revokes every session of the user, atomically. */
   setPassword(userId: number, passwordHash: string): Promise<void>
+  /**
+   * Replaces the hash with the same password's hash at the current cost (on login), only while
+   * it is still `oldHash`; sessions stay. False when the hash changed meanwhile.
+   */
+  upgradePasswordHash(userId: number, oldHash: string, newHash: string): Promise<boolean>
   /** Deactivation also revokes every session of the user. */
   setActive(userId: number, active: boolean): Promise<void>
   deleteUser(userId: number): Promise<void>

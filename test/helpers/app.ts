@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
-import { hashPassword, type ScryptParams } from '../../src/auth/passwords.js'
+import { hashPassword, type Argon2Params, type ScryptParams } from '../../src/auth/passwords.js'
 import { SqliteStore } from '../../src/store/sqlite.js'
 import type { Store } from '../../src/store/store.js'
 
@@ -25,10 +25,17 @@ export interface TestApp {
 }
 
 export function testConfig(env: Record<string, string> = {}, dataDir?: string): Config {
-  return loadConfig({ NODE_ENV: 'test', JWT_SIGNING_KEY: SIGNING_KEY, LOG_LEVEL: 'info', DATA_DIR: dataDir ?? '/nonexistent', ...env })
+  return loadConfig({ NODE_ENV: 'test', JWT_SIGNING_KEY: SIGNING_KEY, LOG_LEVEL: 'info', DATA_DIR: dataDir ?? '/nonexistent', ...(env.NODE_ENV === 'production' ? {} : FIXTURE_ARGON2_ENV), ...env })
 }
 
-/** Fast scrypt for fixtures only: the API's own hashing (and its timing test) uses the real cost. */
+/**
+ * Cheap argon2id for fixtures and the test apps (NODE_ENV=test may go below OWASP's floor;
+ * production refuses to): fixture users are already at the apps' cost, so logins do not rehash.
+ * The timing and upgrade tests set the real cost explicitly.
+ */
+export const FIXTURE_ARGON2: Argon2Params = { memoryKiB: 256, iterations: 1, parallelism: 1 }
+export const FIXTURE_ARGON2_ENV = { ARGON2_MEMORY_COST: '256', ARGON2_TIME_COST: '1', ARGON2_PARALLELISM: '1' }
+/** Fast legacy scrypt, for the tests of hashes made before argon2id. */
 export const FIXTURE_SCRYPT: ScryptParams = { N: 2 ** 10, r: 8, p: 1 }
 
 /**
@@ -58,7 +65,7 @@ export async function startApp(t: Test, env: Record<string, string> = {}, o: { d
 }
 
 export async function createUser(store: Store, username = 'alice', password = PASSWORD) {
-  return store.createUser(username, await hashPassword(password, FIXTURE_SCRYPT))
+  return store.createUser(username, await hashPassword(password, FIXTURE_ARGON2))
 }
 
 export interface Reply {

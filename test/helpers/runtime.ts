@@ -6,10 +6,10 @@ import { mkdirSync } from 'node:fs'
 import http from 'node:http'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { hashPassword, type ScryptParams } from '../../src/auth/passwords.js'
+import { hashPassword } from '../../src/auth/passwords.js'
 import { SqliteStore } from '../../src/store/sqlite.js'
 import { stageCopy, type StagedCopy } from '../../src/stacks/api.js'
-import { FIXTURE_SCRYPT, PASSWORD, SIGNING_KEY } from './app.js'
+import { FIXTURE_ARGON2, PASSWORD, SIGNING_KEY } from './app.js'
 
 export { PASSWORD, SIGNING_KEY }
 
@@ -34,13 +34,13 @@ export function stackEnv(dir: string, extra: Record<string, string> = {}): Recor
   }
 }
 
-/** Creates a user in the stack's SQLite file (migrating it first, as the app would). */
-export async function seedUser(dir: string, username = 'alice', params: ScryptParams = FIXTURE_SCRYPT): Promise<void> {
+/** Creates a user in the stack's SQLite file (migrating it first, as the app would); cheap fixture hash by default. */
+export async function seedUser(dir: string, username = 'alice', hash: (password: string) => Promise<string> = (p) => hashPassword(p, FIXTURE_ARGON2)): Promise<void> {
   mkdirSync(join(dir, 'data'), { recursive: true })
   const store = SqliteStore.open(join(dir, 'data'))
   try {
     await store.migrate()
-    await store.createUser(username, await hashPassword(PASSWORD, params))
+    await store.createUser(username, await hash(PASSWORD))
   } finally {
     await store.close()
   }

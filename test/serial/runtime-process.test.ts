@@ -7,14 +7,16 @@ import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { OWASP_SCRYPT } from '../../src/auth/passwords.js'
+import { hashPasswordScrypt } from '../../src/auth/passwords.js'
 import { processTree, ROOT, startProductionProcess } from '../../src/stacks/api.js'
 import { freePort, isAlive, startService, waitForHttp } from '../../src/stacks/process.js'
 import { Connection, PASSWORD, SIGNING_KEY, seedUser, staged } from '../helpers/runtime.js'
 
 const copy = await staged(t, 'dist')
-// The real password cost: each login spends ~50-100 ms in scrypt, long enough to be in flight.
-await seedUser(copy.dir, 'alice', OWASP_SCRYPT)
+await seedUser(copy.dir, 'alice')
+// A legacy scrypt hash at its real cost: each of bob's logins spends 100+ ms in scrypt (then in
+// the argon2id rehash), long enough to be in flight when the signal arrives.
+await seedUser(copy.dir, 'bob', (p) => hashPasswordScrypt(p))
 const logFile = join(copy.dir, 'server.log')
 
 t.test('a production process: JSON logs, no worker header by default, answers the contract', async (t) => {
@@ -44,7 +46,7 @@ t.test('graceful stop: requests in flight at SIGINT complete with 200', async (t
 
   const conns = Array.from({ length: 4 }, () => new Connection(stack.url))
   t.teardown(() => conns.forEach((c) => c.close()))
-  const logins = conns.map((c) => c.request('/api/token/', { json: { username: 'alice', password: PASSWORD } }).then((a) => ({ ...a, at: Date.now() })))
+  const logins = conns.map((c) => c.request('/api/token/', { json: { username: 'bob', password: PASSWORD } }).then((a) => ({ ...a, at: Date.now() })))
   await sleep(25)
   const signalled = Date.now()
   process.kill(stack.pid, 'SIGINT')

@@ -77,6 +77,18 @@ export function storeBehaviour(t: Test, fresh: (t: Test) => Promise<Store>) {
     t.ok(await store.isRevoked({ sessionId: 'b1' }))
   })
 
+  t.test('a hash upgrade on login keeps the sessions and never overwrites a changed hash', async (t) => {
+    const store = await fresh(t)
+    const u = await store.createUser('alice', 'old-hash')
+    await store.createSession({ sessionId: 'u1', userId: u.id, refreshJti: 'r-u1', issuedAt: now(), expiresAt: now() + 60 })
+    t.equal(await store.upgradePasswordHash(u.id, 'old-hash', 'upgraded'), true)
+    t.equal((await store.findUserById(u.id))!.passwordHash, 'upgraded')
+    t.notOk(await store.isRevoked({ sessionId: 'u1' }), 'sessions stay')
+    await store.setPassword(u.id, 'changed-hash')
+    t.equal(await store.upgradePasswordHash(u.id, 'upgraded', 'stale-upgrade'), false, 'the hash changed meanwhile')
+    t.equal((await store.findUserById(u.id))!.passwordHash, 'changed-hash', 'the password change wins')
+  })
+
   t.test('flushExpired removes only what expired', async (t) => {
     const store = await fresh(t)
     const u = await store.createUser('alice', 'h')

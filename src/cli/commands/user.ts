@@ -1,4 +1,4 @@
-import { hashPassword } from '../../auth/passwords.js'
+import { hashPassword, type Argon2Params } from '../../auth/passwords.js'
 import { passwordProblems } from '../../auth/password-rules.js'
 import { DuplicateUserError, type Store } from '../../store/store.js'
 import { CliError, parseFlags, print, type Command } from '../command.js'
@@ -34,11 +34,11 @@ async function mustFind(store: Store, username: string | undefined) {
   return user
 }
 
-async function newHash(username: string, allowWeak: boolean): Promise<string> {
+async function newHash(username: string, allowWeak: boolean, params: Argon2Params): Promise<string> {
   const password = await readNewPassword()
   const problems = await passwordProblems(password, username)
   if (problems.length && !allowWeak) throw new CliError(`${problems.join(' ')} Choose another, or pass --allow-weak.`)
-  return hashPassword(password)
+  return hashPassword(password, params) // the API's configured argon2id cost
 }
 
 export const userCommand: Command = {
@@ -57,7 +57,7 @@ export const userCommand: Command = {
     if (!ACTIONS.includes(action ?? '')) {
       throw new CliError(`unknown action ${JSON.stringify(action ?? '')}: use ${ACTIONS.join(', ')}`, 2)
     }
-    return withStore(async (store) => {
+    return withStore(async (store, config) => {
       switch (action) {
         case 'create': {
           const username = values.username
@@ -65,7 +65,7 @@ export const userCommand: Command = {
           if (!/^[\w.@+-]{1,150}$/.test(username)) throw new CliError('usernames are 1-150 letters, digits and @/./+/-/_')
           if (await store.findUserByUsername(username)) throw new CliError(`a user named ${JSON.stringify(username)} already exists`)
           try {
-            const user = await store.createUser(username, await newHash(username, allowWeak))
+            const user = await store.createUser(username, await newHash(username, allowWeak, config.passwordHash.argon2))
             print(`created user ${user.username} (id ${user.id})`)
           } catch (err) {
             if (err instanceof DuplicateUserError) throw new CliError(err.message)
@@ -75,7 +75,7 @@ export const userCommand: Command = {
         }
         case 'set-password': {
           const user = await mustFind(store, values.username)
-          await store.setPassword(user.id, await newHash(user.username, allowWeak))
+          await store.setPassword(user.id, await newHash(user.username, allowWeak, config.passwordHash.argon2))
           print(`password set for ${user.username}; all of their sessions were signed out`)
           return 0
         }
