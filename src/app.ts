@@ -20,6 +20,7 @@ import tokenRoutes from './routes/token.js'
 import slidingRoutes from './routes/sliding.js'
 import meRoutes from './routes/me.js'
 import passwordRoutes from './routes/password.js'
+import registerRoutes from './routes/register.js'
 import jwksRoutes from './routes/jwks.js'
 import { openStore } from './store/open.js'
 import type { Store } from './store/store.js'
@@ -94,5 +95,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   if (config.sliding.enabled) await app.register(slidingRoutes, { config })
   await app.register(meRoutes)
   await app.register(passwordRoutes)
+  if (config.registration) await app.register(registerRoutes)
   return app
 }

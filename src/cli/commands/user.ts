@@ -1,5 +1,6 @@
 import { hashPassword, type Argon2Params } from '../../auth/passwords.js'
 import { passwordProblems } from '../../auth/password-rules.js'
+import { isValidUsername } from '../../auth/usernames.js'
 import { DuplicateUserError, type Store } from '../../store/store.js'
 import { CliError, parseFlags, print, type Command } from '../command.js'
 import { withStore } from '../context.js'
@@ -62,7 +63,7 @@ export const userCommand: Command = {
         case 'create': {
           const username = values.username
           if (!username) throw new CliError('--username is required (see --help)', 2)
-          if (!/^[\w.@+-]{1,150}$/.test(username)) throw new CliError('usernames are 1-150 letters, digits and @/./+/-/_')
+          if (!isValidUsername(username)) throw new CliError('usernames are 1-150 letters, digits and @/./+/-/_')
           if (await store.findUserByUsername(username)) throw new CliError(`a user named ${JSON.stringify(username)} already exists`)
           try {
             const user = await store.createUser(username, await newHash(username, allowWeak, config.passwordHash.argon2))
