@@ -6,7 +6,6 @@
 // probing for names costs as much as guessing passwords.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { hashPassword } from '../auth/passwords.js'
 import { passwordProblems } from '../auth/password-rules.js'
 import { isValidUsername, UsernameMessages } from '../auth/usernames.js'
 import { errors } from '../errors.js'
@@ -17,7 +16,7 @@ import { ObtainBody } from './token.js'
 const Registered = Type.Object({ id: Type.Integer(), username: Type.String() })
 
 const registerRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { store } = app
+  const { store, passwords } = app
 
   app.post(
     '/api/register/',
@@ -26,7 +25,7 @@ const registerRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['user'],
         summary: 'Sign up: create an active user (then log in with /api/token/). Rate-limited per client IP with logins',
         body: ObtainBody,
-        response: { 201: Registered, ...errorResponses(400, 429) },
+        response: { 201: Registered, ...errorResponses(400, 429, 503) },
       },
       onRequest: app.login.limitByIp,
     },
@@ -37,8 +36,9 @@ const registerRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const problems = await passwordProblems(password, username)
       if (problems.length) fields.password = problems
       if (Object.keys(fields).length) throw errors.fields(fields)
-      // Hash first, taken or not: the answer takes the same time either way.
-      const [existing, hash] = await Promise.all([store.findUserByUsername(username), hashPassword(password)])
+      // Hash first, taken or not: the answer takes the same time either way. (The hasher's queue
+      // bound applies: beyond it, 503 + Retry-After, as for logins.)
+      const [existing, hash] = await Promise.all([store.findUserByUsername(username), passwords.hash(password)])
       if (existing) throw errors.fields({ username: [UsernameMessages.taken] })
       try {
         const user = await store.createUser(username, hash)
