@@ -7,6 +7,7 @@ import { parse as parseDotenv } from 'dotenv'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 import { meetsOwaspMinimum, OWASP_ARGON2, OWASP_ARGON2_MINIMUMS, type Argon2Params } from './auth/passwords.js'
+import { isSecretSetting, redactSecrets } from './redact.js'
 
 /** The value shipped in .env.example; production refuses to start with it. */
 export const EXAMPLE_SIGNING_KEY = 'change-me-to-a-random-string-of-at-least-32-bytes'
@@ -130,6 +131,10 @@ export interface CorsSettings {
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
+  constructor(message: string) {
+    // The one choke point for every configuration message: nothing secret-looking gets out.
+    super(redactSecrets(message))
+  }
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
@@ -173,7 +178,9 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
   for (const error of Value.Errors(EnvSchema, converted)) {
     const key = error.instancePath.split('/')[1] ?? '?'
     const schema = (EnvSchema.properties as Record<string, { expected?: string }>)[key]
-    throw new ConfigError(`${key}=${JSON.stringify(raw[key] ?? '')} is invalid: expected ${schema?.expected ?? error.message}`)
+    // The value is echoed to help, but never a secret's: a key is hidden whole, a URL's password part.
+    const shown = isSecretSetting(key) ? '(value hidden)' : redactSecrets(JSON.stringify(raw[key] ?? ''))
+    throw new ConfigError(`${key}=${shown} is invalid: expected ${schema?.expected ?? error.message}`)
   }
   const e = converted as Env
   const auto = (v: 'auto' | 'true' | 'false', whenAuto: boolean) => (v === 'auto' ? whenAuto : v === 'true')

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, readEnv, type Config } from './config.js'
 import { connectionDrainer } from './drain.js'
+import { redactSecrets } from './redact.js'
 import { StoreNeedsOperatorError } from './store/store.js'
 
 function devBanner(config: Config, url: string): string {
@@ -83,6 +84,6 @@ main().catch((err: unknown) => {
     process.stderr.write(`runway: cannot start: ${refused.message}; fix: ${refused.fix}\n`)
     process.exit(78)
   }
-  process.stderr.write(`runway: failed to start: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.stderr.write(`runway: failed to start: ${redactSecrets(err instanceof Error ? err.message : String(err))}\n`)
   process.exit(1)
 })

@@ -1,5 +1,6 @@
 // `runway <command>`: the one CLI for ops tasks. Each command lives in commands/ and has --help.
 import { CliError, print, type Command } from './command.js'
+import { redactSecrets } from '../redact.js'
 import { userCommand } from './commands/user.js'
 import { migrateCommand } from './commands/migrate.js'
 import { tokensCommand } from './commands/tokens.js'
@@ -37,7 +38,7 @@ export async function main(argv: string[]): Promise<number> {
     return await command.run(rest)
   } catch (err) {
     if (err instanceof CliError) {
-      process.stderr.write(`runway ${command?.name ?? ''}: ${err.message}\n`.replace('runway : ', 'runway: '))
+      process.stderr.write(`runway ${command?.name ?? ''}: ${redactSecrets(err.message)}\n`.replace('runway : ', 'runway: '))
       return err.exitCode
     }
     throw err
@@ -47,7 +48,7 @@ export async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (err: unknown) => {
-    process.stderr.write(`runway: unexpected error: ${err instanceof Error ? err.message : String(err)} (run with NODE_DEBUG=runway for details)\n`)
+    process.stderr.write(`runway: unexpected error: ${redactSecrets(err instanceof Error ? err.message : String(err))} (run with NODE_DEBUG=runway for details)\n`)
     if (process.env.NODE_DEBUG?.includes('runway')) console.error(err)
     process.exitCode = 1
   },
