@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
 import { SqliteStore } from '../src/store/sqlite.js'
+import { SQLITE_MIGRATIONS } from '../src/store/migrations.js'
 import { storeBehaviour } from './store/behaviour.js'
 
 t.test('SQLite store behaviour', async (t) => {
@@ -36,5 +37,5 @@ t.test('several processes migrating one fresh file at once all succeed', async (
   t.same(runs.map((r) => r.code), [0, 0, 0, 0], runs.map((r) => r.err).join(''))
   const store = SqliteStore.open(dir)
   t.teardown(() => store.close())
-  t.equal(store.db.pragma('user_version', { simple: true }), 1)
+  t.equal(store.db.pragma('user_version', { simple: true }), SQLITE_MIGRATIONS.length)
 })

@@ -1,6 +1,11 @@
 // Schema migrations, applied in order; PRAGMA user_version records how many ran.
 // Append new entries; never edit one that has shipped.
-export const SQLITE_MIGRATIONS: readonly string[] = [
+import type Database from 'better-sqlite3'
+
+/** SQL, or code for a change SQL alone cannot make (run inside the migration transaction). */
+export type SqliteMigration = string | ((db: Database.Database) => void)
+
+export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   `
   CREATE TABLE users (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -36,6 +41,26 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   -- Fixed-window counters for login rate limits, shared by all workers.
   CREATE TABLE rate_limits (key TEXT PRIMARY KEY, count INTEGER NOT NULL, reset_at INTEGER NOT NULL);
   `,
+  // 2. Deleting a user must not delete its sessions: ON DELETE CASCADE took the revocation
+  // records with them, so the user's unexpired tokens passed /api/token/verify/ again. Sessions
+  // now outlive their user (revoked, reason 'deleted') until flushExpired removes them; user ids
+  // are never reused (AUTOINCREMENT). Removing a foreign key changes no stored data, so SQLite's
+  // documented writable_schema edit does it in place (no table rebuild, whatever other columns a
+  // later migration adds), with schema_version bumped so open connections reload the schema.
+  (db) => {
+    const version = db.pragma('schema_version', { simple: true }) as number
+    db.unsafeMode(true) // writable_schema is refused in better-sqlite3's defensive mode
+    try {
+      db.pragma('writable_schema = ON')
+      db.prepare(
+        "UPDATE sqlite_master SET sql = replace(sql, ' REFERENCES users (id) ON DELETE CASCADE', '') WHERE type = 'table' AND name = 'sessions'",
+      ).run()
+      db.pragma(`schema_version = ${version + 1}`)
+      db.pragma('writable_schema = OFF')
+    } finally {
+      db.unsafeMode(false)
+    }
+  },
 ]
 
 /** The same schema for PostgreSQL; runway_schema records how many ran. */
@@ -72,4 +97,6 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   INSERT INTO counters (name, value) VALUES ('revocations', 0);
   CREATE TABLE rate_limits (key text PRIMARY KEY, count integer NOT NULL, reset_at bigint NOT NULL);
   `,
+  // 2. Sessions outlive a deleted user, revoked (see the SQLite migration 2).
+  'ALTER TABLE sessions DROP CONSTRAINT IF EXISTS sessions_user_id_fkey',
 ]

@@ -108,9 +108,10 @@ export class SqliteStore implements Store {
     // together apply each migration once: the second waits, then sees the new version.
     const run = this.db.transaction(() => {
       const current = this.db.pragma('user_version', { simple: true }) as number
-      for (const [i, sql] of SQLITE_MIGRATIONS.entries()) {
+      for (const [i, migration] of SQLITE_MIGRATIONS.entries()) {
         if (i + 1 <= current) continue
-        this.db.exec(sql)
+        if (typeof migration === 'string') this.db.exec(migration)
+        else migration(this.db)
         this.db.pragma(`user_version = ${i + 1}`)
       }
     })

@@ -77,6 +77,25 @@ export function storeBehaviour(t: Test, fresh: (t: Test) => Promise<Store>) {
     t.ok(await store.isRevoked({ sessionId: 'b1' }))
   })
 
+  t.test('deleting a user keeps its sessions revoked until they expire (no cascade)', async (t) => {
+    const store = await fresh(t)
+    const u = await store.createUser('alice', 'h')
+    await store.createSession({ sessionId: 'd1', userId: u.id, refreshJti: 'rd1', issuedAt: now(), expiresAt: now() + 60 })
+    const before = await store.revocationVersion()
+    await store.deleteUser(u.id)
+    t.equal(await store.findAuthUser(u.id), null)
+    t.ok((await store.revocationVersion()) > before, 'every process hears of it')
+    t.ok(await store.isRevoked({ sessionId: 'd1' }), 'the session reads as revoked')
+    t.ok(await store.isRevoked({ jti: 'rd1', sessionId: 'd1' }), 'the refresh token reads as revoked')
+    t.same((await store.revokedSessions(now())).map((s) => s.id), ['d1'], 'in the revocation set')
+    t.match(await store.blacklistRefresh('rd1', now()), { result: 'blacklisted' })
+    t.match(await store.rotateRefresh({ jti: 'rd1', now: now(), graceSeconds: 0, blacklistOld: true }), { result: 'blacklisted' })
+    const again = await store.createUser('alice', 'h2')
+    t.not(again.id, u.id, 'a new user with the same name gets a new id, not the revoked sessions')
+    t.equal(await store.flushExpired(now() + 61), 1, 'flushed once expired')
+    t.notOk(await store.isRevoked({ sessionId: 'd1' }))
+  })
+
   t.test('a hash upgrade on login keeps the sessions and never overwrites a changed hash', async (t) => {
     const store = await fresh(t)
     const u = await store.createUser('alice', 'old-hash')
