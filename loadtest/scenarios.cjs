@@ -27,7 +27,7 @@ const SCENARIOS = [
   { name: 'healthz', summary: 'GET /healthz: the framework and event loop, nothing else', needs: 'nothing', get: '/healthz', twin: true, loginBound: false },
   { name: 'me', summary: 'GET /api/me/ with a valid access token: token check, revocation check, one user read', needs: 'token', get: '/api/me/', twin: true, loginBound: false },
   { name: 'verify', summary: 'POST /api/token/verify/: signature and revocation check of a token', needs: 'token', twin: true, loginBound: false },
-  { name: 'login', summary: 'POST /api/token/: scrypt password hashing bound', needs: 'credentials', twin: false, loginBound: true },
+  { name: 'login', summary: 'POST /api/token/: bound by argon2id password hashing', needs: 'credentials', twin: false, loginBound: true },
   { name: 'refresh', summary: 'each connection logs in once, then rotates its own refresh chain (a store write per request)', needs: 'credentials', twin: false, loginBound: false },
   { name: 'session', summary: 'per connection: login, several GET /api/me/, refresh, logout; then again', needs: 'credentials', twin: false, loginBound: true },
 ]
