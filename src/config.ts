@@ -52,6 +52,8 @@ export const EnvSchema = Type.Object({
   LOGIN_RATE_LIMIT_USER: Int(10, 0, 1000000, 'Login attempts per username per window (0 disables)'),
   LOGIN_RATE_LIMIT_WINDOW: Duration('1m', 'Login rate limit window'),
   REVOCATION_POLL_INTERVAL: Duration('250ms', 'How often each process checks the store for new revocations'),
+  AUTH_USER_CACHE_TTL: Duration('5s', 'How long each process reuses the user behind a token without reading the store (0 disables); any revocation drops it at once'),
+  AUTH_USER_CACHE_MAX_STALE: Duration('60s', 'During a store fault, authenticated requests of users seen this recently are still served from the cache'),
   WORKER_HEADER: Enum(['auto', 'true', 'false'], 'auto', 'Send x-runway-worker with the pm2 instance id; auto = on outside production'),
   KEEP_ALIVE_TIMEOUT: Duration('65s', 'Idle keep-alive socket timeout; keep it above nginx upstream keepalive_timeout (60s)'),
   REQUEST_TIMEOUT: Duration('30s', 'Longest time to receive a whole request'),
@@ -105,6 +107,7 @@ export interface Config {
   bodyLimit: number
   loginRateLimit: { perIp: number; perUser: number; windowMs: number }
   revocationPollMs: number
+  authUserCache: { ttlMs: number; maxStaleMs: number }
   workerHeader: boolean
   workerId: string
   keepAliveTimeoutMs: number
@@ -214,6 +217,7 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     bodyLimit: e.BODY_LIMIT,
     loginRateLimit: { perIp: e.LOGIN_RATE_LIMIT_IP, perUser: e.LOGIN_RATE_LIMIT_USER, windowMs: durationMs(e.LOGIN_RATE_LIMIT_WINDOW) },
     revocationPollMs: Math.max(10, durationMs(e.REVOCATION_POLL_INTERVAL)),
+    authUserCache: { ttlMs: durationMs(e.AUTH_USER_CACHE_TTL), maxStaleMs: durationMs(e.AUTH_USER_CACHE_MAX_STALE) },
     workerHeader: auto(e.WORKER_HEADER, !production),
     workerId: raw.NODE_APP_INSTANCE ?? String(process.pid),
     keepAliveTimeoutMs: durationMs(e.KEEP_ALIVE_TIMEOUT),

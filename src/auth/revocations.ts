@@ -9,6 +9,7 @@ export class RevocationCache {
   private version = -1
   private timer?: NodeJS.Timeout
   private chain: Promise<void> = Promise.resolve()
+  private readonly changeListeners: (() => void)[] = []
 
   constructor(
     private readonly store: Store,
@@ -26,6 +27,11 @@ export class RevocationCache {
 
   stop(): void {
     clearInterval(this.timer)
+  }
+
+  /** Called each time this process learns that the revocation version moved (anywhere). */
+  onChange(listener: () => void): void {
+    this.changeListeners.push(listener)
   }
 
   isRevoked(sessionId: string): boolean {
@@ -47,5 +53,6 @@ export class RevocationCache {
     const sessions = await this.store.revokedSessions(now - this.slackSeconds)
     this.revoked = new Map(sessions.map((s) => [s.id, s.expiresAt]))
     this.version = version
+    for (const listener of this.changeListeners) listener()
   }
 }

@@ -7,6 +7,7 @@ import type { Config } from '../config.js'
 import { errors, TokenMessages } from '../errors.js'
 import type { KeyRing } from '../auth/keys.js'
 import { RevocationCache } from '../auth/revocations.js'
+import { AuthUserCache } from '../auth/user-cache.js'
 import { TokenInvalid, TokenService, userIdOf, type Claims, type Expected } from '../auth/tokens.js'
 import { StoreUnavailableError, type AuthUser } from '../store/store.js'
 
@@ -46,6 +47,10 @@ export default fp(
     const revocations = new RevocationCache(app.store, config.revocationPollMs, jwt.accessLifetime, (err) =>
       err instanceof StoreUnavailableError ? app.storeHealth.report(err) : app.log.error({ err }, 'revocation poll failed'),
     )
+    // The user behind a token, per process: dropped whenever a revocation is heard of.
+    const users = new AuthUserCache(config.authUserCache.ttlMs, config.authUserCache.maxStaleMs)
+    revocations.onChange(() => users.clear())
+    const findAuthUser = (id: number) => app.store.findAuthUser(id)
     app.decorate('tokens', tokens)
     app.decorate('revocations', revocations)
     app.decorateRequest('auth', null)
@@ -64,7 +69,8 @@ export default fp(
     }
 
     /**
-     * simplejwt's JWTAuthentication: header → access token → live session → active user.
+     * simplejwt's JWTAuthentication: header → access token → live session → active user (from
+     * the per-process user cache while fresh).
      * A callback-style hook, not an async one: with SQLite every step is synchronous, so GET
      * /api/me/ passes through without a promise (+5% measured). Throws become the error reply.
      */
@@ -90,7 +96,7 @@ export default fp(
         request.auth = { user, claims }
         done()
       }
-      const found = app.store.findAuthUser(id)
+      const found = users.get(id, findAuthUser)
       if (found instanceof Promise) found.then(accept, done)
       else accept(found)
     }

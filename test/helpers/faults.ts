@@ -78,7 +78,8 @@ export function touch(file: string): void {
   const db = new Database(file)
   try {
     db.pragma('busy_timeout = 2000')
-    db.prepare("INSERT INTO counters (name, value) VALUES ('test-touch', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1").run()
+    // rate_limits: a table the tests never corrupt.
+    db.prepare("INSERT INTO rate_limits (key, count, reset_at) VALUES ('test-touch', 1, 0) ON CONFLICT (key) DO UPDATE SET count = count + 1").run()
   } finally {
     db.close()
   }
