@@ -3,6 +3,7 @@
 // workers do not allow N times the limit.
 import fp from 'fastify-plugin'
 import helmet from 'helmet'
+import { createHash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import formbody from '@fastify/formbody'
 import rateLimit from '@fastify/rate-limit'
@@ -27,12 +28,26 @@ function securityHeaders(options: Parameters<typeof helmet>[0]): Record<string, 
   return headers
 }
 
+/** Longest rate-limit key stored as is; longer ones are stored as their SHA-256. */
+const MAX_KEY_LENGTH = 128
+
+/**
+ * Keys hold client text (an X-Forwarded-For address, a username): an 8 KB header made an 8 KB
+ * row per request. Long keys keep their prefix ("login-ip:") and become a fixed-size digest.
+ */
+export function boundedKey(key: string): string {
+  if (key.length <= MAX_KEY_LENGTH) return key
+  const colon = key.indexOf(':')
+  const prefix = colon > 0 && colon < 32 ? key.slice(0, colon + 1) : ''
+  return `${prefix}sha256:${createHash('sha256').update(key).digest('base64url')}`
+}
+
 /** @fastify/rate-limit's store contract, backed by runway's store (SQLite: one file per host). */
 function sharedRateLimitStore(store: Store) {
   return class SharedRateLimitStore {
     incr(key: string, cb: (err: Error | null, res?: { current: number; ttl: number }) => void, timeWindow: number) {
       const now = Date.now()
-      store.hit(key, timeWindow, now).then(
+      store.hit(boundedKey(key), timeWindow, now).then(
         (r) => cb(null, { current: r.count, ttl: Math.max(0, r.resetAt - now) }),
         (err: Error) => cb(err),
       )

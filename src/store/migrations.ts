@@ -61,6 +61,8 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       db.unsafeMode(false)
     }
   },
+  // 3. Expired rate-limit counters are pruned in small batches (SqliteStore.maintain).
+  'CREATE INDEX rate_limits_reset ON rate_limits (reset_at)',
 ]
 
 /** The same schema for PostgreSQL; runway_schema records how many ran. */

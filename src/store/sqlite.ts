@@ -86,6 +86,8 @@ export class SqliteStore implements Store {
       this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
       this.db.pragma('journal_mode = WAL')
       this.db.pragma('synchronous = NORMAL')
+      // After a checkpoint has reset the WAL, truncate the file back to this (it never shrank).
+      this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`)
       this.db.pragma('foreign_keys = ON')
     })
   }
@@ -191,6 +193,10 @@ export class SqliteStore implements Store {
          RETURNING count, reset_at`,
       ),
       flushHits: db.prepare<[number]>('DELETE FROM rate_limits WHERE reset_at <= ?'),
+      // A bounded batch: one maintain() call holds the event loop for a few ms at most.
+      pruneHits: db.prepare<[number]>(
+        `DELETE FROM rate_limits WHERE rowid IN (SELECT rowid FROM rate_limits WHERE reset_at <= ? LIMIT ${PRUNE_BATCH})`,
+      ),
       heartbeat: db.prepare(
         "INSERT INTO counters (name, value) VALUES ('heartbeat', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1",
       ),
@@ -379,9 +385,30 @@ export class SqliteStore implements Store {
     })
   }
 
+  /**
+   * Writes made by `.get()` on `INSERT … RETURNING` (every rate-limit hit, 429s included) never
+   * reach SQLite's auto-checkpoint, so the WAL grew without bound under a login flood. Every
+   * CHECKPOINT_EVERY such writes a PASSIVE checkpoint (never waits for a lock) moves them into
+   * the database; the next writer then restarts the WAL, and journal_size_limit truncates it.
+   */
+  private uncheckpointed = 0
+  private afterGetWrite(): void {
+    if (++this.uncheckpointed < CHECKPOINT_EVERY) return
+    this.uncheckpointed = 0
+    this.db.pragma('wal_checkpoint(PASSIVE)')
+  }
+
+  async maintain(at: number): Promise<void> {
+    this.guard(() => {
+      this.q.pruneHits.run(at)
+      this.db.pragma('wal_checkpoint(PASSIVE)')
+    })
+  }
+
   async hit(key: string, windowMs: number, at: number): Promise<{ count: number; resetAt: number }> {
     return this.guard(() => {
       const r = this.q.hit.get({ key, reset: at + windowMs, now: at })!
+      this.afterGetWrite()
       return { count: r.count, resetAt: r.reset_at }
     })
   }
@@ -391,3 +418,7 @@ const now = () => Math.floor(Date.now() / 1000)
 const BUSY_TIMEOUT_MS = 5000
 /** The readiness probe waits at most this for the write lock (better-sqlite3 waits synchronously). */
 const PROBE_BUSY_TIMEOUT_MS = 250
+/** WAL bounds: checkpoint after this many `.get()` writes; the file is truncated to the limit. */
+const CHECKPOINT_EVERY = 500
+const WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
+const PRUNE_BATCH = 2000

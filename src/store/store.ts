@@ -83,6 +83,11 @@ export interface Store {
 
   /** A fixed-window counter shared by every process on the store (login rate limits). */
   hit(key: string, windowMs: number, now: number): Promise<{ count: number; resetAt: number }>
+  /**
+   * Housekeeping each process runs every few seconds (optional): SQLite prunes expired rate-limit
+   * counters a batch at a time, so a flood of distinct keys does not grow the file for good.
+   */
+  maintain?(now: number): Promise<void>
 }
 
 export class DuplicateUserError extends Error {
