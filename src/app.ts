@@ -10,6 +10,8 @@ import { createLogger } from './logger.js'
 import errorsPlugin from './plugins/errors.js'
 import corsPlugin from './plugins/cors.js'
 import storePlugin from './plugins/store.js'
+import metricsPlugin from './plugins/metrics.js'
+import { AppMetrics } from './metrics/app-metrics.js'
 import securityPlugin from './plugins/security.js'
 import authPlugin from './plugins/auth.js'
 import passwordsPlugin from './plugins/passwords.js'
@@ -84,6 +86,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // First of the onRequest hooks: preflights are answered before anything else runs.
   await app.register(corsPlugin, { cors: config.cors })
   await app.register(storePlugin, { store, closeStore: !deps.store })
+  // Before every route, so each gets its counters (only counted when METRICS_PORT is set).
+  await app.register(metricsPlugin, { metrics: new AppMetrics(), countRequests: config.metrics !== null })
   await app.register(securityPlugin, { config })
   await app.register(openapiPlugin, { ui: config.openapiUi, version })
   await app.register(authPlugin, { config, keys })

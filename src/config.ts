@@ -2,7 +2,7 @@
 // against one schema and handed to the app as a typed value. Nothing else reads process.env.
 import { readFileSync, existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { parse as parseDotenv } from 'dotenv'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
@@ -74,6 +74,9 @@ export const EnvSchema = Type.Object({
   ARGON2_PARALLELISM: Int(OWASP_ARGON2.parallelism, 1, 64, 'argon2id lanes per hash'),
   PASSWORD_HASH_CONCURRENCY: Type.String({ default: 'auto', pattern: '^(auto|[1-9][0-9]{0,2})$', description: 'Password hashes run at once per process; auto = the CPUs per worker, at most UV_THREADPOOL_SIZE', expected: 'auto or a number from 1 to 999' }),
   PASSWORD_HASH_QUEUE: Type.String({ default: 'auto', pattern: '^(auto|[0-9]{1,5})$', description: 'Password hashes that may wait per process; beyond that logins get 503 + Retry-After at once. auto = 16 x PASSWORD_HASH_CONCURRENCY', expected: 'auto or a number from 0 to 99999' }),
+  METRICS_PORT: Type.String({ default: '', pattern: '^([1-9][0-9]{0,4})?$', description: 'Port of the Prometheus endpoint (GET /metrics) for the whole pm2 cluster; empty = off', expected: 'empty (off) or a port from 1 to 65535' }),
+  METRICS_HOST: Str('127.0.0.1', 'Address of the metrics listener; keep it private (loopback, or an internal interface Prometheus reaches)'),
+  METRICS_SOCKET_DIR: Str('', 'Directory of the per-worker metrics sockets; empty = DATA_DIR/metrics'),
 })
 type Env = Static<typeof EnvSchema>
 
@@ -121,6 +124,8 @@ export interface Config {
   cors: CorsSettings
   registration: boolean
   passwordHash: { argon2: Argon2Params; concurrency: number; queueLimit: number }
+  /** The Prometheus endpoint; null = off (METRICS_PORT empty). */
+  metrics: { host: string; port: number; socketDir: string } | null
 }
 
 export interface CorsSettings {
@@ -234,6 +239,9 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     cors: parseCors(e.CORS_ALLOWED_ORIGINS, e.CORS_ALLOWED_ORIGIN_REGEXES, e.CORS_ALLOW_CREDENTIALS, e.CORS_PREFLIGHT_MAX_AGE),
     registration: e.REGISTRATION_ENABLED,
     passwordHash: passwordHashSettings(e, raw),
+    metrics: e.METRICS_PORT
+      ? { host: e.METRICS_HOST, port: Number(e.METRICS_PORT), socketDir: resolve(e.METRICS_SOCKET_DIR || join(e.DATA_DIR, 'metrics')) }
+      : null,
   }
   checkConsistency(config)
   return config
@@ -315,4 +323,6 @@ function checkConsistency(c: Config): void {
   if (c.sliding.lifetime <= 0) throw new ConfigError('SLIDING_TOKEN_LIFETIME must be longer than 0')
   if (c.sliding.refreshLifetime <= 0) throw new ConfigError('SLIDING_TOKEN_REFRESH_LIFETIME must be longer than 0')
   if (c.headersTimeoutMs > c.requestTimeoutMs) throw new ConfigError('HEADERS_TIMEOUT must not exceed REQUEST_TIMEOUT')
+  if (c.metrics && c.metrics.port > 65535) throw new ConfigError(`METRICS_PORT=${c.metrics.port} is invalid: expected empty (off) or a port from 1 to 65535`)
+  if (c.metrics && c.metrics.port === c.port) throw new ConfigError(`METRICS_PORT=${c.metrics.port} is the API's PORT: the metrics listener needs a port of its own`)
 }

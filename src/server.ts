@@ -8,6 +8,8 @@ import { ConfigError, loadConfig, readEnv, type Config } from './config.js'
 import { connectionDrainer } from './drain.js'
 import { redactSecrets } from './redact.js'
 import { StoreNeedsOperatorError } from './store/store.js'
+import { appRegistry } from './plugins/metrics.js'
+import { startMetricsListener, type MetricsListener } from './metrics/cluster.js'
 
 function devBanner(config: Config, url: string): string {
   return [
@@ -50,11 +52,13 @@ async function main(): Promise<void> {
   // let in-flight requests finish, then close the app and its store. Past SHUTDOWN_GRACE the
   // process exits anyway (code 1); pm2's kill_timeout is longer, so pm2 never has to SIGKILL.
   const drain = connectionDrainer(app, Math.min(1000, config.shutdownGraceMs / 4))
+  let metrics: MetricsListener | undefined
   const closeListeners = closeWithGrace({ delay: config.shutdownGraceMs, logger: app.log }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'fatal error, closing')
     else app.log.info({ signal }, 'shutting down gracefully')
     await drain()
     await app.close()
+    await metrics?.close()
   })
   process.on('message', (msg) => {
     if (msg === 'shutdown') process.emit('SIGTERM')
@@ -62,6 +66,10 @@ async function main(): Promise<void> {
   app.addHook('onClose', async () => closeListeners.uninstall())
 
   const address = await app.listen({ host: config.host, port: config.port })
+  if (config.metrics) {
+    metrics = await startMetricsListener({ ...config.metrics, worker: config.workerId, registry: appRegistry(app, config.workerId), log: app.log })
+    app.log.info({ metrics: metrics.address }, 'metrics for the whole cluster at GET /metrics')
+  }
   if (dev) process.stdout.write(devBanner(config, address))
   // pm2's wait_ready: only now, listening with the store migrated and reachable, is this worker
   // given traffic and the previous one stopped.

@@ -34,6 +34,11 @@ export class RevocationCache {
     this.changeListeners.push(listener)
   }
 
+  /** How many revoked sessions are known (those that could still hold unexpired tokens). */
+  get size(): number {
+    return this.revoked.size
+  }
+
   isRevoked(sessionId: string): boolean {
     return this.revoked.has(sessionId)
   }

@@ -35,10 +35,16 @@ export default fp(
       timeWindow: windowMs,
       keyGenerator: (r) => `login-user:${String((r.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase()}`,
     })
-    const enforce = async (limit: typeof byIp, max: number, request: FastifyRequest) => {
+    const { metrics } = app
+    const enforce = async (limit: typeof byIp, max: number, request: FastifyRequest, name: keyof typeof metrics.rateLimitHits) => {
       if (max === 0) return
       const r = await limit(request)
-      if (!r.isAllowed && r.isExceeded) throw errors.throttled(Math.max(1, r.ttlInSeconds))
+      if (!r.isAllowed && r.isExceeded) {
+        metrics.rateLimitHits[name]++
+        // The logins are the token endpoints (pair and sliding); sign-up shares the per-address limit.
+        if (request.routeOptions.url?.startsWith('/api/token/')) metrics.logins.throttled++
+        throw errors.throttled(Math.max(1, r.ttlInSeconds))
+      }
     }
     const { passwords } = app
     /**
@@ -55,18 +61,22 @@ export default fp(
       }
     }
     app.decorate('login', {
-      limitByIp: (request) => enforce(byIp, perIp, request),
-      limitByUser: (request) => enforce(byUser, perUser, request),
+      limitByIp: (request) => enforce(byIp, perIp, request, 'login_ip'),
+      limitByUser: (request) => enforce(byUser, perUser, request, 'login_user'),
       async checkCredentials(username, password) {
         const user = await app.store.findUserByUsername(username)
         // Unknown users cost a hash too (a dummy at the current parameters), so timing does not
         // tell which usernames exist.
         const ok = await passwords.verify(password, user?.passwordHash)
-        if (!user || !ok || !user.isActive) throw errors.noActiveAccount()
+        if (!user || !ok || !user.isActive) {
+          metrics.logins.bad_credentials++
+          throw errors.noActiveAccount()
+        }
+        metrics.logins.success++
         if (passwords.needsRehash(user.passwordHash)) await upgradeHash(user.id, user.passwordHash, password)
         return user
       },
     } satisfies LoginGuards)
   },
-  { name: 'runway-login', dependencies: ['runway-store', 'runway-security', 'runway-passwords'] },
+  { name: 'runway-login', dependencies: ['runway-store', 'runway-security', 'runway-passwords', 'runway-metrics'] },
 )

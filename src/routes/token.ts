@@ -18,7 +18,7 @@ const Refreshed = Type.Object({ access: Type.String(), refresh: Type.Optional(Ty
 const VerifyBody = Type.Object({ token: Type.String({ minLength: 1 }) })
 
 const tokenRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  const { tokens, store, revocations } = app
+  const { tokens, store, revocations, metrics } = app
   const { jwt } = config
   const now = () => Math.floor(Date.now() / 1000)
 
@@ -69,21 +69,30 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
       },
     },
     async (request) => {
-      const claims = check(request.body.refresh, 'refresh')
+      let claims: Claims
+      try {
+        claims = check(request.body.refresh, 'refresh')
+      } catch (err) {
+        metrics.refreshes.invalid++
+        throw err
+      }
       const id = userIdOf(claims)
       const user = id === null ? null : await store.findUserById(id)
-      if (!user || !user.isActive) throw noActiveAccountForToken()
+      if (!user || !user.isActive) {
+        metrics.refreshes.invalid++
+        throw noActiveAccountForToken()
+      }
       const at = now()
       const next = jwt.rotateRefreshTokens ? tokens.issue('refresh', user.id, claims.sid, at) : undefined
-      await settle(
-        await store.rotateRefresh({
-          jti: claims.jti,
-          now: at,
-          graceSeconds: jwt.reuseGrace,
-          blacklistOld: jwt.rotateRefreshTokens && jwt.blacklistAfterRotation,
-          next: next && { jti: next.claims.jti, expiresAt: next.claims.exp },
-        }),
-      )
+      const outcome = await store.rotateRefresh({
+        jti: claims.jti,
+        now: at,
+        graceSeconds: jwt.reuseGrace,
+        blacklistOld: jwt.rotateRefreshTokens && jwt.blacklistAfterRotation,
+        next: next && { jti: next.claims.jti, expiresAt: next.claims.exp },
+      })
+      metrics.refreshes[outcome.result === 'blacklisted' ? (outcome.familyRevoked ? 'reuse_detected' : 'blacklisted') : outcome.result === 'rotated' ? 'rotated' : 'invalid']++
+      await settle(outcome)
       const access = tokens.issue('access', user.id, claims.sid, at)
       return next ? { access: access.token, refresh: next.token } : { access: access.token }
     },

@@ -22,6 +22,8 @@ interface Burst {
 }
 
 export class StoreHealth {
+  /** Every fault reported since the start (runway_store_errors_total). */
+  faults = 0
   private burst?: Burst
   private probed?: { at: number; result: Promise<StoreUnavailableError | undefined> }
 
@@ -32,6 +34,7 @@ export class StoreHealth {
 
   /** A store fault met by a request or a background task: logged on the first of a burst. */
   report(err: StoreUnavailableError, reqId?: string): void {
+    this.faults++
     const now = Date.now()
     const b = this.burst
     if (!b || now - b.lastAt > QUIET_MS) {
