@@ -1,0 +1,87 @@
+// One scrape describes the whole pm2 cluster: a real 2-worker cluster (pm2 from node_modules,
+// ecosystem.config.js --env production, a private copy of dist/), a known number of requests
+// pinned to each worker, and every scrape (whichever worker pm2's round robin hands it to) reads
+// exactly that count. Then a worker is killed and the cluster reloaded: scrapes stay whole.
+import t from 'tap'
+import http from 'node:http'
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { startPm2Cluster } from '../../src/stacks/pm2.js'
+import { freePort } from '../../src/stacks/process.js'
+import { connectToWorker, login, seedUser, stackEnv, staged } from '../helpers/runtime.js'
+import { parseExposition, total, type Sample } from '../helpers/metrics.js'
+
+const PER_WORKER = 25
+const copy = await staged(t, 'dist')
+await seedUser(copy.dir, 'alice')
+const metricsPort = await freePort()
+const stack = await startPm2Cluster({ cwd: copy.dir, instances: 2, env: stackEnv(copy.dir, { METRICS_PORT: String(metricsPort) }) })
+t.teardown(() => stack.stop())
+const socketDir = join(copy.dir, 'data', 'metrics')
+
+/** One scrape on a new connection (so pm2's round robin picks the worker that answers it). */
+const scrape = () =>
+  new Promise<{ samples: Sample[]; text: string }>((resolve, reject) => {
+    http
+      .get(`http://127.0.0.1:${metricsPort}/metrics`, { agent: false }, (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (c: string) => (text += c))
+        res.on('end', () => (res.statusCode === 200 ? resolve({ text, samples: parseExposition(text) }) : reject(new Error(`HTTP ${res.statusCode}: ${text}`))))
+      })
+      .on('error', reject)
+  })
+const meCount = (samples: Sample[], where: Record<string, string> = {}) => total(samples, 'runway_http_requests_total', { route: '/api/me/', method: 'GET', status: '2xx', ...where })
+
+t.test('a known number of requests, read exactly from one scrape, whichever worker answers it', async (t) => {
+  const [w0, w1] = [await connectToWorker(t, stack.url, '0'), await connectToWorker(t, stack.url, '1')]
+  const pair = await login(w0)
+  for (const c of [w0, w1]) {
+    for (let i = 0; i < PER_WORKER; i++) {
+      const r = await c.request('/api/me/', { token: pair.access })
+      if (r.status !== 200) throw new Error(`GET /api/me/: ${r.status}`)
+    }
+  }
+  const pids = new Set<string>()
+  for (let i = 0; i < 6; i++) {
+    const { samples } = await scrape()
+    t.equal(meCount(samples), 2 * PER_WORKER, `scrape ${i + 1}: ${2 * PER_WORKER} GET /api/me/ in total`)
+    t.same([meCount(samples, { worker: '0' }), meCount(samples, { worker: '1' })], [PER_WORKER, PER_WORKER], 'per worker')
+    t.equal(total(samples, 'runway_logins_total', { outcome: 'success' }), 1, 'the one login, on worker 0')
+    t.equal(total(samples, 'runway_metrics_workers', { state: 'answered' }), 2)
+    t.equal(total(samples, 'runway_ready'), 2, 'both workers ready')
+    for (const s of samples.filter((x) => x.name === 'process_start_time_seconds')) pids.add(`${s.labels.worker}@${s.value}`)
+  }
+  t.equal(pids.size, 2, 'start times of exactly two workers')
+  t.equal(readdirSync(socketDir).length, 2, 'one socket per worker')
+})
+
+t.test('a killed worker: its replacement is in the next scrape, its socket file is tidied away', async (t) => {
+  const before = await stack.workers()
+  const victim = before.find((w) => w.pmId === 1)!
+  process.kill(victim.pid, 'SIGKILL')
+  const deadline = Date.now() + 15_000
+  while (Date.now() < deadline) {
+    const now = (await stack.workers()).find((w) => w.pmId === 1)
+    if (now && now.pid !== victim.pid && now.status === 'online') break
+  }
+  await stack.waitForWorkers()
+  // The replacement has sent 'ready' (its socket listens) once pm2 says online.
+  const { samples } = await scrape()
+  t.equal(total(samples, 'runway_metrics_workers', { state: 'answered' }), 2, 'two workers answered')
+  t.equal(total(samples, 'runway_metrics_workers', { state: 'failed' }), 0, 'the dead one is not a failure')
+  t.equal(meCount(samples, { worker: '0' }), PER_WORKER, 'worker 0 kept its count')
+  t.equal(meCount(samples, { worker: '1' }), 0, 'worker 1 is a new process: its counter restarted (a counter reset for Prometheus)')
+  t.notOk(readdirSync(socketDir).some((n) => n.endsWith(`-${victim.pid}.sock`)), 'no socket file of the killed process is left')
+})
+
+t.test('after pm2 reload every scrape holds the two new workers', async (t) => {
+  await stack.pm2(['reload', 'runway'])
+  const after = await stack.waitForWorkers()
+  for (let i = 0; i < 4; i++) {
+    const { samples } = await scrape()
+    t.equal(total(samples, 'runway_metrics_workers', { state: 'answered' }), 2, `scrape ${i + 1}: two workers`)
+    t.same(new Set(samples.filter((s) => s.name === 'runway_build_info').map((s) => s.labels.worker)), new Set(['0', '1']))
+  }
+  t.same(readdirSync(socketDir).map((n) => Number(/-([0-9]+)\.sock$/.exec(n)?.[1])).sort(), after.map((w) => w.pid).sort(), 'exactly the new workers have sockets')
+})
