@@ -7,6 +7,7 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'n
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
+import { freePort, startService, waitForHttp, type Service } from '../../src/stacks/process.js'
 import { SIGNING_KEY } from './app.js'
 
 /**
@@ -114,4 +115,29 @@ export function runServer(env: Record<string, string>, o: { uid?: number; gid?: 
       resolve({ code, stdout, stderr })
     })
   })
+}
+
+/**
+ * The API as a real child process (`node src/server.ts` through tsx) on a free port, optionally
+ * under `ulimit -n`, stopped (its whole process group) at teardown. Logs go to `logFile`.
+ */
+export async function startServerProcess(
+  t: Test,
+  env: Record<string, string>,
+  o: { nofile?: number; logFile: string },
+): Promise<{ url: string; service: Service }> {
+  const port = await freePort()
+  const node = `env -u NODE_OPTIONS ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(join(ROOT, 'src', 'server.ts'))}`
+  const service = startService({
+    name: 'api',
+    command: 'sh',
+    args: ['-c', `${o.nofile ? `ulimit -n ${o.nofile} && ` : ''}exec ${node}`],
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmpdir(), NODE_ENV: 'test', ENV_FILE: '/nonexistent', JWT_SIGNING_KEY: SIGNING_KEY, HOST: '127.0.0.1', PORT: String(port), ...env },
+    logFile: o.logFile,
+  })
+  t.teardown(() => service.stop(5000))
+  const url = `http://127.0.0.1:${port}`
+  await waitForHttp(`${url}/readyz`, { service, timeoutMs: 60_000 })
+  return { url, service }
 }
