@@ -3,6 +3,7 @@
 // test/register.test.ts).
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
+import { createRequire } from 'node:module'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,6 +11,17 @@ import { commonPasswords, PasswordMessages, passwordProblems } from '../src/auth
 import { call, createUser, login, PASSWORD, startApp } from './helpers/app.js'
 
 const { similar, tooShort, common, numeric } = PasswordMessages
+const listLoaded = () => Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('@zxcvbn-ts/language-common'))
+
+// First in this file (its own process): nothing has asked for the list yet.
+t.test('the common-password list is loaded on the first check, not when a worker starts', async (t) => {
+  const { url, store } = await startApp(t, { REGISTRATION_ENABLED: 'true' })
+  await createUser(store)
+  await login(url)
+  t.equal(listLoaded(), false, 'an app that started and served a login holds no list')
+  await passwordProblems('x', '')
+  t.equal(listLoaded(), true)
+})
 
 t.test('Django\'s messages', async (t) => {
   t.equal(tooShort, 'This password is too short. It must contain at least 8 characters.')
