@@ -259,7 +259,9 @@ export function parseCors(originsText: string, regexesText: string, credentials:
     try {
       url = new URL(o)
     } catch {}
-    if (!url || !/^https?:$/.test(url.protocol) || url.origin !== o) {
+    // WHATWG URLs allow quotes and semicolons in host names; origins here must be plain host names
+    // (they also go into nginx's config).
+    if (!url || !/^https?:$/.test(url.protocol) || url.origin !== o || !/^https?:\/\/(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?$/.test(o)) {
       const hint = url && /^https?:$/.test(url.protocol) ? `; write it as ${url.origin}` : ''
       throw new ConfigError(`CORS_ALLOWED_ORIGINS has ${JSON.stringify(o)}: expected an origin such as https://app.example.com (scheme and host, optional port, no path)${hint}`)
     }

@@ -106,6 +106,7 @@ t.test('settings are checked at start', async (t) => {
     [{ CORS_ALLOWED_ORIGINS: 'app.example.com' }, /expected an origin such as https:\/\/app.example.com/],
     [{ CORS_ALLOWED_ORIGINS: 'https://App.example.com' }, /write it as https:\/\/app.example.com/],
     [{ CORS_ALLOWED_ORIGINS: '*, https://a.example' }, /mixes \*/],
+    [{ CORS_ALLOWED_ORIGINS: 'https://app.example.com";' }, /expected an origin/],
     [{ CORS_ALLOWED_ORIGINS: '*', CORS_ALLOW_CREDENTIALS: 'true' }, /cannot be combined with CORS_ALLOW_CREDENTIALS=true/],
     [{ CORS_ALLOWED_ORIGIN_REGEXES: 'https://(' }, /CORS_ALLOWED_ORIGIN_REGEXES has "https:\/\/\(": not a regular expression/],
     [{ CORS_PREFLIGHT_MAX_AGE: '-1' }, /CORS_PREFLIGHT_MAX_AGE/],

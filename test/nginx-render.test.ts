@@ -45,6 +45,8 @@ if (bin) {
     ['site, one address, IPv4 only, no rate limit, no default server', { serverNames: ['api.local'], upstreams: ['127.0.0.1:3000'], ...cert, ...logs, listen: '127.0.0.1', ipv6: false, rate: 'off', defaultServer: false }],
     ['standalone, TLS', { variant: 'standalone', prefix: join(dir, 'p1'), upstreams: ['127.0.0.1:3000', '127.0.0.1:3001'], ...cert, httpPort: 18080, httpsPort: 18443, workers: 1 }],
     ['standalone, plain HTTP', { variant: 'standalone', prefix: join(dir, 'p2'), upstreams: ['127.0.0.1:3000'], tls: false, rate: 'off' }],
+    ['site, TLS, CORS origins and regexes with credentials', { serverNames: ['api.local'], upstreams: ['127.0.0.1:3000'], ...cert, ...logs, corsOrigins: ['https://app.example.com', 'null'], corsOriginRegexes: ['https://[a-z0-9-]+\\.example\\.com(:[0-9]{2,5})?'], corsCredentials: true }],
+    ['standalone, plain HTTP, CORS any origin', { variant: 'standalone', prefix: join(dir, 'p3'), upstreams: ['127.0.0.1:3000'], tls: false, corsOrigins: ['*'] }],
   ]
   for (const [name, input] of variants) {
     t.test(`renders and passes nginx -t: ${name}`, async (t) => {
@@ -109,7 +111,7 @@ if (bin) {
     const many = directives(renderNginx(variants[1]![1]).text)
     for (const u of ['10.0.0.1:3000', '10.0.0.2:3000', 'localhost:3000', '[::1]:3000', 'unix:/run/runway.sock']) t.ok(many.includes(`server ${u} max_fails=1 fail_timeout=10s;`), u)
     t.ok(many.includes('add_header Retry-After "2" always;') && many.includes(`return 429 '{"detail":"Request was throttled. Expected available in 2 seconds."}\\n';`), '30r/m: Retry-After 2')
-    t.ok(many.includes('client_max_body_size 1m;') && many.includes('limit_req_zone $binary_remote_addr zone=runway_token:10m rate=30r/m;') && many.includes('proxy_read_timeout 45s;'))
+    t.ok(many.includes('client_max_body_size 1m;') && many.includes('limit_req_zone $runway_token_limit_key zone=runway_token:10m rate=30r/m;') && many.includes('proxy_read_timeout 45s;'))
     t.ok(many.includes('server_name api.example.com www.example.com;'))
     t.ok(many.includes('set_real_ip_from 10.1.0.0/16;') && many.includes('set_real_ip_from fd00::/8;') && many.includes('real_ip_header X-Forwarded-For;'), 'real client address from a load balancer')
     t.notMatch(text, /set_real_ip_from/, 'no real_ip without --real-ip-from')
@@ -196,6 +198,15 @@ t.test('invalid values are refused before rendering, naming the flag', async (t)
     ['name', { name: 'Bad-Name' }],
     ['workers', { variant: 'standalone', prefix: '/tmp/x', workers: 0 }],
     ['nginx-version', { nginxVersion: 'latest' }],
+    ['cors-origin', { corsOrigins: ['https://app.example.com/'] }],
+    ['cors-origin', { corsOrigins: ['app.example.com'] }],
+    ['cors-origin', { corsOrigins: ['https://app.example.com";'] }],
+    ['cors-origin', { corsOrigins: ['*', 'https://app.example.com'] }],
+    ['cors-credentials', { corsOrigins: ['*'], corsCredentials: true }],
+    ['cors-origin-regex', { corsOriginRegexes: ['https://('] }],
+    ['cors-origin-regex', { corsOriginRegexes: ['https://a"b'] }],
+    ['cors-origin-regex', { corsOriginRegexes: ['https://a b'] }],
+    ['cors-origin-regex', { corsOriginRegexes: ['https://a\\'] }],
   ]
   for (const [flag, change] of bad) {
     const input = { ...ok, ...change }
@@ -289,6 +300,47 @@ t.test('CLI, as a real process: defaults from the app config, values from the en
   r = run(['tls', 'self-signed', '--out', join(cwd, 'tls'), '--name', 'bad_name!'])
   t.equal(r.code, 2)
   t.match(r.err, /^runway tls: --name "bad_name!" is invalid/)
+})
+
+t.test('CORS: preflights never count against the rate limit; origins only when rendered with them', async (t) => {
+  const base: NginxInput = { serverNames: ['api.local'], upstreams: ['127.0.0.1:3000'], tls: false }
+  const plain = directives(renderNginx(base).text)
+  t.ok(plain.includes('limit_req_zone $runway_token_limit_key zone=runway_token:10m rate=5r/s;'))
+  t.ok(plain.includes('OPTIONS "";'), 'an empty key for OPTIONS: not counted')
+  t.notOk(plain.some((l) => /Access-Control|cors/.test(l)), 'no CORS header or map without origins')
+  const text = directives(renderNginx({ ...base, corsOrigins: ['https://app.example.com'], corsOriginRegexes: ['https://[a-z]+\\.example\\.org'] }).text)
+  const map = text.slice(text.indexOf('map $http_origin $runway_cors_origin {'), text.indexOf('map $http_origin $runway_cors_origin {') + 6)
+  t.strictSame(map, ['map $http_origin $runway_cors_origin {', 'default "";', '"null" "";', '"https://app.example.com" "https://app.example.com";', '"~^(?:https://[a-z]+\\.example\\.org)$" $http_origin;', '}'])
+  t.equal(text.filter((l) => l === 'add_header Access-Control-Allow-Origin $runway_cors_origin always;').length, 8 * 2, 'on each of the 8 JSON errors, in the site and the default server')
+  const any = directives(renderNginx({ ...base, corsOrigins: ['*'] }).text)
+  t.ok(any.includes('default "*";') && any.includes('"null" "";'), '* is any origin but null')
+})
+
+t.test('CLI --cors-from-app renders the app\'s own CORS settings', async (t) => {
+  const cwd = mkdtempSync(join(tmpdir(), 'runway-nginx-cors-'))
+  t.teardown(() => rmSync(cwd, { recursive: true, force: true }))
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  for (const k of Object.keys(env)) if (k.startsWith('NGINX_') || k.startsWith('CORS_')) delete env[k]
+  const run = (args: string[], extra: Record<string, string> = {}) => {
+    const r = spawnSync(process.execPath, [runwayBin, ...args], { cwd, encoding: 'utf8', env: { ...env, ...extra }, timeout: 60_000 })
+    return { code: r.status, out: r.stdout, err: r.stderr }
+  }
+  writeFileSync(join(cwd, '.env'), 'CORS_ALLOWED_ORIGINS=https://app.example.com\nCORS_ALLOWED_ORIGIN_REGEXES=https://[a-z]+\\.example\\.org\nCORS_ALLOW_CREDENTIALS=true\n')
+  let r = run(['nginx', 'render', '--server-name', 'api.local', '--no-tls', '--cors-from-app'])
+  t.equal(r.code, 0, r.err)
+  t.match(r.out, /"https:\/\/app\.example\.com" "https:\/\/app\.example\.com";/)
+  t.match(r.out, /"~\^\(\?:https:\/\/\[a-z\]\+\\\.example\\\.org\)\$" \$http_origin;/)
+  t.match(r.out, /add_header Access-Control-Allow-Credentials \$runway_cors_credentials always;/)
+  r = run(['nginx', 'render', '--server-name', 'api.local', '--no-tls', '--cors-from-app', '--cors-origin', 'https://x.example'])
+  t.equal(r.code, 2)
+  t.match(r.err, /--cors-from-app takes the origins from the app/)
+  writeFileSync(join(cwd, '.env'), 'CORS_ALLOWED_ORIGINS=https://app.example.com/\n')
+  r = run(['nginx', 'render', '--server-name', 'api.local', '--no-tls', '--cors-from-app'])
+  t.equal(r.code, 78)
+  t.match(r.err, /configuration error: CORS_ALLOWED_ORIGINS has "https:\/\/app\.example\.com\/"/)
+  r = run(['nginx', 'render', '--server-name', 'api.local', '--no-tls', '--cors-origin', 'https://app.example.com/'])
+  t.equal(r.code, 2)
+  t.match(r.err, /^runway nginx: --cors-origin "https:\/\/app\.example\.com\/" is invalid: expected an origin/)
 })
 
 t.test('CLI commands: stdout, lists from the environment, --check, --help', async (t) => {

@@ -3,7 +3,7 @@
 // semicolons or braces) because the templates insert them verbatim.
 import { isIPv4, isIPv6 } from 'node:net'
 import { isAbsolute } from 'node:path'
-import { durationMs } from '../config.js'
+import { ConfigError, durationMs, parseCors, type CorsSettings } from '../config.js'
 import type { TemplateValues } from './template.js'
 
 export type Variant = 'site' | 'standalone'
@@ -47,6 +47,13 @@ export interface NginxInput {
   accessLog?: string
   /** Version of the nginx that will load the file (decides the http2 syntax). */
   nginxVersion?: string
+  /**
+   * The app's CORS_ALLOWED_ORIGINS / _REGEXES / CORS_ALLOW_CREDENTIALS, so the errors nginx answers
+   * itself (429, 413, 502, 504…) are readable by the same browser origins as the app's answers.
+   */
+  corsOrigins?: string[]
+  corsOriginRegexes?: string[]
+  corsCredentials?: boolean
 }
 
 export interface NginxSettings {
@@ -75,6 +82,8 @@ export interface NginxSettings {
   workers: string
   accessLog: string
   http2Directive: boolean
+  /** Empty origins and regexes: no CORS headers on nginx's own errors (as the app: closed). */
+  cors: CorsSettings
 }
 
 /** A value that cannot go into the config: the message names the flag and what it expects. */
@@ -249,6 +258,28 @@ export function validate(input: NginxInput): NginxSettings {
   const workers = String(input.workers ?? 'auto')
   if (workers !== 'auto') integer('workers', workers, 1, 1, 256)
 
+  // The app's own rules (parseCors), each value checked on its own so the error names it.
+  const corsOrigins = input.corsOrigins ?? []
+  const corsRegexes = input.corsOriginRegexes ?? []
+  const corsCheck = (flag: string, value: string, origins: string, regexes: string, expected: string) => {
+    try {
+      parseCors(origins, regexes, false, 0)
+    } catch (err) {
+      if (err instanceof ConfigError) fail(flag, value, expected)
+      throw err
+    }
+  }
+  for (const o of corsOrigins) corsCheck('cors-origin', o, o, '', 'an origin as browsers send it, such as https://app.example.com (no path or trailing slash), null or *')
+  if (corsOrigins.includes('*') && corsOrigins.length > 1) fail('cors-origin', corsOrigins.join(','), '* alone (any origin) or a list of origins')
+  if (corsOrigins.includes('*') && input.corsCredentials) fail('cors-credentials', 'true', 'no credentials with --cors-origin * (any web site could act as the user)')
+  // Regexes go into the config inside double quotes: no quote, space or control character, and no
+  // trailing backslash (it would escape the closing quote).
+  for (const r of corsRegexes) {
+    corsCheck('cors-origin-regex', r, '', r, 'a regular expression')
+    if (!/^[\x21-\x7e]+$/.test(r) || r.includes('"') || /(^|[^\\])(\\\\)*\\$/.test(r)) fail('cors-origin-regex', r, 'a regular expression without quotes, spaces or a trailing backslash')
+  }
+  const cors = parseCors(corsOrigins.join(','), corsRegexes.join(' '), input.corsCredentials ?? false, 0)
+
   const version = input.nginxVersion ?? '1.22.0'
   if (!/^[0-9]+\.[0-9]+(\.[0-9]+)?$/.test(version)) fail('nginx-version', version, 'a version such as 1.22.1')
 
@@ -279,6 +310,7 @@ export function validate(input: NginxInput): NginxSettings {
     accessLog,
     // `listen … http2` is deprecated from 1.25.1 on, where `http2 on;` replaces it.
     http2Directive: versionAtLeast(version, [1, 25, 1]),
+    cors,
   }
 }
 
@@ -334,5 +366,22 @@ export function templateValues(s: NginxSettings): TemplateValues {
     prefix: s.prefix,
     conf_file: `${s.prefix}/conf/nginx.conf`,
     workers: s.workers,
+    cors: s.cors.origins.length > 0 || s.cors.originRegexes.length > 0,
+    cors_credentials: s.cors.credentials,
+    cors_map: corsMap(s.cors),
   }
+}
+
+/**
+ * The map from the request's Origin to the Access-Control-Allow-Origin nginx sends on its own
+ * errors: the same decision as the app's (src/plugins/cors.ts allowOrigin): exact origins, `null`
+ * only when listed, `*` for any other origin, regexes matching the whole origin.
+ */
+function corsMap(c: CorsSettings): string {
+  const lines = [`default ${c.origins.includes('*') ? '"*"' : '""'};`]
+  if (!c.origins.includes('null')) lines.push('"null" "";')
+  for (const o of c.origins) if (o !== '*') lines.push(`"${o}" "${o}";`)
+  // RegExp.source writes / as \/; both mean / to PCRE, the plain one reads better.
+  for (const re of c.originRegexes) lines.push(`"~${re.source.replaceAll('\\/', '/')}" $http_origin;`)
+  return lines.join('\n')
 }

@@ -44,6 +44,8 @@ export interface StartNginxOptions {
   /** Where nginx's own stdout/stderr go (default PREFIX/logs/nginx.out). */
   logFile?: string
   readyTimeoutMs?: number
+  /** Browser origins for the CORS headers on nginx's own errors (the app's CORS_* settings). */
+  cors?: { origins?: string[]; originRegexes?: string[]; credentials?: boolean }
 }
 
 export async function startNginx(o: StartNginxOptions): Promise<NginxStack> {
@@ -83,6 +85,9 @@ export async function startNginx(o: StartNginxOptions): Promise<NginxStack> {
       clientKeepaliveRequests: 1_000_000,
       proxyTimeout: o.proxyTimeout,
       nginxVersion: await nginxVersion(bin),
+      corsOrigins: o.cors?.origins,
+      corsOriginRegexes: o.cors?.originRegexes,
+      corsCredentials: o.cors?.credentials,
     })
     const conf = join(prefix, 'conf', 'nginx.conf')
     writeFileSync(conf, text)

@@ -38,6 +38,12 @@ bad one is a one-line error and nothing is written. --check also runs \`nginx -t
   --no-default-server     leave out the servers that drop unknown Host headers (when another
                           site in the same nginx already has them)
   --nginx-version V       target nginx version (default: the installed one, else 1.22)
+  --cors-from-app         the app's CORS_ALLOWED_ORIGINS, CORS_ALLOWED_ORIGIN_REGEXES and
+                          CORS_ALLOW_CREDENTIALS (from its environment/.env), so nginx's own errors
+                          (429, 413, 502, 504) are readable by the same browser origins
+  --cors-origin ORIGIN    or name them: an origin (repeatable); --cors-origin-regex RE (repeatable,
+                          whole-origin match, PCRE/JS common syntax); --cors-credentials
+Preflights (OPTIONS) always pass through to the app, never counted by --rate.
 Each option may also come from the environment as NGINX_<OPTION> (e.g. NGINX_SERVER_NAME,
 NGINX_UPSTREAM=host1:3000,host2:3000); flags win.
 
@@ -72,6 +78,10 @@ const options = {
   workers: { type: 'string' },
   name: { type: 'string' },
   'nginx-version': { type: 'string' },
+  'cors-from-app': { type: 'boolean' },
+  'cors-origin': { type: 'string', multiple: true },
+  'cors-origin-regex': { type: 'string', multiple: true },
+  'cors-credentials': { type: 'boolean' },
   out: { type: 'string' },
   check: { type: 'boolean' },
 } as const
@@ -101,10 +111,28 @@ function appDefaults(): { port: number; bodyLimit: number } {
   }
 }
 
+/** The app's CORS settings, validated by the app's own rules, as nginx options. */
+function appCors(): Pick<NginxInput, 'corsOrigins' | 'corsOriginRegexes' | 'corsCredentials'> {
+  try {
+    const raw = readEnv()
+    const c = loadConfig({ CORS_ALLOWED_ORIGINS: raw.CORS_ALLOWED_ORIGINS, CORS_ALLOWED_ORIGIN_REGEXES: raw.CORS_ALLOWED_ORIGIN_REGEXES, CORS_ALLOW_CREDENTIALS: raw.CORS_ALLOW_CREDENTIALS }).cors
+    if (!c.origins.length && !c.originRegexes.length) note('--cors-from-app: the app allows no browser origin (CORS_ALLOWED_ORIGINS is empty); nginx adds no CORS headers')
+    return { corsOrigins: c.origins, corsOriginRegexes: (raw.CORS_ALLOWED_ORIGIN_REGEXES ?? '').split(/\s+/).filter(Boolean), corsCredentials: c.credentials }
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(`configuration error: ${err.message}`, 78)
+    throw err
+  }
+}
+
 function input(values: Values, nginxVersionText: string | undefined): NginxInput {
   const app = appDefaults()
   const flagTrue = (f: keyof typeof options) => /^(1|true|yes)$/i.test(pick(values, f) ?? '')
+  const named = list(pick(values, 'cors-origin'))
+  const regexes = values['cors-origin-regex'] ?? process.env.NGINX_CORS_ORIGIN_REGEX?.split(/\s+/).filter(Boolean)
+  if (flagTrue('cors-from-app') && (named || regexes)) throw new CliError('--cors-from-app takes the origins from the app: drop --cors-origin/--cors-origin-regex, or --cors-from-app', 2)
+  const cors = flagTrue('cors-from-app') ? appCors() : { corsOrigins: named, corsOriginRegexes: regexes, corsCredentials: flagTrue('cors-credentials') }
   return {
+    ...cors,
     variant: pick(values, 'variant'),
     name: pick(values, 'name'),
     serverNames: list(pick(values, 'server-name')),
