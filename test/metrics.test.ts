@@ -10,6 +10,8 @@ import { join } from 'node:path'
 import { AppMetrics, createRegistry, LATENCY_BUCKETS } from '../src/metrics/app-metrics.js'
 import { appRegistry } from '../src/plugins/metrics.js'
 import { startMetricsListener, type ClusterSnapshot } from '../src/metrics/cluster.js'
+import { p99FromBuckets, workerFigures } from '../src/metrics/figures.js'
+import type { MetricJson } from '../src/metrics/app-metrics.js'
 import { loadConfig } from '../src/config.js'
 import { freePort } from '../src/stacks/process.js'
 import { call, createUser, login, startApp } from './helpers/app.js'
@@ -104,6 +106,38 @@ t.test('one scrape counts exactly the requests and outcomes sent', async (t) => 
   t.same(json.workers.map((w) => w.worker), ['w0'])
   t.equal(json.metrics.find((m) => m.name === 'runway_logins_total')?.values.length, 3)
   t.equal((await fetch(`http://127.0.0.1:${metricsPort}/other`)).status, 404)
+  t.equal((await call(url, '/metrics')).status, 404, 'the API port (what nginx proxies) has no /metrics')
+
+  // runway status's figures from two readings of the same endpoint.
+  const read = async () => (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics?format=json`)).json()) as ClusterSnapshot
+  const before = await read()
+  const started = Date.now()
+  for (let i = 0; i < 30; i++) await call(url, '/api/me/', { token: p2.access })
+  for (let i = 0; i < 10; i++) await call(url, '/api/me/')
+  const after = await read()
+  const [w] = workerFigures(before, after, (Date.now() - started) / 1000)
+  t.same({ worker: w!.worker, requests: w!.requests, errorRate: w!.errorRate, ready: w!.ready }, { worker: 'w0', requests: 40, errorRate: 0, ready: true }, 'figures: 40 requests in the window, no 5xx')
+  t.ok(w!.requestsPerSec > 0 && w!.p99Seconds! > 0 && w!.lagP99Seconds! >= 0 && w!.utilization! > 0 && w!.utilization! <= 1, `rate ${w!.requestsPerSec.toFixed(0)}/s, p99 ${w!.p99Seconds}, lag ${w!.lagP99Seconds}, busy ${w!.utilization}`)
+})
+
+t.test('figures: error rate, p99 as histogram_quantile, a restarted worker', async (t) => {
+  t.equal(p99FromBuckets(new Map([['0.001', 0], ['0.0025', 50], ['0.005', 100], ['+Inf', 100]])), 0.0025 + (0.0025 * 49) / 50, 'interpolated in its bucket')
+  t.equal(p99FromBuckets(new Map([['0.001', 0], ['+Inf', 10]])), 0.001, 'beyond the last bound: that bound')
+  t.equal(p99FromBuckets(new Map([['+Inf', 0]])), null)
+  const m = new AppMetrics()
+  const registry = createRegistry(m, { worker: '0', revokedSessions: () => 0, storeFaults: () => 0, ready: async () => true })
+  const snap = async (pid: number): Promise<ClusterSnapshot> => ({ workers: [{ worker: '0', pid, startedAt: 0 }], failed: [], metrics: (await registry.getMetricsAsJSON()) as unknown as MetricJson[] })
+  const me = m.route('/api/me/', 'GET')
+  for (let i = 0; i < 50; i++) me.record(200, 0.002)
+  const a = await snap(1)
+  for (let i = 0; i < 90; i++) me.record(200, 0.002)
+  for (let i = 0; i < 10; i++) me.record(503, 0.2)
+  const b = await snap(1)
+  const [f] = workerFigures(a, b, 10)
+  t.same({ requests: f!.requests, rate: f!.requestsPerSec, errorRate: f!.errorRate }, { requests: 100, rate: 10, errorRate: 0.1 })
+  t.ok(f!.p99Seconds! > 0.1 && f!.p99Seconds! <= 0.25, `p99 in the 0.1-0.25 s bucket (${f!.p99Seconds})`)
+  const [restarted] = workerFigures(a, await snap(2), 10)
+  t.equal(restarted!.requests, 150, 'a new pid: everything it counted is in the window')
 })
 
 t.test('metrics off (METRICS_PORT empty): requests are not counted', async (t) => {
