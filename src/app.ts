@@ -35,6 +35,8 @@ export interface AppDeps {
   prettyLogs?: boolean
   /** A pino destination stream (tests capture logs with it). */
   logStream?: NodeJS.WritableStream
+  /** Wait (retrying, logging each attempt) for a store that cannot answer at start; server.ts sets it. */
+  waitForStore?: boolean
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -85,7 +87,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(errorsPlugin)
   // First of the onRequest hooks: preflights are answered before anything else runs.
   await app.register(corsPlugin, { cors: config.cors })
-  await app.register(storePlugin, { store, closeStore: !deps.store })
+  await app.register(storePlugin, { store, closeStore: !deps.store, waitAtStart: deps.waitForStore ?? false })
   // Before every route, so each gets its counters (only counted when METRICS_PORT is set).
   await app.register(metricsPlugin, { metrics: new AppMetrics(), countRequests: config.metrics !== null })
   await app.register(securityPlugin, { config })

@@ -30,6 +30,11 @@ export const EnvSchema = Type.Object({
   PORT: Int(3000, 0, 65535, 'Port to listen on (0 picks a free one)'),
   DATA_DIR: Str('./data', 'Directory of the embedded SQLite database'),
   DATABASE_URL: Type.String({ default: '', pattern: '^(postgres(ql)?://.*)?$', description: 'PostgreSQL URL; empty = embedded SQLite in DATA_DIR', expected: 'empty, or a postgres:// URL' }),
+  DB_POOL_SIZE: Int(10, 1, 1000, 'PostgreSQL connections each process may open (see "Connections" in the README: hosts x workers x pool must stay under max_connections)'),
+  DB_IDLE_TIMEOUT: Duration('30s', 'A PostgreSQL connection idle this long is closed (0 = never)'),
+  DB_CONNECT_TIMEOUT: Duration('3s', 'Longest wait for a PostgreSQL connection (connect, or a free one from the pool); then 503'),
+  DB_STATEMENT_TIMEOUT: Duration('5s', 'PostgreSQL cancels a statement running longer (sent at connect; 0 = not sent, e.g. through PgBouncer)'),
+  DB_QUERY_TIMEOUT: Duration('6s', 'Longest wait for a PostgreSQL answer, even from a hung server; then 503 (0 = none)'),
   JWT_ALGORITHM: Enum(ALGORITHMS, 'HS256', 'Signing algorithm'),
   JWT_SIGNING_KEY: Str('', 'HMAC secret for HS* algorithms (at least 32 bytes in production)'),
   JWT_PRIVATE_KEY_FILE: Str('', 'PEM private key for RS256/ES256/EdDSA'),
@@ -51,7 +56,9 @@ export const EnvSchema = Type.Object({
   LOGIN_RATE_LIMIT_IP: Int(20, 0, 1000000, 'Login attempts per client IP per window (0 disables)'),
   LOGIN_RATE_LIMIT_USER: Int(10, 0, 1000000, 'Login attempts per username per window (0 disables)'),
   LOGIN_RATE_LIMIT_WINDOW: Duration('1m', 'Login rate limit window'),
-  REVOCATION_POLL_INTERVAL: Duration('250ms', 'How often each process checks the store for new revocations'),
+  REVOCATION_POLL_INTERVAL: Duration('250ms', 'How often each process checks the store for new revocations when they are not pushed'),
+  REVOCATION_PUSH: Enum(['listen', 'off'], 'listen', 'PostgreSQL: learn of revocations by LISTEN/NOTIFY (polling only as a safety net every 5 s); off = poll every REVOCATION_POLL_INTERVAL'),
+  REVOCATION_LISTEN_URL: Type.String({ default: '', pattern: '^(postgres(ql)?://.*)?$', description: 'Direct PostgreSQL connection for LISTEN when DATABASE_URL goes through a transaction-pooling PgBouncer; empty = DATABASE_URL', expected: 'empty, or a postgres:// URL' }),
   AUTH_USER_CACHE_TTL: Duration('5s', 'How long each process reuses the user behind a token without reading the store (0 disables); any revocation drops it at once'),
   AUTH_USER_CACHE_MAX_STALE: Duration('60s', 'During a store fault, authenticated requests of users seen this recently are still served from the cache'),
   WORKER_HEADER: Enum(['auto', 'true', 'false'], 'auto', 'Send x-runway-worker with the pm2 instance id; auto = on outside production'),
@@ -88,6 +95,8 @@ export interface Config {
   dataDir: string
   /** PostgreSQL connection URL, or '' for the embedded SQLite store. */
   databaseUrl: string
+  /** PostgreSQL pool and timeouts (milliseconds); unused with SQLite. */
+  db: { poolSize: number; idleTimeoutMs: number; connectTimeoutMs: number; statementTimeoutMs: number; queryTimeoutMs: number; listenUrl: string | null }
   jwt: {
     algorithm: Algorithm
     signingKey: string
@@ -200,6 +209,14 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     port: e.PORT,
     dataDir: resolve(e.DATA_DIR),
     databaseUrl: e.DATABASE_URL,
+    db: {
+      poolSize: e.DB_POOL_SIZE,
+      idleTimeoutMs: durationMs(e.DB_IDLE_TIMEOUT),
+      connectTimeoutMs: durationMs(e.DB_CONNECT_TIMEOUT),
+      statementTimeoutMs: durationMs(e.DB_STATEMENT_TIMEOUT),
+      queryTimeoutMs: durationMs(e.DB_QUERY_TIMEOUT),
+      listenUrl: e.REVOCATION_PUSH === 'off' ? null : e.REVOCATION_LISTEN_URL,
+    },
     jwt: {
       algorithm: e.JWT_ALGORITHM,
       signingKey: e.JWT_SIGNING_KEY,
@@ -324,6 +341,7 @@ function checkConsistency(c: Config): void {
   if (jwt.refreshLifetime <= 0) throw new ConfigError('REFRESH_TOKEN_LIFETIME must be longer than 0')
   if (c.sliding.lifetime <= 0) throw new ConfigError('SLIDING_TOKEN_LIFETIME must be longer than 0')
   if (c.sliding.refreshLifetime <= 0) throw new ConfigError('SLIDING_TOKEN_REFRESH_LIFETIME must be longer than 0')
+  if (c.db.connectTimeoutMs === 0) throw new ConfigError('DB_CONNECT_TIMEOUT must be longer than 0: without it a hung PostgreSQL holds every request')
   if (c.headersTimeoutMs > c.requestTimeoutMs) throw new ConfigError('HEADERS_TIMEOUT must not exceed REQUEST_TIMEOUT')
   if (c.metrics && c.metrics.port > 65535) throw new ConfigError(`METRICS_PORT=${c.metrics.port} is invalid: expected empty (off) or a port from 1 to 65535`)
   if (c.metrics && c.metrics.port === c.port) throw new ConfigError(`METRICS_PORT=${c.metrics.port} is the API's PORT: the metrics listener needs a port of its own`)

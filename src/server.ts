@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     throw err
   }
   const dev = config.env === 'development'
-  const app = await buildApp(config, { prettyLogs: dev && canPrettyPrint() })
+  const app = await buildApp(config, { prettyLogs: dev && canPrettyPrint(), waitForStore: true })
 
   // SIGINT/SIGTERM (and pm2's "shutdown" message): stop accepting, answer what arrives on open
   // keep-alive connections with `Connection: close` for up to a second, close the idle ones,

@@ -33,7 +33,7 @@ async function freshStore(t: Test): Promise<PostgresStore> {
   const admin = new pg.Client({ connectionString: URL })
   await admin.connect()
   await admin.query(`CREATE SCHEMA ${schema}`)
-  const store = new PostgresStore(URL, { schema, max: 4 })
+  const store = new PostgresStore(URL, { schema, poolSize: 4 })
   t.teardown(async () => {
     await store.close()
     await admin.query(`DROP SCHEMA ${schema} CASCADE`)

@@ -43,9 +43,14 @@ export default fp(
     })
 
     const tokens = new TokenService(app.jwt, keys, jwt, config.sliding)
-    // A store outage fails every poll (4 a second): those go to the once-per-burst fault log.
-    const revocations = new RevocationCache(app.store, config.revocationPollMs, jwt.accessLifetime, (err) =>
-      err instanceof StoreUnavailableError ? app.storeHealth.report(err) : app.log.error({ err }, 'revocation poll failed'),
+    // A store outage fails reads (4 a second when polling): logged once by the cache, and the
+    // StoreUnavailableError goes to the once-per-burst fault log that readiness reads too.
+    const revocations = new RevocationCache(
+      app.store,
+      config.revocationPollMs,
+      jwt.accessLifetime,
+      (err) => (err instanceof StoreUnavailableError ? app.storeHealth.report(err) : app.log.error({ err }, 'revocation read failed')),
+      (msg) => app.log.info(msg),
     )
     // The user behind a token, per process: dropped whenever a revocation is heard of.
     const users = new AuthUserCache(config.authUserCache.ttlMs, config.authUserCache.maxStaleMs)
@@ -87,6 +92,7 @@ export default fp(
         if (err instanceof TokenInvalid) throw notValid(err.reason)
         throw err
       }
+      if (!revocations.ready) throw new StoreUnavailableError('revocations not read yet')
       if (revocations.isRevoked(claims.sid)) throw notValid(TokenMessages.blacklisted, claims.token_type)
       const id = userIdOf(claims)
       if (id === null) throw errors.userNotFound()

@@ -63,6 +63,20 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   },
   // 3. Expired rate-limit counters are pruned in small batches (SqliteStore.maintain).
   'CREATE INDEX rate_limits_reset ON rate_limits (reset_at)',
+  // 4. The revocation log. Every revocation appends rows (one per session, plus one per user for
+  // user-wide revocations), so processes read only what is new since the last seq they saw,
+  // instead of re-reading every revoked session whenever one hot counter row moved.
+  `
+  CREATE TABLE revocations (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT,              -- NULL: the user as a whole (password change, deactivation, deletion)
+    user_id    INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL   -- no token of the session outlives this (epoch seconds)
+  );
+  CREATE INDEX revocations_expiry ON revocations (expires_at);
+  INSERT INTO revocations (session_id, user_id, expires_at)
+    SELECT id, user_id, expires_at FROM sessions WHERE revoked_at IS NOT NULL ORDER BY revoked_at;
+  `,
 ]
 
 /** The same schema for PostgreSQL; runway_schema records how many ran. */
@@ -101,4 +115,15 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `,
   // 2. Sessions outlive a deleted user, revoked (see the SQLite migration 2).
   'ALTER TABLE sessions DROP CONSTRAINT IF EXISTS sessions_user_id_fkey',
+  `
+  CREATE TABLE revocations (
+    seq        bigserial PRIMARY KEY,
+    session_id text,
+    user_id    bigint NOT NULL,
+    expires_at bigint NOT NULL
+  );
+  CREATE INDEX revocations_expiry ON revocations (expires_at);
+  INSERT INTO revocations (session_id, user_id, expires_at)
+    SELECT id, user_id, expires_at FROM sessions WHERE revoked_at IS NOT NULL ORDER BY revoked_at;
+  `,
 ]

@@ -5,5 +5,5 @@ import { SqliteStore } from './sqlite.js'
 import type { Store } from './store.js'
 
 export function openStore(config: Config): Store {
-  return config.databaseUrl ? new PostgresStore(config.databaseUrl) : SqliteStore.open(config.dataDir)
+  return config.databaseUrl ? new PostgresStore(config.databaseUrl, config.db) : SqliteStore.open(config.dataDir)
 }

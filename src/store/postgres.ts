@@ -2,9 +2,18 @@
 // behaviour as SqliteStore, proven by the shared suite in test/store/behaviour.ts. Rotation and
 // logout lock the token and its session row (SELECT … FOR UPDATE), so concurrent presentations
 // of one refresh token on any host serialize and exactly one wins.
+//
+// Faults: no database event may end the process. Every client, idle or checked out, has an
+// 'error' listener; every query has a client-side timeout (a SIGSTOPped server never answers) and
+// the server its statement_timeout; a failed connection is dropped from the pool, not reused.
+// Faults of the database (down, restarting, hung, out of connections, terminated backends) reach
+// callers as StoreUnavailableError (503 + Retry-After); client mistakes (a duplicate username) keep
+// their own errors.
 import pg from 'pg'
+import { parse as parseConnectionString } from 'pg-connection-string'
 import { POSTGRES_MIGRATIONS } from './migrations.js'
-import { DuplicateUserError, type AuthUser, type RevokedSession, type RotateOutcome, type Store, type User } from './store.js'
+import { CHANNEL, watchNotifications } from './pg-listen.js'
+import { DuplicateUserError, REVOCATION_LOG_KEEP_SECONDS, StoreUnavailableError, type AuthUser, type RevocationEntry, type RotateOutcome, type Store, type User } from './store.js'
 
 interface UserRow {
   id: string
@@ -26,38 +35,127 @@ const toUser = (r: UserRow): User => ({
 
 // Any 32-bit number, the same in every process: migrations hold this advisory lock.
 const MIGRATION_LOCK = 0x72756e77
+/** The database's clock, in epoch seconds and milliseconds: the one clock all hosts share. */
+const DB_NOW = 'floor(extract(epoch from clock_timestamp()))::bigint'
+const DB_NOW_MS = 'floor(extract(epoch from clock_timestamp()) * 1000)::bigint'
+
+export interface PostgresOptions {
+  /** Tests: the tables live in their own search_path. */
+  schema?: string
+  /** Connections this process may open (DB_POOL_SIZE). */
+  poolSize?: number
+  idleTimeoutMs?: number
+  /** Waiting for a connection, new or pooled (DB_CONNECT_TIMEOUT); URL connect_timeout wins. */
+  connectTimeoutMs?: number
+  /** Server-side statement_timeout sent at connect; 0 = not sent. URL statement_timeout wins. */
+  statementTimeoutMs?: number
+  /** Client-side limit on waiting for any answer; 0 = none. */
+  queryTimeoutMs?: number
+  /** Revocation push: LISTEN on this direct connection ('' = the main URL; null = no push, poll). */
+  listenUrl?: string | null
+}
+
+// SQLSTATE classes that mean "the database cannot serve now", not "this request is wrong":
+// 08 connection exception, 53 insufficient resources (53300 too many connections), 57 operator
+// intervention (57P01 admin shutdown, 57014 statement timeout), 58 system error, 40 transaction
+// rollback (serialization, deadlock), 55 object not in state (lock timeout), 28 invalid
+// authorization (credentials changed under a running fleet), 3D no such database.
+const UNAVAILABLE_CLASSES = new Set(['08', '53', '57', '58', '40', '55', '28', '3D'])
+// Errors pg raises itself, without a SQLSTATE, when the connection is lost or never answers.
+const DRIVER_FAULT = /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable|Cannot use a pool after calling end|connection error|ECONNRESET|ECONNREFUSED|EPIPE/i
+
+/** Is `err` a fault of the database or the network (as opposed to a bug or a client mistake)? */
+export function isDatabaseFault(err: unknown): boolean {
+  if (err instanceof StoreUnavailableError) return true
+  if (!(err instanceof Error)) return false
+  const { code, syscall } = err as { code?: unknown; syscall?: unknown }
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return UNAVAILABLE_CLASSES.has(code.slice(0, 2))
+  if (typeof syscall === 'string') return true // ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ENOTFOUND, ...
+  return DRIVER_FAULT.test(err.message)
+}
 
 export class PostgresStore implements Store {
   readonly kind = 'postgres'
   readonly pool: pg.Pool
+  /** host:port/database, for messages (never the password). */
+  readonly target: string
 
-  /** `schema` (tests) isolates the tables in their own search_path. */
-  constructor(url: string, opts: { schema?: string; max?: number } = {}) {
+  constructor(
+    readonly url: string,
+    private readonly opts: PostgresOptions = {},
+  ) {
+    const parsed = parseConnectionString(url)
+    this.target = `${parsed.host ?? 'localhost'}:${parsed.port ?? 5432}/${parsed.database ?? ''}`
+    // libpq's connect_timeout (seconds) in the URL; pg itself ignores it for pooled connections.
+    const urlConnectTimeout = Number((parsed as { connect_timeout?: string }).connect_timeout)
+    const statementTimeout = opts.statementTimeoutMs ?? 5000
+    const queryTimeout = opts.queryTimeoutMs ?? 6000
     this.pool = new pg.Pool({
+      // pg parses the URL itself, and its parameters (sslmode, sslrootcert, application_name,
+      // options, statement_timeout, ...) win over the options given here.
       connectionString: url,
-      max: opts.max ?? 10,
+      max: opts.poolSize ?? 10,
+      idleTimeoutMillis: opts.idleTimeoutMs ?? 30_000,
+      connectionTimeoutMillis: urlConnectTimeout > 0 ? urlConnectTimeout * 1000 : (opts.connectTimeoutMs ?? 3000),
+      ...(statementTimeout > 0 ? { statement_timeout: statementTimeout } : {}),
+      ...(queryTimeout > 0 ? { query_timeout: queryTimeout } : {}),
+      // TCP keepalives: a connection to a host that vanished (failover, cable) is noticed.
+      keepAlive: true,
       ...(opts.schema ? { options: `-c search_path=${opts.schema}` } : {}),
     })
-    // An idle client losing its connection must not crash the process; the next query reconnects.
+    // An idle client losing its connection (restart, pg_terminate_backend) must not crash the
+    // process: pg-pool drops it and the next query connects again.
     this.pool.on('error', () => {})
   }
 
+  /** Database faults become StoreUnavailableError; anything else is rethrown as it is. */
+  private wrap(err: unknown): never {
+    if (err instanceof StoreUnavailableError) throw err
+    if (!isDatabaseFault(err)) throw err
+    const cause = err as Error & { code?: string }
+    throw new StoreUnavailableError(`PostgreSQL at ${this.target} unavailable: ${cause.message}${cause.code ? ` (${cause.code})` : ''}`, { cause: err })
+  }
+
+  private async rows<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
+    try {
+      return (await this.pool.query<T>(sql, params)).rows
+    } catch (err) {
+      throw this.wrap(err)
+    }
+  }
+
   private async one<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T | undefined> {
-    return (await this.pool.query<T>(sql, params)).rows[0]
+    return (await this.rows<T>(sql, params))[0]
   }
 
   private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect()
+    let client: pg.PoolClient
+    try {
+      client = await this.pool.connect()
+    } catch (err) {
+      throw this.wrap(err)
+    }
+    // A checked-out client has no pool listener: without this one, the server ending the
+    // connection mid-transaction ("terminating connection due to administrator command") would
+    // be an unhandled 'error' event, and the process would exit.
+    let broken: unknown
+    const onError = (err: unknown) => {
+      broken ??= err
+    }
+    client.on('error', onError)
     try {
       await client.query('BEGIN')
       const result = await fn(client)
       await client.query('COMMIT')
       return result
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => {})
-      throw err
+      if (isDatabaseFault(err)) broken ??= err
+      else await client.query('ROLLBACK').catch((e: unknown) => (broken ??= e))
+      throw this.wrap(err)
     } finally {
-      client.release()
+      client.off('error', onError)
+      // A broken connection is destroyed, never handed to the next request.
+      client.release(broken instanceof Error ? broken : broken === undefined ? undefined : true)
     }
   }
 
@@ -76,7 +174,7 @@ export class PostgresStore implements Store {
   }
 
   async ping(): Promise<void> {
-    await this.pool.query('SELECT 1')
+    await this.rows('SELECT 1')
   }
 
   async close(): Promise<void> {
@@ -112,12 +210,38 @@ export class PostgresStore implements Store {
   }
 
   async listUsers(): Promise<User[]> {
-    return (await this.pool.query<UserRow>('SELECT * FROM users ORDER BY id')).rows.map(toUser)
+    return (await this.rows<UserRow>('SELECT * FROM users ORDER BY id')).map(toUser)
   }
 
+  /** Every session of the user and the user itself: marked, logged and announced in one statement. */
   private async revokeUser(c: pg.PoolClient, userId: number, reason: string) {
-    const r = await c.query('UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE user_id = $3 AND revoked_at IS NULL', [now(), reason, userId])
-    if (r.rowCount) await bump(c)
+    await c.query(
+      `WITH revoked AS (
+         UPDATE sessions SET revoked_at = ${DB_NOW}, revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL
+         RETURNING id, user_id, expires_at
+       ), logged AS (
+         INSERT INTO revocations (session_id, user_id, expires_at)
+         SELECT id, user_id, expires_at FROM revoked UNION ALL SELECT NULL, $1, ${DB_NOW}
+         RETURNING seq
+       )
+       SELECT pg_notify('${CHANNEL}', max(seq)::text) FROM logged`,
+      [userId, reason],
+    )
+  }
+
+  /** One session: marked, logged and announced (delivered at commit) in one statement. */
+  private async revokeSession(c: pg.PoolClient, sessionId: string, reason: string) {
+    await c.query(
+      `WITH revoked AS (
+         UPDATE sessions SET revoked_at = ${DB_NOW}, revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL
+         RETURNING id, user_id, expires_at
+       ), logged AS (
+         INSERT INTO revocations (session_id, user_id, expires_at) SELECT id, user_id, expires_at FROM revoked
+         RETURNING seq
+       )
+       SELECT pg_notify('${CHANNEL}', seq::text) FROM logged`,
+      [sessionId, reason],
+    )
   }
 
   async setPassword(userId: number, passwordHash: string): Promise<void> {
@@ -128,8 +252,8 @@ export class PostgresStore implements Store {
   }
 
   async upgradePasswordHash(userId: number, oldHash: string, newHash: string): Promise<boolean> {
-    const r = await this.pool.query('UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3', [newHash, userId, oldHash])
-    return r.rowCount === 1
+    const rows = await this.rows('UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3 RETURNING id', [newHash, userId, oldHash])
+    return rows.length === 1
   }
 
   async setActive(userId: number, active: boolean): Promise<void> {
@@ -147,7 +271,7 @@ export class PostgresStore implements Store {
   }
 
   async recordLogin(userId: number, at: number): Promise<void> {
-    await this.pool.query('UPDATE users SET last_login = $1 WHERE id = $2', [at, userId])
+    await this.rows('UPDATE users SET last_login = $1 WHERE id = $2', [at, userId])
   }
 
   async createSession(s: { sessionId: string; userId: number; refreshJti: string; issuedAt: number; expiresAt: number }): Promise<void> {
@@ -157,16 +281,21 @@ export class PostgresStore implements Store {
     })
   }
 
-  /** The token and its session, both locked until the transaction ends. */
+  /**
+   * The token and its session, both locked until the transaction ends, and the database's clock:
+   * retirement times are written and compared with it, never with the clocks of the hosts (a host
+   * 3 s ahead would otherwise turn a two-tab refresh into reuse detection).
+   */
   private async lockToken(c: pg.PoolClient, jti: string) {
-    return (
-      await c.query<{ session_id: string; retired_at: string | null; session_revoked_at: string | null }>(
-        `SELECT t.session_id, t.retired_at, s.revoked_at AS session_revoked_at
+    const row = (
+      await c.query<{ session_id: string; retired_at: string | null; session_revoked_at: string | null; db_now: string }>(
+        `SELECT t.session_id, t.retired_at, s.revoked_at AS session_revoked_at, ${DB_NOW} AS db_now
            FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
           WHERE t.jti = $1 FOR UPDATE OF t, s`,
         [jti],
       )
     ).rows[0]
+    return row && { ...row, db_now: Number(row.db_now) }
   }
 
   async rotateRefresh(r: { jti: string; now: number; graceSeconds: number; blacklistOld: boolean; next?: { jti: string; expiresAt: number } }): Promise<RotateOutcome> {
@@ -175,12 +304,11 @@ export class PostgresStore implements Store {
       if (!row) return { result: 'unknown' }
       if (row.session_revoked_at !== null) return { result: 'blacklisted', familyRevoked: false }
       if (row.retired_at !== null) {
-        if (r.now - Number(row.retired_at) < r.graceSeconds) return { result: 'blacklisted', familyRevoked: false }
-        await c.query("UPDATE sessions SET revoked_at = $1, revoked_reason = 'reuse_detected' WHERE id = $2", [r.now, row.session_id])
-        await bump(c)
+        if (row.db_now - Number(row.retired_at) < r.graceSeconds) return { result: 'blacklisted', familyRevoked: false }
+        await this.revokeSession(c, row.session_id, 'reuse_detected')
         return { result: 'blacklisted', familyRevoked: true }
       }
-      if (r.blacklistOld) await c.query('UPDATE refresh_tokens SET retired_at = $1 WHERE jti = $2', [r.now, r.jti])
+      if (r.blacklistOld) await c.query('UPDATE refresh_tokens SET retired_at = $1 WHERE jti = $2', [row.db_now, r.jti])
       if (r.next) {
         await c.query('INSERT INTO refresh_tokens (jti, session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)', [r.next.jti, row.session_id, r.now, r.next.expiresAt])
         await c.query('UPDATE sessions SET expires_at = GREATEST(expires_at, $1) WHERE id = $2', [r.next.expiresAt, row.session_id])
@@ -189,14 +317,13 @@ export class PostgresStore implements Store {
     })
   }
 
-  async blacklistRefresh(jti: string, at: number): Promise<RotateOutcome> {
+  async blacklistRefresh(jti: string, _at: number): Promise<RotateOutcome> {
     return this.tx(async (c): Promise<RotateOutcome> => {
       const row = await this.lockToken(c, jti)
       if (!row) return { result: 'unknown' }
       if (row.retired_at !== null || row.session_revoked_at !== null) return { result: 'blacklisted', familyRevoked: false }
-      await c.query('UPDATE refresh_tokens SET retired_at = $1 WHERE jti = $2', [at, jti])
-      await c.query("UPDATE sessions SET revoked_at = $1, revoked_reason = 'logout' WHERE id = $2", [at, row.session_id])
-      await bump(c)
+      await c.query('UPDATE refresh_tokens SET retired_at = $1 WHERE jti = $2', [row.db_now, jti])
+      await this.revokeSession(c, row.session_id, 'logout')
       return { result: 'rotated' }
     })
   }
@@ -212,13 +339,23 @@ export class PostgresStore implements Store {
     return row !== undefined
   }
 
-  async revocationVersion(): Promise<number> {
-    return Number((await this.one<{ value: string }>("SELECT value FROM counters WHERE name = 'revocations'"))!.value)
+  watchRevocations(onChange: () => void, onState: (listening: boolean, why: string) => void): { close(): Promise<void> } {
+    if (this.opts.listenUrl === null) {
+      onState(false, 'revocation push is off')
+      return { close: async () => {} }
+    }
+    const url = this.opts.listenUrl || this.url
+    const connectTimeoutMs = this.opts.connectTimeoutMs ?? 3000
+    return watchNotifications({ url, connectTimeoutMs, notify: (payload) => this.rows('SELECT pg_notify($1, $2)', [CHANNEL, payload]), onChange, onState })
   }
 
-  async revokedSessions(at: number): Promise<RevokedSession[]> {
-    const rows = await this.pool.query<{ id: string; expires_at: string }>('SELECT id, expires_at FROM sessions WHERE revoked_at IS NOT NULL AND expires_at > $1', [at])
-    return rows.rows.map((r) => ({ id: r.id, expiresAt: Number(r.expires_at) }))
+  async revocationsSince(after: number, o: { limit: number; notBefore: number; also?: number[] }): Promise<RevocationEntry[]> {
+    const rows = await this.rows<{ seq: string; session_id: string | null; user_id: string; expires_at: string }>(
+      `SELECT seq, session_id, user_id, expires_at FROM revocations
+        WHERE (seq > $1 OR seq = ANY($2::bigint[])) AND expires_at > $3 ORDER BY seq LIMIT $4`,
+      [after, o.also ?? [], o.notBefore, o.limit],
+    )
+    return rows.map((r) => ({ seq: Number(r.seq), sessionId: r.session_id, userId: Number(r.user_id), expiresAt: Number(r.expires_at) }))
   }
 
   async flushExpired(at: number): Promise<number> {
@@ -226,22 +363,26 @@ export class PostgresStore implements Store {
       const n = (await c.query('DELETE FROM refresh_tokens WHERE expires_at <= $1', [at])).rowCount ?? 0
       await c.query('DELETE FROM sessions WHERE expires_at <= $1 AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.session_id = sessions.id)', [at])
       await c.query('DELETE FROM rate_limits WHERE reset_at <= $1', [at * 1000])
+      await c.query('DELETE FROM revocations WHERE expires_at <= $1', [at - REVOCATION_LOG_KEEP_SECONDS])
       return n
     })
   }
 
+  /**
+   * Fixed windows on the database's clock (`at` only translates the answer into the caller's
+   * clock): hosts whose clocks disagree still share one window per key.
+   */
   async hit(key: string, windowMs: number, at: number): Promise<{ count: number; resetAt: number }> {
-    const row = await this.one<{ count: number; reset_at: string }>(
-      `INSERT INTO rate_limits (key, count, reset_at) VALUES ($1, 1, $2)
+    const row = await this.one<{ count: number; reset_at: string; db_now: string }>(
+      `INSERT INTO rate_limits (key, count, reset_at) VALUES ($1, 1, ${DB_NOW_MS} + $2)
          ON CONFLICT (key) DO UPDATE SET
-           count = CASE WHEN rate_limits.reset_at <= $3 THEN 1 ELSE rate_limits.count + 1 END,
-           reset_at = CASE WHEN rate_limits.reset_at <= $3 THEN EXCLUDED.reset_at ELSE rate_limits.reset_at END
-       RETURNING count, reset_at`,
-      [key, at + windowMs, at],
+           count = CASE WHEN rate_limits.reset_at <= EXCLUDED.reset_at - $2 THEN 1 ELSE rate_limits.count + 1 END,
+           reset_at = CASE WHEN rate_limits.reset_at <= EXCLUDED.reset_at - $2 THEN EXCLUDED.reset_at ELSE rate_limits.reset_at END
+       RETURNING count, reset_at, ${DB_NOW_MS} AS db_now`,
+      [key, windowMs],
     )
-    return { count: row!.count, resetAt: Number(row!.reset_at) }
+    return { count: row!.count, resetAt: at + Number(row!.reset_at) - Number(row!.db_now) }
   }
 }
 
-const bump = (c: pg.PoolClient) => c.query("UPDATE counters SET value = value + 1 WHERE name = 'revocations'")
 const now = () => Math.floor(Date.now() / 1000)

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { SQLITE_MIGRATIONS } from './migrations.js'
-import { DuplicateUserError, StoreNeedsOperatorError, StoreUnavailableError, type AuthUser, type RevokedSession, type RotateOutcome, type Store, type User } from './store.js'
+import { DuplicateUserError, REVOCATION_LOG_KEEP_SECONDS, StoreNeedsOperatorError, StoreUnavailableError, type AuthUser, type RevocationEntry, type RotateOutcome, type Store, type User } from './store.js'
 
 interface UserRow {
   id: number
@@ -169,18 +169,26 @@ export class SqliteStore implements Store {
       ),
       retire: db.prepare<[number, string]>('UPDATE refresh_tokens SET retired_at = ? WHERE jti = ? AND retired_at IS NULL'),
       extendSession: db.prepare<[number, string]>('UPDATE sessions SET expires_at = max(expires_at, ?) WHERE id = ?'),
+      // Log first (only sessions not yet revoked), then mark them: both in the caller's transaction.
+      logSession: db.prepare<[string]>(
+        'INSERT INTO revocations (session_id, user_id, expires_at) SELECT id, user_id, expires_at FROM sessions WHERE id = ? AND revoked_at IS NULL',
+      ),
+      logUserSessions: db.prepare<[number]>(
+        'INSERT INTO revocations (session_id, user_id, expires_at) SELECT id, user_id, expires_at FROM sessions WHERE user_id = ? AND revoked_at IS NULL',
+      ),
+      logUser: db.prepare<[number, number]>('INSERT INTO revocations (session_id, user_id, expires_at) VALUES (NULL, ?, ?)'),
       revokeSession: db.prepare<[number, string, string]>(
         'UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL',
       ),
       revokeUserSessions: db.prepare<[number, string, number]>(
         'UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE user_id = ? AND revoked_at IS NULL',
       ),
-      bumpVersion: db.prepare("UPDATE counters SET value = value + 1 WHERE name = 'revocations'"),
-      version: db.prepare<[], { value: number }>("SELECT value FROM counters WHERE name = 'revocations'"),
       sessionRevoked: db.prepare<[string], { revoked_at: number | null }>('SELECT revoked_at FROM sessions WHERE id = ?'),
-      revoked: db.prepare<[number], { id: string; expires_at: number }>(
-        'SELECT id, expires_at FROM sessions WHERE revoked_at IS NOT NULL AND expires_at > ?',
+      revocationsSince: db.prepare<[number, string, number, number], { seq: number; session_id: string | null; user_id: number; expires_at: number }>(
+        `SELECT seq, session_id, user_id, expires_at FROM revocations
+          WHERE (seq > ? OR seq IN (SELECT value FROM json_each(?))) AND expires_at > ? ORDER BY seq LIMIT ?`,
       ),
+      flushRevocations: db.prepare<[number]>('DELETE FROM revocations WHERE expires_at <= ?'),
       flushTokens: db.prepare<[number]>('DELETE FROM refresh_tokens WHERE expires_at <= ?'),
       flushSessions: db.prepare<[number]>(
         'DELETE FROM sessions WHERE expires_at <= ? AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.session_id = sessions.id)',
@@ -290,8 +298,17 @@ export class SqliteStore implements Store {
     })
   }
 
+  /** Every session of the user, and the user itself (for per-process caches of users). */
   private revokeUser(userId: number, reason: string) {
-    if (this.q.revokeUserSessions.run(now(), reason, userId).changes > 0) this.q.bumpVersion.run()
+    const at = now()
+    this.q.logUserSessions.run(userId)
+    this.q.logUser.run(userId, at)
+    this.q.revokeUserSessions.run(at, reason, userId)
+  }
+
+  private revokeSession(sessionId: string, reason: string, at: number) {
+    this.q.logSession.run(sessionId)
+    this.q.revokeSession.run(at, reason, sessionId)
   }
 
   async recordLogin(userId: number, at: number): Promise<void> {
@@ -324,8 +341,7 @@ export class SqliteStore implements Store {
         if (row.retired_at !== null) {
           if (r.now - row.retired_at < r.graceSeconds) return { result: 'blacklisted', familyRevoked: false }
           // A retired token came back: whoever holds it may have stolen it. End the whole family.
-          this.q.revokeSession.run(r.now, 'reuse_detected', row.session_id)
-          this.q.bumpVersion.run()
+          this.revokeSession(row.session_id, 'reuse_detected', r.now)
           return { result: 'blacklisted', familyRevoked: true }
         }
         if (r.blacklistOld) this.q.retire.run(r.now, r.jti)
@@ -345,8 +361,7 @@ export class SqliteStore implements Store {
         if (!row) return { result: 'unknown' }
         if (row.retired_at !== null || row.session_revoked_at !== null) return { result: 'blacklisted', familyRevoked: false }
         this.q.retire.run(at, jti)
-        this.q.revokeSession.run(at, 'logout', row.session_id)
-        this.q.bumpVersion.run()
+        this.revokeSession(row.session_id, 'logout', at)
         return { result: 'rotated' }
       }).immediate()
     })
@@ -366,12 +381,12 @@ export class SqliteStore implements Store {
     })
   }
 
-  async revocationVersion(): Promise<number> {
-    return this.guard(() => this.q.version.get()!.value)
-  }
-
-  async revokedSessions(at: number): Promise<RevokedSession[]> {
-    return this.guard(() => this.q.revoked.all(at).map((r) => ({ id: r.id, expiresAt: r.expires_at })))
+  async revocationsSince(after: number, o: { limit: number; notBefore: number; also?: number[] }): Promise<RevocationEntry[]> {
+    return this.guard(() =>
+      this.q.revocationsSince
+        .all(after, JSON.stringify(o.also ?? []), o.notBefore, o.limit)
+        .map((r) => ({ seq: r.seq, sessionId: r.session_id, userId: r.user_id, expiresAt: r.expires_at })),
+    )
   }
 
   async flushExpired(at: number): Promise<number> {
@@ -380,6 +395,7 @@ export class SqliteStore implements Store {
         const n = this.q.flushTokens.run(at).changes
         this.q.flushSessions.run(at)
         this.q.flushHits.run(at * 1000)
+        this.q.flushRevocations.run(at - REVOCATION_LOG_KEEP_SECONDS)
         return n
       }).immediate()
     })

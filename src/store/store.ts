@@ -20,8 +20,16 @@ export type RotateOutcome =
   /** Signed by us but never recorded (flushed after expiry, or another deployment's). */
   | { result: 'unknown' }
 
-export interface RevokedSession {
-  id: string
+/** flushExpired keeps revocation log entries this long past their expiry (slack for readers). */
+export const REVOCATION_LOG_KEEP_SECONDS = 86_400
+
+/** One row of the revocation log. */
+export interface RevocationEntry {
+  /** Position in the log: increases with every revocation. */
+  seq: number
+  /** The revoked session, or null for the user as a whole (password change, deactivation, deletion). */
+  sessionId: string | null
+  userId: number
   /** After this instant (epoch seconds) no token of the session can be valid anyway. */
   expiresAt: number
 }
@@ -74,10 +82,19 @@ export interface Store {
   blacklistRefresh(jti: string, now: number): Promise<RotateOutcome>
   /** For /api/token/verify/: is this token (refresh jti or session) dead? */
   isRevoked(t: { jti?: string; sessionId?: string }): Promise<boolean>
-  /** Increases whenever a session is revoked; cheap enough to poll several times a second. */
-  revocationVersion(): Promise<number>
-  /** Revoked sessions that could still hold unexpired tokens at `now`. */
-  revokedSessions(now: number): Promise<RevokedSession[]>
+  /**
+   * The revocation log after position `after` (0: from the start), oldest first, at most `limit`
+   * entries, skipping those that expired before `notBefore`; also the entries at positions `also`
+   * (positions a reader saw skipped: on PostgreSQL a transaction can commit a lower seq after a
+   * higher one). One indexed range read: cheap enough to poll several times a second.
+   */
+  revocationsSince(after: number, o: { limit: number; notBefore: number; also?: number[] }): Promise<RevocationEntry[]>
+  /**
+   * Push: calls `onChange` soon after any process recorded a revocation (PostgreSQL LISTEN/NOTIFY
+   * on a dedicated connection). `onState` says whether pushes currently arrive; while they do
+   * not, readers must poll. Absent: the store cannot push (SQLite: poll, it is one local file).
+   */
+  watchRevocations?(onChange: () => void, onState: (listening: boolean, why: string) => void): { close(): Promise<void> }
   /** Deletes expired refresh tokens and sessions; returns how many tokens went. */
   flushExpired(now: number): Promise<number>
 
