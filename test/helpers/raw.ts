@@ -10,7 +10,18 @@ export interface RawAnswer {
   closed: boolean
 }
 
-/** Writes `bytes`, half-closes, and reads until the server closes or `timeoutMs` passes. */
+/** The response after any interim 1xx ones (100 Continue before the answer to Expect). */
+function finalResponse(text: string): string {
+  let rest = text
+  while (/^HTTP\/1\.[01] 1[0-9]{2}/.test(rest)) {
+    const end = rest.indexOf('\r\n\r\n')
+    if (end < 0) break
+    rest = rest.slice(end + 4)
+  }
+  return rest
+}
+
+/** Writes `bytes`, and reads until the server closes or `timeoutMs` passes. */
 export function rawRequest(url: string, bytes: string | Buffer, timeoutMs = 5000): Promise<RawAnswer> {
   const { hostname, port } = new URL(url)
   return new Promise((resolve) => {
@@ -22,7 +33,7 @@ export function rawRequest(url: string, bytes: string | Buffer, timeoutMs = 5000
       done = true
       clearTimeout(timer)
       socket.destroy()
-      const text = Buffer.concat(chunks).toString('latin1')
+      const text = finalResponse(Buffer.concat(chunks).toString('latin1'))
       const m = /^HTTP\/1\.[01] ([0-9]{3})/.exec(text)
       resolve({ status: m ? Number(m[1]) : 0, text, closed })
     }
@@ -32,7 +43,7 @@ export function rawRequest(url: string, bytes: string | Buffer, timeoutMs = 5000
     socket.on('data', (d) => {
       chunks.push(d)
       // One complete response is enough: a keep-alive server would otherwise hold the socket.
-      const text = Buffer.concat(chunks).toString('latin1')
+      const text = finalResponse(Buffer.concat(chunks).toString('latin1'))
       const head = text.indexOf('\r\n\r\n')
       const len = /\r\ncontent-length: *([0-9]+)/i.exec(text)
       if (head >= 0 && (bodyless || (len && Buffer.byteLength(text, 'latin1') >= head + 4 + Number(len[1])))) finish(false)
