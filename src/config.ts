@@ -296,6 +296,13 @@ export function parseCors(originsText: string, regexesText: string, credentials:
       throw new ConfigError(`CORS_ALLOWED_ORIGIN_REGEXES has ${JSON.stringify(text)}: not a regular expression (${(err as Error).message})`)
     }
   })
+  // A regex that takes any origin (`.*`, `https?://.*`) with credentials is `*` with credentials.
+  const probe = 'https://cors-probe.invalid'
+  const anyOrigin = originRegexes.findIndex((re) => re.test(probe))
+  if (anyOrigin >= 0 && credentials) {
+    const text = regexesText.split(/\s+/).filter(Boolean)[anyOrigin]
+    throw new ConfigError(`CORS_ALLOWED_ORIGIN_REGEXES has ${JSON.stringify(text)}, which matches any origin (${probe}), and CORS_ALLOW_CREDENTIALS=true: any web site could make credentialed calls; match your own domains only`)
+  }
   return { origins, originRegexes, credentials, maxAgeSeconds }
 }
 

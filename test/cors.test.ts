@@ -109,6 +109,7 @@ t.test('settings are checked at start', async (t) => {
     [{ CORS_ALLOWED_ORIGINS: 'https://app.example.com";' }, /expected an origin/],
     [{ CORS_ALLOWED_ORIGINS: '*', CORS_ALLOW_CREDENTIALS: 'true' }, /cannot be combined with CORS_ALLOW_CREDENTIALS=true/],
     [{ CORS_ALLOWED_ORIGIN_REGEXES: 'https://(' }, /CORS_ALLOWED_ORIGIN_REGEXES has "https:\/\/\(": not a regular expression/],
+    [{ CORS_ALLOWED_ORIGIN_REGEXES: 'https://app\\.example\\.com https?://.*', CORS_ALLOW_CREDENTIALS: 'true' }, /has "https\?:\/\/\.\*", which matches any origin .* any web site could make credentialed calls/],
     [{ CORS_PREFLIGHT_MAX_AGE: '-1' }, /CORS_PREFLIGHT_MAX_AGE/],
   ]
   for (const [env, message] of bad) t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))

@@ -203,6 +203,7 @@ t.test('invalid values are refused before rendering, naming the flag', async (t)
     ['cors-origin', { corsOrigins: ['https://app.example.com";'] }],
     ['cors-origin', { corsOrigins: ['*', 'https://app.example.com'] }],
     ['cors-credentials', { corsOrigins: ['*'], corsCredentials: true }],
+    ['cors-credentials', { corsOriginRegexes: ['.*'], corsCredentials: true }],
     ['cors-origin-regex', { corsOriginRegexes: ['https://('] }],
     ['cors-origin-regex', { corsOriginRegexes: ['https://a"b'] }],
     ['cors-origin-regex', { corsOriginRegexes: ['https://a b'] }],

@@ -278,7 +278,14 @@ export function validate(input: NginxInput): NginxSettings {
     corsCheck('cors-origin-regex', r, '', r, 'a regular expression')
     if (!/^[\x21-\x7e]+$/.test(r) || r.includes('"') || /(^|[^\\])(\\\\)*\\$/.test(r)) fail('cors-origin-regex', r, 'a regular expression without quotes, spaces or a trailing backslash')
   }
-  const cors = parseCors(corsOrigins.join(','), corsRegexes.join(' '), input.corsCredentials ?? false, 0)
+  let cors: CorsSettings
+  try {
+    cors = parseCors(corsOrigins.join(','), corsRegexes.join(' '), input.corsCredentials ?? false, 0)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    // What is left: a regex that takes any origin, with credentials.
+    return fail('cors-credentials', 'true', 'no credentials with a --cors-origin-regex that matches any origin')
+  }
 
   const version = input.nginxVersion ?? '1.22.0'
   if (!/^[0-9]+\.[0-9]+(\.[0-9]+)?$/.test(version)) fail('nginx-version', version, 'a version such as 1.22.1')
