@@ -54,6 +54,8 @@ export class RevocationCache {
     private readonly slackSeconds: number,
     private readonly onError: (err: unknown) => void = () => {},
     private readonly log: (msg: string) => void = () => {},
+    /** The clock (epoch ms); tests move it. */
+    private readonly clock: () => number = Date.now,
   ) {}
 
   /**
@@ -141,7 +143,7 @@ export class RevocationCache {
   }
 
   private async load(): Promise<void> {
-    const nowMs = Date.now()
+    const nowMs = this.clock()
     const notBefore = Math.floor(nowMs / 1000) - this.slackSeconds
     for (;;) {
       const also = this.gaps.size ? [...this.gaps.keys()] : undefined

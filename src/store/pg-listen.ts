@@ -28,7 +28,8 @@ export interface ListenOptions {
 export function watchNotifications(o: ListenOptions): { close(): Promise<void> } {
   let closed = false
   let client: pg.Client | undefined
-  let listening = false
+  /** Undefined until the first attempt ended: its outcome is always reported. */
+  let listening: boolean | undefined
   let failures = 0
   let timer: NodeJS.Timeout | undefined
   const probes = new Map<string, () => void>()
