@@ -13,8 +13,9 @@ import { releasesCommand } from './commands/releases.js'
 import { statusCommand } from './commands/status.js'
 import { compareCommand } from './commands/compare.js'
 import { loadtestCommand } from './commands/loadtest.js'
+import { reloadCommand, startCommand } from './commands/start.js'
 
-export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, releasesCommand, statusCommand, compareCommand, loadtestCommand]
+export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, releasesCommand, statusCommand, startCommand, reloadCommand, compareCommand, loadtestCommand]
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length))

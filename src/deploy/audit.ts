@@ -14,6 +14,8 @@ export interface AuditEntry {
   from: string | null
   to: string
   result: Result
+  /** The release `current` points to and serves after the attempt (null: nothing is live). */
+  live?: string | null
   reason?: string
   durationMs: number
 }

@@ -9,7 +9,7 @@
 // release and reloads it. Every attempt ends with one audit-log line.
 import { appendAudit, entry, failedReleases, readAudit, type Action, type AuditEntry, type Result } from './audit.js'
 import type { Artifact } from './artifact.js'
-import { linkSharedScript, prepareScript, pruneScript, readState, releaseName, releasesToPrune, saveSettings, switchScript, type TargetSettings, type TargetState } from './layout.js'
+import { inUseScript, linkSharedScript, prepareScript, pruneScript, readState, releaseName, releasesToPrune, saveSettings, switchScript, type TargetSettings, type TargetState } from './layout.js'
 import { acquireLock, readLock, type LockHolder } from './lock.js'
 import { configCheck, failed, preflight, type Check } from './preflight.js'
 import { reasonLine, q, type Target, TargetError } from './target.js'
@@ -163,17 +163,47 @@ interface Context {
   timing: DeployTiming
 }
 
-async function reload(ctx: Context, release: string): Promise<void> {
+/**
+ * The pm2 the daemon runs from, installed once per pm2 and Node version under shared/pm2/ (a
+ * hard-linked copy of a release's node_modules), never inside a release: the daemon spawns every
+ * worker (crash restarts, max_memory_restart) through its own copy of pm2, so a daemon started
+ * from releases/<name> would break the day pruning removes that release. While a daemon runs,
+ * the runtime it was started from (recorded in .runway/pm2-runtime) stays in use.
+ */
+export const pm2RuntimeScript = (settings: TargetSettings, release: string) =>
+  [
+    'set -e',
+    `rec=.runway/pm2-runtime; pidfile=${q(`${settings.pm2Home}/pm2.pid`)}`,
+    'if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && [ -s "$rec" ] && [ -d "$(cat "$rec")/node_modules/pm2" ]; then cat "$rec"; exit 0; fi',
+    `src=releases/${q(release)}/node_modules`,
+    'dir="$PWD/shared/pm2/$(node -p "require(\"./$src/pm2/package.json\").version")-$(node -p process.version)"',
+    'if [ ! -d "$dir/node_modules/pm2" ]; then',
+    '  tmp="$dir.tmp.$$"; rm -rf "$tmp"; mkdir -p "$tmp"',
+    '  cp -al "$src" "$tmp/node_modules" 2>/dev/null || cp -a "$src" "$tmp/node_modules"',
+    '  rm -rf "$dir"; mv -T "$tmp" "$dir"',
+    'fi',
+    // A daemon already running without a record (started by an older runway from a release)
+    // keeps its release in use; prune skips it (see inUseScript).
+    'mkdir -p .runway; echo "$dir" > "$rec.tmp"; mv -f "$rec.tmp" "$rec"',
+    'echo "$dir"',
+  ].join('\n')
+
+async function pm2Runtime(ctx: Context, release: string): Promise<string> {
+  return (await ctx.run.sh(pm2RuntimeScript(ctx.settings, release))).trim().split('\n').pop()!
+}
+
+async function reload(ctx: Context, release: string): Promise<string> {
   const root = ctx.run.target.root
-  const env = appEnv(ctx.settings, root)
-  // --preserve-symlinks: pm2 require()s the ecosystem file, and without it __dirname (the app's
-  // cwd and script path) would be the resolved releases/<name>, pinned into pm2's process list
-  // forever: a reload keeps a worker's original script path. With it they stay <root>/current/...,
-  // so every reload starts workers from whatever current points to at that moment.
-  await ctx.run.sh(
-    `cd ${q(root)} && ${env} node --preserve-symlinks releases/${q(release)}/node_modules/pm2/bin/pm2 startOrReload current/ecosystem.config.js --env production --update-env >/dev/null`,
+  const runtime = await pm2Runtime(ctx, release)
+  // Workers are started (or replaced one at a time, each only after its successor is ready) by
+  // remote.js roll; pm2 records <root>/current/... as their script and cwd (--preserve-symlinks),
+  // so every later restart starts from whatever current points to at that moment.
+  const r = await ctx.run.remote(
+    `cd ${q(root)} && ${appEnv(ctx.settings, root)} node releases/${q(release)}/dist/deploy/remote.js roll --pm2-root ${q(runtime)} --ecosystem ${q(`${root}/current/ecosystem.config.js`)}`,
     ctx.timing.healthTimeoutMs + 60_000,
   )
+  if (!r.ok) throw new Error(r.detail)
+  return r.detail
 }
 
 async function gate(ctx: Context, release: string): Promise<string> {
@@ -188,7 +218,8 @@ async function gate(ctx: Context, release: string): Promise<string> {
 
 async function savePm2(ctx: Context, release: string): Promise<void> {
   // The process list the systemd unit resurrects after a reboot (deploy/runway.service).
-  await ctx.run.sh(`${appEnv(ctx.settings, ctx.run.target.root)} node releases/${q(release)}/node_modules/pm2/bin/pm2 save --force >/dev/null`)
+  const runtime = await pm2Runtime(ctx, release)
+  await ctx.run.sh(`${appEnv(ctx.settings, ctx.run.target.root)} node ${q(`${runtime}/node_modules/pm2/bin/pm2`)} save --force >/dev/null`)
 }
 
 /**
@@ -199,14 +230,14 @@ async function activate(ctx: Context, to: string, from: string | null): Promise<
   const { run } = ctx
   try {
     await run.step('switch current', () => run.sh(switchScript(to)), () => `current -> releases/${to}`)
-    await run.step('pm2 startOrReload', () => reload(ctx, to))
+    await run.step('pm2 start/reload', () => reload(ctx, to), (d) => d)
     await run.step('health gate', () => gate(ctx, to), (d) => d)
   } catch (err) {
     const reason = `${(err as StepError).step ?? 'activate'}: ${(err as Error).message}`
     if (!from) {
       // Nothing was live before: take the failed release down again rather than leave it serving.
       await run
-        .step('roll back', () => run.sh(`${appEnv(ctx.settings, run.target.root)} node releases/${q(to)}/node_modules/pm2/bin/pm2 delete releases/${q(to)}/ecosystem.config.js >/dev/null 2>&1; rm -f current; true`), undefined, { cleanup: true })
+        .step('roll back', () => pm2Runtime(ctx, to).then((rt) => run.sh(`${appEnv(ctx.settings, run.target.root)} node ${q(`${rt}/node_modules/pm2/bin/pm2`)} delete releases/${q(to)}/ecosystem.config.js >/dev/null 2>&1; rm -f current; true`)), undefined, { cleanup: true })
         .catch(() => {})
       throw new RolledBack(`${reason}; nothing was live before, so the app was stopped and current removed`, null)
     }
@@ -321,7 +352,7 @@ function hostReport(run: HostRun, action: Action, release: string, from: string 
 async function deployHost(run: HostRun, state: TargetState, settings: TargetSettings, url: string, artifact: Artifact, name: string, breakLock: boolean, timing: DeployTiming): Promise<HostReport> {
   const { target } = run
   const started = Date.now()
-  const from = state.current
+  let from = state.current
   const report = hostReport(run, 'deploy', name, from, 'failed', [], 0)
   const lock = await run.step('lock', () => acquireLock(target, `deploy ${name}`, { breakLock }), (l) => (l.broke !== undefined ? `broke the lock held by ${l.broke ? `${l.broke.by} (${l.broke.command}, since ${l.broke.since})` : 'an unknown holder'}` : undefined)).catch((err: Error) => err)
   if (lock instanceof Error) {
@@ -331,6 +362,11 @@ async function deployHost(run: HostRun, state: TargetState, settings: TargetSett
   }
   const ctx: Context = { run, settings, url, timing }
   try {
+    // What is live is read under the lock: a deploy that finished while this one was in
+    // preflight or building changed it, and `from` is what a failure rolls back to.
+    from = (await readState(target)).current
+    report.from = from
+    report.live = from
     await saveSettings(target, settings)
     const rel = `releases/${name}`
     await run.step('upload', async () => {
@@ -355,14 +391,18 @@ async function deployHost(run: HostRun, state: TargetState, settings: TargetSett
     await run
       .step('prune', async () => {
         await savePm2(ctx, name)
-        const gone = releasesToPrune([...(await readState(target)).releases], name, settings.keep)
+        const inUse = new Set((await run.sh(inUseScript(target.root))).split('\n').filter(Boolean))
+        const candidates = releasesToPrune([...(await readState(target)).releases], name, settings.keep)
+        const gone = candidates.filter((r) => !inUse.has(r))
         await run.sh(`${pruneScript(gone)} && ${depsPruneScript(settings)}`)
-        return gone
-      }, (gone) => (gone.length ? `removed ${gone.join(', ')}` : `kept all ${settings.keep}`))
+        return { gone, kept: candidates.filter((r) => inUse.has(r)) }
+      }, ({ gone, kept }) => `${gone.length ? `removed ${gone.join(', ')}` : `kept all ${settings.keep}`}${kept.length ? `; kept ${kept.join(', ')}: a running process still uses it` : ''}`)
       .catch((err: Error) => run.reporter.info(`warning: ${target.label}: ${err.message} (the deploy itself succeeded)`))
   } catch (err) {
     if (err instanceof RolledBack) {
-      report.result = 'rolled-back'
+      // "rolled-back" only when the previous release is live again; a rollback that also failed
+      // (or had nothing to go back to) leaves nothing healthy: that is a failure.
+      report.result = err.live !== null && err.live === from ? 'rolled-back' : 'failed'
       report.reason = err.message
       report.live = err.live
     } else {
@@ -372,7 +412,7 @@ async function deployHost(run: HostRun, state: TargetState, settings: TargetSett
     }
   } finally {
     report.durationMs = Date.now() - started
-    await appendAudit(target, entry({ action: 'deploy', sha: artifact.revision.sha, from, to: name, result: report.result as Result, reason: report.reason, durationMs: report.durationMs })).catch((err: Error) =>
+    await appendAudit(target, entry({ action: 'deploy', sha: artifact.revision.sha, from, to: name, result: report.result as Result, live: report.live, reason: report.reason, durationMs: report.durationMs })).catch((err: Error) =>
       run.reporter.info(`could not write the audit log on ${target.label}: ${err.message}`),
     )
     await lock.release()
@@ -423,14 +463,11 @@ export interface RollbackOptions {
 }
 
 /** Switches back to an earlier release (default: the newest one before the live one that did not fail). */
-export async function rollback(o: RollbackOptions): Promise<HostReport> {
-  const timing = { ...DEFAULT_TIMING, ...o.timing }
-  const run = new HostRun(o.target, o.reporter)
+/** Which release a rollback goes to, from the target's state and audit log. */
+async function rollbackPlan(o: RollbackOptions): Promise<{ state: TargetState; from: string | null; to: string }> {
   const state = await readState(o.target)
-  const settings = { ...state.settings, ...o.overrides }
   const from = state.current
-  const log = await readAudit(o.target)
-  const bad = failedReleases(log)
+  const bad = failedReleases(await readAudit(o.target))
   let to = o.to
   if (to) {
     if (!state.releases.includes(to)) throw new TargetError(`no release ${to} on ${o.target.label}: see \`runway releases\``)
@@ -440,16 +477,35 @@ export async function rollback(o: RollbackOptions): Promise<HostReport> {
     to = older.pop()
     if (!to) throw new TargetError(`no earlier healthy release on ${o.target.label} to roll back to (live: ${from ?? 'nothing'}): see \`runway releases\``)
   }
-  const report = hostReport(run, 'rollback', to, from, 'planned', [], 0)
+  return { state, from, to }
+}
+
+/** Switches back to an earlier release (default: the newest one before the live one that did not fail). */
+export async function rollback(o: RollbackOptions): Promise<HostReport> {
+  const timing = { ...DEFAULT_TIMING, ...o.timing }
+  const run = new HostRun(o.target, o.reporter)
   if (o.dryRun) {
-    report.reason = `would switch ${o.target.label} from ${from ?? 'nothing'} to ${to}, pm2 startOrReload, health gate`
+    const { from, to } = await rollbackPlan(o)
+    const report = hostReport(run, 'rollback', to, from, 'planned', [], 0)
+    report.reason = `would switch ${o.target.label} from ${from ?? 'nothing'} to ${to}, pm2 start/reload, health gate`
     return report
   }
   const envCheck = await o.target.sh('test -e shared/.env')
   if (envCheck.code !== 0) throw new TargetError(`${o.target.root}/shared/.env is missing: nothing can run`)
-  const ctx: Context = { run, settings, url: healthUrl(settings, await appPort(o.target)), timing }
   const started = Date.now()
-  const lock = await run.step('lock', () => acquireLock(o.target, `rollback to ${to}`, { breakLock: o.breakLock }))
+  // The lock first, then the state: a deploy that finished meanwhile changed what is live.
+  const lock = await run.step('lock', () => acquireLock(o.target, `rollback${o.to ? ` to ${o.to}` : ''}`, { breakLock: o.breakLock }))
+  let plan: Awaited<ReturnType<typeof rollbackPlan>>
+  try {
+    plan = await rollbackPlan(o)
+  } catch (err) {
+    await lock.release()
+    throw err
+  }
+  const { state, from, to } = plan
+  const settings = { ...state.settings, ...o.overrides }
+  const ctx: Context = { run, settings, url: healthUrl(settings, await appPort(o.target)), timing }
+  const report = hostReport(run, 'rollback', to, from, 'failed', [], 0)
   const sha = to.split('-').pop() ?? ''
   try {
     await activate(ctx, to, from)
@@ -458,12 +514,12 @@ export async function rollback(o: RollbackOptions): Promise<HostReport> {
     await run.step('pm2 save', () => savePm2(ctx, to)).catch((err: Error) => run.reporter.info(`warning: ${o.target.label}: pm2 save: ${err.message}`))
   } catch (err) {
     if (!(err instanceof RolledBack)) throw err
-    report.result = 'rolled-back'
+    report.result = err.live === from && from !== null ? 'rolled-back' : 'failed'
     report.reason = err.message.replace(/rolled back to/, 'restored')
     report.live = err.live
   } finally {
     report.durationMs = Date.now() - started
-    await appendAudit(o.target, entry({ action: 'rollback', sha, from, to, result: report.result as Result, reason: report.reason, durationMs: report.durationMs }))
+    await appendAudit(o.target, entry({ action: 'rollback', sha, from, to, result: report.result as Result, live: report.live, reason: report.reason, durationMs: report.durationMs }))
     await lock.release()
   }
   return report
@@ -496,6 +552,8 @@ export interface StatusReport {
   health: { url: string; healthy: boolean; detail: string }
   workers: Array<{ id: number; pid: number; status: string; cwd: string; uptimeMs: number; restarts: number; memory: number }>
   pm2Error?: string
+  /** Why the target is not healthy (dead workers and their error line first), when it is not. */
+  reason?: string
   lastDeploy?: AuditEntry
 }
 
@@ -509,7 +567,7 @@ export async function status(target: Target, overrides: Partial<TargetSettings> 
   const r = await target.sh(`cd current && ${appEnv(settings, target.root)} node dist/deploy/remote.js probe --release "$(pwd -P)" --url ${q(url)}`, { timeoutMs: 60_000 })
   try {
     const p = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as Omit<StatusReport, 'target' | 'current'> & { ok: boolean }
-    return { ...base, healthy: p.ok, health: p.health, workers: p.workers, pm2Error: p.pm2Error }
+    return { ...base, healthy: p.ok, health: p.health, workers: p.workers, pm2Error: p.pm2Error, reason: p.reason }
   } catch {
     throw new TargetError(`cannot read the status on ${target.label}: ${reasonLine(r.stderr) || reasonLine(r.stdout)}`)
   }

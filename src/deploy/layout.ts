@@ -118,4 +118,11 @@ export function releasesToPrune(releases: string[], live: string | null, keep: n
   return sorted.filter((r) => !kept.has(r))
 }
 
+/**
+ * Releases a running process still uses (its working directory, command line or environment
+ * names releases/<name>): pm2's daemon and its workers. Pruning skips them whatever --keep says.
+ */
+export const inUseScript = (root: string) =>
+  `for d in /proc/[0-9]*; do { readlink "$d/cwd"; tr '\\0' '\\n' < "$d/cmdline"; tr '\\0' '\\n' < "$d/environ"; } 2>/dev/null; done | grep -o ${q(`${root}/releases/`)}'[^/[:space:]]*' | sed 's|.*/||' | sort -u; true`
+
 export const pruneScript = (names: string[]) => (names.length ? `rm -rf ${names.map((n) => `releases/${q(n)}`).join(' ')}` : 'true')

@@ -9,12 +9,16 @@
 //   gate --release DIR --url URL [--timeout MS]    after the reload: every pm2 worker of the app runs
 //                                                  from DIR, is online and stays up, and URL answers 200
 //   probe --url URL                                what `runway status` shows: workers and health
+//   roll --pm2-root DIR --ecosystem FILE [--timeout MS]
+//                                                  start the app under pm2, or replace its workers
+//                                                  one at a time, each only by a ready one (pm2-control.ts)
 import { spawn, execFile } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
-import { readFileSync, realpathSync } from 'node:fs'
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { errorLineSince, startOrRoll } from './pm2-control.js'
 import { reasonLine } from './target.js'
 
 interface AppConf {
@@ -122,7 +126,7 @@ function daemonRunning(): boolean {
 
 function pm2List(release: string): Promise<Worker[]> {
   if (!daemonRunning()) return Promise.reject(new Error(`no pm2 daemon running under PM2_HOME=${process.env.PM2_HOME ?? '(unset)'}`))
-  const bin = join(release, 'node_modules', 'pm2', 'bin', 'pm2')
+  const bin = join(pm2Root(release), 'node_modules', 'pm2', 'bin', 'pm2')
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [bin, 'jlist'], { maxBuffer: 64 << 20, timeout: 20_000 }, (err, stdout) => {
       if (err) return reject(new Error(`pm2 jlist failed: ${err.message.split('\n')[0]}`))
@@ -152,6 +156,27 @@ function pm2List(release: string): Promise<Worker[]> {
   })
 }
 
+/** The pm2 the daemon was started from (<root>/.runway/pm2-runtime), else the release's own. */
+function pm2Root(release: string): string {
+  try {
+    const dir = readFileSync(join(release, '..', '..', '.runway', 'pm2-runtime'), 'utf8').trim()
+    if (dir && existsSync(join(dir, 'node_modules', 'pm2'))) return dir
+  } catch {}
+  return release
+}
+
+/** The workers' merged error log (ecosystem.config.js: RUNWAY_LOG_DIR/runway.err.log). */
+const errLog = () => join(process.env.RUNWAY_LOG_DIR ?? '', 'runway.err.log')
+const logSize = () => (existsSync(errLog()) ? statSync(errLog()).size : 0)
+
+/** Why workers are not all online, in the words of their own log when it says. */
+function workersDown(workers: Worker[], logOffset: number): string | undefined {
+  const down = workers.filter((w) => w.status !== 'online')
+  if (!down.length) return undefined
+  const line = errorLineSince(errLog(), logOffset)
+  return `${down.length} of ${workers.length} workers ${down.map((w) => `${w.id} ${w.status} (restarts ${w.restarts})`).join(', ')}${line ? `: ${line}` : ''}`
+}
+
 const real = (p: string) => {
   try {
     return realpathSync(p)
@@ -170,9 +195,17 @@ async function gate(release: string, url: string, timeoutMs: number) {
   let restarts: string | undefined
   let last = 'not checked yet'
   let workers: Worker[] = []
+  const firstRestarts = new Map<number, number>()
   while (Date.now() - started < timeoutMs) {
     try {
       workers = await pm2List(release)
+      // A worker that exits or restarts will not get better by waiting: stop at once, quoting it.
+      for (const w of workers) if (!firstRestarts.has(w.id)) firstRestarts.set(w.id, w.restarts)
+      const crashed = workers.filter((w) => ['errored', 'stopped', 'waiting restart'].includes(w.status) || w.restarts > firstRestarts.get(w.id)!)
+      if (crashed.length) {
+        const line = errorLineSince(errLog(), 0) || 'no error line in the log'
+        return out({ ms: Date.now() - started, workers, detail: `worker ${crashed.map((w) => `${w.id} ${w.status} (restarts ${w.restarts})`).join(', ')} crashed: ${line}` }, false)
+      }
       // The directory each worker process really runs in: pm2 records <root>/current, which
       // resolves to the new release even for a worker that was never replaced.
       const wrong = workers.filter((w) => w.status !== 'online' || w.dir !== want)
@@ -210,13 +243,16 @@ async function probe(release: string, url: string) {
   }
   const r = url ? await get(url) : { error: 'no health URL' }
   const healthy = 'status' in r && r.status === 200
-  out({ workers, pm2Error, health: { url, healthy, detail: describe(r) } }, healthy && workers.length > 0 && workers.every((w) => w.status === 'online'))
+  // The real reason first: dead workers (with their own error line), no pm2, then the URL.
+  const down = workersDown(workers, Math.max(0, logSize() - (256 << 10)))
+  const reason = pm2Error ?? (!workers.length ? 'no pm2 workers for the app' : down) ?? (healthy ? undefined : `${url}: ${describe(r)}`)
+  out({ workers, pm2Error, reason, health: { url, healthy, detail: describe(r) } }, !reason)
 }
 
 async function main() {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { release: { type: 'string' }, url: { type: 'string' }, timeout: { type: 'string' } },
+    options: { release: { type: 'string' }, url: { type: 'string' }, timeout: { type: 'string' }, 'pm2-root': { type: 'string' }, ecosystem: { type: 'string' } },
   })
   const release = values.release ?? process.cwd()
   const timeout = Number(values.timeout ?? 30_000)
@@ -227,6 +263,10 @@ async function main() {
       return gate(release, values.url ?? '', timeout)
     case 'probe':
       return probe(release, values.url ?? '')
+    case 'roll': {
+      const r = await startOrRoll({ pm2Root: values['pm2-root'] ?? release, ecosystem: values.ecosystem ?? join(release, 'ecosystem.config.js'), readyTimeoutMs: values.timeout ? timeout : undefined, nodeArgs: ['--preserve-symlinks'] })
+      return out({ detail: r.detail, action: r.action }, true)
+    }
     default:
       throw new Error(`unknown verb ${positionals[0]}`)
   }

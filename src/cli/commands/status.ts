@@ -40,7 +40,7 @@ export const statusCommand: Command = {
     }
     print(values.json ? JSON.stringify(out) : out.map(render).join('\n'))
     const sick = out.filter((s) => !s.healthy)
-    if (sick.length && !values.json) throw new CliError(`${sick.map((s) => s.target).join(', ')} not healthy: ${sick[0]!.health.detail}`)
+    if (sick.length && !values.json) throw new CliError(`${sick.map((s) => s.target).join(', ')} not healthy: ${sick[0]!.reason ?? sick[0]!.health.detail}`)
     return sick.length ? 1 : 0
   },
 }
