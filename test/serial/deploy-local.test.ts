@@ -91,7 +91,7 @@ t.test('first deploy: v1 goes live under pm2 with the target\'s PM2_HOME', async
   t.equal(current(), v1)
   t.same(
     report.hosts[0].steps.map((s: { name: string }) => s.name),
-    ['preflight', 'build artifact', 'lock', 'upload', 'npm ci --omit=dev', 'link shared', 'migrate', 'verify', 'switch current', 'pm2 startOrReload', 'health gate', 'prune'],
+    ['preflight', 'build artifact', 'lock', 'upload', 'npm ci --omit=dev', 'link shared', 'migrate', 'verify', 'switch current', 'pm2 start/reload', 'health gate', 'prune'],
   )
   t.match(r.err, /✓ health gate +\d+\.\ds +2 workers online from this release/, 'each step is printed with its duration')
   t.match(JSON.parse(readFileSync(join(root, '.runway', 'target.json'), 'utf8')), { healthUrl: `${nginx.httpsUrl}/readyz`, workers: 2 }, 'the target remembers its settings')
@@ -178,7 +178,7 @@ t.test('Ctrl-C stops a deploy after the current step, leaving the live release a
   t.match(err, /SIGINT: stopping after the current step/)
   const host = JSON.parse(out).hosts[0]
   t.match(host, { result: 'failed', live: v1, reason: /^(migrate|verify|switch current): interrupted by SIGINT$/ })
-  t.notOk(host.steps.some((s: { name: string; ok: boolean }) => s.name === 'pm2 startOrReload'), 'it never reloaded pm2')
+  t.notOk(host.steps.some((s: { name: string; ok: boolean }) => s.name === 'pm2 start/reload'), 'it never reloaded pm2')
   t.equal(current(), v1, 'the live release is unchanged')
   t.notOk(existsSync(join(root, '.runway', 'lock')), 'the lock was released')
   t.match(log().pop(), { sha: 'v2', result: 'failed', reason: /interrupted by SIGINT/ })
@@ -222,7 +222,7 @@ t.test('a first deploy that fails its health gate leaves nothing running', async
   reapPm2(t, join(fresh, '.pm2'))
   const r = await runway(['deploy', '--path', fresh, '--workers', '1', '--deps-cache', DEPS_CACHE, '--json', '--artifact', art.sick!, '--health-timeout', '3'], { timeoutMs: 900_000 })
   t.equal(r.code, 1)
-  t.match(JSON.parse(r.out).hosts[0], { result: 'rolled-back', from: null, live: null, reason: /HTTP 503.*; nothing was live before, so the app was stopped and current removed$/ })
+  t.match(JSON.parse(r.out).hosts[0], { result: 'failed', from: null, live: null, reason: /HTTP 503.*; nothing was live before, so the app was stopped and current removed$/ })
   t.notOk(existsSync(join(fresh, 'current')), 'no current link')
   const s = JSON.parse((await runway(['status', '--path', fresh, '--json'])).out)[0]
   t.match(s, { current: null, healthy: false, workers: [] })
