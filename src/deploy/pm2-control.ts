@@ -152,7 +152,7 @@ export class Pm2Control {
       for (const p of procs) if (!first.has(p.pm_id) && p.pid > 0) first.set(p.pm_id, { pid: p.pid, restarts: p.pm2_env.restart_time })
       const dead = procs.find((p) => {
         const f = first.get(p.pm_id)
-        return ['errored', 'stopped', 'stopping'].includes(p.pm2_env.status) || (f && (p.pm2_env.restart_time > f.restarts || (p.pid > 0 && p.pid !== f.pid)))
+        return ['errored', 'stopped', 'stopping', 'waiting restart'].includes(p.pm2_env.status) || (f && (p.pm2_env.restart_time > f.restarts || (p.pid > 0 && p.pid !== f.pid)))
       })
       const missing = ids.filter((id) => !procs.some((p) => p.pm_id === id))
       if (dead || missing.length) {
@@ -195,12 +195,33 @@ export class Pm2Control {
     try {
       await this.awaitReady(app.name, ids, errLog, offset, timeoutMs)
     } catch (err) {
-      // Nothing served before, and these never became ready: leave no crash loop behind.
-      for (const id of ids) await this.call<void>((cb) => this.api.delete(id, (e) => cb(e, undefined))).catch(() => {})
+      // Nothing served before, and these never became ready: leave no crash loop behind (pm2 may
+      // have a restart pending for a worker that just crashed: delete until none is left).
+      // `pm2 start` is still launching (it waits for the workers itself): let it finish first.
+      await start.catch(() => {})
+      await this.deleteAll(app.name)
       throw err
     }
     await start.catch(() => {})
     return { action: 'started', workers: ids.length, detail: `${ids.length} workers started and ready` }
+  }
+
+  /**
+   * Deletes every process of the app, until none has come back for a second. A process that is
+   * still 'launching' is left until it settles: pm2 restarts one stopped in that state.
+   */
+  private async deleteAll(name: string): Promise<void> {
+    let quiet = 0
+    for (let i = 0; i < 120 && quiet < 4; i++) {
+      const procs = await this.workers(name)
+      quiet = procs.length ? 0 : quiet + 1
+      for (const p of procs.filter((x) => x.pm2_env.status !== 'launching')) await this.deleteId(p.pm_id).catch(() => {})
+      await sleep(250)
+    }
+  }
+
+  private deleteId(id: number): Promise<void> {
+    return this.call<void>((cb) => this.api.delete(id, (e) => cb(e, undefined)))
   }
 
   /** Starts a new copy of worker `fromId` and waits for it; returns its id, or deletes it and throws. */
@@ -212,7 +233,7 @@ export class Pm2Control {
       await this.awaitReady(name, [id], errLog, offset, timeoutMs)
       return id
     } catch (err) {
-      await this.call<void>((cb) => this.api.delete(id, (e) => cb(e, undefined))).catch(() => {})
+      await this.deleteId(id).catch(() => {})
       throw err
     }
   }
@@ -234,15 +255,15 @@ export class Pm2Control {
         throw new Pm2ControlError(`${err.message} (${replaced} of ${old.length} workers replaced; the others keep serving)`)
       })
       this.o.progress?.(`worker ${id} ready, stopping worker ${w.pm_id}`)
-      await this.call<void>((cb) => this.api.delete(w.pm_id, (e) => cb(e, undefined)))
+      await this.deleteId(w.pm_id)
       replaced++
     }
     let now = await this.workers(app.name)
-    while (now.length < app.instances) {
+    while (now.length && now.length < app.instances) {
       await this.addWorker(app.name, now[0]!.pm_id, errLog, timeoutMs)
       now = await this.workers(app.name)
     }
-    for (const extra of now.slice(app.instances)) await this.call<void>((cb) => this.api.delete(extra.pm_id, (e) => cb(e, undefined)))
+    for (const extra of now.slice(app.instances)) await this.deleteId(extra.pm_id)
     return { action: 'reloaded', workers: app.instances, detail: `${replaced} workers replaced one at a time, each after its successor was ready${app.instances !== old.length ? `; now ${app.instances} workers (was ${old.length})` : ''}` }
   }
 }
