@@ -20,7 +20,7 @@ async function nginx(o: Parameters<typeof startNginx>[0]): Promise<NginxStack> {
 
 if (bin) {
   // The app's own login limits are off: every 429 below is nginx's.
-  const app = await startApp(t, { CORS_ALLOWED_ORIGINS: APP, LOGIN_RATE_LIMIT_IP: '0', LOGIN_RATE_LIMIT_USER: '0' })
+  const app = await startApp(t, { CORS_ALLOWED_ORIGINS: APP, REGISTRATION_ENABLED: 'true', LOGIN_RATE_LIMIT_IP: '0', LOGIN_RATE_LIMIT_USER: '0' })
   await createUser(app.store, 'alice', PASSWORD)
   const edge = await nginx({ upstreams: [new URL(app.url).host], rateLimit: { rate: '1r/m', burst: 2 }, cors: { origins: [APP] } })
 
@@ -55,6 +55,13 @@ if (bin) {
     const denied = (await burst(EVIL, '127.0.0.7')).filter((r) => r.status === 429)
     t.ok(denied.length >= 1)
     for (const r of denied) t.notOk(r.headers['access-control-allow-origin'], 'no header for another origin')
+  })
+
+  t.test('sign-up is behind the same brake as login', async (t) => {
+    const burst = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => request(`${edge.httpUrl}/api/register/`, { localAddress: '127.0.0.8', json: { username: `u${i}`, password: PASSWORD } })),
+    )
+    t.ok(burst.filter((r) => r.status === 429).length >= 1, `429 from nginx (${burst.map((r) => r.status).join(' ')})`)
   })
 
   t.test("nginx's own 502 (no app) carries the header for an allowed origin", async (t) => {

@@ -28,7 +28,8 @@ bad one is a one-line error and nothing is written. --check also runs \`nginx -t
   --listen ADDR           bind address (default all; standalone 127.0.0.1); --ipv4-only: no [::]
   --real-ip-from CIDR     a load balancer in front of nginx whose X-Forwarded-For is believed
   --body-limit BYTES      client_max_body_size, = the app's BODY_LIMIT (default from the app config)
-  --rate R --burst N      limit_req on /api/token* per client address (5r/s, 10); --rate off
+  --rate R --burst N      limit_req on /api/token* and /api/register per client address (5r/s,
+                          10); --rate off
   --keepalive N           idle upstream connections kept per worker (128)
   --client-keepalive-requests N   requests per client keep-alive connection (1000)
   --proxy-timeout T       upstream read/send timeout (30s)
