@@ -77,14 +77,15 @@ t.test('a taken username answers in the time a free one takes (the password is h
   await time('warm-up', 201)
   const takenMs: number[] = []
   const freeMs: number[] = []
-  for (let i = 0; i < 7; i++) {
+  for (let i = 0; i < 9; i++) {
     takenMs.push(await time('alice', 400))
     freeMs.push(await time(`new-user-${i}`, 201))
   }
   const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
   const ratio = median(takenMs) / median(freeMs)
   t.comment(`median sign-up: taken ${median(takenMs).toFixed(1)} ms, free ${median(freeMs).toFixed(1)} ms`)
-  t.ok(ratio > 0.6 && ratio < 1.6, `taken/free time ratio ${ratio.toFixed(2)} is close to 1`)
+  // Wide bounds for a busy shared machine; without the hash for taken names the ratio is ~0.01.
+  t.ok(ratio > 0.5 && ratio < 2, `taken/free time ratio ${ratio.toFixed(2)} is close to 1`)
   t.ok(median(takenMs) > 10, 'a real password hash is computed for a taken name')
 })
 
