@@ -1,7 +1,8 @@
 // The PostgreSQL store, for several hosts behind one nginx (SQLite serves one host). Same
 // behaviour as SqliteStore, proven by the shared suite in test/store/behaviour.ts. Rotation and
-// logout lock the token and its session row (SELECT … FOR UPDATE), so concurrent presentations
-// of one refresh token on any host serialize and exactly one wins.
+// logout are one statement each (the runway_rotate/runway_logout functions of migration 4): they
+// lock the token and its session row (SELECT … FOR UPDATE), so concurrent presentations of one
+// refresh token on any host serialize and exactly one wins, in one round trip.
 //
 // Faults: no database event may end the process. Every client, idle or checked out, has an
 // 'error' listener; every query has a client-side timeout (a SIGSTOPped server never answers) and
@@ -229,21 +230,6 @@ export class PostgresStore implements Store {
     )
   }
 
-  /** One session: marked, logged and announced (delivered at commit) in one statement. */
-  private async revokeSession(c: pg.PoolClient, sessionId: string, reason: string) {
-    await c.query(
-      `WITH revoked AS (
-         UPDATE sessions SET revoked_at = ${DB_NOW}, revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL
-         RETURNING id, user_id, expires_at
-       ), logged AS (
-         INSERT INTO revocations (session_id, user_id, expires_at) SELECT id, user_id, expires_at FROM revoked
-         RETURNING seq
-       )
-       SELECT pg_notify('${CHANNEL}', seq::text) FROM logged`,
-      [sessionId, reason],
-    )
-  }
-
   async setPassword(userId: number, passwordHash: string): Promise<void> {
     await this.tx(async (c) => {
       await c.query('UPDATE users SET password_hash = $1 WHERE id = $2', [passwordHash, userId])
@@ -274,58 +260,31 @@ export class PostgresStore implements Store {
     await this.rows('UPDATE users SET last_login = $1 WHERE id = $2', [at, userId])
   }
 
+  /** The session and its first token in one statement (one round trip, atomic). */
   async createSession(s: { sessionId: string; userId: number; refreshJti: string; issuedAt: number; expiresAt: number }): Promise<void> {
-    await this.tx(async (c) => {
-      await c.query('INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)', [s.sessionId, s.userId, s.issuedAt, s.expiresAt])
-      await c.query('INSERT INTO refresh_tokens (jti, session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)', [s.refreshJti, s.sessionId, s.issuedAt, s.expiresAt])
-    })
+    await this.rows(
+      `WITH session AS (INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4) RETURNING id)
+       INSERT INTO refresh_tokens (jti, session_id, issued_at, expires_at) SELECT $5, id, $3, $4 FROM session`,
+      [s.sessionId, s.userId, s.issuedAt, s.expiresAt, s.refreshJti],
+    )
   }
 
-  /**
-   * The token and its session, both locked until the transaction ends, and the database's clock:
-   * retirement times are written and compared with it, never with the clocks of the hosts (a host
-   * 3 s ahead would otherwise turn a two-tab refresh into reuse detection).
-   */
-  private async lockToken(c: pg.PoolClient, jti: string) {
-    const row = (
-      await c.query<{ session_id: string; retired_at: string | null; session_revoked_at: string | null; db_now: string }>(
-        `SELECT t.session_id, t.retired_at, s.revoked_at AS session_revoked_at, ${DB_NOW} AS db_now
-           FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
-          WHERE t.jti = $1 FOR UPDATE OF t, s`,
-        [jti],
-      )
-    ).rows[0]
-    return row && { ...row, db_now: Number(row.db_now) }
-  }
-
+  /** One round trip: runway_rotate() (migration 4) locks, checks and writes in one transaction. */
   async rotateRefresh(r: { jti: string; now: number; graceSeconds: number; blacklistOld: boolean; next?: { jti: string; expiresAt: number } }): Promise<RotateOutcome> {
-    return this.tx(async (c): Promise<RotateOutcome> => {
-      const row = await this.lockToken(c, r.jti)
-      if (!row) return { result: 'unknown' }
-      if (row.session_revoked_at !== null) return { result: 'blacklisted', familyRevoked: false }
-      if (row.retired_at !== null) {
-        if (row.db_now - Number(row.retired_at) < r.graceSeconds) return { result: 'blacklisted', familyRevoked: false }
-        await this.revokeSession(c, row.session_id, 'reuse_detected')
-        return { result: 'blacklisted', familyRevoked: true }
-      }
-      if (r.blacklistOld) await c.query('UPDATE refresh_tokens SET retired_at = $1 WHERE jti = $2', [row.db_now, r.jti])
-      if (r.next) {
-        await c.query('INSERT INTO refresh_tokens (jti, session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)', [r.next.jti, row.session_id, r.now, r.next.expiresAt])
-        await c.query('UPDATE sessions SET expires_at = GREATEST(expires_at, $1) WHERE id = $2', [r.next.expiresAt, row.session_id])
-      }
-      return { result: 'rotated' }
-    })
+    const row = await this.one<{ outcome: string }>('SELECT runway_rotate($1, $2, $3, $4, $5, $6) AS outcome', [
+      r.jti,
+      r.now,
+      r.graceSeconds,
+      r.blacklistOld,
+      r.next?.jti ?? null,
+      r.next?.expiresAt ?? null,
+    ])
+    return outcome(row!.outcome)
   }
 
+  /** One round trip: runway_logout() (migration 4). */
   async blacklistRefresh(jti: string, _at: number): Promise<RotateOutcome> {
-    return this.tx(async (c): Promise<RotateOutcome> => {
-      const row = await this.lockToken(c, jti)
-      if (!row) return { result: 'unknown' }
-      if (row.retired_at !== null || row.session_revoked_at !== null) return { result: 'blacklisted', familyRevoked: false }
-      await c.query('UPDATE refresh_tokens SET retired_at = $1 WHERE jti = $2', [row.db_now, jti])
-      await this.revokeSession(c, row.session_id, 'logout')
-      return { result: 'rotated' }
-    })
+    return outcome((await this.one<{ outcome: string }>('SELECT runway_logout($1) AS outcome', [jti]))!.outcome)
   }
 
   async isRevoked(t: { jti?: string; sessionId?: string }): Promise<boolean> {
@@ -386,3 +345,9 @@ export class PostgresStore implements Store {
 }
 
 const now = () => Math.floor(Date.now() / 1000)
+
+function outcome(text: string): RotateOutcome {
+  if (text === 'rotated') return { result: 'rotated' }
+  if (text === 'unknown') return { result: 'unknown' }
+  return { result: 'blacklisted', familyRevoked: text === 'reused' }
+}
