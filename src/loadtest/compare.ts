@@ -7,6 +7,10 @@ import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import pg from 'pg'
+import { redactSecrets } from '../redact.js'
+import { PostgresStore } from '../store/postgres.js'
+import type { Store } from '../store/store.js'
 import { processTree, startDevServer, startProductionProcess, stageCopy, type StagedCopy } from '../stacks/api.js'
 import { startPm2Cluster } from '../stacks/pm2.js'
 import { findNginx, startNginx } from '../stacks/nginx.js'
@@ -24,8 +28,10 @@ import { benchPassword, createBenchUsers, type BenchUsers } from './users.js'
 import { mintAccessToken } from './hs256.js'
 import { errorRate, failures, fmtInt } from './stats.js'
 
-export type StageId = 'dev' | 'single' | 'cluster' | 'nginx' | 'tls' | 'bare-single' | 'bare-cluster' | 'bare-nginx' | 'bare-tls'
-export const STAGE_IDS: readonly StageId[] = ['dev', 'single', 'cluster', 'nginx', 'tls']
+export type StageId = 'dev' | 'single' | 'single-pg' | 'cluster' | 'nginx' | 'tls' | 'bare-single' | 'bare-cluster' | 'bare-nginx' | 'bare-tls'
+export const STAGE_IDS: readonly StageId[] = ['dev', 'single', 'single-pg', 'cluster', 'nginx', 'tls']
+/** Measured by default (single-pg only when a PostgreSQL URL is given). */
+export const DEFAULT_STAGE_IDS: readonly StageId[] = ['dev', 'single', 'cluster', 'nginx', 'tls']
 const TWIN_OF: Record<string, StageId> = { single: 'bare-single', cluster: 'bare-cluster', nginx: 'bare-nginx', tls: 'bare-tls' }
 
 export interface CompareOptions {
@@ -33,8 +39,10 @@ export interface CompareOptions {
   settings: MeasureSettings
   engine: EngineName
   ceiling: boolean
-  /** Which of the five stages to run (twins follow their stage). Default: all. */
+  /** Which stages to run (twins follow their stage). Default: DEFAULT_STAGE_IDS, plus single-pg with databaseUrl. */
   stages?: StageId[]
+  /** PostgreSQL server for the single-pg stage: a fresh schema in it, dropped afterwards. */
+  databaseUrl?: string
   /** pm2 and node:cluster workers; default one per CPU. */
   instances?: number
   /** How many users the login-based scenarios spread over. */
@@ -62,6 +70,8 @@ interface StageDef {
   kind: 'stage' | 'twin'
   twinOf?: StageId
   nginx?: boolean
+  /** Runs on PostgreSQL (a fresh schema of CompareOptions.databaseUrl) instead of SQLite. */
+  postgres?: boolean
   explanation: string
   start(ctx: StageContext): Promise<Running>
 }
@@ -168,6 +178,19 @@ function stageDefs(instances: number): StageDef[] {
       },
     },
     {
+      id: 'single-pg',
+      label: 'production, one process, PostgreSQL',
+      kind: 'stage',
+      postgres: true,
+      explanation:
+        'The same single production process with DATABASE_URL set: the store is PostgreSQL (a fresh schema, dropped afterwards) instead of the SQLite file. Every store call is a network round trip instead of a function call, so compare it with "production, one process": the goals are me ≥ 0.8× and refresh ≥ 0.6× of SQLite. The database server runs where --database-url points (on the same machine it competes for the same cores).',
+      start: async (ctx) => {
+        const copy = await ctx.dist()
+        const s = await startProductionProcess({ cwd: copy.dir, env: ctx.env, logFile: join(ctx.logDir, 'production.log') })
+        return { url: s.url, mint: false, pids: () => s.pids(), stop: () => s.stop() }
+      },
+    },
+    {
       id: 'bare-single',
       label: 'ceiling: bare node:http',
       kind: 'twin',
@@ -250,7 +273,7 @@ export interface CompareOutcome {
 
 export async function compare(o: CompareOptions): Promise<CompareOutcome> {
   const instances = o.instances ?? availableParallelism()
-  const wanted = new Set<StageId>(o.stages ?? STAGE_IDS)
+  const wanted = new Set<StageId>(o.stages ?? [...DEFAULT_STAGE_IDS, ...(o.databaseUrl ? (['single-pg'] as const) : [])])
   const defs = stageDefs(instances).filter((d) => (d.kind === 'stage' ? wanted.has(d.id) : o.ceiling && d.twinOf !== undefined && wanted.has(d.twinOf)))
   const nginxBin = findNginx()
   const work = mkdtempSync(join(tmpdir(), 'runway-compare-'))
@@ -266,6 +289,7 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
   const rows: ResultRow[] = []
   const warnings: string[] = []
   const copies: Partial<Record<'src' | 'dist', Promise<StagedCopy>>> = {}
+  const cleanups: (() => Promise<void>)[] = []
   const say = (text: string) => (o.progress ? o.progress.note(text) : undefined)
   try {
     say(`runway compare: ${defs.length} stacks × ${o.scenarios.length} scenarios, ${o.settings.connections} connections, ${o.settings.durationSec} s × ${o.settings.runs} runs after ${o.settings.warmupSec} s warm-up (${o.engine})`)
@@ -283,6 +307,12 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
       if (def.nginx && !nginxBin) {
         stage.status = 'skipped'
         stage.reason = 'nginx is not installed (apt-get install -y nginx)'
+        say(`${label}: skipped, ${stage.reason}`)
+        return member
+      }
+      if (def.postgres && !o.databaseUrl) {
+        stage.status = 'skipped'
+        stage.reason = 'no PostgreSQL: pass --database-url postgres://… (or set DATABASE_URL)'
         say(`${label}: skipped, ${stage.reason}`)
         return member
       }
@@ -313,7 +343,14 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
       }
       say(`${label}: starting`)
       try {
-        member.users = await createBenchUsers(dataDir, o.users, cred)
+        let store: string | Store = dataDir
+        if (def.postgres) {
+          const pgStage = await postgresSchema(o.databaseUrl!)
+          cleanups.push(pgStage.drop)
+          ctx.env.DATABASE_URL = pgStage.url
+          store = new PostgresStore(pgStage.url)
+        }
+        member.users = await createBenchUsers(store, o.users, cred)
         const t0 = Date.now()
         member.running = await def.start(ctx)
         stage.startupMs = Date.now() - t0
@@ -376,6 +413,7 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
     }
   } finally {
     await Promise.allSettled(Object.values(copies))
+    for (const c of cleanups) await c().catch((err: unknown) => warnings.push(`cleanup failed: ${(err as Error).message}`))
     removeWork()
     process.removeListener('exit', removeWork)
   }
@@ -406,6 +444,35 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
 }
 
 const PRODUCTION: readonly StageId[] = ['single', 'cluster', 'nginx', 'tls']
+
+/**
+ * A fresh schema in the PostgreSQL server at `base` for one compare stage, reached with
+ * `options=-c search_path=…` in the URL; `drop` removes it with everything the stage wrote.
+ */
+async function postgresSchema(base: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const schema = `runway_compare_${randomBytes(6).toString('hex')}`
+  const admin = new pg.Client({ connectionString: base, connectionTimeoutMillis: 5000 })
+  admin.on('error', () => {})
+  try {
+    await admin.connect()
+    await admin.query(`CREATE SCHEMA ${schema}`)
+  } catch (err) {
+    await admin.end().catch(() => {})
+    throw new Error(`PostgreSQL at ${redactSecrets(base)}: ${(err as Error).message}`)
+  }
+  const url = new URL(base)
+  url.searchParams.set('options', `-c search_path=${schema}`)
+  return {
+    url: url.toString(),
+    drop: async () => {
+      try {
+        await admin.query(`DROP SCHEMA ${schema} CASCADE`)
+      } finally {
+        await admin.end().catch(() => {})
+      }
+    },
+  }
+}
 
 /** Ratios to the dev server, efficiency against twins, the issue's targets and warnings. */
 export function annotate(r: Results): void {
@@ -445,6 +512,16 @@ export function annotate(r: Results): void {
     const cl = row('cluster', 'me', meEngine)?.summary?.rps
     const v = single && cl ? Math.round((cl / single) * 1000) / 1000 : null
     targets.push({ name: 'me: pm2 cluster ≥ 1.5× one production process', goal: '≥ 1.5×', value: v, met: v === null ? null : v >= 1.5 })
+  }
+  if (ran('single') && ran('single-pg')) {
+    for (const [scenario, goal] of [['me', 0.8], ['refresh', 0.6]] as const) {
+      if (!r.settings.scenarios.includes(scenario)) continue
+      const engine = r.results.find((x) => x.scenario === scenario)?.engine ?? 'autocannon'
+      const sqlite = row('single', scenario, engine)?.summary?.rps
+      const postgres = row('single-pg', scenario, engine)?.summary?.rps
+      const v = sqlite && postgres ? Math.round((postgres / sqlite) * 1000) / 1000 : null
+      targets.push({ name: `${scenario}: one process on PostgreSQL ≥ ${goal}× on SQLite`, goal: `≥ ${goal}×`, value: v, met: v === null ? null : v >= goal })
+    }
   }
   if (r.settings.scenarios.includes('session')) {
     for (const id of PRODUCTION) {

@@ -1,10 +1,11 @@
-// The users a compare stage logs in as, created straight in the stage's DATA_DIR through the
-// store. Several users, so per-username login limits and per-user rows do not serialise the
+// The users a compare stage logs in as, created straight in the stage's store (its DATA_DIR's
+// SQLite file, or its PostgreSQL schema). Several users, so per-username login limits and per-user rows do not serialise the
 // login-heavy scenarios. They share one hash (computed once, at the API's real scrypt cost), so
 // every login costs exactly what a real one does without paying for N hashes up front.
 import { randomBytes } from 'node:crypto'
 import { hashPassword } from '../auth/passwords.js'
 import { SqliteStore } from '../store/sqlite.js'
+import type { Store } from '../store/store.js'
 
 export interface BenchUsers {
   usernames: string[]
@@ -17,8 +18,9 @@ export async function benchPassword(): Promise<{ password: string; hash: string 
   return { password, hash: await hashPassword(password) }
 }
 
-export async function createBenchUsers(dataDir: string, count: number, cred: { password: string; hash: string }): Promise<BenchUsers> {
-  const store = SqliteStore.open(dataDir)
+/** `where`: a DATA_DIR (its SQLite file) or an opened store; closed when done either way. */
+export async function createBenchUsers(where: string | Store, count: number, cred: { password: string; hash: string }): Promise<BenchUsers> {
+  const store = typeof where === 'string' ? SqliteStore.open(where) : where
   try {
     await store.migrate()
     const usernames: string[] = []

@@ -10,17 +10,22 @@ const usage = `Usage: runway compare [options]
 
 Brings up each stack on this machine in turn, warms it up, measures the scenarios, stops it and
 leaves nothing running:
-  dev      the dev server exactly as \`npm run dev\` runs it (tsx watch, pretty logs)
-  single   one compiled production process (node dist/server.js, JSON logs)
-  cluster  the pm2 cluster from ecosystem.config.js (one worker per CPU unless --instances)
-  nginx    nginx → pm2 cluster over HTTP, with the rendered templates
-  tls      nginx (TLS, generated certificate) → pm2 cluster over HTTPS
+  dev        the dev server exactly as \`npm run dev\` runs it (tsx watch, pretty logs)
+  single     one compiled production process (node dist/server.js, JSON logs)
+  single-pg  the same process on PostgreSQL (only with --database-url: a fresh schema, dropped after)
+  cluster    the pm2 cluster from ecosystem.config.js (one worker per CPU unless --instances)
+  nginx      nginx → pm2 cluster over HTTP, with the rendered templates
+  tls        nginx (TLS, generated certificate) → pm2 cluster over HTTPS
 Prints a table per scenario and writes results.json, report.md and report.html (charts, works
 offline) to loadtest/results/<timestamp>/. Progress goes to stderr.
 
 Options:
 ${MEASURE_HELP.replace('DEFAULT_RUNS', '3').replace('DEFAULT_WARMUP', '3')}
-  --stages LIST         which stacks, from: ${STAGE_IDS.join(', ')} (default: all)
+  --stages LIST         which stacks, from: ${STAGE_IDS.join(', ')} (default: all but single-pg,
+                        and single-pg too with --database-url)
+  --database-url URL    PostgreSQL for the single-pg stage (default: DATABASE_URL if set); the
+                        stage uses a fresh schema in it and drops it afterwards
+  --store postgres      shorthand: --stages single,single-pg (SQLite and PostgreSQL side by side)
   --ceiling             also measure each production stack's ceiling twin (bare node:http, bare
                         node:cluster, the same nginx in front of it) and show efficiency =
                         stack ÷ twin; a stack and its twin run together, their runs alternating
@@ -55,16 +60,26 @@ export const compareCommand: Command = {
       ceiling: { type: 'boolean' },
       instances: { type: 'string' },
       users: { type: 'string' },
+      'database-url': { type: 'string' },
+      store: { type: 'string' },
     })
     if (values.help) return print(usage), 0
     const settings = measureSettings(values, { runs: 3, warmup: 3 })
+    if (values.store !== undefined && values.store !== 'postgres' && values.store !== 'sqlite') {
+      throw new CliError(`--store must be sqlite or postgres, not ${JSON.stringify(values.store)}`, 2)
+    }
+    const databaseUrl = values['database-url'] ?? process.env.DATABASE_URL ?? ''
+    if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) throw new CliError('--database-url must be a postgres:// URL', 2)
+    if (values.store === 'postgres' && !databaseUrl) throw new CliError('--store postgres needs --database-url postgres://… (or DATABASE_URL)', 2)
+    const stages = values.store === 'postgres' && !values.stages ? (['single', 'single-pg'] as StageId[]) : stageList(values.stages)
     const progress = new Progress(process.stderr, values.quiet ?? false)
     const { results, dir } = await compare({
       scenarios: scenarioList(values.scenarios, SCENARIO_NAMES),
       settings,
       engine: engineFlag(values.engine),
       ceiling: values.ceiling ?? false,
-      ...(values.stages ? { stages: stageList(values.stages)! } : {}),
+      ...(stages ? { stages } : {}),
+      ...(databaseUrl ? { databaseUrl } : {}),
       ...(values.instances ? { instances: int(values.instances, '--instances', 2, 1, 256) } : {}),
       users: int(values.users, '--users', 8, 1, 1000),
       outDir: resolve(values.out ?? defaultOutDir()),
