@@ -22,12 +22,12 @@ t.test('render.sh fills every placeholder or refuses', async (t) => {
   t.match(bad.stderr, /ROOT=.*only letters, digits/)
 })
 
-t.test('the systemd unit resurrects pm2 from the live release, as the given user', async (t) => {
+t.test('the systemd unit resurrects pm2 from the shared pm2 runtime (never a prunable release), as the given user', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'runway-unit-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const r = render('runway.service', `USER=${userInfo().username}`, `ROOT=${dir}`, `PM2_HOME=${dir}/.pm2`)
   t.equal(r.status, 0, r.stderr)
-  t.match(r.stdout, new RegExp(`ExecStart=/usr/bin/env node ${dir}/current/node_modules/pm2/bin/pm2 resurrect`))
+  t.match(r.stdout, new RegExp(`ExecStart=/usr/bin/env node ${dir}/shared/pm2/active/node_modules/pm2/bin/pm2 resurrect`))
   t.match(r.stdout, new RegExp(`PIDFile=${dir}/.pm2/pm2.pid`))
   t.match(r.stdout, /Type=forking/)
   const unit = join(dir, 'runway.service')

@@ -185,6 +185,8 @@ export const pm2RuntimeScript = (settings: TargetSettings, release: string) =>
     // A daemon already running without a record (started by an older runway from a release)
     // keeps its release in use; prune skips it (see inUseScript).
     'mkdir -p .runway; echo "$dir" > "$rec.tmp"; mv -f "$rec.tmp" "$rec"',
+    // shared/pm2/active: the same runtime under a fixed name, for the systemd unit and logrotate.
+    'ln -sfn "$dir" shared/pm2/.active.tmp.$$ && mv -T shared/pm2/.active.tmp.$$ shared/pm2/active',
     'echo "$dir"',
   ].join('\n')
 
