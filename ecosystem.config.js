@@ -8,12 +8,24 @@
 // are ESM). Only pm2 settings live here; the API's own settings (PORT, DATA_DIR, JWT_*, ...) come
 // from the environment or .env and are validated by src/config.ts in each worker.
 'use strict'
+const { readFileSync } = require('node:fs')
 const { availableParallelism } = require('node:os')
 const { join } = require('node:path')
 
+// WEB_CONCURRENCY, RUNWAY_LOG_DIR and RUNWAY_MAX_MEMORY may also be set in this app's .env (the real
+// environment wins, as for every other setting); `runway start` validates them before pm2 runs.
+const dotenv = (() => {
+  try {
+    return require('dotenv').parse(readFileSync(join(__dirname, '.env')))
+  } catch {
+    return {}
+  }
+})()
+const setting = (name) => process.env[name] || dotenv[name] || undefined
+
 /** WEB_CONCURRENCY (Heroku's name, also used by gunicorn) = worker count; unset = one per CPU. */
 function workerCount() {
-  const raw = process.env.WEB_CONCURRENCY
+  const raw = setting('WEB_CONCURRENCY')
   if (raw === undefined || raw.trim() === '') return availableParallelism()
   if (!/^[1-9][0-9]*$/.test(raw.trim())) {
     throw new Error(`WEB_CONCURRENCY=${JSON.stringify(raw)} is invalid: expected a whole number of workers, 1 or more (unset = one per CPU)`)
@@ -30,7 +42,7 @@ const SHUTDOWN_GRACE_MS = 10_000
 // are (no log_type: 'json', which would wrap each JSON line in another JSON object). Point
 // RUNWAY_LOG_DIR at a directory that survives releases (deploy's shared/logs), and rotate it with
 // logrotate (copytruncate) or pm2-logrotate.
-const logDir = process.env.RUNWAY_LOG_DIR || join(__dirname, 'logs')
+const logDir = setting('RUNWAY_LOG_DIR') || join(__dirname, 'logs')
 
 module.exports = {
   apps: [
@@ -66,7 +78,7 @@ module.exports = {
       stop_exit_codes: [78],
       // A worker whose resident memory grows past this is replaced, gracefully, like a reload (a
       // leak guard, not a limit: a worker starts at ~100 MB and measured 120-200 MB under load).
-      max_memory_restart: process.env.RUNWAY_MAX_MEMORY || '512M',
+      max_memory_restart: setting('RUNWAY_MAX_MEMORY') || '512M',
 
       out_file: join(logDir, 'runway.out.log'),
       error_file: join(logDir, 'runway.err.log'),

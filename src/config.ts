@@ -68,6 +68,12 @@ export const EnvSchema = Type.Object({
   SHUTDOWN_GRACE: Duration('10s', 'Time in-flight requests get on shutdown; pm2 kill_timeout must be longer'),
   MAX_EVENT_LOOP_DELAY: Duration('1s', 'Answer 503 while the event loop lags more than this (0 disables)'),
   OPENAPI_UI: Bool(true, 'Serve the OpenAPI UI at /docs'),
+  // Read by ecosystem.config.js (pm2) and `runway check --deploy`, not by the app; listed here so
+  // that .env may hold them and a bad value is refused in one line.
+  WEB_CONCURRENCY: Type.String({ default: '', pattern: '^([1-9][0-9]*)?$', description: 'pm2 worker count; empty = one per CPU', expected: 'a whole number of workers, 1 or more (empty = one per CPU)' }),
+  RUNWAY_LOG_DIR: Str('', 'Directory of the pm2 log files; empty = ./logs'),
+  RUNWAY_MAX_MEMORY: Type.String({ default: '512M', pattern: '^[1-9][0-9]*[KMG]?$', description: 'pm2 max_memory_restart per worker', expected: 'a size such as 512M or 1G' }),
+  SILENCED_CHECKS: Type.String({ default: '', pattern: '^(runway\\.[EW][0-9]{3})?(,\\s*runway\\.[EW][0-9]{3})*$', description: '`runway check --deploy` ids silenced on purpose', expected: 'comma-separated ids such as runway.W001' }),
   SLIDING_TOKENS: Bool(false, "simplejwt's sliding tokens: /api/token/sliding/ and /api/token/sliding/refresh/"),
   SLIDING_TOKEN_LIFETIME: Duration('5m', 'Sliding token lifetime (exp), renewed by each sliding refresh'),
   SLIDING_TOKEN_REFRESH_LIFETIME: Duration('1d', 'How long after login a sliding token can still be refreshed (refresh_exp)'),

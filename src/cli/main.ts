@@ -14,8 +14,9 @@ import { statusCommand } from './commands/status.js'
 import { compareCommand } from './commands/compare.js'
 import { loadtestCommand } from './commands/loadtest.js'
 import { reloadCommand, startCommand } from './commands/start.js'
+import { checkCommand } from './commands/check.js'
 
-export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, releasesCommand, statusCommand, startCommand, reloadCommand, compareCommand, loadtestCommand]
+export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, releasesCommand, statusCommand, startCommand, reloadCommand, checkCommand, compareCommand, loadtestCommand]
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length))

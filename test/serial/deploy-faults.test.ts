@@ -2,7 +2,7 @@
 // remove what the pm2 daemon runs from, a port held by someone else fails the deploy at once
 // quoting the worker, and a deploy that waited for the lock acts on what is live after it.
 import t from 'tap'
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { readArtifact } from '../../src/deploy/artifact.js'
@@ -39,6 +39,7 @@ t.test('7 deploys with --keep 2, then kill -9 of a worker: pm2 replaces it and t
   // The daemon and its workers run pm2 from shared/pm2/, which no prune touches.
   const runtime = readFileSync(join(root, '.runway', 'pm2-runtime'), 'utf8').trim()
   t.match(runtime, new RegExp(`^${root}/shared/pm2/`))
+  t.equal(realpathSync(join(root, 'shared', 'pm2', 'active')), runtime, 'shared/pm2/active (systemd, logrotate) names it')
 
   const before = JSON.parse((await runway(['status', '--path', root, '--json'])).out)[0]
   t.match(before, { healthy: true })
