@@ -68,8 +68,10 @@ t.test('keep-alive: the app outlasts nginx so nginx, not the app, closes idle up
 
 t.test('npm scripts', async (t) => {
   t.equal(pkg.scripts.dev, `NODE_ENV=development tsx ${DEV_ARGS.join(' ')}`, 'startDevServer runs exactly `npm run dev`')
-  t.equal(pkg.scripts.start, 'pm2 start ecosystem.config.js --env production', 'startPm2Cluster runs exactly `npm start`')
+  // runway start validates the settings, runs `pm2 start ecosystem.config.js --env production` (as
+  // startPm2Cluster does) and waits for every worker's 'ready' (test/serial/runtime-start-reload).
+  t.equal(pkg.scripts.start, 'node bin/runway.js start')
   t.equal(pkg.scripts['start:foreground'], 'pm2-runtime start ecosystem.config.js --env production')
-  t.equal(pkg.scripts.reload, 'pm2 reload ecosystem.config.js --env production --update-env')
+  t.equal(pkg.scripts.reload, 'node bin/runway.js reload', 'never `pm2 reload`: it replaces workers that never became ready')
   t.equal(pkg.scripts.stop, 'pm2 delete ecosystem.config.js')
 })
