@@ -58,6 +58,11 @@ module.exports = {
       // Each worker gets its index (0..n-1) in this variable; src/config.ts reads the same name
       // for the x-runway-worker header and the `worker` field of every log line.
       instance_var: 'NODE_APP_INSTANCE',
+      // Lean workers: no pm2 metrics agent inside each worker (@pm2/io, ~10 MB each; runway exposes
+      // its own health endpoints), and a young generation capped at 2 MB semi-spaces (V8's default
+      // grows to 16 MB under load: ~40 MB more resident memory per worker for little throughput).
+      pmx: false,
+      node_args: ['--max-semi-space-size=2'],
 
       // Readiness: a worker counts as started (and, during `pm2 reload`, its predecessor is only
       // stopped) once it sends process.send('ready'), which src/server.ts does after it listens
@@ -91,6 +96,13 @@ module.exports = {
       // it, `pm2 reload ecosystem.config.js --env production --update-env` hands it to the workers.
       env_production: {
         NODE_ENV: 'production',
+        // libuv's thread pool runs the password hashes (argon2id, ARGON2_MEMORY_COST each). glibc
+        // keeps a freed hash's memory in the arena of the thread that ran it, so each pool thread
+        // that ever hashed holds ~19 MiB for good: 4 threads (libuv's default) add ~76 MB to every
+        // worker after a login burst. The pool is sized to the hashes a worker runs at once (its
+        // share of the CPUs, as PASSWORD_HASH_CONCURRENCY's auto does); set UV_THREADPOOL_SIZE to
+        // override. (The pool also serves async fs and DNS lookups: they wait at most one hash.)
+        UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE || String(Math.max(1, Math.floor(availableParallelism() / workerCount()))),
       },
     },
   ],

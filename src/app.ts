@@ -81,7 +81,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.server.headersTimeout = config.headersTimeoutMs
 
   const keys = deps.keys ?? loadKeyRing(config.jwt)
-  const store = deps.store ?? openStore(config)
+  const store = deps.store ?? (await openStore(config))
 
   // External and cross-cutting plugins, then the app's own (store, auth), then routes.
   await app.register(errorsPlugin)

@@ -67,7 +67,7 @@ export const EnvSchema = Type.Object({
   HEADERS_TIMEOUT: Duration('20s', 'Longest time to receive request headers'),
   SHUTDOWN_GRACE: Duration('10s', 'Time in-flight requests get on shutdown; pm2 kill_timeout must be longer'),
   MAX_EVENT_LOOP_DELAY: Duration('1s', 'Answer 503 while the event loop lags more than this (0 disables)'),
-  OPENAPI_UI: Bool(true, 'Serve the OpenAPI UI at /docs'),
+  OPENAPI_UI: Bool(true, 'Serve the OpenAPI document (/docs/json) and UI (/docs); false = no /docs, and neither plugin is loaded'),
   // Read by ecosystem.config.js (pm2) and `runway check --deploy`, not by the app; listed here so
   // that .env may hold them and a bad value is refused in one line.
   WEB_CONCURRENCY: Type.String({ default: '', pattern: '^([1-9][0-9]*)?$', description: 'pm2 worker count; empty = one per CPU', expected: 'a whole number of workers, 1 or more (empty = one per CPU)' }),
@@ -86,7 +86,7 @@ export const EnvSchema = Type.Object({
   ARGON2_TIME_COST: Int(OWASP_ARGON2.iterations, 1, 100, 'argon2id passes over that memory'),
   ARGON2_PARALLELISM: Int(OWASP_ARGON2.parallelism, 1, 64, 'argon2id lanes per hash'),
   PASSWORD_HASH_CONCURRENCY: Type.String({ default: 'auto', pattern: '^(auto|[1-9][0-9]{0,2})$', description: 'Password hashes run at once per process; auto = the CPUs per worker, at most UV_THREADPOOL_SIZE', expected: 'auto or a number from 1 to 999' }),
-  PASSWORD_HASH_QUEUE: Type.String({ default: 'auto', pattern: '^(auto|[0-9]{1,5})$', description: 'Password hashes that may wait per process; beyond that logins get 503 + Retry-After at once. auto = 16 x PASSWORD_HASH_CONCURRENCY', expected: 'auto or a number from 0 to 99999' }),
+  PASSWORD_HASH_QUEUE: Type.String({ default: 'auto', pattern: '^(auto|[0-9]{1,5})$', description: 'Password hashes that may wait per process; beyond that logins get 503 + Retry-After at once. auto = 64 x PASSWORD_HASH_CONCURRENCY', expected: 'auto or a number from 0 to 99999' }),
   METRICS_PORT: Type.String({ default: '', pattern: '^([1-9][0-9]{0,4})?$', description: 'Port of the Prometheus endpoint (GET /metrics) for the whole pm2 cluster; empty = off', expected: 'empty (off) or a port from 1 to 65535' }),
   METRICS_HOST: Str('127.0.0.1', 'Address of the metrics listener; keep it private (loopback, or an internal interface Prometheus reaches)'),
   METRICS_SOCKET_DIR: Str('', 'Directory of the per-worker metrics sockets; empty = DATA_DIR/metrics'),
@@ -323,7 +323,7 @@ function passwordHashSettings(e: Env, raw: Record<string, string | undefined>): 
   const workers = raw.NODE_APP_INSTANCE === undefined ? 1 : Number(raw.WEB_CONCURRENCY) || cpus
   const threadPool = Number(raw.UV_THREADPOOL_SIZE) || 4
   const concurrency = e.PASSWORD_HASH_CONCURRENCY === 'auto' ? Math.max(1, Math.min(threadPool, Math.floor(cpus / workers))) : Number(e.PASSWORD_HASH_CONCURRENCY)
-  const queueLimit = e.PASSWORD_HASH_QUEUE === 'auto' ? 16 * concurrency : Number(e.PASSWORD_HASH_QUEUE)
+  const queueLimit = e.PASSWORD_HASH_QUEUE === 'auto' ? 64 * concurrency : Number(e.PASSWORD_HASH_QUEUE)
   return { argon2: { memoryKiB: e.ARGON2_MEMORY_COST, iterations: e.ARGON2_TIME_COST, parallelism: e.ARGON2_PARALLELISM }, concurrency, queueLimit }
 }
 

@@ -102,7 +102,7 @@ t.test('hash concurrency defaults to the CPUs of one worker', async (t) => {
   t.equal(cfg({ UV_THREADPOOL_SIZE: '1' }).concurrency, 1, 'never more than the thread pool')
   t.equal(cfg({ NODE_APP_INSTANCE: '0' }).concurrency, 1, 'pm2, one worker per CPU: one each')
   t.equal(cfg({ NODE_APP_INSTANCE: '0', WEB_CONCURRENCY: '1' }).concurrency, Math.min(4, cpus), 'one pm2 worker: all CPUs')
-  t.equal(cfg({}).queueLimit, 16 * cfg({}).concurrency, 'queue: 16 per slot')
+  t.equal(cfg({}).queueLimit, 64 * cfg({}).concurrency, 'queue: 64 per slot')
   t.same(cfg({ PASSWORD_HASH_CONCURRENCY: '3', PASSWORD_HASH_QUEUE: '0' }), { argon2: OWASP_ARGON2, concurrency: 3, queueLimit: 0 })
   t.throws(() => cfg({ PASSWORD_HASH_QUEUE: 'lots' }), { message: /^PASSWORD_HASH_QUEUE="lots" is invalid: expected auto or a number/ })
 })

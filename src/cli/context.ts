@@ -17,7 +17,7 @@ export async function withStore<T>(fn: (store: Store, config: Config) => Promise
   const config = cliConfig()
   let store: Store
   try {
-    store = openStore(config)
+    store = await openStore(config)
     await store.migrate()
   } catch (err) {
     const where = config.databaseUrl ? 'DATABASE_URL' : 'DATA_DIR'

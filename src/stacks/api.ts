@@ -7,7 +7,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, sta
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import { freePort, startService, waitForHttp, type Service } from './process.js'
 
@@ -168,7 +168,7 @@ export async function withFileLock<T>(file: string, fn: () => Promise<T>): Promi
   }
 }
 
-/** What `npm run build` does, into another directory: tsc, plus dist/package.json (ESM). */
+/** What `npm run build` does, into another directory: tsc, dist/package.json (ESM), the worker bundle. */
 async function compileInto(root: string, outDir: string): Promise<void> {
   const tsc = createRequire(join(root, 'package.json')).resolve('typescript/bin/tsc')
   try {
@@ -179,6 +179,9 @@ async function compileInto(root: string, outDir: string): Promise<void> {
     throw new Error(`compiling ${root}/src failed: ${why}`)
   }
   cpSync(join(root, 'src', 'package.json'), join(outDir, 'package.json'))
+  // The worker bundle, exactly as `npm run build` makes it.
+  const { bundleServer } = (await import(pathToFileURL(join(root, 'scripts', 'bundle-server.mjs')).href)) as { bundleServer(root: string, distDir: string): Promise<void> }
+  await bundleServer(root, outDir)
 }
 
 export interface StagedCopy {

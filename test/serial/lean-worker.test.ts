@@ -1,0 +1,51 @@
+// Lean production workers: the compiled worker loads only what it serves. dist/server.js is one
+// bundle (typebox's ~680 ES modules compiled in), the store not chosen is never loaded (pg on
+// SQLite), and with OPENAPI_UI=false neither OpenAPI plugin is. Checked on a real
+// `node dist/server.js` by the modules it actually loaded, not by timing or memory figures
+// (those are `npm run probe:rss`).
+import t, { type Test } from 'tap'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startProductionProcess } from '../../src/stacks/api.js'
+import { Connection, PASSWORD, SIGNING_KEY, seedUser, staged } from '../helpers/runtime.js'
+
+const copy = await staged(t, 'dist')
+await seedUser(copy.dir, 'alice')
+const HOOK = fileURLToPath(new URL('../helpers/module-log.mjs', import.meta.url))
+
+/** Starts `node dist/server.js` with `env`, logs in once, returns the packages it loaded and /docs/json's status. */
+async function loaded(t: Test, name: string, env: Record<string, string>) {
+  const log = join(copy.dir, `${name}.modules`)
+  const stack = await startProductionProcess({
+    cwd: copy.dir,
+    logFile: join(copy.dir, `${name}.log`),
+    env: { JWT_SIGNING_KEY: SIGNING_KEY, DATA_DIR: join(copy.dir, 'data'), NODE_OPTIONS: `--import=${HOOK}`, RUNWAY_MODULE_LOG: log, ...env },
+  })
+  t.teardown(() => stack.stop())
+  const c = new Connection(stack.url)
+  t.teardown(() => c.close())
+  t.equal((await c.request('/api/token/', { json: { username: 'alice', password: PASSWORD } })).status, 200, 'serves logins')
+  const docs = (await c.request('/docs/json')).status
+  const urls = readFileSync(log, 'utf8').trim().split('\n')
+  const packages = new Set(urls.map((u) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u)?.[1]).filter((p): p is string => !!p))
+  const own = urls.filter((u) => u.startsWith(`file://${copy.dir}/dist/`))
+  return { packages, own, docs }
+}
+
+t.test('default production worker on SQLite: one bundle, no pg, OpenAPI served', async (t) => {
+  const { packages, own, docs } = await loaded(t, 'default', {})
+  t.notOk(packages.has('typebox'), 'typebox is compiled into the bundle, not loaded module by module')
+  t.notOk(packages.has('pg'), 'pg is not loaded by a worker on SQLite')
+  t.ok(packages.has('better-sqlite3'), 'the chosen store is')
+  t.ok(packages.has('@fastify/swagger') && packages.has('@fastify/swagger-ui'), 'the OpenAPI plugins are loaded when docs are on')
+  t.equal(docs, 200, '/docs/json served')
+  t.ok(own.length <= 5, `the worker's own code is a bundle and its chunks (${own.length} files, not ~40)`)
+})
+
+t.test('OPENAPI_UI=false: neither OpenAPI plugin is loaded, /docs answers 404', async (t) => {
+  const { packages, docs } = await loaded(t, 'no-docs', { OPENAPI_UI: 'false' })
+  t.notOk(packages.has('@fastify/swagger'), '@fastify/swagger not loaded')
+  t.notOk(packages.has('@fastify/swagger-ui'), '@fastify/swagger-ui not loaded')
+  t.equal(docs, 404)
+})
