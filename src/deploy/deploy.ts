@@ -7,6 +7,7 @@
 // Anything that fails before the switch leaves the live release untouched (the new directory is
 // kept and marked failed in the log). Anything that fails after it switches back to the previous
 // release and reloads it. Every attempt ends with one audit-log line.
+import type { WorkerFigures } from '../metrics/figures.js'
 import { appendAudit, entry, failedReleases, readAudit, type Action, type AuditEntry, type Result } from './audit.js'
 import type { Artifact } from './artifact.js'
 import { inUseScript, linkSharedScript, prepareScript, pruneScript, readState, releaseName, releasesToPrune, saveSettings, switchScript, type TargetSettings, type TargetState } from './layout.js'
@@ -556,6 +557,8 @@ export interface StatusReport {
   pm2Error?: string
   /** Why the target is not healthy (dead workers and their error line first), when it is not. */
   reason?: string
+  /** From the app's metrics endpoint over 2 s; url absent when METRICS_PORT is not set. */
+  metrics?: { url?: string; workers?: WorkerFigures[]; error?: string }
   lastDeploy?: AuditEntry
 }
 
@@ -569,7 +572,7 @@ export async function status(target: Target, overrides: Partial<TargetSettings> 
   const r = await target.sh(`cd current && ${appEnv(settings, target.root)} node dist/deploy/remote.js probe --release "$(pwd -P)" --url ${q(url)}`, { timeoutMs: 60_000 })
   try {
     const p = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as Omit<StatusReport, 'target' | 'current'> & { ok: boolean }
-    return { ...base, healthy: p.ok, health: p.health, workers: p.workers, pm2Error: p.pm2Error, reason: p.reason }
+    return { ...base, healthy: p.ok, health: p.health, workers: p.workers, pm2Error: p.pm2Error, reason: p.reason, metrics: p.metrics }
   } catch {
     throw new TargetError(`cannot read the status on ${target.label}: ${reasonLine(r.stderr) || reasonLine(r.stdout)}`)
   }

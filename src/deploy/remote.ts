@@ -20,6 +20,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { errorLineSince, startOrRoll } from './pm2-control.js'
 import { reasonLine } from './target.js'
+import { metricsUrl, sampleFigures, type WorkerFigures } from '../metrics/figures.js'
 
 interface AppConf {
   name: string
@@ -246,7 +247,16 @@ async function probe(release: string, url: string) {
   // The real reason first: dead workers (with their own error line), no pm2, then the URL.
   const down = workersDown(workers, Math.max(0, logSize() - (256 << 10)))
   const reason = pm2Error ?? (!workers.length ? 'no pm2 workers for the app' : down) ?? (healthy ? undefined : `${url}: ${describe(r)}`)
-  out({ workers, pm2Error, reason, health: { url, healthy, detail: describe(r) } }, !reason)
+  // The key figures per worker from the app's metrics endpoint (when METRICS_PORT is set).
+  const metrics: { url?: string; workers?: WorkerFigures[]; error?: string } = { url: metricsUrl(release) }
+  if (metrics.url) {
+    try {
+      metrics.workers = await sampleFigures(metrics.url)
+    } catch (err) {
+      metrics.error = (err as Error).message
+    }
+  }
+  out({ workers, pm2Error, reason, metrics, health: { url, healthy, detail: describe(r) } }, !reason)
 }
 
 async function main() {

@@ -2,6 +2,8 @@
 // utilisation) from two readings of the cluster endpoint's JSON (GET /metrics?format=json) a few
 // seconds apart: the same source Prometheus scrapes. For `runway status`, which runs this next to
 // the app (src/deploy/remote.ts): Node built-ins only, so only types are imported.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { MetricJson } from './app-metrics.js'
 import type { ClusterSnapshot } from './cluster.js'
 
@@ -92,4 +94,25 @@ export async function sampleFigures(url: string, windowMs = 2000): Promise<Worke
   await new Promise((r) => setTimeout(r, windowMs))
   const second = await read()
   return workerFigures(first.snapshot, second.snapshot, (second.at - first.at) / 1000)
+}
+
+/**
+ * The cluster endpoint of the app in `dir`, from METRICS_PORT and METRICS_HOST in the environment
+ * or `dir`/.env (what the workers read); undefined when metrics are off.
+ */
+export function metricsUrl(dir: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const file: Record<string, string> = {}
+  try {
+    for (const line of readFileSync(join(dir, '.env'), 'utf8').split('\n')) {
+      const m = /^\s*(METRICS_PORT|METRICS_HOST)\s*=\s*(.*?)\s*$/.exec(line)
+      if (m) file[m[1]!] = m[2]!.replace(/^(['"])(.*)\1$/, '$2')
+    }
+  } catch {
+    // no .env: the environment alone
+  }
+  const port = env.METRICS_PORT ?? file.METRICS_PORT
+  if (!port) return undefined
+  let host = env.METRICS_HOST || file.METRICS_HOST || '127.0.0.1'
+  if (host === '0.0.0.0' || host === '::') host = '127.0.0.1' // bound everywhere: ask over loopback
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`
 }

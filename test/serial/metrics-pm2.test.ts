@@ -3,6 +3,7 @@
 // pinned to each worker, and every scrape (whichever worker pm2's round robin hands it to) reads
 // exactly that count. Then a worker is killed and the cluster reloaded: scrapes stay whole.
 import t from 'tap'
+import { execFile } from 'node:child_process'
 import http from 'node:http'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -56,8 +57,36 @@ t.test('a known number of requests, read exactly from one scrape, whichever work
   t.equal(readdirSync(socketDir).length, 2, 'one socket per worker')
 })
 
+t.test("runway status's probe: each worker's figures from the same endpoint", async (t) => {
+  const [w0, w1] = [await connectToWorker(t, stack.url, '0'), await connectToWorker(t, stack.url, '1')]
+  const { access } = await login(w0)
+  // Requests on both workers while the probe takes its two readings (2 s apart).
+  let probing = true
+  const traffic = [w0, w1].map(async (c) => {
+    let n = 0
+    while (probing && n < 2000) if ((await c.request('/api/me/', { token: access })).status === 200) n++
+    return n
+  })
+  const probe = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
+    execFile(process.execPath, [join(copy.dir, 'dist', 'deploy', 'remote.js'), 'probe', '--release', copy.dir, '--url', `${stack.url}/readyz`], { env: { ...process.env, PM2_HOME: stack.pm2Home, METRICS_PORT: String(metricsPort) }, timeout: 60_000 }, (err, stdout, stderr) =>
+      err && !stdout ? reject(err) : resolve({ stdout, stderr }),
+    ),
+  ).finally(() => (probing = false))
+  const sent = await Promise.all(traffic)
+  const report = JSON.parse(probe.stdout.trim().split('\n').pop()!) as { metrics: { url: string; workers: Array<{ worker: string; requests: number; requestsPerSec: number; errorRate: number; p99Seconds: number; lagP99Seconds: number; ready: boolean }> } }
+  t.equal(report.metrics.url, `http://127.0.0.1:${metricsPort}/metrics`)
+  t.same(report.metrics.workers.map((w) => w.worker), ['0', '1'], 'figures for both workers')
+  for (const w of report.metrics.workers) {
+    t.ok(w.requests > 0 && w.requests <= sent[Number(w.worker)]!, `worker ${w.worker}: ${w.requests} of its ${sent[Number(w.worker)]} requests fell in the window (${w.requestsPerSec.toFixed(0)}/s)`)
+    t.equal(w.errorRate, 0, 'no 5xx')
+    t.ok(w.p99Seconds > 0 && w.lagP99Seconds >= 0, `p99 ${w.p99Seconds}, lag p99 ${w.lagP99Seconds}`)
+    t.equal(w.ready, true)
+  }
+})
+
 t.test('a killed worker: its replacement is in the next scrape, its socket file is tidied away', async (t) => {
   const before = await stack.workers()
+  const worker0 = meCount((await scrape()).samples, { worker: '0' })
   const victim = before.find((w) => w.pmId === 1)!
   process.kill(victim.pid, 'SIGKILL')
   const deadline = Date.now() + 15_000
@@ -70,7 +99,7 @@ t.test('a killed worker: its replacement is in the next scrape, its socket file 
   const { samples } = await scrape()
   t.equal(total(samples, 'runway_metrics_workers', { state: 'answered' }), 2, 'two workers answered')
   t.equal(total(samples, 'runway_metrics_workers', { state: 'failed' }), 0, 'the dead one is not a failure')
-  t.equal(meCount(samples, { worker: '0' }), PER_WORKER, 'worker 0 kept its count')
+  t.equal(meCount(samples, { worker: '0' }), worker0, `worker 0 kept its count (${worker0})`)
   t.equal(meCount(samples, { worker: '1' }), 0, 'worker 1 is a new process: its counter restarted (a counter reset for Prometheus)')
   t.notOk(readdirSync(socketDir).some((n) => n.endsWith(`-${victim.pid}.sock`)), 'no socket file of the killed process is left')
 })
