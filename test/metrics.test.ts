@@ -3,7 +3,7 @@
 // scrape) is test/serial/metrics-pm2.test.ts.
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -179,6 +179,18 @@ t.test('the endpoint answers for every worker socket in the directory', async (t
     t.equal(total(samples, 'runway_metrics_workers', { state: 'failed' }), 0)
   }
   t.notOk(existsSync(stale), 'the stale socket file was removed')
+
+  // A socket file nobody listens on, of a live pid (reused by another process): stale once it is
+  // older than a start takes; while fresh it may be a worker about to listen, so it is kept.
+  const reused = join(dir, `worker-8-${process.pid}.sock`)
+  writeFileSync(reused, '')
+  const fresh = await scrape(`http://127.0.0.1:${ports[0]}/metrics`)
+  t.equal(total(fresh.samples, 'runway_metrics_workers', { state: 'failed' }), 1, 'a fresh unanswered socket: reported, kept')
+  t.ok(existsSync(reused))
+  utimesSync(reused, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000))
+  const old = await scrape(`http://127.0.0.1:${ports[0]}/metrics`)
+  t.equal(total(old.samples, 'runway_metrics_workers', { state: 'failed' }), 0, 'an old one: removed, not a failure')
+  t.notOk(existsSync(reused))
 
   // A live process whose socket does not answer: the scrape still comes, and says one failed.
   const mute = net.createServer((socket) => socket.resume()) // reads, never answers

@@ -12,7 +12,7 @@
 //     each series labelled with its `worker` (the pm2 instance id).
 //
 // A single process (the dev server, `node dist/server.js`) does the same with one socket.
-import { mkdirSync, readdirSync, realpathSync, unlinkSync } from 'node:fs'
+import { mkdirSync, readdirSync, realpathSync, statSync, unlinkSync } from 'node:fs'
 import http from 'node:http'
 import { join } from 'node:path'
 import { Registry, type Metric } from 'prom-client'
@@ -69,6 +69,19 @@ const isAlive = (pid: number) => {
   }
 }
 
+/** A socket file is never older than this while its process is still starting to listen. */
+const STARTING_MS = 10_000
+
+function isStale(path: string, pid: number, err: NodeJS.ErrnoException): boolean {
+  if (!isAlive(pid)) return true
+  if (err.code !== 'ECONNREFUSED') return false
+  try {
+    return Date.now() - statSync(path).mtimeMs > STARTING_MS
+  } catch {
+    return true
+  }
+}
+
 /** One peer's snapshot over its unix socket. */
 function readPeer(socketPath: string): Promise<WorkerSnapshot> {
   return new Promise((resolve, reject) => {
@@ -101,9 +114,10 @@ export async function gather(dir: string, self?: { socketPath: string; snapshot:
       try {
         return await (self && path === self.socketPath ? self.snapshot() : readPeer(path))
       } catch (err) {
-        const pid = Number(SOCKET.exec(name)![2])
-        // Left behind by a process that is gone (killed, crashed): tidy it away, it is not a failure.
-        if (!isAlive(pid)) {
+        // Left behind by a process that is gone (killed, crashed): tidy it away, it is not a
+        // failure. Gone = its pid is dead, or nothing listens on it although it is older than a
+        // start takes (its pid reused by another process).
+        if (isStale(path, Number(SOCKET.exec(name)![2]), err as NodeJS.ErrnoException)) {
           try {
             unlinkSync(path)
           } catch {
