@@ -2,9 +2,8 @@
 // numbers in arrays that belong to its route (found once, when the route is registered); the
 // prom-client metrics read those numbers in their collect() callbacks at scrape time. So a request
 // pays no label lookup, no hashing and no allocation for being counted.
-import { basename, dirname, resolve } from 'node:path'
-import { realpathSync } from 'node:fs'
-import { createRequire } from 'node:module'
+import { basename, dirname, join } from 'node:path'
+import { readFileSync, realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client'
@@ -94,19 +93,37 @@ export interface MetricJson {
   values: Array<{ value: number; labels: Record<string, string | number>; metricName?: string }>
 }
 
-const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
+/**
+ * The checkout or release root: the nearest directory above this module with runway's
+ * package.json. Searched, not a fixed '../..': this module runs from dist/metrics/ and, bundled
+ * into the worker, from dist/server.js.
+ */
+function packageRoot(): { dir: string; version: string } {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string }
+      if (pkg.name === 'runway') return { dir, version: pkg.version ?? 'unknown' }
+    } catch {
+      // no package.json here (or dist/'s, which only says "type": "module")
+    }
+    const up = dirname(dir)
+    if (up === dir) return { dir: '', version: 'unknown' }
+    dir = up
+  }
+}
+const ROOT = packageRoot()
 
 /** A deploy's release directory name (deploy/layout.ts makes them: <UTC stamp>-<git sha>). */
 const RELEASE_NAME = /^\d{8}T\d{6}Z-[0-9a-zA-Z._-]+$/
 
 /** The release directory's name when running from a deploy's releases/<id>/, else "none". */
 export function releaseId(): string {
-  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-  let name = basename(root)
+  let name = basename(ROOT.dir)
   try {
-    name = basename(realpathSync(root))
+    name = basename(realpathSync(ROOT.dir))
   } catch {
-    // the root always exists; keep the unresolved name if it cannot be resolved
+    // keep the unresolved name
   }
   return RELEASE_NAME.test(name) ? name : 'none'
 }
@@ -204,7 +221,7 @@ export function createRegistry(m: AppMetrics, o: RegistryOptions): Registry {
     help: 'Always 1; the labels say which runway version and deployed release this process runs.',
     labelNames: ['version', 'release', 'node_version'],
     registers,
-  }).set({ version, release: releaseId(), node_version: process.version }, 1)
+  }).set({ version: ROOT.version, release: releaseId(), node_version: process.version }, 1)
   return registry
 }
 
