@@ -32,7 +32,9 @@ const directives = (text: string) =>
     .map((l) => l.replace(/#.*$/, '').trim().replace(/\s+/g, ' '))
     .filter(Boolean)
 
-if (bin) {
+// The rendered text is checked whether or not nginx is installed; only `nginx -t` needs the binary
+// (nginxOrSkip above shows that part as skipped, or fails under CI=true).
+{
   const tls = await createSelfSigned({ out: join(dir, 'tls'), names: ['api.local'] })
   const logs = { accessLog: join(dir, 'access.log') }
   const cert = { cert: tls.cert, key: tls.key }
@@ -49,10 +51,10 @@ if (bin) {
     ['standalone, plain HTTP, CORS any origin', { variant: 'standalone', prefix: join(dir, 'p3'), upstreams: ['127.0.0.1:3000'], tls: false, corsOrigins: ['*'] }],
   ]
   for (const [name, input] of variants) {
-    t.test(`renders and passes nginx -t: ${name}`, async (t) => {
+    t.test(`renders${bin ? ' and passes nginx -t' : ''}: ${name}`, async (t) => {
       const { text, settings } = renderNginx(input)
       t.notMatch(text, /\{\{|\}\}/, 'no template tag is left')
-      await t.resolves(testRendered(bin, text, settings.variant, settings.prefix || undefined))
+      if (bin) await t.resolves(testRendered(bin, text, settings.variant, settings.prefix || undefined))
     })
   }
 
@@ -136,9 +138,9 @@ if (bin) {
     t.ok(recent.includes('listen 443 ssl;') && recent.includes('http2 on;'))
   })
 
-  t.test('nginx -t failures come back as one line', async (t) => {
+  t.test('nginx -t failures come back as one line', { skip: bin ? false : 'nginx is not installed' }, async (t) => {
     const { text } = renderNginx({ ...variants[0]![1], cert: join(dir, 'missing.crt') })
-    const err = await testRendered(bin, text, 'site').catch((e: unknown) => e)
+    const err = await testRendered(bin!, text, 'site').catch((e: unknown) => e)
     t.type(err, NginxTestError)
     t.match((err as Error).message, /^\[emerg\] cannot load certificate .*missing\.crt/)
     t.notMatch((err as Error).message, /\n/)
