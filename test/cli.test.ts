@@ -1,7 +1,7 @@
 // The `runway` CLI as an ops engineer runs it: a real process, a real SQLite file, stdin for
 // passwords.
 import t, { type Test } from 'tap'
-import { spawnSync } from 'node:child_process'
+import { execFile, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,10 +14,18 @@ const bin = join(import.meta.dirname, '..', 'bin', 'runway.js')
 function cli(t: Test, dataDir: string) {
   const cwd = mkdtempSync(join(tmpdir(), 'runway-cli-cwd-'))
   t.teardown(() => rmSync(cwd, { recursive: true, force: true }))
-  return (args: string[], input = '') => {
-    const r = spawnSync(process.execPath, [bin, ...args], { cwd, input, encoding: 'utf8', env: { ...process.env, DATA_DIR: dataDir }, timeout: 60_000 })
+  const options = { cwd, encoding: 'utf8', env: { ...process.env, DATA_DIR: dataDir }, timeout: 60_000 } as const
+  const run = (args: string[], input = '') => {
+    const r = spawnSync(process.execPath, [bin, ...args], { ...options, input })
     return { code: r.status, out: r.stdout, err: r.stderr }
   }
+  /** The same without blocking this process, so an API the test started keeps its event loop (a blocked one answers 503). */
+  const runAsync = (args: string[], input = '') =>
+    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const child = execFile(process.execPath, [bin, ...args], options, (_err, out, err) => resolve({ code: child.exitCode, out, err }))
+      child.stdin!.end(input)
+    })
+  return Object.assign(run, { async: runAsync })
 }
 
 t.test('users: create, list, set-password, deactivate, delete', async (t) => {
@@ -53,7 +61,7 @@ t.test('users: create, list, set-password, deactivate, delete', async (t) => {
   // A running API over the same SQLite file: the CLI's change must reach it.
   const api = await startApp(t, {}, { dataDir })
   const before = await login(api.url, 'alice', 'correct-horse-battery')
-  r = run(['user', 'set-password', '--username', 'alice'], 'a-brand-new-password\n')
+  r = await run.async(['user', 'set-password', '--username', 'alice'], 'a-brand-new-password\n')
   t.equal(r.code, 0, r.err)
   const store = SqliteStore.open(dataDir)
   t.teardown(() => store.close())
@@ -62,11 +70,13 @@ t.test('users: create, list, set-password, deactivate, delete', async (t) => {
   t.ok(await verifyPassword('a-brand-new-password', hash), 'the new password matches the stored hash')
   t.notOk(await verifyPassword('correct-horse-battery', hash), 'the old one does not')
   const oldLogin = await call(api.url, '/api/token/', { json: { username: 'alice', password: 'correct-horse-battery' } })
-  t.equal(oldLogin.status, 401, 'the API refuses the old password')
+  t.equal(oldLogin.status, 401, `the API refuses the old password (${oldLogin.status} ${oldLogin.text})`)
   t.strictSame(oldLogin.body, { detail: 'No active account found with the given credentials' })
-  t.equal((await call(api.url, '/api/token/', { json: { username: 'alice', password: 'a-brand-new-password' } })).status, 200, 'and accepts the new one')
+  const newLogin = await call(api.url, '/api/token/', { json: { username: 'alice', password: 'a-brand-new-password' } })
+  t.equal(newLogin.status, 200, `and accepts the new one (${newLogin.status})`)
   // "signs out all of the user's sessions" (the command's help).
-  t.equal((await call(api.url, '/api/token/refresh/', { json: { refresh: before.refresh } })).status, 401, 'a session from before cannot refresh')
+  const refresh = await call(api.url, '/api/token/refresh/', { json: { refresh: before.refresh } })
+  t.equal(refresh.status, 401, `a session from before cannot refresh (${refresh.status} ${refresh.text})`)
   await api.close()
 
   r = run(['user', 'deactivate', '--username', 'alice'])
