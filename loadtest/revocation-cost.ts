@@ -118,10 +118,10 @@ async function main() {
     userId = await seed(s, revoked, async (uid, now) => {
       await s.pool.query(
         `INSERT INTO sessions (id, user_id, created_at, expires_at, revoked_at, revoked_reason)
-         SELECT 'revoked-' || i, $1, $2, $2 + 86400, $2, 'logout' FROM generate_series(1, $3) i`,
+         SELECT 'revoked-' || i, $1, $2::bigint, $2::bigint + 86400, $2::bigint, 'logout' FROM generate_series(1, $3) i`,
         [uid, now, revoked],
       )
-      await s.pool.query(`INSERT INTO revocations (session_id, user_id, expires_at) SELECT 'revoked-' || i, $1, $2 + 86400 FROM generate_series(1, $3) i`, [uid, now, revoked])
+      await s.pool.query(`INSERT INTO revocations (session_id, user_id, expires_at) SELECT 'revoked-' || i, $1, $2::bigint + 86400 FROM generate_series(1, $3) i`, [uid, now, revoked])
     })
   }
   cleanups.unshift(() => store.close())
