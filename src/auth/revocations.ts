@@ -25,6 +25,11 @@ const BATCH = 1000
 const PUSH_POLL_MS = 5000
 /** A position skipped in the log is looked for this long (a PostgreSQL transaction still committing). */
 const GAP_WAIT_MS = 30_000
+/**
+ * Reads triggered by notifications start at most this often: at 1,000 revocations/s fleet-wide a
+ * process reads ~40 times a second (each read takes what arrived meanwhile), not 1,000 times.
+ */
+const PUSH_MIN_INTERVAL_MS = 25
 /** Gaps tracked at most (a burst of rolled-back transactions must not grow memory). */
 const MAX_GAPS = 1000
 
@@ -46,6 +51,8 @@ export class RevocationCache {
   private loaded = false
   private running: Promise<void> = Promise.resolve()
   private queued?: Promise<void>
+  private pushTimer?: NodeJS.Timeout
+  private lastPushedRead = 0
 
   constructor(
     private readonly store: Store,
@@ -66,7 +73,7 @@ export class RevocationCache {
     this.stopped = false
     await this.sync().catch(() => {})
     this.watch = this.store.watchRevocations?.(
-      () => void this.sync().catch(() => {}),
+      () => this.pushedSoon(),
       (listening, why) => {
         this.pushed = listening
         this.log(listening ? `revocations pushed (LISTEN): polling every ${PUSH_POLL_MS} ms as a safety net` : `revocations not pushed (${why}): polling every ${this.pollMs} ms`)
@@ -79,6 +86,7 @@ export class RevocationCache {
   async stop(): Promise<void> {
     this.stopped = true
     clearTimeout(this.timer)
+    clearTimeout(this.pushTimer)
     await this.watch?.close()
   }
 
@@ -128,6 +136,18 @@ export class RevocationCache {
     this.queued = next
     this.running = next.catch(() => {})
     return next
+  }
+
+  /** A notification arrived: read soon, coalescing a burst into one read per PUSH_MIN_INTERVAL_MS. */
+  private pushedSoon() {
+    if (this.pushTimer || this.stopped) return
+    const wait = Math.max(0, this.lastPushedRead + PUSH_MIN_INTERVAL_MS - this.clock())
+    this.pushTimer = setTimeout(() => {
+      this.pushTimer = undefined
+      this.lastPushedRead = this.clock()
+      void this.sync().catch(() => {})
+    }, wait)
+    this.pushTimer.unref()
   }
 
   private schedule() {
