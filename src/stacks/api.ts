@@ -201,6 +201,8 @@ export async function stageCopy(what: 'src' | 'dist', root = ROOT): Promise<Stag
   const remove = () => rmSync(dir, { recursive: true, force: true })
   try {
     const copy = (p: string) => cpSync(join(root, p), join(dir, p), { recursive: true })
+    // First: bundling a private compile resolves packages (typebox) from the copy's node_modules.
+    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir')
     if (what === 'dist') {
       // A fresh dist/ is copied (under the build lock, so no build swaps it mid-copy); a stale one
       // is left alone and the copy compiled privately, so a test never deletes the dist/ that
@@ -217,7 +219,6 @@ export async function stageCopy(what: 'src' | 'dist', root = ROOT): Promise<Stag
     }
     copy('package.json')
     copy('ecosystem.config.js')
-    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir')
   } catch (err) {
     remove()
     throw err
