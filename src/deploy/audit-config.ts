@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import { ConfigError, EXAMPLE_SIGNING_KEY, loadConfig, readEnv } from '../config.js'
+import { corsFindings } from './audit-cors.js'
 import { q, type Target } from './target.js'
 
 export interface Finding {
@@ -104,6 +105,7 @@ export async function auditConfig(input: AuditInput): Promise<AuditResult> {
         if (m) upstreamMs = nginxMs(m[1]!)
       }
     }
+    findings.push(...corsFindings(config, input.nginxConf ? nginxText : undefined))
     if (config.keepAliveTimeoutMs <= upstreamMs) findings.push(err('runway.E006', `KEEP_ALIVE_TIMEOUT (${config.keepAliveTimeoutMs / 1000}s) is not above nginx's upstream keepalive_timeout (${upstreamMs / 1000}s): set it to ${upstreamMs / 1000 + 5}s`))
 
     // Workers vs CPUs (and vs PostgreSQL connections).

@@ -12,8 +12,9 @@ every setting through the loader the workers use, the signing key (present, 32+ 
 example, not guessable), NODE_ENV, /docs in production, TRUST_PROXY behind nginx,
 KEEP_ALIVE_TIMEOUT vs nginx's upstream keepalive_timeout, workers vs CPUs (and PostgreSQL
 connections), DATA_DIR (writable, local disk, free space), certificates (present, matching key,
-names covered, expiry), the open file limit, the log directory, and a pm2 daemon running from a
-release that pruning can remove.
+names covered, expiry), the open file limit, the log directory, a pm2 daemon running from a
+release that pruning can remove, and the browser origins CORS allows (any, plain HTTP, null, and
+whether nginx's own errors carry them).
 
 Without --path: this app (its .env under the environment). With --path: a deploy target
 (DIR/shared/.env, DIR/.pm2, DIR/shared/logs), on this machine or over SSH with --host.
