@@ -15,8 +15,9 @@ import { compareCommand } from './commands/compare.js'
 import { loadtestCommand } from './commands/loadtest.js'
 import { reloadCommand, startCommand } from './commands/start.js'
 import { checkCommand } from './commands/check.js'
+import { restartCommand } from './commands/restart.js'
 
-export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, releasesCommand, statusCommand, startCommand, reloadCommand, checkCommand, compareCommand, loadtestCommand]
+export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, restartCommand, releasesCommand, statusCommand, startCommand, reloadCommand, checkCommand, compareCommand, loadtestCommand]
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length))

@@ -577,3 +577,36 @@ export async function status(target: Target, overrides: Partial<TargetSettings> 
     throw new TargetError(`cannot read the status on ${target.label}: ${reasonLine(r.stderr) || reasonLine(r.stdout)}`)
   }
 }
+
+export interface RestartOptions {
+  target: Target
+  breakLock: boolean
+  reporter: Reporter
+  overrides: Partial<TargetSettings>
+  timing?: Partial<DeployTiming>
+}
+
+/**
+ * Starts the live release again when its pm2 daemon is gone (a reboot without the unit), or
+ * replaces its workers one at a time when it runs: pm2 start/reload of `current`, health gate,
+ * pm2 save. Nothing is switched; the audit log is not a release history, so nothing is logged.
+ */
+export async function restart(o: RestartOptions): Promise<{ target: string; live: string; detail: string; steps: StepRecord[] }> {
+  const timing = { ...DEFAULT_TIMING, ...o.timing }
+  const run = new HostRun(o.target, o.reporter)
+  const lock = await run.step('lock', () => acquireLock(o.target, 'restart', { breakLock: o.breakLock }))
+  try {
+    const state = await readState(o.target)
+    if (!state.current) throw new TargetError(`nothing is deployed on ${o.target.label}: run \`runway deploy\` first`)
+    if ((await o.target.sh('test -e shared/.env')).code !== 0) throw new TargetError(`${o.target.root}/shared/.env is missing: nothing can run`)
+    const settings = { ...state.settings, ...o.overrides }
+    const ctx: Context = { run, settings, url: healthUrl(settings, await appPort(o.target)), timing }
+    const live = state.current
+    await run.step('pm2 start/reload', () => reload(ctx, live), (d) => d)
+    const detail = await run.step('health gate', () => gate(ctx, live), (d) => d)
+    await run.step('pm2 save', () => savePm2(ctx, live)).catch((err: Error) => run.reporter.info(`warning: ${o.target.label}: pm2 save: ${err.message}`))
+    return { target: o.target.label, live, detail, steps: run.steps }
+  } finally {
+    await lock.release()
+  }
+}

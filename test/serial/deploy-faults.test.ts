@@ -2,6 +2,7 @@
 // remove what the pm2 daemon runs from, a port held by someone else fails the deploy at once
 // quoting the worker, and a deploy that waited for the lock acts on what is live after it.
 import t from 'tap'
+import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
@@ -15,7 +16,7 @@ import { artifacts, DEPS_CACHE, makeTarget, patchFile, reapPm2, runway } from '.
 const art = await artifacts(t, {
   ...Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`v${i + 1}`, null])),
   sick: (dir) =>
-    patchFile(join(dir, 'dist', 'routes', 'health.js'), 'await app.store.ping();', "if (process.env.NODE_APP_INSTANCE !== undefined) throw new Error('sick under pm2 on purpose'); await app.store.ping();"),
+    patchFile(join(dir, 'dist', 'routes', 'health.js'), 'const fault = await app.storeHealth.check(request.id);', "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);"),
 })
 
 const log = (root: string) =>
@@ -61,6 +62,16 @@ t.test('7 deploys with --keep 2, then kill -9 of a worker: pm2 replaces it and t
   t.ok(after.healthy, `healthy: ${after.reason ?? ''}`)
   for (const w of after.workers) t.equal(w.dir, join(root, 'releases', current(root)), 'running from the live release')
   t.equal((await runway(['status', '--path', root])).code, 0, 'status exits 0')
+
+  // The daemon gone (a reboot without the systemd unit): status says so, restart brings it back.
+  execFileSync(process.execPath, [join(runtime, 'node_modules', 'pm2', 'bin', 'pm2'), 'kill'], { env: { ...process.env, PM2_HOME: join(root, '.pm2') }, stdio: 'ignore' })
+  const down = await runway(['status', '--path', root])
+  t.equal(down.code, 1)
+  t.match(down.err, /not healthy: no pm2 daemon running under PM2_HOME=/, 'status names the real reason')
+  const r = await runway(['restart', '--path', root, '--json'], { timeoutMs: 300_000 })
+  t.equal(r.code, 0, r.err)
+  t.match(JSON.parse(r.out), { ok: true, hosts: [{ live: current(root), detail: /2 workers online from this release/ }] })
+  t.equal((await runway(['status', '--path', root])).code, 0, 'healthy again')
 })
 
 t.test('a first deploy whose workers cannot bind (EADDRINUSE) fails at once, quoting the worker', async (t) => {
