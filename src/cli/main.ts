@@ -16,8 +16,9 @@ import { loadtestCommand } from './commands/loadtest.js'
 import { reloadCommand, startCommand } from './commands/start.js'
 import { checkCommand } from './commands/check.js'
 import { restartCommand } from './commands/restart.js'
+import { hostCommand } from './commands/host.js'
 
-export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, restartCommand, releasesCommand, statusCommand, startCommand, reloadCommand, checkCommand, compareCommand, loadtestCommand]
+export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, restartCommand, releasesCommand, hostCommand, statusCommand, startCommand, reloadCommand, checkCommand, compareCommand, loadtestCommand]
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length))
