@@ -139,3 +139,16 @@ t.test('help and mistakes', async (t) => {
   t.equal(bad.status, 78)
   t.match(bad.stderr, /^runway migrate: configuration error: PORT="x" is invalid/)
 })
+
+t.test('a relative DATA_DIR is the app root\'s, whatever the current directory, and the store is named', async (t) => {
+  const rel = `data-cli-test-${process.pid}`
+  const root = join(import.meta.dirname, '..')
+  t.teardown(() => rmSync(join(root, rel), { recursive: true, force: true }))
+  const cwd = mkdtempSync(join(tmpdir(), 'runway-cli-elsewhere-'))
+  t.teardown(() => rmSync(cwd, { recursive: true, force: true }))
+  const r = spawnSync(process.execPath, [bin, 'user', 'list'], { cwd, encoding: 'utf8', env: { ...process.env, DATA_DIR: `./${rel}` }, timeout: 60_000 })
+  t.equal(r.status, 0, r.stderr)
+  t.match(r.stderr, `(SQLite store: ${join(root, rel)})`)
+  t.ok(statSync(join(root, rel)).isDirectory(), 'the database is under the app root')
+  t.throws(() => statSync(join(cwd, rel)), 'and not in the current directory')
+})

@@ -1,12 +1,18 @@
-// Shared helpers for commands that need the configured store.
+// Shared helpers for commands that need the configured store. The CLI reads the app's own .env and
+// resolves a relative DATA_DIR against the app root (the checkout or release bin/runway.js belongs
+// to), whatever the current directory: `runway user list` from elsewhere must not open (and
+// create) another, empty database.
+import { resolve } from 'node:path'
 import { ConfigError, loadConfig, readEnv, type Config } from '../config.js'
+import { ROOT } from '../stacks/api.js'
 import { openStore } from '../store/open.js'
 import type { Store } from '../store/store.js'
-import { CliError } from './command.js'
+import { CliError, note } from './command.js'
 
 export function cliConfig(): Config {
   try {
-    return loadConfig(readEnv())
+    const raw = readEnv({ cwd: ROOT })
+    return loadConfig({ ...raw, DATA_DIR: resolve(ROOT, raw.DATA_DIR || './data') })
   } catch (err) {
     if (err instanceof ConfigError) throw new CliError(`configuration error: ${err.message}`, 78)
     throw err
@@ -24,7 +30,10 @@ export async function withStore<T>(fn: (store: Store, config: Config) => Promise
     throw new CliError(`cannot open the store (${(err as Error).message}): check ${where} and its permissions`)
   }
   try {
-    return await fn(store, config)
+    const value = await fn(store, config)
+    // Which store this was, so a command run against the wrong one is noticed.
+    note(config.databaseUrl ? `(PostgreSQL store: ${new URL(config.databaseUrl).host}${new URL(config.databaseUrl).pathname})` : `(SQLite store: ${config.dataDir})`)
+    return value
   } finally {
     await store.close()
   }
