@@ -152,3 +152,9 @@ t.test('a relative DATA_DIR is the app root\'s, whatever the current directory, 
   t.ok(statSync(join(root, rel)).isDirectory(), 'the database is under the app root')
   t.throws(() => statSync(join(cwd, rel)), 'and not in the current directory')
 })
+
+t.test('runway --version', async (t) => {
+  const r = spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8', timeout: 60_000 })
+  t.equal(r.status, 0)
+  t.match(r.stdout, /^runway \d+\.\d+\.\d+, node v\d+/)
+})

@@ -1,4 +1,7 @@
 // `runway <command>`: the one CLI for ops tasks. Each command lives in commands/ and has --help.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ROOT } from '../stacks/api.js'
 import { CliError, print, type Command } from './command.js'
 import { redactSecrets } from '../redact.js'
 import { userCommand } from './commands/user.js'
@@ -20,10 +23,21 @@ import { hostCommand } from './commands/host.js'
 
 export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, restartCommand, releasesCommand, hostCommand, statusCommand, startCommand, reloadCommand, checkCommand, compareCommand, loadtestCommand]
 
+/** `runway 0.1.0`, plus the commit a deployed release was built from (its REVISION file). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
+  let rev = ''
+  try {
+    const r = JSON.parse(readFileSync(join(ROOT, 'REVISION'), 'utf8')) as { sha: string; builtAt: string }
+    rev = ` (release ${r.sha}, built ${r.builtAt})`
+  } catch {}
+  return `runway ${pkg.version}${rev}, node ${process.version}`
+}
+
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length))
   return [
-    'Usage: runway <command> [options]',
+    'Usage: runway <command> [options]      runway --version',
     '',
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
@@ -36,6 +50,7 @@ function help(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv
   if (!name || name === '--help' || name === '-h' || name === 'help') return print(help()), name ? 0 : 2
+  if (name === '--version' || name === '-V' || name === 'version') return print(version()), 0
   const command = commands.find((c) => c.name === name)
   try {
     if (!command) throw new CliError(`unknown command ${JSON.stringify(name)}: run \`runway --help\` for the list`, 2)

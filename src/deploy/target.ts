@@ -106,11 +106,13 @@ export class SshTarget implements Target {
   private readonly sshArgs: string[]
   private readonly controlDir: string
   private rsync: boolean | undefined
+  private readonly port: number | undefined
 
   constructor(o: SshOptions) {
     if (!isAbsolute(o.path)) throw new TargetError(`--path ${JSON.stringify(o.path)} must be absolute for an SSH target`)
     const { destination, port } = parseHost(o.host)
     this.destination = destination
+    this.port = port
     this.root = o.path.replace(/\/+$/, '') || '/'
     this.label = `${o.host}:${this.root}`
     // One multiplexed connection for all the steps of a deploy (one handshake, not thirty).
@@ -130,7 +132,14 @@ export class SshTarget implements Target {
 
   async sh(script: string, o?: ShOptions) {
     const r = await run('ssh', [...this.sshArgs, this.destination, `bash -c ${q(prelude(this.root) + script)}`], o)
-    if (r.code === 255) throw new TargetError(`ssh ${this.destination} failed: ${reasonLine(r.stderr) || 'connection error'} (check the host, your key and ~/.ssh/config; runway never prompts)`)
+    if (r.code === 255) {
+      const why = reasonLine(r.stderr) || 'connection error'
+      // First contact: BatchMode never asks to accept an unknown host key, so say how to.
+      const hint = /Host key verification failed|No .*host key is known/i.test(r.stderr)
+        ? `the host key of ${this.destination} is not in known_hosts: check its fingerprint, then \`ssh-keyscan${this.port ? ` -p ${this.port}` : ''} ${this.destination.replace(/^.*@/, '')} >> ~/.ssh/known_hosts\` (or ssh to it once interactively)`
+        : 'check the host, your key and ~/.ssh/config; runway never prompts'
+      throw new TargetError(`ssh ${this.destination} failed: ${why} (${hint})`)
+    }
     return r
   }
 

@@ -3,7 +3,7 @@
 // --dry-run changing nothing.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { testRendered, findNginx } from '../../src/nginx/binary.js'
@@ -21,6 +21,14 @@ if (!haveSshd()) {
   const root = join(base, 'srv', 'runway') // does not exist yet: a fresh host
   const port = await freePort()
   const init = (extra: string[] = []) => runway(['host', 'init', ...sshd.flags, '--path', root, '--server-name', 'api.example.test', '--port', String(port), '--json', ...extra], { timeoutMs: 120_000 })
+
+  t.test('first contact with an unknown host key: one line saying how to accept it', async (t) => {
+    writeFileSync(join(sshd.dir, 'empty_known_hosts'), '')
+    writeFileSync(join(sshd.dir, 'ssh_config_new'), readFileSync(join(sshd.dir, 'ssh_config'), 'utf8').replace(`${sshd.dir}/known_hosts`, `${sshd.dir}/empty_known_hosts`))
+    const r = await runway(['status', '--host', sshd.host, '--ssh-config', join(sshd.dir, 'ssh_config_new'), '--path', root], { timeoutMs: 30_000 })
+    t.equal(r.code, 1)
+    t.match(r.err, /^runway status: ssh .*127\.0\.0\.1 failed: Host key verification failed\. \(the host key of .*127\.0\.0\.1 is not in known_hosts: check its fingerprint, then `ssh-keyscan -p \d+ 127\.0\.0\.1 >> ~\/\.ssh\/known_hosts` \(or ssh to it once interactively\)\)\n$/)
+  })
 
   t.test('--dry-run on a fresh host says what it would do and writes nothing', async (t) => {
     const r = await init(['--dry-run'])
