@@ -141,3 +141,16 @@ t.test('several problems: one line each, all reported at once', async (t) => {
   t.match(err, /✗ config: .*\n[^]*✗ tls: \/nonexistent\/cert\.pem: cannot read the certificate/)
   t.match(err, /preflight: 2 problems: config: .*; tls: /)
 })
+
+t.test('a dry run facing a failed check says ✗, not ✓, and the cause is not repeated 3-4 times', async (t) => {
+  const root = makeTarget(t, { env: { JWT_SIGNING_KEY: 'short-key' } })
+  const dry = await runway(['deploy', '--path', root, '--artifact', fakeArtifact(t), '--dry-run'])
+  t.equal(dry.code, 1)
+  t.match(dry.err, /✗ preflight .*1 problem: config: /)
+  t.notMatch(dry.err, /✓ preflight/)
+  t.match(dry.out, /^dry run: would deploy releases\//, 'the plan is still printed')
+  const real = await runway(['deploy', '--path', root, '--artifact', fakeArtifact(t)])
+  t.equal(real.code, 1)
+  t.equal(real.out, '', 'no summary line repeating the failure')
+  t.equal((real.err + real.out).match(/JWT_SIGNING_KEY is 9 bytes/g)?.length, 3, 'the check line, the step line, the final line')
+})

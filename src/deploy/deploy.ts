@@ -295,10 +295,12 @@ export async function deploy(o: DeployOptions): Promise<DeployReport> {
         const value = { state, settings, checks: pre.checks, url: healthUrl(settings, pre.port), lock: await readLock(run.target) }
         planned.push(value)
         const errors = failed(pre.checks)
-        if (errors.length && !o.dryRun) throw new Error(`${errors.length} problem${errors.length > 1 ? 's' : ''}: ${errors.map((e) => `${e.name}: ${e.message}`).join('; ')}`)
+        // A dry run fails its preflight step too (✗, not ✓): it goes on only to print the plan.
+        if (errors.length) throw new Error(`${errors.length} problem${errors.length > 1 ? 's' : ''}: ${errors.map((e) => `${e.name}: ${e.message}`).join('; ')}`)
         return value
       }, (v) => `${v.checks.filter((c) => c.level === 'ok').length} ok, ${v.checks.filter((c) => c.level === 'warn').length} warnings`)
     } catch (err) {
+      if (o.dryRun && planned[i]) continue
       const p = planned[i]
       const report = hostReport(run, 'deploy', '', p?.state.current ?? null, 'failed', p?.checks ?? [], Date.now() - started)
       report.reason = `preflight: ${(err as Error).message}`
@@ -370,6 +372,9 @@ async function deployHost(run: HostRun, state: TargetState, settings: TargetSett
     from = (await readState(target)).current
     report.from = from
     report.live = from
+    const changed = (Object.keys(settings) as Array<keyof TargetSettings>).filter((k) => JSON.stringify(settings[k]) !== JSON.stringify(state.settings[k]))
+    if (changed.length)
+      run.reporter.info(`  saving to ${target.root}/.runway/target.json (later deploys, rollbacks and status reuse it; pass the flag again to change it): ${changed.map((k) => `${k}=${JSON.stringify(settings[k])} (was ${JSON.stringify(state.settings[k] ?? null)})`).join(', ')}`)
     await saveSettings(target, settings)
     const rel = `releases/${name}`
     await run.step('upload', async () => {

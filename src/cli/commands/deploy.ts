@@ -129,7 +129,12 @@ export const deployCommand: Command = {
         await closeAll(targets)
       }
       if (values.json) print(JSON.stringify(report))
-      else print(summary(report))
+      // A failed host's reason is already on its ✗ step line and is the error line below: not a third time.
+      else if (report.ok || report.dryRun) print(summary(report))
+      else {
+        const done = summary({ ...report, hosts: report.hosts.filter((h) => h.result === 'ok') })
+        if (done) print(done)
+      }
       if (!report.ok) {
         const h = report.hosts.find((x) => x.result !== 'ok' && x.result !== 'planned') ?? report.hosts[0]
         const code = interrupted() ? 130 : 1
