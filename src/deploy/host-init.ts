@@ -88,7 +88,7 @@ export async function hostInit(o: HostInitOptions): Promise<HostInitReport> {
   if (who.code !== 0) throw new TargetError(`${target.label}: Node.js is not installed on the host (runway needs node ≥ 20 there): ${reasonLine(who.stderr)}`)
   const [user] = who.stdout.trim().split('\n')
 
-  const dirs = ['releases', 'shared/data', 'shared/logs', 'shared/host', 'shared/nginx/tls', '.runway'].map((d) => `${root}/${d}`)
+  const dirs = ['releases', 'shared/data', 'shared/logs', 'shared/host', 'shared/nginx/tls', 'shared/nginx/logs', '.runway'].map((d) => `${root}/${d}`)
   const missing = (await target.sh(dirs.map((d) => `[ -d ${q(d)} ] || echo ${q(d)}`).join('; '))).stdout.split('\n').filter(Boolean)
   if (missing.length && !dryRun) {
     const r = await target.sh(`mkdir -p ${missing.map(q).join(' ')}`)
@@ -126,7 +126,7 @@ export async function hostInit(o: HostInitOptions): Promise<HostInitReport> {
   const next = [
     `sudo install -m 644 ${root}/shared/host/runway.service /etc/systemd/system/runway.service && sudo systemctl daemon-reload && sudo systemctl enable runway`,
     `sudo install -m 644 ${root}/shared/host/logrotate.conf /etc/logrotate.d/runway`,
-    `sudo mkdir -p ${root}/shared/nginx/logs /var/www/letsencrypt && sudo ln -sfn ${root}/shared/host/nginx-site.conf /etc/nginx/sites-enabled/runway && sudo nginx -t && sudo systemctl reload nginx`,
+    `sudo mkdir -p /var/www/letsencrypt && sudo ln -sfn ${root}/shared/host/nginx-site.conf /etc/nginx/sites-enabled/runway && sudo nginx -t && sudo systemctl reload nginx`,
     `sudo certbot certonly --webroot -w /var/www/letsencrypt ${o.serverNames.map((n) => `-d ${n}`).join(' ')}, then point ssl_certificate/_key at /etc/letsencrypt/live/${name}/ (runway nginx render --cert … --key …) and reload nginx`,
     `runway deploy${o.hostSpec ? ` --host ${o.hostSpec}` : ''} --path ${root} --nginx-conf /etc/nginx/nginx.conf`,
   ]
