@@ -390,3 +390,16 @@ t.test('CLI commands: stdout, lists from the environment, --check, --help', asyn
     t.match(r.out, /^Usage: runway /)
   }
 })
+
+t.test('render --variant standalone makes PREFIX/logs and temp; a certificate not covering --server-name is warned about', async (t) => {
+  const base = mkdtempSync(join(tmpdir(), 'runway-standalone-'))
+  t.teardown(() => rmSync(base, { recursive: true, force: true }))
+  const tls = await createSelfSigned({ out: join(base, 'tls'), names: ['api.local'] })
+  const r = spawnSync(process.execPath, [runwayBin, 'nginx', 'render', '--variant', 'standalone', '--prefix', join(base, 'ng'), '--cert', tls.cert, '--key', tls.key, '--out', join(base, 'nginx.conf')], { encoding: 'utf8', timeout: 60_000 })
+  t.equal(r.status, 0, r.stderr)
+  for (const d of ['logs', 'temp']) t.ok(statSync(join(base, 'ng', d)).isDirectory(), `${d}/ exists`)
+  t.match(r.stderr, /warning: .*server\.crt does not cover localhost: clients will refuse TLS/, 'the default names localhost 127.0.0.1: localhost is not in the certificate')
+  const ok = spawnSync(process.execPath, [runwayBin, 'nginx', 'render', '--variant', 'standalone', '--prefix', join(base, 'ng'), '--server-name', 'api.local', '--cert', tls.cert, '--key', tls.key], { encoding: 'utf8', timeout: 60_000 })
+  t.equal(ok.status, 0, ok.stderr)
+  t.notMatch(ok.stderr, /does not cover/)
+})

@@ -1,6 +1,7 @@
 // `runway nginx render` writes the nginx config from validated values; `runway nginx serve` runs
 // the standalone variant in the foreground in front of app servers that are already running.
-import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { X509Certificate } from 'node:crypto'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { ConfigError, loadConfig, readEnv } from '../../config.js'
@@ -163,6 +164,17 @@ function input(values: Values, nginxVersionText: string | undefined): NginxInput
   }
 }
 
+/** Server names a certificate's subjectAltNames do not cover (an unreadable file: none reported). */
+export function namesNotCovered(certFile: string, names: string[]): string[] {
+  let sans: string[]
+  try {
+    sans = (new X509Certificate(readFileSync(certFile)).subjectAltName ?? '').split(',').map((x) => x.trim().replace(/^(DNS|IP Address):/, ''))
+  } catch {
+    return []
+  }
+  return names.filter((n) => n !== '_' && !sans.some((s) => s === n || (s.startsWith('*.') && n.endsWith(s.slice(1)) && n.split('.').length === s.split('.').length)))
+}
+
 /** Writes next to the target and renames, so FILE is never half-written. */
 function writeAtomically(file: string, text: string) {
   const dir = dirname(file)
@@ -188,6 +200,14 @@ async function render(values: Values): Promise<number> {
     if (err instanceof NginxOptionError) throw new CliError(err.message, 2)
     throw err
   }
+  const { settings } = rendered
+  // The standalone nginx needs PREFIX/logs and PREFIX/temp before it starts: make them now.
+  if (settings.variant === 'standalone' && settings.prefix) {
+    for (const d of ['logs', 'temp', 'conf']) mkdirSync(join(settings.prefix, d), { recursive: true })
+    note(`created ${settings.prefix}/{conf,logs,temp} for the standalone nginx`)
+  }
+  const uncovered = settings.tls && settings.cert ? namesNotCovered(settings.cert, settings.serverNames) : []
+  if (uncovered.length) note(`warning: ${settings.cert} does not cover ${uncovered.join(', ')}: clients will refuse TLS for those names (add them to the certificate, e.g. runway tls self-signed --name …)`)
   if (values.check) {
     try {
       await testRendered(bin!, rendered.text, rendered.settings.variant, rendered.settings.prefix || undefined)
@@ -210,7 +230,8 @@ async function render(values: Values): Promise<number> {
 async function serve(values: Values): Promise<number> {
   const upstreams = list(pick(values, 'upstream'))
   if (!upstreams?.length) throw new CliError('--upstream HOST:PORT is required: the app server(s) to proxy to', 2)
-  const prefix = resolve(pick(values, 'prefix') ?? join(tmpdir(), 'runway-nginx-serve'))
+  // A private prefix per run unless one is given: two `serve` runs never share a pid file.
+  const prefix = resolve(pick(values, 'prefix') ?? mkdtempSync(join(tmpdir(), 'runway-nginx-serve-')))
   const rate = pick(values, 'rate')
   let stack
   try {
