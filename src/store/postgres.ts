@@ -63,7 +63,9 @@ export interface PostgresOptions {
 // authorization (credentials changed under a running fleet), 3D no such database.
 const UNAVAILABLE_CLASSES = new Set(['08', '53', '57', '58', '40', '55', '28', '3D'])
 // Errors pg raises itself, without a SQLSTATE, when the connection is lost or never answers.
-const DRIVER_FAULT = /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable|Cannot use a pool after calling end|connection error|ECONNRESET|ECONNREFUSED|EPIPE/i
+// TLS failures (sslmode=require against a server without SSL, a certificate that does not verify)
+// are faults of the connection too: 503, never a 500, and never a silent fall back to plain text.
+const DRIVER_FAULT = /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable|Cannot use a pool after calling end|connection error|ECONNRESET|ECONNREFUSED|EPIPE|SSL|TLS|certificate/i
 
 /** Is `err` a fault of the database or the network (as opposed to a bug or a client mistake)? */
 export function isDatabaseFault(err: unknown): boolean {
