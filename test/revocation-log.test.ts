@@ -166,7 +166,7 @@ if (problem && process.env.CI !== 'true') {
 
   t.test('PostgreSQL: revocations are pushed (LISTEN/NOTIFY), polling only as a safety net', async (t) => {
     const { store, open } = await pgStores(t)
-    const other = open()
+    const { store: other, reads } = counting(open())
     const u = await store.createUser('alice', 'h')
     const states: string[] = []
     // Polling every minute: only a push can deliver the revocation within the deadline below.
@@ -177,10 +177,18 @@ if (problem && process.env.CI !== 'true') {
     while (!states.some((s) => s.startsWith('revocations pushed')) && Date.now() - listening < 10_000) await sleep(20)
     t.match(states, [/^revocations pushed \(LISTEN\)/], 'the LISTEN connection proved itself with a probe')
     await store.createSession({ sessionId: 's1', userId: u.id, refreshJti: 'r1', issuedAt: now(), expiresAt: now() + 60 })
+    await sleep(200) // the catch-up read after LISTEN came up is done
+    const readsBefore = reads.length
     const started = Date.now()
     await store.blacklistRefresh('r1', now())
     while (!cache.isRevoked('s1') && Date.now() - started < 10_000) await sleep(5)
     t.ok(cache.isRevoked('s1'), `pushed to the other process in ${Date.now() - started} ms (its poll is every 60 s)`)
+    t.equal(reads.length, readsBefore, 'applied from the notification itself: no read of the log')
+    await store.setPassword(u.id, 'new')
+    const userWide = Date.now()
+    while (cache.size < 1 && Date.now() - userWide < 5000) await sleep(5)
+    await sleep(100)
+    t.equal(reads.length, readsBefore, 'user-wide revocations too')
   })
 
   t.test('PostgreSQL: without a working LISTEN connection the cache polls, and says so', async (t) => {

@@ -4,8 +4,9 @@
 // event loop between batches. So a revocation costs every process one small read, whatever the
 // number of sessions revoked before (the old way re-read all of them, ~0.9 s per worker at 300k).
 //
-// When to read: PostgreSQL pushes (LISTEN/NOTIFY, see store/pg-listen.ts): a revocation reaches
-// every process within milliseconds, and polling slows to a safety net (PUSH_POLL_MS). Without
+// When to read: PostgreSQL pushes (LISTEN/NOTIFY, see store/pg-listen.ts): each notification
+// carries its log entry, applied at once without a read, so a revocation reaches every process
+// within milliseconds; polling slows to a safety net (PUSH_POLL_MS) that also fills gaps. Without
 // push (SQLite, or a pooler that cannot carry LISTEN) each process polls every
 // REVOCATION_POLL_INTERVAL (250 ms by default), one indexed read that returns nothing when nothing
 // changed.
@@ -73,7 +74,7 @@ export class RevocationCache {
     this.stopped = false
     await this.sync().catch(() => {})
     this.watch = this.store.watchRevocations?.(
-      () => this.pushedSoon(),
+      (entry) => (entry && this.caughtUp ? this.applyPushed(entry) : this.pushedSoon()),
       (listening, why) => {
         this.pushed = listening
         this.log(listening ? `revocations pushed (LISTEN): polling every ${PUSH_POLL_MS} ms as a safety net` : `revocations not pushed (${why}): polling every ${this.pollMs} ms`)
@@ -136,6 +137,17 @@ export class RevocationCache {
     this.queued = next
     this.running = next.catch(() => {})
     return next
+  }
+
+  /**
+   * A notification carried its log entry: applied at once, no read. An entry after a skipped
+   * position records the gap as a read would, so the safety poll asks for it again.
+   */
+  private applyPushed(entry: RevocationEntry) {
+    if (this.apply(entry, this.clock())) {
+      const events = [{ sessionId: entry.sessionId, userId: entry.userId }]
+      for (const listener of this.listeners) listener(events)
+    }
   }
 
   /** A notification arrived: read soon, coalescing a burst into one read per PUSH_MIN_INTERVAL_MS. */

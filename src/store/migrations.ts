@@ -183,4 +183,19 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   END
   $fn$;
   `,
+  // 5. Each revocation's notification carries its log entry ("seq:userId:expiresAt:sessionId"):
+  // listening processes apply it without reading the log (see store/pg-listen.ts).
+  `
+  CREATE OR REPLACE FUNCTION runway_revoke_session(p_session text, p_reason text) RETURNS void LANGUAGE sql AS $fn$
+    WITH revoked AS (
+      UPDATE sessions SET revoked_at = floor(extract(epoch from clock_timestamp()))::bigint, revoked_reason = p_reason
+       WHERE id = p_session AND revoked_at IS NULL
+      RETURNING id, user_id, expires_at
+    ), logged AS (
+      INSERT INTO revocations (session_id, user_id, expires_at) SELECT id, user_id, expires_at FROM revoked
+      RETURNING seq, session_id, user_id, expires_at
+    )
+    SELECT pg_notify('runway_revocations', seq || ':' || user_id || ':' || expires_at || ':' || coalesce(session_id, '')) FROM logged
+  $fn$;
+  `,
 ]

@@ -2,9 +2,13 @@
 // processes learn of a revocation within milliseconds without polling the database several times
 // a second. Every revocation statement ends in pg_notify() (delivered at commit).
 //
+// Each notification carries the log entry itself ("seq:userId:expiresAt:sessionId"), so a process
+// applies it without reading the log; it reads only to fill gaps and as a safety net.
+//
 // LISTEN needs a session of its own: a transaction-pooling PgBouncer accepts the command but never
 // delivers the notifications. So the watcher proves it works: after LISTEN, and then every
-// HEARTBEAT_MS, it sends itself a probe notification through the pool and expects it back within
+// HEARTBEAT_MS, it sends itself a probe notification through the pool, on a channel of its own
+// (so a probe wakes one backend, not every listener of the fleet), and expects it back within
 // PROBE_TIMEOUT_MS. Until a probe came back (or when one is lost, or the connection fails) it
 // reports "not listening", and readers poll at the fast interval; it reconnects with backoff.
 import { randomBytes } from 'node:crypto'
@@ -19,9 +23,10 @@ export interface ListenOptions {
   /** Where to LISTEN: a direct connection (not through a transaction pooler). */
   url: string
   connectTimeoutMs: number
-  /** Sends a notification on CHANNEL through another connection (the pool). */
-  notify: (payload: string) => Promise<unknown>
-  onChange: () => void
+  /** Sends a notification through another connection (the pool). */
+  notify: (channel: string, payload: string) => Promise<unknown>
+  /** A notification on CHANNEL, with its payload ('' when it had none). */
+  onChange: (payload: string) => void
   onState: (listening: boolean, why: string) => void
 }
 
@@ -33,6 +38,7 @@ export function watchNotifications(o: ListenOptions): { close(): Promise<void> }
   let failures = 0
   let timer: NodeJS.Timeout | undefined
   const probes = new Map<string, () => void>()
+  const probeChannel = `runway_probe_${randomBytes(8).toString('hex')}`
 
   const setState = (now: boolean, why: string) => {
     if (now === listening) return
@@ -47,13 +53,13 @@ export function watchNotifications(o: ListenOptions): { close(): Promise<void> }
 
   /** Resolves true when a probe sent through the pool came back on this connection. */
   const probe = async (): Promise<boolean> => {
-    const id = `probe:${randomBytes(6).toString('hex')}`
+    const id = randomBytes(6).toString('hex')
     const back = new Promise<boolean>((resolve) => {
       probes.set(id, () => resolve(true))
       setTimeout(() => resolve(false), PROBE_TIMEOUT_MS).unref()
     })
     try {
-      await o.notify(id)
+      await o.notify(probeChannel, id)
       return await back
     } catch {
       return false
@@ -89,14 +95,12 @@ export function watchNotifications(o: ListenOptions): { close(): Promise<void> }
     // Without a listener a lost connection would be an unhandled 'error' event: the process exits.
     c.on('error', (err) => void (client === c && drop(`LISTEN connection failed: ${err.message}`)))
     c.on('notification', (n) => {
-      if (n.channel !== CHANNEL) return
-      const probed = n.payload && probes.get(n.payload)
-      if (probed) probed()
-      else o.onChange()
+      if (n.channel === probeChannel) probes.get(n.payload ?? '')?.()
+      else if (n.channel === CHANNEL) o.onChange(n.payload ?? '')
     })
     try {
       await c.connect()
-      await c.query(`LISTEN ${CHANNEL}`)
+      await c.query(`LISTEN ${CHANNEL}; LISTEN ${probeChannel}`)
     } catch (err) {
       if (client === c) await drop(`LISTEN connection failed: ${(err as Error).message}`)
       return
@@ -108,7 +112,7 @@ export function watchNotifications(o: ListenOptions): { close(): Promise<void> }
     failures = 0
     setState(true, 'LISTEN connection answers')
     // Notifications sent while this connection was down were lost: readers catch up now.
-    o.onChange()
+    o.onChange('')
     schedule(() => void heartbeat(), HEARTBEAT_MS)
   }
 

@@ -225,9 +225,9 @@ export class PostgresStore implements Store {
        ), logged AS (
          INSERT INTO revocations (session_id, user_id, expires_at)
          SELECT id, user_id, expires_at FROM revoked UNION ALL SELECT NULL, $1, ${DB_NOW}
-         RETURNING seq
+         RETURNING seq, session_id, user_id, expires_at
        )
-       SELECT pg_notify('${CHANNEL}', max(seq)::text) FROM logged`,
+       SELECT pg_notify('${CHANNEL}', ${NOTIFY_PAYLOAD}) FROM logged`,
       [userId, reason],
     )
   }
@@ -300,14 +300,20 @@ export class PostgresStore implements Store {
     return row !== undefined
   }
 
-  watchRevocations(onChange: () => void, onState: (listening: boolean, why: string) => void): { close(): Promise<void> } {
+  watchRevocations(onChange: (entry?: RevocationEntry) => void, onState: (listening: boolean, why: string) => void): { close(): Promise<void> } {
     if (this.opts.listenUrl === null) {
       onState(false, 'revocation push is off')
       return { close: async () => {} }
     }
     const url = this.opts.listenUrl || this.url
     const connectTimeoutMs = this.opts.connectTimeoutMs ?? 3000
-    return watchNotifications({ url, connectTimeoutMs, notify: (payload) => this.rows('SELECT pg_notify($1, $2)', [CHANNEL, payload]), onChange, onState })
+    return watchNotifications({
+      url,
+      connectTimeoutMs,
+      notify: (channel, payload) => this.rows('SELECT pg_notify($1, $2)', [channel, payload]),
+      onChange: (payload) => onChange(parseEntry(payload)),
+      onState,
+    })
   }
 
   async revocationsSince(after: number, o: { limit: number; notBefore: number; also?: number[] }): Promise<RevocationEntry[]> {
@@ -347,6 +353,16 @@ export class PostgresStore implements Store {
 }
 
 const now = () => Math.floor(Date.now() / 1000)
+
+/** What each revocation's NOTIFY carries: the log entry, "seq:userId:expiresAt:sessionId". */
+const NOTIFY_PAYLOAD = "seq || ':' || user_id || ':' || expires_at || ':' || coalesce(session_id, '')"
+
+/** The entry a notification carries, or undefined (an older writer's bare seq, a catch-up signal). */
+function parseEntry(payload: string): RevocationEntry | undefined {
+  const m = /^([0-9]+):([0-9]+):(-?[0-9]+):(.*)$/s.exec(payload)
+  if (!m) return undefined
+  return { seq: Number(m[1]), userId: Number(m[2]), expiresAt: Number(m[3]), sessionId: m[4] === '' ? null : m[4]! }
+}
 
 function outcome(text: string): RotateOutcome {
   if (text === 'rotated') return { result: 'rotated' }

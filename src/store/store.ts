@@ -91,10 +91,11 @@ export interface Store {
   revocationsSince(after: number, o: { limit: number; notBefore: number; also?: number[] }): Promise<RevocationEntry[]>
   /**
    * Push: calls `onChange` soon after any process recorded a revocation (PostgreSQL LISTEN/NOTIFY
-   * on a dedicated connection). `onState` says whether pushes currently arrive; while they do
+   * on a dedicated connection), with the log entry when the notification carried it (then no
+   * read is needed), without one when the reader should read the log. `onState` says whether pushes currently arrive; while they do
    * not, readers must poll. Absent: the store cannot push (SQLite: poll, it is one local file).
    */
-  watchRevocations?(onChange: () => void, onState: (listening: boolean, why: string) => void): { close(): Promise<void> }
+  watchRevocations?(onChange: (entry?: RevocationEntry) => void, onState: (listening: boolean, why: string) => void): { close(): Promise<void> }
   /** Deletes expired refresh tokens and sessions; returns how many tokens went. */
   flushExpired(now: number): Promise<number>
 
