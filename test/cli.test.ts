@@ -158,3 +158,10 @@ t.test('runway --version', async (t) => {
   t.equal(r.status, 0)
   t.match(r.stdout, /^runway \d+\.\d+\.\d+, node v\d+/)
 })
+
+t.test('npm start with WEB_CONCURRENCY=abc: one line, exit 78, nothing started', async (t) => {
+  const r = spawnSync(process.execPath, [bin, 'start'], { encoding: 'utf8', env: { ...process.env, WEB_CONCURRENCY: 'abc', JWT_SIGNING_KEY: 'cli-test-signing-key-0123456789-abcdefghijklmnop', PM2_HOME: join(tmpdir(), 'runway-no-pm2-here') }, timeout: 60_000 })
+  t.equal(r.status, 78)
+  t.equal(r.stderr, 'runway start: configuration error: WEB_CONCURRENCY="abc" is invalid: expected a whole number of workers, 1 or more (empty = one per CPU)\n')
+  t.throws(() => statSync(join(tmpdir(), 'runway-no-pm2-here')), 'no pm2 daemon was started')
+})

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import { ConfigError, loadConfig, readEnv } from '../config.js'
+import { auditConfig } from './audit-config.js'
 import type { TargetSettings } from './layout.js'
 import { reasonLine, q, type Target } from './target.js'
 
@@ -135,6 +136,14 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
   const df = await target.sh(`d=${q(target.root)}; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | awk 'NR==2 {print $4}'`)
   const freeKb = Number(df.stdout.trim())
   checks.push(diskCheck(df.code === 0 && df.stdout.trim() && Number.isFinite(freeKb) ? freeKb * 1024 : null, input.artifactBytes))
+
+  // `runway check --deploy` on the target. What the checks above already decide (settings, the
+  // store, certificates) is theirs; the rest is listed as warnings, except a guessable key.
+  if (envText !== null && check.level !== 'error') {
+    const audit = await auditConfig({ target, base: `${target.root}/shared`, env: { PM2_HOME: settings.pm2Home, RUNWAY_LOG_DIR: `${target.root}/shared/logs`, ...(settings.workers ? { WEB_CONCURRENCY: String(settings.workers) } : {}) }, nginxConf: settings.nginxConf, now })
+    const own = new Set(['runway.E001', 'runway.E002', 'runway.E003', 'runway.E007', 'runway.E009', 'runway.E010', 'runway.W007'])
+    for (const f of audit.findings.filter((x) => !x.silenced && !own.has(x.id))) checks.push({ name: f.id, level: f.id === 'runway.E004' ? 'error' : 'warn', message: f.message })
+  }
   return { checks, port }
 }
 

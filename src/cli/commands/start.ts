@@ -3,7 +3,9 @@
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { ConfigError, loadConfig, readEnv } from '../../config.js'
+import { auditConfig } from '../../deploy/audit-config.js'
 import { Pm2ControlError, startOrRoll } from '../../deploy/pm2-control.js'
+import { LocalTarget } from '../../deploy/target.js'
 import { ROOT } from '../../stacks/api.js'
 import { CliError, note, parseFlags, print, type Command } from '../command.js'
 
@@ -24,11 +26,15 @@ function preconditions(root: string): void {
 }
 
 async function run(root: string, verb: 'start' | 'reload', json: boolean, timeoutS?: string): Promise<number> {
-  preconditions(root)
   const store = validateProductionConfig(root)
+  preconditions(root)
   const readyTimeoutMs = timeoutS === undefined ? undefined : Number(timeoutS) * 1000
   if (readyTimeoutMs !== undefined && !(readyTimeoutMs > 0)) throw new CliError(`--timeout must be a number of seconds, not ${JSON.stringify(timeoutS)}`, 2)
   note(`runway ${verb}: settings valid (${store}); PM2_HOME=${process.env.PM2_HOME ?? '~/.pm2'}`)
+  // `runway check --deploy` findings, shown as Django's runserver shows its system checks: the
+  // settings themselves were validated above; these are advice and never stop the start.
+  const audit = await auditConfig({ target: new LocalTarget(root), base: root, env: { ...process.env } })
+  for (const f of audit.findings.filter((x) => !x.silenced && !['runway.E001', 'runway.E002', 'runway.E003'].includes(x.id))) note(`  ! ${f.id}: ${f.message}`)
   try {
     const r = await startOrRoll({ pm2Root: root, ecosystem: join(root, 'ecosystem.config.js'), readyTimeoutMs, progress: (l) => note(`  ${l}`) })
     print(json ? JSON.stringify({ ok: true, ...r }) : `runway ${verb}: ${r.action === 'started' ? `started ${r.workers} workers, all ready` : r.detail}`)
