@@ -20,8 +20,9 @@ import { reloadCommand, startCommand } from './commands/start.js'
 import { checkCommand } from './commands/check.js'
 import { restartCommand } from './commands/restart.js'
 import { hostCommand } from './commands/host.js'
+import { settingsCommand } from './commands/settings.js'
 
-export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, restartCommand, releasesCommand, hostCommand, statusCommand, startCommand, reloadCommand, checkCommand, compareCommand, loadtestCommand]
+export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, restartCommand, releasesCommand, settingsCommand, hostCommand, statusCommand, startCommand, reloadCommand, checkCommand, compareCommand, loadtestCommand]
 
 /** `runway 0.1.0`, plus the commit a deployed release was built from (its REVISION file). */
 function version(): string {
