@@ -374,7 +374,7 @@ async function deployHost(run: HostRun, state: TargetState, settings: TargetSett
     report.live = from
     const changed = (Object.keys(settings) as Array<keyof TargetSettings>).filter((k) => JSON.stringify(settings[k]) !== JSON.stringify(state.settings[k]))
     if (changed.length)
-      run.reporter.info(`  saving to ${target.root}/.runway/target.json (later deploys, rollbacks and status reuse it; pass the flag again to change it): ${changed.map((k) => `${k}=${JSON.stringify(settings[k])} (was ${JSON.stringify(state.settings[k] ?? null)})`).join(', ')}`)
+      run.reporter.info(`  saving to ${target.root}/.runway/target.json (later deploys, rollbacks and status reuse it; see \`runway settings\`, which can --unset it): ${changed.map((k) => `${k}=${JSON.stringify(settings[k])} (was ${JSON.stringify(state.settings[k] ?? null)})`).join(', ')}`)
     await saveSettings(target, settings)
     const rel = `releases/${name}`
     await run.step('upload', async () => {
