@@ -80,3 +80,19 @@ t.test('--workers: the scenarios run in autocannon worker threads (hooks loaded 
     t.equal(row.summary!.errors + row.summary!.non2xx + row.summary!.mismatches, 0, `${row.scenario}: no failed responses`)
   }
 })
+
+t.test('a target with the default login rate limits: failures broken down by status, 429 named as rate limiting', async (t) => {
+  const limited = await startApp(t, {})
+  await createUser(limited.store, 'gate')
+  const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(
+      process.execPath,
+      ['bin/runway.js', 'loadtest', '--target', limited.url, '--scenarios', 'login', '--username', 'gate', '-c', '2', '--amount', '60', '--warmup', '0', '--quiet', '--threshold', 'errors<1%'],
+      { env: { ...process.env, LOADTEST_PASSWORD: PASSWORD }, timeout: 120_000 },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    )
+  })
+  t.equal(r.code, 99, r.stderr)
+  t.match(r.stdout, /^warning: login: \d+ failed responses .*: 429 × \d+ \(rate limited: the login\/token limits of the app \(LOGIN_RATE_LIMIT_IP, LOGIN_RATE_LIMIT_USER\)/m)
+  t.match(r.stderr, /^runway loadtest: threshold errors<1% failed on login: .*\(failures by cause: login: 429 × \d+ \(rate limited/)
+})

@@ -68,6 +68,27 @@ function password(values: { 'password-file'?: string | undefined }): string | un
   return process.env.LOADTEST_PASSWORD
 }
 
+/** What each failing status usually means for this API behind runway's nginx. */
+const CAUSES: Record<string, string> = {
+  '429': 'rate limited: the login/token limits of the app (LOGIN_RATE_LIMIT_IP, LOGIN_RATE_LIMIT_USER) or nginx (--rate); raise them on a load-test target, or use scenarios without login',
+  '401': 'credentials or token refused (wrong password, expired or revoked token)',
+  '413': 'request body above BODY_LIMIT / client_max_body_size',
+  '502': 'nginx could not reach the app (not running, wrong upstream)',
+  '503': 'the app shed load or its store is unavailable (Retry-After)',
+  '504': 'the app answered slower than nginx --proxy-timeout',
+}
+
+/** "429 × 1234 (rate limited: …), connection errors 3, wrong bodies 2" */
+export function failureBreakdown(r: RunFigures): string {
+  const parts = Object.entries(r.statusCodes)
+    .filter(([code]) => !code.startsWith('2'))
+    .sort((a, b) => b[1] - a[1])
+    .map(([code, n]) => `${code} × ${n}${CAUSES[code] ? ` (${CAUSES[code]})` : ''}`)
+  if (r.errors) parts.push(`connection errors/timeouts ${r.errors}`)
+  if (r.mismatches) parts.push(`2xx with an unexpected body ${r.mismatches}`)
+  return parts.join(', ') || 'none'
+}
+
 export const loadtestCommand: Command = {
   name: 'loadtest',
   summary: 'load-test a running deployment; thresholds and baseline gate a release (exit 99)',
@@ -191,7 +212,7 @@ export const loadtestCommand: Command = {
       thresholds,
       warnings: rows.flatMap((r) => [
         ...(r.loadgenSaturated ? [`${r.scenario}: the load generator used ${r.summary!.loadgenCpu}% CPU, a full core per thread: it may be the bottleneck; try --workers ${Math.max(2, settings.workers + 1)}`] : []),
-        ...(r.summary && failures(r.summary) ? [`${r.scenario}: ${failures(r.summary)} failed responses (${Math.round(errorRate(r.summary) * 1000) / 1000}%)`] : []),
+        ...(r.summary && failures(r.summary) ? [`${r.scenario}: ${failures(r.summary)} failed responses (${Math.round(errorRate(r.summary) * 1000) / 1000}%): ${failureBreakdown(r.summary)}`] : []),
       ]),
     }
     assertResults(results)
@@ -211,7 +232,9 @@ export const loadtestCommand: Command = {
     const broken = rows.find((r) => r.status !== 'ok')
     if (broken) throw new CliError(`${broken.scenario} could not be measured: ${broken.reason}`)
     const failed = thresholds.filter((t) => !t.pass)
-    if (failed.length) throw new CliError(`${failed.map((t) => t.message).join('; ')}`, THRESHOLD_EXIT_CODE)
+    // The cause, not only the symptom: which statuses failed, and what usually sends them.
+    const why = rows.filter((r) => r.summary && failures(r.summary)).map((r) => `${r.scenario}: ${failureBreakdown(r.summary!)}`)
+    if (failed.length) throw new CliError(`${failed.map((t) => t.message).join('; ')}${why.length ? ` (failures by cause: ${why.join('; ')})` : ''}`, THRESHOLD_EXIT_CODE)
     return 0
   },
 }
