@@ -16,7 +16,7 @@ import { artifacts, DEPS_CACHE, makeTarget, patchFile, reapPm2, runway } from '.
 const art = await artifacts(t, {
   ...Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`v${i + 1}`, null])),
   sick: (dir) =>
-    patchFile(join(dir, 'dist', 'routes', 'health.js'), 'const fault = await app.storeHealth.check(request.id);', "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);"),
+    patchFile(join(dir, 'dist', 'server.js'), 'const fault = await app.storeHealth.check(request.id);', "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);"),
 })
 
 const log = (root: string) =>
@@ -121,7 +121,7 @@ t.test('a deploy that waited behind another acts on what is live after the lock'
   t.not(v2, v1)
   v2Done()
   const report = await sick
-  t.match(report.hosts[0], { result: 'rolled-back', from: v2, live: v2 })
+  t.match(report.hosts[0], { result: 'rolled-back', from: v2, live: v2, reason: /^health gate: .*HTTP 503.*sick under pm2 on purpose.*; rolled back to / })
   t.equal(current(root), v2, 'rolled back to v2, the release live when it took the lock, not v1')
   t.match(log(root).pop(), { sha: 'sick', from: v2, live: v2, result: 'rolled-back' })
 })
