@@ -169,10 +169,16 @@ export async function auditConfig(input: AuditInput): Promise<AuditResult> {
   if (logs.code !== 0) findings.push(err('runway.E012', `log directory ${logDir}: ${logs.out}`))
 
   // The pm2 daemon must not run from a release that pruning can remove (see deploy.ts pm2Runtime).
+  // Its process title hides the path: the live release's remote.js asks the daemon itself.
   const pm2Home = input.env?.PM2_HOME
   if (pm2Home) {
-    const r = await sh(target, `pid=$(cat ${q(`${pm2Home}/pm2.pid`)} 2>/dev/null) && kill -0 "$pid" 2>/dev/null || exit 3; { tr '\\0' '\\n' < /proc/$pid/cmdline; tr '\\0' '\\n' < /proc/$pid/environ; cat .runway/pm2-runtime; } 2>/dev/null | grep -o '/releases/[^/]*/node_modules/pm2' | head -1`)
-    if (r.code === 0 && r.out) findings.push(err('runway.E013', `the pm2 daemon runs from ${r.out}, inside a release that pruning can remove: redeploy with this runway (it installs pm2 under shared/pm2/) or restart the daemon from there`))
+    const r = await sh(target, `cd ${q(base)}/.. 2>/dev/null && [ -e current/dist/deploy/remote.js ] || exit 3; PM2_HOME=${q(pm2Home)} node current/dist/deploy/remote.js daemon --release "$(pwd -P)/current" | tail -1`)
+    let script = ''
+    try {
+      script = r.code === 0 ? ((JSON.parse(r.out.split('\n').pop() ?? '') as { script?: string }).script ?? '') : ''
+    } catch {}
+    const m = /\/releases\/[^/]+\/node_modules\/pm2/.exec(script)
+    if (m) findings.push(err('runway.E013', `the pm2 daemon runs from ${script.slice(0, m.index + m[0].length)}, inside a release that pruning can remove: restart it from shared/pm2 (\`pm2 kill\`, then \`runway restart\`), or deploy with this runway, which keeps that release`))
   }
 
   for (const f of findings) if (silenced.has(f.id)) f.silenced = true

@@ -400,6 +400,11 @@ async function deployHost(run: HostRun, state: TargetState, settings: TargetSett
       .step('prune', async () => {
         await savePm2(ctx, name)
         const inUse = new Set((await run.sh(inUseScript(target.root))).split('\n').filter(Boolean))
+        // The daemon's own pm2 (its title hides it from /proc): a daemon an older runway started
+        // from a release keeps that release, or every later worker restart would fail.
+        const d = await run.remote(`cd ${q(target.root)} && ${appEnv(settings, target.root)} node releases/${q(name)}/dist/deploy/remote.js daemon --release ${q(`${target.root}/releases/${name}`)}`, 30_000)
+        const daemonRelease = typeof d.script === 'string' ? /\/releases\/([^/]+)\/node_modules\/pm2\//.exec(d.script)?.[1] : undefined
+        if (daemonRelease) inUse.add(daemonRelease)
         const candidates = releasesToPrune([...(await readState(target)).releases], name, settings.keep)
         const gone = candidates.filter((r) => !inUse.has(r))
         await run.sh(`${pruneScript(gone)} && ${depsPruneScript(settings)}`)

@@ -46,7 +46,7 @@ interface Pm2Api {
   list(cb: (err: Error | null, list: ProcEntry[]) => void): void
   launchBus(cb: (err: Error | null, bus: Bus) => void): void
   delete(id: number | string, cb: (err: Error | null) => void): void
-  Client: { executeRemote(method: string, arg: unknown, cb: (err: Error | null, res: { pm2_env: { pm_id: number } }) => void): void }
+  Client: { executeRemote(method: string, arg: unknown, cb: (err: Error | null, res: any) => void): void }
 }
 
 export interface RollOptions {
@@ -265,6 +265,23 @@ export class Pm2Control {
     }
     for (const extra of now.slice(app.instances)) await this.deleteId(extra.pm_id)
     return { action: 'reloaded', workers: app.instances, detail: `${replaced} workers replaced one at a time, each after its successor was ready${app.instances !== old.length ? `; now ${app.instances} workers (was ${old.length})` : ''}` }
+  }
+}
+
+/**
+ * The script the running pm2 daemon was started as (its argv[1], .../pm2/lib/Daemon.js): the
+ * pm2 it spawns every worker through. Its process title hides this from /proc, so ask it. Only
+ * call this when a daemon runs (connecting would otherwise start one).
+ */
+export async function daemonScript(pm2Root: string): Promise<string> {
+  const control = new Pm2Control({ pm2Root, ecosystem: '' })
+  const api = (control as unknown as { api: Pm2Api }).api
+  await new Promise<void>((resolve, reject) => api.connect((err) => (err ? reject(err) : resolve())))
+  try {
+    const report = await new Promise<{ argv?: string[] }>((resolve, reject) => api.Client.executeRemote('getReport', {}, (err, r) => (err ? reject(err) : resolve(r))))
+    return report.argv?.[1] ?? ''
+  } finally {
+    api.disconnect()
   }
 }
 

@@ -9,6 +9,7 @@
 //   gate --release DIR --url URL [--timeout MS]    after the reload: every pm2 worker of the app runs
 //                                                  from DIR, is online and stays up, and URL answers 200
 //   probe --url URL                                what `runway status` shows: workers and health
+//   daemon                                         the script the running pm2 daemon was started as
 //   roll --pm2-root DIR --ecosystem FILE [--timeout MS]
 //                                                  start the app under pm2, or replace its workers
 //                                                  one at a time, each only by a ready one (pm2-control.ts)
@@ -18,7 +19,7 @@ import { createServer } from 'node:net'
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { errorLineSince, startOrRoll } from './pm2-control.js'
+import { daemonScript, errorLineSince, startOrRoll } from './pm2-control.js'
 import { reasonLine } from './target.js'
 import { metricsUrl, sampleFigures, type WorkerFigures } from '../metrics/figures.js'
 
@@ -276,6 +277,12 @@ async function main() {
     case 'roll': {
       const r = await startOrRoll({ pm2Root: values['pm2-root'] ?? release, ecosystem: values.ecosystem ?? join(release, 'ecosystem.config.js'), readyTimeoutMs: values.timeout ? timeout : undefined, nodeArgs: ['--preserve-symlinks'] })
       return out({ detail: r.detail, action: r.action }, true)
+    }
+    case 'daemon': {
+      // Where the running daemon's pm2 lives (deploy's prune and check --deploy keep/flag a release).
+      if (!daemonRunning()) return out({ running: false, detail: 'no pm2 daemon running' }, true)
+      const script = await daemonScript(values['pm2-root'] ?? pm2Root(release))
+      return out({ running: true, script, detail: `the pm2 daemon runs ${script}` }, true)
     }
     default:
       throw new Error(`unknown verb ${positionals[0]}`)

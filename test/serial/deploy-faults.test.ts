@@ -3,7 +3,7 @@
 // quoting the worker, and a deploy that waited for the lock acts on what is live after it.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { readArtifact } from '../../src/deploy/artifact.js'
@@ -124,4 +124,43 @@ t.test('a deploy that waited behind another acts on what is live after the lock'
   t.match(report.hosts[0], { result: 'rolled-back', from: v2, live: v2, reason: /^health gate: .*HTTP 503.*sick under pm2 on purpose.*; rolled back to / })
   t.equal(current(root), v2, 'rolled back to v2, the release live when it took the lock, not v1')
   t.match(log(root).pop(), { sha: 'sick', from: v2, live: v2, result: 'rolled-back' })
+})
+
+t.test('a daemon an older runway started from a release: check --deploy flags it, prune keeps that release', async (t) => {
+  const port = await freePort()
+  const root = makeTarget(t, { port })
+  const pm2Home = join(root, '.pm2')
+  reapPm2(t, pm2Home)
+  const common = ['--path', root, '--workers', '1', '--deps-cache', DEPS_CACHE, '--json']
+  const first = await runway(['deploy', ...common, '--artifact', art.v1!], { timeoutMs: 600_000 })
+  t.equal(first.code, 0, first.err)
+  const v1 = current(root)
+  // What runway did before shared/pm2: the daemon runs the pm2 inside releases/<v1>.
+  const runtime = readFileSync(join(root, '.runway', 'pm2-runtime'), 'utf8').trim()
+  const env = { PATH: process.env.PATH!, HOME: process.env.HOME!, PM2_HOME: pm2Home, RUNWAY_LOG_DIR: join(root, 'shared', 'logs') }
+  execFileSync(process.execPath, [join(runtime, 'node_modules', 'pm2', 'bin', 'pm2'), 'kill'], { env, stdio: 'ignore' })
+  rmSync(join(root, '.runway', 'pm2-runtime'))
+  rmSync(join(root, 'shared', 'pm2'), { recursive: true, force: true })
+  execFileSync(process.execPath, ['--preserve-symlinks', join(root, 'releases', v1, 'node_modules', 'pm2', 'bin', 'pm2'), 'resurrect'], { cwd: root, env, stdio: 'ignore' })
+  t.equal((await runway(['status', '--path', root])).code, 0, 'serving again, from the legacy daemon')
+
+  const check = await runway(['check', '--deploy', '--path', root, '--json'])
+  t.match(JSON.parse(check.out).findings, [{ id: 'runway.E013', level: 'error', message: new RegExp(`the pm2 daemon runs from ${root}/releases/${v1}/node_modules/pm2, inside a release that pruning can remove`) }])
+  t.equal(check.code, 1)
+
+  const second = await runway(['deploy', ...common, '--artifact', art.v2!, '--keep', '1'], { timeoutMs: 600_000 })
+  t.equal(second.code, 0, second.err)
+  t.match(second.err, new RegExp(`✓ prune .*kept ${v1}: a running process still uses it`))
+  t.ok(readdirSync(join(root, 'releases')).includes(v1), `${v1} is still there`)
+
+  const before = JSON.parse((await runway(['status', '--path', root, '--json'])).out)[0]
+  process.kill(before.workers[0].pid, 'SIGKILL')
+  const deadline = Date.now() + 30_000
+  let after = before
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500))
+    after = JSON.parse((await runway(['status', '--path', root, '--json'])).out)[0]
+    if (after.healthy && after.workers[0]?.pid !== before.workers[0].pid && after.workers[0]?.uptimeMs > 1000) break
+  }
+  t.ok(after.healthy && after.workers[0].pid !== before.workers[0].pid, `the killed worker was replaced: ${after.reason ?? ''}`)
 })
