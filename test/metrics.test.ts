@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { AppMetrics, createRegistry, LATENCY_BUCKETS } from '../src/metrics/app-metrics.js'
 import { appRegistry } from '../src/plugins/metrics.js'
 import { startMetricsListener, type ClusterSnapshot } from '../src/metrics/cluster.js'
-import { p99FromBuckets, workerFigures } from '../src/metrics/figures.js'
+import { clusterFigures, p99FromBuckets } from '../src/metrics/figures.js'
 import type { MetricJson } from '../src/metrics/app-metrics.js'
 import { loadConfig } from '../src/config.js'
 import { freePort } from '../src/stacks/process.js'
@@ -115,7 +115,8 @@ t.test('one scrape counts exactly the requests and outcomes sent', async (t) => 
   for (let i = 0; i < 30; i++) await call(url, '/api/me/', { token: p2.access })
   for (let i = 0; i < 10; i++) await call(url, '/api/me/')
   const after = await read()
-  const [w] = workerFigures(before, after, (Date.now() - started) / 1000)
+  const { workers: [w], host } = clusterFigures(before, after, (Date.now() - started) / 1000)
+  t.same({ worker: host!.worker, requests: host!.requests }, { worker: 'all', requests: 40 }, 'the host line sums its one worker')
   t.same({ worker: w!.worker, requests: w!.requests, errorRate: w!.errorRate, ready: w!.ready }, { worker: 'w0', requests: 40, errorRate: 0, ready: true }, 'figures: 40 requests in the window, no 5xx')
   t.ok(w!.requestsPerSec > 0 && w!.p99Seconds! > 0 && w!.lagP99Seconds! >= 0 && w!.utilization! > 0 && w!.utilization! <= 1, `rate ${w!.requestsPerSec.toFixed(0)}/s, p99 ${w!.p99Seconds}, lag ${w!.lagP99Seconds}, busy ${w!.utilization}`)
 })
@@ -133,11 +134,23 @@ t.test('figures: error rate, p99 as histogram_quantile, a restarted worker', asy
   for (let i = 0; i < 90; i++) me.record(200, 0.002)
   for (let i = 0; i < 10; i++) me.record(503, 0.2)
   const b = await snap(1)
-  const [f] = workerFigures(a, b, 10)
+  const [f] = clusterFigures(a, b, 10).workers
   t.same({ requests: f!.requests, rate: f!.requestsPerSec, errorRate: f!.errorRate }, { requests: 100, rate: 10, errorRate: 0.1 })
   t.ok(f!.p99Seconds! > 0.1 && f!.p99Seconds! <= 0.25, `p99 in the 0.1-0.25 s bucket (${f!.p99Seconds})`)
-  const [restarted] = workerFigures(a, await snap(2), 10)
+  const [restarted] = clusterFigures(a, await snap(2), 10).workers
   t.equal(restarted!.requests, 150, 'a new pid: everything it counted is in the window')
+
+  // Two workers: the host sums counts, takes p99 over both, the worst lag, ready only if all are.
+  const two = (s: ClusterSnapshot, second: ClusterSnapshot): ClusterSnapshot => ({
+    workers: [...s.workers, { worker: '1', pid: 9, startedAt: 0 }],
+    failed: [],
+    metrics: s.metrics.map((metric) => ({
+      ...metric,
+      values: [...metric.values, ...(second.metrics.find((x) => x.name === metric.name)?.values ?? []).map((v) => ({ ...v, labels: { ...v.labels, worker: '1' }, value: metric.name === 'runway_ready' ? 0 : v.value }))],
+    })),
+  })
+  const host = clusterFigures(two(a, a), two(b, a), 10).host!
+  t.same({ requests: host.requests, errorRate: host.errorRate, ready: host.ready }, { requests: 100, errorRate: 0.1, ready: false }, 'worker 1 had no requests in the window and is not ready')
 })
 
 t.test('metrics off (METRICS_PORT empty): requests are not counted', async (t) => {

@@ -568,7 +568,7 @@ export interface StatusReport {
   /** Why the target is not healthy (dead workers and their error line first), when it is not. */
   reason?: string
   /** From the app's metrics endpoint over 2 s; url absent when METRICS_PORT is not set. */
-  metrics?: { url?: string; workers?: WorkerFigures[]; error?: string }
+  metrics?: { url?: string; workers?: WorkerFigures[]; host?: WorkerFigures | null; error?: string }
   lastDeploy?: AuditEntry
 }
 

@@ -249,10 +249,10 @@ async function probe(release: string, url: string) {
   const down = workersDown(workers, Math.max(0, logSize() - (256 << 10)))
   const reason = pm2Error ?? (!workers.length ? 'no pm2 workers for the app' : down) ?? (healthy ? undefined : `${url}: ${describe(r)}`)
   // The key figures per worker from the app's metrics endpoint (when METRICS_PORT is set).
-  const metrics: { url?: string; workers?: WorkerFigures[]; error?: string } = { url: metricsUrl(release) }
+  const metrics: { url?: string; workers?: WorkerFigures[]; host?: WorkerFigures | null; error?: string } = { url: metricsUrl(release) }
   if (metrics.url) {
     try {
-      metrics.workers = await sampleFigures(metrics.url)
+      Object.assign(metrics, await sampleFigures(metrics.url))
     } catch (err) {
       metrics.error = (err as Error).message
     }

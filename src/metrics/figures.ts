@@ -48,43 +48,79 @@ export function p99FromBuckets(buckets: Map<string, number>): number | null {
   return below.le + ((b.le - below.le) * (rank - below.n)) / (b.n - below.n)
 }
 
-export function workerFigures(before: ClusterSnapshot, after: ClusterSnapshot, seconds: number): WorkerFigures[] {
-  return after.workers.map(({ worker, pid }) => {
-    const restarted = before.workers.find((w) => w.worker === worker)?.pid !== pid
-    const delta = (name: string, keep?: (v: Values[number]) => boolean) => {
-      const a = sum(valuesOf(after, name, worker), keep)
-      return restarted ? a : increase(sum(valuesOf(before, name, worker), keep), a)
+interface Measured extends WorkerFigures {
+  errors: number
+  busySeconds: number | null
+  /** Cumulative bucket counts of the window, by `le`. */
+  buckets: Map<string, number>
+}
+
+function measure(before: ClusterSnapshot, after: ClusterSnapshot, seconds: number, worker: string, pid: number): Measured {
+  const restarted = before.workers.find((w) => w.worker === worker)?.pid !== pid
+  const delta = (name: string, keep?: (v: Values[number]) => boolean) => {
+    const a = sum(valuesOf(after, name, worker), keep)
+    return restarted ? a : increase(sum(valuesOf(before, name, worker), keep), a)
+  }
+  const requests = delta('runway_http_requests_total')
+  const errors = delta('runway_http_requests_total', (v) => v.labels.status === '5xx')
+  const buckets = new Map<string, number>()
+  const addBuckets = (s: ClusterSnapshot, sign: number) => {
+    for (const v of valuesOf(s, 'runway_http_request_duration_seconds', worker)) {
+      if (v.metricName?.endsWith('_bucket')) buckets.set(String(v.labels.le), (buckets.get(String(v.labels.le)) ?? 0) + sign * v.value)
     }
-    const requests = delta('runway_http_requests_total')
-    const errors = delta('runway_http_requests_total', (v) => v.labels.status === '5xx')
-    const buckets = new Map<string, number>()
-    for (const v of valuesOf(after, 'runway_http_request_duration_seconds', worker)) {
-      if (v.metricName?.endsWith('_bucket')) buckets.set(String(v.labels.le), (buckets.get(String(v.labels.le)) ?? 0) + v.value)
-    }
-    if (!restarted) {
-      for (const v of valuesOf(before, 'runway_http_request_duration_seconds', worker)) {
-        if (v.metricName?.endsWith('_bucket')) buckets.set(String(v.labels.le), (buckets.get(String(v.labels.le)) ?? 0) - v.value)
-      }
-    }
-    const lag = valuesOf(after, 'nodejs_eventloop_lag_p99_seconds', worker)[0]
-    const busy = valuesOf(after, 'runway_eventloop_busy_seconds_total', worker).length ? delta('runway_eventloop_busy_seconds_total') : null
-    const ready = valuesOf(after, 'runway_ready', worker)[0]
-    return {
-      worker,
-      pid,
-      requests,
-      requestsPerSec: requests / seconds,
-      errorRate: requests > 0 ? errors / requests : null,
-      p99Seconds: p99FromBuckets(buckets),
-      lagP99Seconds: lag ? lag.value : null,
-      utilization: busy === null ? null : Math.min(1, busy / seconds),
-      ready: ready ? ready.value === 1 : null,
-    }
-  })
+  }
+  addBuckets(after, 1)
+  if (!restarted) addBuckets(before, -1)
+  const lag = valuesOf(after, 'nodejs_eventloop_lag_p99_seconds', worker)[0]
+  const busySeconds = valuesOf(after, 'runway_eventloop_busy_seconds_total', worker).length ? delta('runway_eventloop_busy_seconds_total') : null
+  const ready = valuesOf(after, 'runway_ready', worker)[0]
+  return {
+    worker,
+    pid,
+    requests,
+    errors,
+    buckets,
+    busySeconds,
+    requestsPerSec: requests / seconds,
+    errorRate: requests > 0 ? errors / requests : null,
+    p99Seconds: p99FromBuckets(buckets),
+    lagP99Seconds: lag ? lag.value : null,
+    utilization: busySeconds === null ? null : Math.min(1, busySeconds / seconds),
+    ready: ready ? ready.value === 1 : null,
+  }
+}
+
+const figuresOnly = ({ errors: _e, buckets: _b, busySeconds: _s, ...f }: Measured): WorkerFigures => f
+
+/**
+ * Per worker, and for the host (worker "all": rates and counts summed, p99 over every worker's
+ * requests, the worst lag, the mean busy share, ready only if every worker is).
+ */
+export function clusterFigures(before: ClusterSnapshot, after: ClusterSnapshot, seconds: number): { workers: WorkerFigures[]; host: WorkerFigures | null } {
+  const measured = after.workers.map(({ worker, pid }) => measure(before, after, seconds, worker, pid))
+  if (!measured.length) return { workers: [], host: null }
+  const requests = measured.reduce((a, m) => a + m.requests, 0)
+  const errors = measured.reduce((a, m) => a + m.errors, 0)
+  const buckets = new Map<string, number>()
+  for (const m of measured) for (const [le, n] of m.buckets) buckets.set(le, (buckets.get(le) ?? 0) + n)
+  const lags = measured.flatMap((m) => (m.lagP99Seconds === null ? [] : [m.lagP99Seconds]))
+  const busy = measured.flatMap((m) => (m.utilization === null ? [] : [m.utilization]))
+  const host: WorkerFigures = {
+    worker: 'all',
+    pid: 0,
+    requests,
+    requestsPerSec: requests / seconds,
+    errorRate: requests > 0 ? errors / requests : null,
+    p99Seconds: p99FromBuckets(buckets),
+    lagP99Seconds: lags.length ? Math.max(...lags) : null,
+    utilization: busy.length ? busy.reduce((a, b) => a + b, 0) / busy.length : null,
+    ready: measured.every((m) => m.ready === null) ? null : measured.every((m) => m.ready !== false),
+  }
+  return { workers: measured.map(figuresOnly), host }
 }
 
 /** Two readings of `url` (the cluster endpoint, `?format=json` added) `windowMs` apart. */
-export async function sampleFigures(url: string, windowMs = 2000): Promise<WorkerFigures[]> {
+export async function sampleFigures(url: string, windowMs = 2000): Promise<ReturnType<typeof clusterFigures>> {
   const read = async () => {
     const res = await fetch(`${url}?format=json`, { signal: AbortSignal.timeout(10_000) })
     if (res.status !== 200) throw new Error(`${url}: HTTP ${res.status}`)
@@ -93,7 +129,7 @@ export async function sampleFigures(url: string, windowMs = 2000): Promise<Worke
   const first = await read()
   await new Promise((r) => setTimeout(r, windowMs))
   const second = await read()
-  return workerFigures(first.snapshot, second.snapshot, (second.at - first.at) / 1000)
+  return clusterFigures(first.snapshot, second.snapshot, (second.at - first.at) / 1000)
 }
 
 /**

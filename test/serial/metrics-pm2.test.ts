@@ -73,7 +73,8 @@ t.test("runway status's probe: each worker's figures from the same endpoint", as
     ),
   ).finally(() => (probing = false))
   const sent = await Promise.all(traffic)
-  const report = JSON.parse(probe.stdout.trim().split('\n').pop()!) as { metrics: { url: string; workers: Array<{ worker: string; requests: number; requestsPerSec: number; errorRate: number; p99Seconds: number; lagP99Seconds: number; ready: boolean }> } }
+  type Figures = { worker: string; requests: number; requestsPerSec: number; errorRate: number; p99Seconds: number; lagP99Seconds: number; ready: boolean }
+  const report = JSON.parse(probe.stdout.trim().split('\n').pop()!) as { metrics: { url: string; workers: Figures[]; host: Figures } }
   t.equal(report.metrics.url, `http://127.0.0.1:${metricsPort}/metrics`)
   t.same(report.metrics.workers.map((w) => w.worker), ['0', '1'], 'figures for both workers')
   for (const w of report.metrics.workers) {
@@ -82,6 +83,7 @@ t.test("runway status's probe: each worker's figures from the same endpoint", as
     t.ok(w.p99Seconds > 0 && w.lagP99Seconds >= 0, `p99 ${w.p99Seconds}, lag p99 ${w.lagP99Seconds}`)
     t.equal(w.ready, true)
   }
+  t.equal(report.metrics.host.requests, report.metrics.workers[0]!.requests + report.metrics.workers[1]!.requests, 'the host line sums both workers')
 })
 
 t.test('a killed worker: its replacement is in the next scrape, its socket file is tidied away', async (t) => {

@@ -8,7 +8,7 @@ const usage = `Usage: runway status --path DIR [--host [USER@]HOST[:PORT] ...] [
 Shows, for each target: the live release, its pm2 workers (pid, status, uptime, restarts,
 memory), the health URL's answer and, when the app's METRICS_PORT is set, each worker's figures
 over 2 s from its metrics endpoint (request rate, 5xx share, p99 latency, event-loop lag p99 and
-busy share). Exits 1 when a target is not healthy (for monitoring).
+busy share), and the same for all its workers together. Exits 1 when a target is not healthy (for monitoring).
 
 ${TARGET_USAGE}
 
@@ -31,6 +31,7 @@ function render(s: StatusReport): string {
   if (m?.error) lines.push(`  metrics       ${m.url}: ${m.error}`)
   else if (m && !m.url) lines.push('  metrics       off (METRICS_PORT is not set)')
   for (const f of m?.workers ?? []) lines.push(`  worker ${f.worker.padEnd(6)} ${figures(f)}`)
+  if (m?.host) lines.push(`  all workers   ${figures(m.host)}`)
   return lines.join('\n')
 }
 
