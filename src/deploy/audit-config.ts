@@ -91,6 +91,10 @@ export async function auditConfig(input: AuditInput): Promise<AuditResult> {
     if (config.openapiUi) findings.push(warn('runway.W001', 'the OpenAPI UI is served at /docs in production: set OPENAPI_UI=false unless the API documentation is meant to be public'))
     if (config.trustProxy === true) findings.push(warn('runway.W002', 'TRUST_PROXY=true trusts X-Forwarded-For from anyone who can reach the app: set it to the proxy address (127.0.0.1) or a hop count'))
     if (config.trustProxy === false && input.nginxConf) findings.push(warn('runway.W003', 'TRUST_PROXY=false behind nginx: every client looks like nginx (one rate-limit bucket for all): set TRUST_PROXY=127.0.0.1'))
+    const m = config.metrics
+    if (m && !/^(127\.|localhost$|::1$)/.test(m.host)) {
+      findings.push(warn('runway.W030', `METRICS_HOST=${m.host}: GET /metrics on port ${m.port} answers anyone who reaches it, without authentication: let only Prometheus reach that port (firewall), or keep METRICS_HOST=127.0.0.1`))
+    }
 
     // KEEP_ALIVE_TIMEOUT must outlive nginx's upstream keepalive_timeout, or nginx reuses sockets the app is closing.
     let upstreamMs = 60_000

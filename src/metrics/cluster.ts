@@ -200,7 +200,7 @@ export async function startMetricsListener(o: {
     metrics: (await o.registry.getMetricsAsJSON()) as unknown as MetricJson[],
   })
 
-  const own = http.createServer((req, res) => {
+  const own = http.createServer((_req, res) => {
     snapshot().then(
       (s) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(s)),
       (err: Error) => {
