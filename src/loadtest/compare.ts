@@ -2,19 +2,15 @@
 // process, the pm2 cluster, nginx → cluster over HTTP and over TLS, and with --ceiling their bare
 // twins — waits until it is ready, measures the scenarios, stops it, and writes results.json,
 // report.md and report.html. Every stack is stopped in a finally; the stacks' own reapers kill
-// what is left if this process is interrupted.
+// what is left if this process is interrupted. The stages themselves are defined in stages.ts.
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pg from 'pg'
-import { redactSecrets } from '../redact.js'
 import { PostgresStore } from '../store/postgres.js'
 import type { Store } from '../store/store.js'
-import { processTree, startDevServer, startProductionProcess, stageCopy, type StagedCopy } from '../stacks/api.js'
-import { startPm2Cluster } from '../stacks/pm2.js'
-import { findNginx, startNginx } from '../stacks/nginx.js'
-import { freePort, startService, waitForHttp } from '../stacks/process.js'
+import { stageCopy, type StagedCopy } from '../stacks/api.js'
+import { findNginx } from '../stacks/nginx.js'
 import type { EngineName } from './engines.js'
 import { obtainTokens } from './http.js'
 import { machineFacts } from './machine.js'
@@ -23,15 +19,13 @@ import type { Progress } from './progress.js'
 import { renderHtml } from './report-html.js'
 import { renderMarkdown } from './report-md.js'
 import { assertResults, type ResultRow, type Results, type Stage, type Target } from './schema.js'
-import { CEILING_SERVER_FILE, ROOT, scenario as scenarioByName, type ScenarioContext, type ScenarioName } from './scenarios.js'
+import { scenario as scenarioByName, type ScenarioContext, type ScenarioName } from './scenarios.js'
 import { benchPassword, createBenchUsers, type BenchUsers } from './users.js'
 import { mintAccessToken } from './hs256.js'
 import { errorRate, failures, fmtInt } from './stats.js'
+import { DEFAULT_STAGE_IDS, postgresSchema, stageDefs, stageEnv, type Running, type StageContext, type StageDef, type StageId } from './stages.js'
 
-export type StageId = 'dev' | 'single' | 'single-pg' | 'cluster' | 'nginx' | 'tls' | 'bare-single' | 'bare-cluster' | 'bare-nginx' | 'bare-tls'
-export const STAGE_IDS: readonly StageId[] = ['dev', 'single', 'single-pg', 'cluster', 'nginx', 'tls']
-/** Measured by default (single-pg only when a PostgreSQL URL is given). */
-export const DEFAULT_STAGE_IDS: readonly StageId[] = ['dev', 'single', 'cluster', 'nginx', 'tls']
+export { DEFAULT_STAGE_IDS, STAGE_IDS, type StageId } from './stages.js'
 const TWIN_OF: Record<string, StageId> = { single: 'bare-single', cluster: 'bare-cluster', nginx: 'bare-nginx', tls: 'bare-tls' }
 
 export interface CompareOptions {
@@ -55,37 +49,6 @@ export interface CompareOptions {
   onStarted?: (stage: StageId, pids: number[], url: string) => void
 }
 
-interface Running {
-  url: string
-  ca?: string
-  pids(): Promise<number[]>
-  stop(): Promise<void>
-  /** Twins cannot log in: their tokens are minted with the shared key. */
-  mint: boolean
-}
-
-interface StageDef {
-  id: StageId
-  label: string
-  kind: 'stage' | 'twin'
-  twinOf?: StageId
-  nginx?: boolean
-  /** Runs on PostgreSQL (a fresh schema of CompareOptions.databaseUrl) instead of SQLite. */
-  postgres?: boolean
-  explanation: string
-  start(ctx: StageContext): Promise<Running>
-}
-
-interface StageContext {
-  env: Record<string, string>
-  dataDir: string
-  logDir: string
-  key: string
-  instances: number
-  dist(): Promise<StagedCopy>
-  src(): Promise<StagedCopy>
-}
-
 /** A stack of a compare run: its definition, its row in the results and, once up, the running stack. */
 interface Member {
   def: StageDef
@@ -98,159 +61,6 @@ interface Member {
 /** The stacks to bring up together: each stage with its twin (when measured), in stage order. */
 function withTwins(defs: StageDef[]): StageDef[][] {
   return defs.filter((d) => d.kind === 'stage').map((s) => [s, ...defs.filter((d) => d.kind === 'twin' && d.twinOf === s.id)])
-}
-
-const hostPort = (url: string) => new URL(url).host
-
-/** Several stacks at once (nginx over a cluster): stop them all, last started first. */
-function combine(parts: { stop(): Promise<void>; pids(): Promise<number[]> }[], front: { url: string; ca?: string }, mint: boolean): Running {
-  return {
-    ...front,
-    mint,
-    pids: async () => (await Promise.all(parts.map((p) => p.pids()))).flat(),
-    stop: async () => {
-      for (const p of [...parts].reverse()) await p.stop().catch(() => undefined)
-    },
-  }
-}
-
-/** The bare node:http twin (loadtest/ceiling-server.ts), one process or a node:cluster. */
-async function startCeiling(ctx: StageContext, workers: number, name: string): Promise<Running> {
-  const port = await freePort()
-  const url = `http://127.0.0.1:${port}`
-  const service = startService({
-    name,
-    command: process.execPath,
-    args: ['--import', 'tsx', CEILING_SERVER_FILE],
-    cwd: ROOT,
-    env: { ...process.env, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), DATA_DIR: ctx.dataDir, JWT_SIGNING_KEY: ctx.key, CEILING_WORKERS: String(workers) },
-    logFile: join(ctx.logDir, `${name.replaceAll(' ', '-')}.log`),
-  })
-  try {
-    await waitForHttp(`${url}/healthz`, { service, timeoutMs: 20_000 })
-  } catch (err) {
-    await service.stop(2000)
-    throw err
-  }
-  return { url, mint: true, pids: async () => processTree(service.pid), stop: () => service.stop(5000) }
-}
-
-async function nginxOver(upstream: Running, tls: boolean): Promise<Running> {
-  const nginx = await startNginx({ upstreams: [hostPort(upstream.url)], tls, rateLimit: false }).catch(async (err: unknown) => {
-    await upstream.stop()
-    throw err
-  })
-  const ca = nginx.caFile ? readFileSync(nginx.caFile, 'utf8') : undefined
-  return combine([upstream, nginx], { url: nginx.url, ...(ca ? { ca } : {}) }, upstream.mint)
-}
-
-const cluster = async (ctx: StageContext): Promise<Running> => {
-  const copy = await ctx.dist()
-  const pm2 = await startPm2Cluster({ cwd: copy.dir, instances: ctx.instances, env: { ...ctx.env, RUNWAY_LOG_DIR: join(ctx.logDir, 'pm2') } })
-  return combine([pm2], { url: pm2.url }, false)
-}
-
-function stageDefs(instances: number): StageDef[] {
-  const w = `${instances} worker${instances === 1 ? '' : 's'}`
-  return [
-    {
-      id: 'dev',
-      label: 'dev server',
-      kind: 'stage',
-      explanation:
-        'Exactly `npm run dev`: tsx watch (TypeScript transpiled on load, a file watcher beside it), NODE_ENV=development, and a pino-pretty line for every request. One process, so one core: no crash recovery, no zero-downtime reload, no TLS, no buffering of slow clients. Its event loop is the same as production\'s, so on cheap endpoints it is not far behind one production process; the gap is mostly per-request pretty logging.',
-      start: async (ctx) => {
-        const copy = await ctx.src()
-        const s = await startDevServer({ cwd: copy.dir, env: ctx.env, logFile: join(ctx.logDir, 'dev-server.log') })
-        return { url: s.url, mint: false, pids: () => s.pids(), stop: () => s.stop() }
-      },
-    },
-    {
-      id: 'single',
-      label: 'production, one process',
-      kind: 'stage',
-      explanation:
-        'Compiled JavaScript (`node dist/server.js`), NODE_ENV=production, JSON logs to a file and no per-request log lines (the production policy: nginx keeps the access log; errors and warnings still log). Still one event loop on one core: what it gains on the dev server is logging and the watcher, not parallelism.',
-      start: async (ctx) => {
-        const copy = await ctx.dist()
-        const s = await startProductionProcess({ cwd: copy.dir, env: ctx.env, logFile: join(ctx.logDir, 'production.log') })
-        return { url: s.url, mint: false, pids: () => s.pids(), stop: () => s.stop() }
-      },
-    },
-    {
-      id: 'single-pg',
-      label: 'production, one process, PostgreSQL',
-      kind: 'stage',
-      postgres: true,
-      explanation:
-        'The same single production process with DATABASE_URL set: the store is PostgreSQL (a fresh schema, dropped afterwards) instead of the SQLite file. Every store call is a network round trip instead of a function call, so compare it with "production, one process": the goals are me ≥ 0.8× and refresh ≥ 0.6× of SQLite. The database server runs where --database-url points (on the same machine it competes for the same cores).',
-      start: async (ctx) => {
-        const copy = await ctx.dist()
-        const s = await startProductionProcess({ cwd: copy.dir, env: ctx.env, logFile: join(ctx.logDir, 'production.log') })
-        return { url: s.url, mint: false, pids: () => s.pids(), stop: () => s.stop() }
-      },
-    },
-    {
-      id: 'bare-single',
-      label: 'ceiling: bare node:http',
-      kind: 'twin',
-      twinOf: 'single',
-      explanation:
-        'The thinnest app that answers the same requests: node:http, the same HS256 check (verified tokens remembered, as the API does), the same SQLite read, the same JSON; no framework, plugins, logging, schemas, security headers or revocation set. The ceiling of one process on this machine. With --ceiling each stage and its twin are up together and measured in alternating runs, so drift on a shared machine falls on both alike.',
-      start: (ctx) => startCeiling(ctx, 0, 'ceiling single'),
-    },
-    {
-      id: 'cluster',
-      label: `pm2 cluster (${w})`,
-      kind: 'stage',
-      explanation: `pm2 cluster mode from ecosystem.config.js, ${w}: pm2's master accepts each connection and hands it to a worker (round robin), so every core serves requests, crashed workers are restarted and \`pm2 reload\` replaces workers without dropping requests. On a small machine the load generator competes with the workers for the same cores, which caps the gain below the worker count.`,
-      start: cluster,
-    },
-    {
-      id: 'bare-cluster',
-      label: `ceiling: bare node:cluster (${w})`,
-      kind: 'twin',
-      twinOf: 'cluster',
-      explanation: `The bare twin as a node:cluster of ${w} — the same round-robin master pm2 uses — with nothing else: the ceiling of this topology here.`,
-      start: (ctx) => startCeiling(ctx, ctx.instances, 'ceiling cluster'),
-    },
-    {
-      id: 'nginx',
-      label: 'nginx → pm2 cluster (HTTP)',
-      kind: 'stage',
-      nginx: true,
-      explanation:
-        'The rendered nginx config in front of the cluster: nginx parses each request again, proxies it over keep-alive upstream connections, buffers slow clients, writes the JSON access log and adds security headers. That is another process doing HTTP work per request on the same cores, so on a small machine the proxy costs real throughput; on a server with spare cores, and with slow clients, it buys resilience.',
-      start: async (ctx) => nginxOver(await cluster(ctx), false),
-    },
-    {
-      id: 'bare-nginx',
-      label: 'ceiling: nginx → bare cluster (HTTP)',
-      kind: 'twin',
-      twinOf: 'nginx',
-      nginx: true,
-      explanation: 'The same rendered nginx in front of the bare node:cluster twin: what the proxy topology allows on this machine.',
-      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster'), false),
-    },
-    {
-      id: 'tls',
-      label: 'nginx (TLS) → pm2 cluster',
-      kind: 'stage',
-      nginx: true,
-      explanation:
-        'As nginx over HTTP, plus TLS 1.2/1.3 termination with a generated certificate. Keep-alive connections pay the handshake once; each request then pays symmetric encryption and record framing in nginx.',
-      start: async (ctx) => nginxOver(await cluster(ctx), true),
-    },
-    {
-      id: 'bare-tls',
-      label: 'ceiling: nginx (TLS) → bare cluster',
-      kind: 'twin',
-      twinOf: 'tls',
-      nginx: true,
-      explanation: 'The same TLS nginx in front of the bare node:cluster twin.',
-      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster'), true),
-    },
-  ]
 }
 
 /** The context each connection of a scenario starts from: tokens, or the users and password. */
@@ -329,15 +139,7 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
         logDir,
         key,
         instances,
-        env: {
-          DATA_DIR: dataDir,
-          JWT_SIGNING_KEY: key,
-          // compare logs in far more often than a person: the per-IP and per-user login limits
-          // (and nginx's limit_req, off in nginxOver) would turn the login scenarios into 429s.
-          LOGIN_RATE_LIMIT_IP: '0',
-          LOGIN_RATE_LIMIT_USER: '0',
-          TRUST_PROXY: def.nginx ? '127.0.0.1' : 'false',
-        },
+        env: stageEnv(def, dataDir, key),
         dist: () => (copies.dist ??= stageCopy('dist').then((c) => (made.push(c), c))),
         src: () => (copies.src ??= stageCopy('src').then((c) => (made.push(c), c))),
       }
@@ -444,35 +246,6 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
 }
 
 const PRODUCTION: readonly StageId[] = ['single', 'cluster', 'nginx', 'tls']
-
-/**
- * A fresh schema in the PostgreSQL server at `base` for one compare stage, reached with
- * `options=-c search_path=…` in the URL; `drop` removes it with everything the stage wrote.
- */
-async function postgresSchema(base: string): Promise<{ url: string; drop: () => Promise<void> }> {
-  const schema = `runway_compare_${randomBytes(6).toString('hex')}`
-  const admin = new pg.Client({ connectionString: base, connectionTimeoutMillis: 5000 })
-  admin.on('error', () => {})
-  try {
-    await admin.connect()
-    await admin.query(`CREATE SCHEMA ${schema}`)
-  } catch (err) {
-    await admin.end().catch(() => {})
-    throw new Error(`PostgreSQL at ${redactSecrets(base)}: ${(err as Error).message}`)
-  }
-  const url = new URL(base)
-  url.searchParams.set('options', `-c search_path=${schema}`)
-  return {
-    url: url.toString(),
-    drop: async () => {
-      try {
-        await admin.query(`DROP SCHEMA ${schema} CASCADE`)
-      } finally {
-        await admin.end().catch(() => {})
-      }
-    },
-  }
-}
 
 /** Ratios to the dev server, efficiency against twins, the issue's targets and warnings. */
 export function annotate(r: Results): void {

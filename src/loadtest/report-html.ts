@@ -10,7 +10,7 @@ import { DEV_SERVER_VERDICT, rowsFor, scenarioTable, scenariosOf, stageLabel, ta
 
 let chartJs: string | undefined
 /** Chart.js's UMD build from node_modules (its package exports hide dist/, so go via its main). */
-function chartLibrary(): string {
+export function chartLibrary(): string {
   chartJs ??= readFileSync(join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.min.js'), 'utf8')
   return chartJs
 }
