@@ -15,6 +15,7 @@ import { rollbackCommand } from './commands/rollback.js'
 import { releasesCommand } from './commands/releases.js'
 import { statusCommand } from './commands/status.js'
 import { compareCommand } from './commands/compare.js'
+import { drillCommand } from './commands/drill.js'
 import { loadtestCommand } from './commands/loadtest.js'
 import { reloadCommand, startCommand } from './commands/start.js'
 import { checkCommand } from './commands/check.js'
@@ -22,7 +23,7 @@ import { restartCommand } from './commands/restart.js'
 import { hostCommand } from './commands/host.js'
 import { settingsCommand } from './commands/settings.js'
 
-export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, restartCommand, releasesCommand, settingsCommand, hostCommand, statusCommand, startCommand, reloadCommand, checkCommand, compareCommand, loadtestCommand]
+export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, restartCommand, releasesCommand, settingsCommand, hostCommand, statusCommand, startCommand, reloadCommand, checkCommand, compareCommand, drillCommand, loadtestCommand]
 
 /** `runway 0.1.0`, plus the commit a deployed release was built from (its REVISION file). */
 function version(): string {

@@ -41,7 +41,7 @@ cluster ≥ 1.5× one process, 0 session errors) are shown, not enforced; for a 
 Exit status: 0 when every stack ran (skipped ones included), 1 when a stack failed to start or
 to be measured, 2 for bad usage.`
 
-function stageList(value: string | undefined): StageId[] | undefined {
+export function stageList(value: string | undefined): StageId[] | undefined {
   if (value === undefined) return undefined
   const ids = value.split(',').map((s) => s.trim()).filter(Boolean)
   const bad = ids.find((id) => !STAGE_IDS.includes(id as StageId))

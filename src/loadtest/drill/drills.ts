@@ -1,0 +1,178 @@
+// The drills: what load each runs, which fault it injects at its fixed moment, how the fault is
+// confirmed, and the verdict in plain words. Each drill runs on every stage it applies to.
+import { appendFileSync, existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { APP_NAME } from '../../stacks/pm2.js'
+import type { Running, StageId } from '../stages.js'
+import { type Analysis, kinds } from './analyse.js'
+import { kill9, listenerPid } from './faults.js'
+import type { RequestSpec } from './load.js'
+
+export type DrillName = 'crash' | 'deploy'
+export const DRILL_NAMES: readonly DrillName[] = ['crash', 'deploy']
+
+export interface DrillTarget {
+  id: StageId
+  label: string
+  running: Running
+  /** An access token of a user of this stage. */
+  token: string
+}
+
+export interface FaultRecord {
+  /** ms since the load began. */
+  atMs: number
+  action: string
+  /** The fault really happened (the process is gone, the new code is live). */
+  confirmed: boolean
+  detail: string
+  /** The process the fault was aimed at. */
+  pid?: number
+}
+
+export interface Drill {
+  name: DrillName
+  title: string
+  /** Seconds of load; the fault comes at faultAtSec. */
+  durationSec: number
+  faultAtSec: number
+  /** The "during" window after the fault. */
+  duringSec: number
+  explanation: string
+  /** Why this drill does not apply to a stage, or null. */
+  skip(id: StageId): string | null
+  request(token: string): RequestSpec
+  /** Injects the fault; resolves once it is confirmed (or known not to have happened). */
+  inject(target: DrillTarget): Promise<Omit<FaultRecord, 'atMs'>>
+  /** After the load: the stack's own account of what followed (pm2 restarted the worker...). */
+  settle(target: DrillTarget, fault: FaultRecord): Promise<string>
+  verdict(label: string, a: Analysis, fault: FaultRecord): string
+}
+
+const me = (token: string): RequestSpec => ({ method: 'GET', path: '/api/me/', headers: { authorization: `Bearer ${token}` } })
+const port = (url: string) => Number(new URL(url).port)
+
+/** The process that serves requests: the pm2 worker is chosen by the caller; this is the one-process case. */
+function serverPid(t: DrillTarget): number | null {
+  return listenerPid(port(t.running.url))
+}
+
+const lost = (a: Analysis) => `${a.failedAfterFault} request${a.failedAfterFault === 1 ? '' : 's'} failed (${kinds(failedKinds(a))})`
+function failedKinds(a: Analysis): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const w of a.windows.slice(1)) for (const [k, n] of Object.entries(w.byKind)) out[k] = (out[k] ?? 0) + n
+  return out
+}
+
+export const crash: Drill = {
+  name: 'crash',
+  title: 'crash: kill -9 of the server process (or of one pm2 worker)',
+  durationSec: 14,
+  faultAtSec: 4,
+  duringSec: 3,
+  explanation:
+    'A process that dies without warning (kill -9: an out-of-memory kill, a segfault in a native module). The dev server (tsx watch) and a lone production process have nobody to restart them: every request after the crash is refused until a person notices. Under pm2 the master keeps the listening socket and restarts the dead worker; the other worker keeps answering, so only the requests in flight on the killed worker fail. Behind nginx, a request that fails on one upstream connection is retried on the surviving worker (proxy_next_upstream, for idempotent requests like GET /api/me/). Gunicorn does the same for Django: its arbiter re-forks a dead worker; runserver does not.',
+  skip: () => null,
+  request: me,
+  async inject(t) {
+    if (t.running.pm2) {
+      const workers = await t.running.pm2.workers()
+      const victim = workers.find((w) => w.pid > 0)
+      if (!victim) return { action: 'kill -9 of a pm2 worker', confirmed: false, detail: 'no running pm2 worker found' }
+      const gone = await kill9(victim.pid)
+      return { action: `kill -9 of pm2 worker ${victim.pmId} (pid ${victim.pid}, 1 of ${workers.length})`, pid: victim.pid, confirmed: gone, detail: gone ? 'the worker is gone' : 'the worker was still alive 3 s after SIGKILL' }
+    }
+    const pid = serverPid(t)
+    if (!pid) return { action: 'kill -9 of the server process', confirmed: false, detail: `no process listens on port ${port(t.running.url)}` }
+    const gone = await kill9(pid)
+    return { action: `kill -9 of the server process (pid ${pid})`, pid, confirmed: gone, detail: gone ? 'the process is gone' : 'the process was still alive 3 s after SIGKILL' }
+  },
+  async settle(t, fault) {
+    if (t.running.pm2) {
+      const workers = await t.running.pm2.workers()
+      const online = workers.filter((w) => w.status === 'online' && w.pid > 0)
+      const replaced = online.length === t.running.pm2.instances && !online.some((w) => w.pid === fault.pid)
+      return replaced ? `pm2 restarted it: ${online.length} workers online (pids ${online.map((w) => w.pid).join(', ')})` : `pm2 shows ${online.length} of ${t.running.pm2.instances} workers online`
+    }
+    const pid = serverPid(t)
+    return pid ? `a process (pid ${pid}) listens again` : 'nothing listens any more: no supervisor restarted it'
+  },
+  verdict(label, a) {
+    if (a.recoverySec === null) return `${label}: down for the rest of the run after the crash; ${lost(a)}.`
+    if (a.failedAfterFault === 0) return `${label}: no request failed; full rate ${a.recoverySec === 0 ? 'throughout' : `again after ${a.recoverySec} s`}.`
+    return `${label}: ${lost(a)}, back to full rate in ${a.recoverySec} s.`
+  },
+}
+
+/** A comment appended to the entry file of the staged copy: a changed file, like a deploy's. */
+function changeCode(dir: string, rel: string): string {
+  const file = join(dir, rel)
+  if (!existsSync(file)) throw new Error(`${file} is missing`)
+  appendFileSync(file, `\n// runway drill deploy: changed at ${new Date().toISOString()}\n`)
+  return rel
+}
+
+async function waitFor<T>(probe: () => Promise<T | null> | T | null, timeoutMs: number): Promise<T | null> {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    const v = await probe()
+    if (v !== null) return v
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return null
+}
+
+export const deploy: Drill = {
+  name: 'deploy',
+  title: 'deploy: new code goes live (dev file-watch restart vs pm2 reload)',
+  durationSec: 16,
+  faultAtSec: 4,
+  duringSec: 6,
+  explanation:
+    "A code change going live under load. The dev server's watcher sees the changed file, kills the running server and starts a new one: requests in between are refused, much like Django's runserver autoreloader restarting its child. `pm2 reload` replaces the workers one at a time, each old one only after its successor listens, and the master keeps the socket open throughout, so no request should fail (the production goal is 0); gunicorn's HUP reload does the same for Django. A lone production process has no reload: deploying it means a stop and a start (the crash drill shows that gap), so it is skipped here.",
+  skip: (id) => (id === 'single' || id === 'single-pg' ? 'a lone process has no reload: deploying it is a stop and a start (see the crash drill)' : null),
+  request: me,
+  async inject(t) {
+    const dir = t.running.dir
+    if (!dir) return { action: 'change the code', confirmed: false, detail: 'the stage has no staged copy to change' }
+    if (t.running.pm2) {
+      const pm2 = t.running.pm2
+      const before = (await pm2.workers()).map((w) => w.pid)
+      changeCode(dir, 'dist/server.js')
+      const t0 = Date.now()
+      await pm2.pm2(['reload', APP_NAME])
+      const after = await pm2.waitForWorkers(30_000)
+      const fresh = after.every((w) => !before.includes(w.pid))
+      return {
+        action: `changed dist/server.js, then pm2 reload ${APP_NAME}`,
+        confirmed: fresh,
+        detail: fresh ? `all ${after.length} workers replaced (pids ${before.join(', ')} → ${after.map((w) => w.pid).join(', ')}) in ${((Date.now() - t0) / 1000).toFixed(1)} s` : `pm2 reload left old workers running (${after.map((w) => w.pid).join(', ')})`,
+      }
+    }
+    const before = serverPid(t)
+    changeCode(dir, 'src/server.ts')
+    const t0 = Date.now()
+    // The watcher restarts the server: wait until another process listens.
+    const next = await waitFor(() => {
+      const p = serverPid(t)
+      return p !== null && p !== before ? p : null
+    }, 30_000)
+    return {
+      action: 'changed src/server.ts (the watcher restarts the server)',
+      ...(before ? { pid: before } : {}),
+      confirmed: next !== null,
+      detail: next ? `new server process ${next} (was ${before}) listening ${((Date.now() - t0) / 1000).toFixed(1)} s after the change` : 'no new server process listened within 30 s of the change',
+    }
+  },
+  async settle() {
+    return ''
+  },
+  verdict(label, a, fault) {
+    const live = fault.confirmed ? 'new code live' : 'new code NOT live'
+    if (a.failedAfterFault === 0) return `${label}: 0 requests failed during the change; ${live}.`
+    return `${label}: ${lost(a)} during the change${a.recoverySec === null ? ', not back to full rate by the end of the run' : `, back to full rate ${a.recoverySec} s after it began`}; ${live}.`
+  },
+}
+
+export const DRILLS: readonly Drill[] = [crash, deploy]
+export const drillByName = (name: string) => DRILLS.find((d) => d.name === name)
