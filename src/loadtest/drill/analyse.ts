@@ -81,7 +81,7 @@ function summarise(rec: LoadRecord, from: number, to: number) {
 export function analyse(rec: LoadRecord, durationMs: number, faultAtMs: number, duringMs: number): Analysis {
   const end = Math.max(durationMs, ...rec.t.slice(-1))
   const timeline: Second[] = []
-  for (let s = 0; s * 1000 < end; s++) {
+  for (let s = 0; s <= Math.floor(end / 1000); s++) {
     const x = summarise(rec, s * 1000, (s + 1) * 1000)
     timeline.push({ t: s, ok: x.ok, failed: x.byKind, p50: x.p50, p99: x.p99 })
   }
