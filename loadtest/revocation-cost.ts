@@ -184,13 +184,17 @@ async function main() {
     if (values.json) console.log(JSON.stringify(result))
     else say(`${kind}: ${result.quietRps} req/s without churn, ${result.churnRps} with ${churn} revocations/s → ${(result.ratio * 100).toFixed(1)}% (${result.met ? 'within' : 'NOT within'} 5%); p99 ${result.quietP99Ms} → ${result.churnP99Ms} ms`)
   } finally {
-    stopChurnSafe(churning)
+    clearInterval(churning)
     child.kill('SIGKILL')
     for (const c of cleanups) await c().catch(() => {})
   }
 }
 
-const stopChurnSafe = (timer: NodeJS.Timeout | undefined) => clearInterval(timer)
 
 if (process.argv[2] === '--serve') await serve(JSON.parse(process.argv[3]!) as Record<string, string>)
-else await main()
+else {
+  await main().catch((err: unknown) => {
+    process.stderr.write(`bench:revocation: ${(err as Error).message}\n`)
+    process.exit(1)
+  })
+}
