@@ -1,10 +1,10 @@
-// Compiles src/ to dist/, then bundles the worker entry (scripts/bundle-server.mjs). dist/ gets its
+// Compiles src/ to dist/, then compiles typebox into it (scripts/vendor-typebox.mjs). dist/ gets its
 // own package.json marking it ESM, because the package root stays CommonJS so that pm2 can
 // require() ecosystem.config.js.
 import { spawnSync } from 'node:child_process'
 import { rmSync, copyFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { bundleServer } from './bundle-server.mjs'
+import { vendorTypebox } from './vendor-typebox.mjs'
 
 const require = createRequire(import.meta.url)
 rmSync('dist', { recursive: true, force: true })
@@ -14,4 +14,4 @@ if (tsc.status !== 0) {
   process.exit(1)
 }
 copyFileSync('src/package.json', 'dist/package.json')
-await bundleServer(process.cwd())
+await vendorTypebox(process.cwd())

@@ -153,6 +153,10 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
           store = new PostgresStore(pgStage.url)
         }
         member.users = await createBenchUsers(store, o.users, cred)
+        if (def.runs) {
+          if (!copies[def.runs]) say(`${label}: staging ${def.runs}/${def.runs === 'dist' ? ' (compiled first when stale; not start-up time)' : ''}`)
+          await ctx[def.runs]()
+        }
         const t0 = Date.now()
         member.running = await def.start(ctx)
         stage.startupMs = Date.now() - t0

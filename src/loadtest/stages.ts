@@ -40,6 +40,11 @@ export interface StageDef {
   nginx?: boolean
   /** Runs on PostgreSQL (a fresh schema of CompareOptions.databaseUrl) instead of SQLite. */
   postgres?: boolean
+  /**
+   * The staged copy of the app it starts from. compare makes it (compiling it when dist/ is stale)
+   * before the start-up clock runs: a rebuild is not start-up time.
+   */
+  runs?: 'src' | 'dist'
   explanation: string
   start(ctx: StageContext): Promise<Running>
 }
@@ -110,6 +115,7 @@ export function stageDefs(instances: number): StageDef[] {
   return [
     {
       id: 'dev',
+      runs: 'src',
       label: 'dev server',
       kind: 'stage',
       explanation:
@@ -122,6 +128,7 @@ export function stageDefs(instances: number): StageDef[] {
     },
     {
       id: 'single',
+      runs: 'dist',
       label: 'production, one process',
       kind: 'stage',
       explanation:
@@ -134,6 +141,7 @@ export function stageDefs(instances: number): StageDef[] {
     },
     {
       id: 'single-pg',
+      runs: 'dist',
       label: 'production, one process, PostgreSQL',
       kind: 'stage',
       postgres: true,
@@ -156,6 +164,7 @@ export function stageDefs(instances: number): StageDef[] {
     },
     {
       id: 'cluster',
+      runs: 'dist',
       label: `pm2 cluster (${w})`,
       kind: 'stage',
       explanation: `pm2 cluster mode from ecosystem.config.js, ${w}: pm2's master accepts each connection and hands it to a worker (round robin), so every core serves requests, crashed workers are restarted and \`pm2 reload\` replaces workers without dropping requests. On a small machine the load generator competes with the workers for the same cores, which caps the gain below the worker count.`,
@@ -171,6 +180,7 @@ export function stageDefs(instances: number): StageDef[] {
     },
     {
       id: 'nginx',
+      runs: 'dist',
       label: 'nginx → pm2 cluster (HTTP)',
       kind: 'stage',
       nginx: true,
@@ -189,6 +199,7 @@ export function stageDefs(instances: number): StageDef[] {
     },
     {
       id: 'tls',
+      runs: 'dist',
       label: 'nginx (TLS) → pm2 cluster',
       kind: 'stage',
       nginx: true,

@@ -168,7 +168,7 @@ export async function withFileLock<T>(file: string, fn: () => Promise<T>): Promi
   }
 }
 
-/** What `npm run build` does, into another directory: tsc, dist/package.json (ESM), the worker bundle. */
+/** What `npm run build` does, into another directory: tsc, dist/package.json (ESM), typebox vendored. */
 async function compileInto(root: string, outDir: string): Promise<void> {
   const tsc = createRequire(join(root, 'package.json')).resolve('typescript/bin/tsc')
   try {
@@ -179,9 +179,9 @@ async function compileInto(root: string, outDir: string): Promise<void> {
     throw new Error(`compiling ${root}/src failed: ${why}`)
   }
   cpSync(join(root, 'src', 'package.json'), join(outDir, 'package.json'))
-  // The worker bundle, exactly as `npm run build` makes it.
-  const { bundleServer } = (await import(pathToFileURL(join(root, 'scripts', 'bundle-server.mjs')).href)) as { bundleServer(root: string, distDir: string): Promise<void> }
-  await bundleServer(root, outDir)
+  // typebox compiled in, exactly as `npm run build` does it.
+  const { vendorTypebox } = (await import(pathToFileURL(join(root, 'scripts', 'vendor-typebox.mjs')).href)) as { vendorTypebox(root: string, distDir: string): Promise<void> }
+  await vendorTypebox(root, outDir)
 }
 
 export interface StagedCopy {
