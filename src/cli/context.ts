@@ -6,7 +6,7 @@ import { resolve } from 'node:path'
 import { ConfigError, loadConfig, readEnv, type Config } from '../config.js'
 import { ROOT } from '../stacks/api.js'
 import { openStore } from '../store/open.js'
-import type { Store } from '../store/store.js'
+import { StoreNeedsOperatorError, type Store } from '../store/store.js'
 import { CliError, note } from './command.js'
 
 export function cliConfig(): Config {
@@ -26,6 +26,8 @@ export async function withStore<T>(fn: (store: Store, config: Config) => Promise
     store = await openStore(config)
     await store.migrate()
   } catch (err) {
+    // A corrupt or read-only file: the same line (and exit code 78) as the server's refusal.
+    if (err instanceof StoreNeedsOperatorError) throw new CliError(`${err.message}; fix: ${err.fix}`, 78)
     const where = config.databaseUrl ? 'DATABASE_URL' : 'DATA_DIR'
     throw new CliError(`cannot open the store (${(err as Error).message}): check ${where} and its permissions`)
   }
