@@ -63,7 +63,7 @@ t.test('usage errors exit 2 with a one-line reason', async (t) => {
     [['loadtest', '--target', target, '--scenarios', 'me'], /^me log in: set --username \(or LOADTEST_USERNAME\) and LOADTEST_PASSWORD/],
     [['loadtest', '--target', target, '--max-regression', 'lots'], /^--max-regression "lots" is not a percentage/],
     [['loadtest', '--target', target, '--bogus'], /Unknown option '--bogus' \(see --help\)/],
-    [['compare', '--stages', 'dev,prod'], /^unknown stage "prod": choose from dev, single, cluster, nginx, tls/],
+    [['compare', '--stages', 'dev,prod'], /^unknown stage "prod": choose from dev, single, single-pg, cluster, nginx, tls/],
     [['compare', '--runs', 'many'], /^--runs must be a whole number/],
   ]
   for (const [args, pattern] of cases) {
