@@ -102,3 +102,22 @@ t.test('stale entries are served only up to AUTH_USER_CACHE_MAX_STALE; TTL 0 dis
   off.store.db.prepare("UPDATE users SET username = 'robert' WHERE id = ?").run(bob.id)
   t.equal((await call(off.url, '/api/me/', { token: pair.access })).body.username, 'robert', 'no cache: the change is seen at once')
 })
+
+t.test('a revocation drops only that user from the cache', async (t) => {
+  const { url, store } = await startApp(t, { AUTH_USER_CACHE_TTL: '30s' })
+  await createUser(store, 'alice')
+  const bob = await createUser(store, 'bob')
+  const a = await login(url, 'alice')
+  const b = await login(url, 'bob')
+  t.equal((await call(url, '/api/me/', { token: b.access })).body.username, 'bob')
+  // Renamed behind the app's back (no revocation): bob stays cached through alice's logout.
+  store.db.prepare("UPDATE users SET username = 'robert' WHERE id = ?").run(bob.id)
+  t.equal((await call(url, '/api/token/blacklist/', { json: { refresh: a.refresh } })).status, 200)
+  t.equal((await call(url, '/api/me/', { token: b.access })).body.username, 'bob', 'another user’s logout leaves bob cached')
+  // Bob's own password change revokes his sessions and drops him: a new login reads him afresh.
+  await store.setPassword(bob.id, (await store.findUserById(bob.id))!.passwordHash)
+  await sleep(600)
+  t.equal((await call(url, '/api/me/', { token: b.access })).status, 401, 'his old session is revoked')
+  const again = await login(url, 'robert')
+  t.equal((await call(url, '/api/me/', { token: again.access })).body.username, 'robert', 'read afresh after his own revocation')
+})

@@ -5,8 +5,8 @@
 //
 // Why that is safe: every change that must lock a user out (logout, password change,
 // deactivation, deletion) revokes the user's sessions, and the revocation set is checked before
-// this cache on every request. The whole cache is also dropped whenever the store's revocation
-// version moves, so the next request reads the user afresh. While the store is down nothing can
+// this cache on every request. A user's entry is also dropped as soon as this process hears of a
+// revocation of theirs, so their next request reads the user afresh. While the store is down nothing can
 // be revoked (or seen to be), so a stale entry lets through nothing the revocation set would not.
 import type { AuthUser } from '../store/store.js'
 import { StoreUnavailableError } from '../store/store.js'
@@ -50,9 +50,9 @@ export class AuthUserCache {
     return this.remember(id, found, now)
   }
 
-  /** Forget everyone (a revocation anywhere: the next request of each user reads the store). */
-  clear(): void {
-    this.entries.clear()
+  /** Forget one user (a revocation of theirs: their next request reads the store). */
+  forget(id: number): void {
+    this.entries.delete(id)
   }
 
   get size(): number {

@@ -52,9 +52,12 @@ export default fp(
       (err) => (err instanceof StoreUnavailableError ? app.storeHealth.report(err) : app.log.error({ err }, 'revocation read failed')),
       (msg) => app.log.info(msg),
     )
-    // The user behind a token, per process: dropped whenever a revocation is heard of.
+    // The user behind a token, per process: a user is dropped as soon as a revocation of theirs
+    // is heard of (others stay cached, so logouts elsewhere do not empty the cache).
     const users = new AuthUserCache(config.authUserCache.ttlMs, config.authUserCache.maxStaleMs)
-    revocations.onChange(() => users.clear())
+    revocations.onChange((events) => {
+      for (const e of events) users.forget(e.userId)
+    })
     const findAuthUser = (id: number) => app.store.findAuthUser(id)
     app.decorate('tokens', tokens)
     app.decorate('revocations', revocations)
