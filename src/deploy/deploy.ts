@@ -12,6 +12,7 @@ import { appendAudit, entry, failedReleases, readAudit, type Action, type AuditE
 import type { Artifact } from './artifact.js'
 import { inUseScript, linkSharedScript, prepareScript, pruneScript, readState, releaseName, releasesToPrune, saveSettings, switchScript, type TargetSettings, type TargetState } from './layout.js'
 import { acquireLock, readLock, type LockHolder } from './lock.js'
+import { fleetChecks, type FleetFacts } from './fleet.js'
 import { configCheck, failed, preflight, type Check } from './preflight.js'
 import { reasonLine, q, type Target, TargetError } from './target.js'
 
@@ -281,7 +282,7 @@ export async function deploy(o: DeployOptions): Promise<DeployReport> {
   const timing = { ...DEFAULT_TIMING, ...o.timing }
   const started = Date.now()
   const runs = o.targets.map((t) => new HostRun(t, o.reporter))
-  const planned: Array<{ state: TargetState; settings: TargetSettings; checks: Check[]; url: string; lock: LockHolder | null | undefined }> = []
+  const planned: Array<{ state: TargetState; settings: TargetSettings; checks: Check[]; url: string; lock: LockHolder | null | undefined; fleet?: FleetFacts }> = []
 
   // Preflight every host before touching any: a rolling deploy must not stop half-way on
   // something that was knowable up front.
@@ -292,7 +293,7 @@ export async function deploy(o: DeployOptions): Promise<DeployReport> {
         const settings = { ...state.settings, ...o.overrides }
         const pre = await preflight({ target: run.target, settings, artifactBytes: o.artifact.estimateBytes, gitChanges: o.artifact.gitChanges, allowDirty: o.allowDirty })
         for (const c of pre.checks) o.reporter.check(run.target, c)
-        const value = { state, settings, checks: pre.checks, url: healthUrl(settings, pre.port), lock: await readLock(run.target) }
+        const value = { state, settings, checks: pre.checks, url: healthUrl(settings, pre.port), lock: await readLock(run.target), fleet: pre.fleet }
         planned.push(value)
         const errors = failed(pre.checks)
         // A dry run fails its preflight step too (✗, not ✓): it goes on only to print the plan.
@@ -305,6 +306,19 @@ export async function deploy(o: DeployOptions): Promise<DeployReport> {
       const report = hostReport(run, 'deploy', '', p?.state.current ?? null, 'failed', p?.checks ?? [], Date.now() - started)
       report.reason = `preflight: ${(err as Error).message}`
       return { ok: false, dryRun: o.dryRun, sha: o.artifact.sha, hosts: [report], skipped: o.targets.filter((_, j) => j !== i).map((t) => t.label) }
+    }
+  }
+
+  // Several hosts serve one API: one signing key, one database. Compared before any host changes.
+  const fleet = fleetChecks(runs.flatMap((run, i) => (planned[i]?.fleet ? [{ label: run.target.label, facts: planned[i]!.fleet! }] : [])))
+  for (const c of fleet) o.reporter.check(runs[0]!.target, c)
+  const fleetErrors = failed(fleet)
+  if (fleetErrors.length) {
+    for (const p of planned) p.checks.push(...fleetErrors)
+    if (!o.dryRun) {
+      const report = hostReport(runs[0]!, 'deploy', '', planned[0]?.state.current ?? null, 'failed', planned[0]?.checks ?? [], Date.now() - started)
+      report.reason = `preflight: ${fleetErrors.map((e) => e.message).join('; ')}`
+      return { ok: false, dryRun: false, sha: o.artifact.sha, hosts: [report], skipped: o.targets.slice(1).map((t) => t.label) }
     }
   }
 

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import { ConfigError, loadConfig, readEnv } from '../config.js'
 import { auditConfig } from './audit-config.js'
+import { databaseCheck, fleetFacts, proxyTrustCheck, type FleetFacts } from './fleet.js'
 import type { TargetSettings } from './layout.js'
 import { reasonLine, q, type Target } from './target.js'
 
@@ -41,7 +42,7 @@ export function gitCheck(changes: string[], allowDirty: boolean): Check {
 }
 
 /** shared/.env validated exactly as a production worker will validate it. */
-export function configCheck(envText: string | null): { check: Check; dataDir?: string; port?: number } {
+export function configCheck(envText: string | null): { check: Check; dataDir?: string; port?: number; config?: ReturnType<typeof loadConfig> } {
   if (envText === null) return { check: { name: 'config', level: 'error', message: 'shared/.env is missing on the target: create it with NODE_ENV=production and a strong JWT_SIGNING_KEY (see README "Deploying")' } }
   const dir = mkdtempSync(join(tmpdir(), 'runway-preflight-'))
   try {
@@ -50,7 +51,7 @@ export function configCheck(envText: string | null): { check: Check; dataDir?: s
     if (raw.NODE_ENV && raw.NODE_ENV !== 'production') return { check: { name: 'config', level: 'error', message: `shared/.env sets NODE_ENV=${raw.NODE_ENV}: a deployed release runs with NODE_ENV=production` } }
     const config = loadConfig({ ...raw, NODE_ENV: 'production' })
     const key = config.jwt.algorithm.startsWith('HS') ? `${Buffer.byteLength(config.jwt.signingKey)}-byte ${config.jwt.algorithm} key` : `${config.jwt.algorithm} key ${config.jwt.privateKeyFile}`
-    return { check: { name: 'config', level: 'ok', message: `production settings valid (${key})` }, dataDir: raw.DATA_DIR || './data', port: config.port }
+    return { check: { name: 'config', level: 'ok', message: `production settings valid (${key})` }, dataDir: raw.DATA_DIR || './data', port: config.port, config }
   } catch (err) {
     if (err instanceof ConfigError) return { check: { name: 'config', level: 'error', message: `shared/.env: ${err.message.replace(` in ${join(dir, '.env')}`, '')}` } }
     throw err
@@ -95,6 +96,8 @@ export interface PreflightResult {
   checks: Check[]
   /** The app's PORT from shared/.env (for the default health URL). */
   port?: number
+  /** What a deploy to several hosts compares (absent when the settings are invalid). */
+  fleet?: FleetFacts
 }
 
 export async function preflight(input: PreflightInput): Promise<PreflightResult> {
@@ -103,12 +106,22 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
   const checks: Check[] = [gitCheck(input.gitChanges, input.allowDirty)]
 
   const envText = await readOnTarget(target, `${target.root}/shared/.env`)
-  const { check, dataDir, port } = configCheck(envText)
+  const { check, dataDir, port, config } = configCheck(envText)
   checks.push(check)
+  let fleet: FleetFacts | undefined
+  if (config) {
+    const facts = await fleetFacts(target, config)
+    if ('error' in facts) checks.push({ name: 'keys', level: 'error', message: facts.error })
+    else fleet = facts
+    const proxy = proxyTrustCheck(config, Boolean(settings.nginxConf))
+    if (proxy) checks.push(proxy)
+  }
 
-  // The store: SQLite lives in DATA_DIR, resolved from the release directory, where ./data is the
-  // link to shared/data. It must exist (or be creatable) and be writable by the deploying user.
-  if (dataDir) {
+  // The store: PostgreSQL reached from the target with the configured credentials; SQLite lives in
+  // DATA_DIR, resolved from the release directory, where ./data is the link to shared/data. It
+  // must exist (or be creatable) and be writable by the deploying user.
+  if (config?.databaseUrl) checks.push(await databaseCheck(target, config.databaseUrl))
+  else if (dataDir) {
     const dir = isAbsolute(dataDir) ? dataDir : `${target.root}/shared/${dataDir.replace(/^\.\//, '')}`
     const r = await target.sh(
       // Read-only: a missing directory is fine when its nearest existing parent is writable (the
@@ -144,7 +157,7 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
     const own = new Set(['runway.E001', 'runway.E002', 'runway.E003', 'runway.E007', 'runway.E009', 'runway.E010', 'runway.W007'])
     for (const f of audit.findings.filter((x) => !x.silenced && !own.has(x.id))) checks.push({ name: f.id, level: f.id === 'runway.E004' ? 'error' : 'warn', message: f.message })
   }
-  return { checks, port }
+  return { checks, port, fleet }
 }
 
 export const failed = (checks: Check[]) => checks.filter((c) => c.level === 'error')
