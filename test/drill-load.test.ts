@@ -44,6 +44,7 @@ t.test('every injected failure is counted once, by kind', async (t) => {
   t.equal(rec.t.length, received, 'one record per request the server received')
   t.equal(count(rec, 'ok'), received - K - R - M, 'the rest succeeded')
   t.equal(hung.length, M)
+  t.equal(rec.retryAfter, K, 'each 503 carried Retry-After')
 
   const a = analyse(rec, 1500, 500, 500)
   t.equal(a.failed, K + R + M)
@@ -62,7 +63,7 @@ t.test('a port nobody listens on: every attempt is refused, none succeeds', asyn
 t.test('recovery: back to full rate after the last failure, or never', async (t) => {
   // 10 s at 100 ok/s; a fault at 3 s; failures until 4.5 s, full rate again from 5 s.
   const synth = (down: (ms: number) => boolean): LoadRecord => {
-    const rec: LoadRecord = { startedAt: 0, t: [], ms: [], outcome: [] }
+    const rec: LoadRecord = { startedAt: 0, t: [], ms: [], outcome: [], retryAfter: 0 }
     for (let ms = 0; ms < 10_000; ms += 10) {
       rec.t.push(ms)
       rec.ms.push(1)

@@ -55,6 +55,8 @@ export interface StageContext {
   logDir: string
   key: string
   instances: number
+  /** nginx's login rate limit (limit_req → 429) on, as rendered for production; off by default. */
+  nginxRateLimit?: boolean
   dist(): Promise<StagedCopy>
   src(): Promise<StagedCopy>
 }
@@ -95,8 +97,8 @@ async function startCeiling(ctx: StageContext, workers: number, name: string): P
   return { url, mint: true, pids: async () => processTree(service.pid), stop: () => service.stop(5000) }
 }
 
-async function nginxOver(upstream: Running, tls: boolean): Promise<Running> {
-  const nginx = await startNginx({ upstreams: [hostPort(upstream.url)], tls, rateLimit: false }).catch(async (err: unknown) => {
+async function nginxOver(upstream: Running, tls: boolean, rateLimit = false): Promise<Running> {
+  const nginx = await startNginx({ upstreams: [hostPort(upstream.url)], tls, ...(rateLimit ? {} : { rateLimit: false }) }).catch(async (err: unknown) => {
     await upstream.stop()
     throw err
   })
@@ -186,7 +188,7 @@ export function stageDefs(instances: number): StageDef[] {
       nginx: true,
       explanation:
         'The rendered nginx config in front of the cluster: nginx parses each request again, proxies it over keep-alive upstream connections, buffers slow clients, writes the JSON access log and adds security headers. That is another process doing HTTP work per request on the same cores, so on a small machine the proxy costs real throughput; on a server with spare cores, and with slow clients, it buys resilience.',
-      start: async (ctx) => nginxOver(await cluster(ctx), false),
+      start: async (ctx) => nginxOver(await cluster(ctx), false, ctx.nginxRateLimit),
     },
     {
       id: 'bare-nginx',
@@ -205,7 +207,7 @@ export function stageDefs(instances: number): StageDef[] {
       nginx: true,
       explanation:
         'As nginx over HTTP, plus TLS 1.2/1.3 termination with a generated certificate. Keep-alive connections pay the handshake once; each request then pays symmetric encryption and record framing in nginx.',
-      start: async (ctx) => nginxOver(await cluster(ctx), true),
+      start: async (ctx) => nginxOver(await cluster(ctx), true, ctx.nginxRateLimit),
     },
     {
       id: 'bare-tls',

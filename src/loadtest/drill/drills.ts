@@ -6,10 +6,11 @@ import { APP_NAME } from '../../stacks/pm2.js'
 import type { Running, StageId } from '../stages.js'
 import { type Analysis, kinds } from './analyse.js'
 import { kill9, listenerPid } from './faults.js'
-import type { RequestSpec } from './load.js'
+import { runLoad, type RequestSpec } from './load.js'
+import { percentile } from './analyse.js'
 
-export type DrillName = 'crash' | 'deploy'
-export const DRILL_NAMES: readonly DrillName[] = ['crash', 'deploy']
+export type DrillName = 'crash' | 'deploy' | 'overload'
+export const DRILL_NAMES: readonly DrillName[] = ['crash', 'deploy', 'overload']
 
 export interface DrillTarget {
   id: StageId
@@ -17,6 +18,26 @@ export interface DrillTarget {
   running: Running
   /** An access token of a user of this stage. */
   token: string
+  /** The stage's users (a login storm spreads over them) and their password. */
+  users: { usernames: string[]; password: string }
+  /** The per-request timeout of the drill's clients. */
+  timeoutMs: number
+}
+
+/** A second load a drill adds as its fault (the login storm): what became of its requests. */
+export interface SideLoad {
+  what: string
+  clients: number
+  sent: number
+  /** Got an HTTP answer, whatever the status. */
+  answered: number
+  /** Timed out, refused or reset: no answer. */
+  unanswered: number
+  byOutcome: Record<string, number>
+  /** Non-2xx answers carrying Retry-After. */
+  retryAfter: number
+  /** p99 latency of the answered, ms. */
+  p99Answered: number
 }
 
 export interface FaultRecord {
@@ -28,6 +49,7 @@ export interface FaultRecord {
   detail: string
   /** The process the fault was aimed at. */
   pid?: number
+  side?: SideLoad
 }
 
 export interface Drill {
@@ -39,6 +61,8 @@ export interface Drill {
   /** The "during" window after the fault. */
   duringSec: number
   explanation: string
+  /** Run the stage with the production login limits (the app's per-IP/per-user, nginx's limit_req). */
+  productionLimits?: boolean
   /** Why this drill does not apply to a stage, or null. */
   skip(id: StageId): string | null
   request(token: string): RequestSpec
@@ -174,5 +198,65 @@ export const deploy: Drill = {
   },
 }
 
-export const DRILLS: readonly Drill[] = [crash, deploy]
+const STORM_CLIENTS = 64
+
+export const overload: Drill = {
+  name: 'overload',
+  title: `overload: a login storm (${STORM_CLIENTS} clients) on top of steady /api/me/ traffic`,
+  durationSec: 16,
+  faultAtSec: 4,
+  duringSec: 9,
+  productionLimits: true,
+  explanation:
+    "Offered load far above capacity: a login costs a deliberately slow password hash, so a storm of logins can occupy every core. What matters is that every client gets an answer in time — a success, 429 (nginx's limit_req on /api/token/, or the app's per-IP and per-user login limits) or 503 + Retry-After (the app's bounded hash queue, or its event-loop lag guard) — rather than waiting in a queue until its own timeout, and that the cheap requests (/api/me/) keep flowing. Gunicorn has no such guard: its sync workers queue in the listen backlog and clients time out. Here the stages run with the production login limits on.",
+  skip: () => null,
+  request: me,
+  async inject(t) {
+    const stormMs = (this.durationSec - this.faultAtSec - 3) * 1000
+    const rec = await runLoad({
+      url: t.running.url,
+      ...(t.running.ca ? { ca: t.running.ca } : {}),
+      connections: STORM_CLIENTS,
+      timeoutMs: t.timeoutMs,
+      durationMs: stormMs,
+      request: (n) => ({ method: 'POST', path: '/api/token/', body: JSON.stringify({ username: t.users.usernames[n % t.users.usernames.length], password: t.users.password }) }),
+    })
+    const byOutcome: Record<string, number> = {}
+    const answeredMs: number[] = []
+    for (const [i, o] of rec.outcome.entries()) {
+      byOutcome[o] = (byOutcome[o] ?? 0) + 1
+      if (o === 'ok' || o.startsWith('http_')) answeredMs.push(rec.ms[i]!)
+    }
+    answeredMs.sort((a, b) => a - b)
+    const side: SideLoad = {
+      what: 'POST /api/token/ (valid credentials)',
+      clients: STORM_CLIENTS,
+      sent: rec.t.length,
+      answered: answeredMs.length,
+      unanswered: rec.t.length - answeredMs.length,
+      byOutcome,
+      retryAfter: rec.retryAfter,
+      p99Answered: percentile(answeredMs, 99),
+    }
+    return { action: `login storm: ${STORM_CLIENTS} clients for ${stormMs / 1000} s`, confirmed: side.sent > 0, detail: `${side.sent} logins sent, ${side.answered} answered (${kinds(byAnswer(byOutcome))}), ${side.unanswered} unanswered`, side }
+  },
+  async settle() {
+    return ''
+  },
+  verdict(label, a, fault) {
+    const s = fault.side
+    const during = a.windows[1]!
+    const storm = s ? `${s.answered} of ${s.sent} logins answered (${kinds(byAnswer(s.byOutcome))}${s.retryAfter ? `, ${s.retryAfter} with Retry-After` : ''}), ${s.unanswered} unanswered, p99 of the answered ${s.p99Answered} ms` : 'no storm'
+    return `${label}: ${storm}; /api/me/ during the storm: ${during.rate}/s (before ${a.windows[0]!.rate}/s), p99 ${during.p99} ms, ${during.failed} failed.`
+  },
+}
+
+/** 2xx as "2xx", failures by kind. */
+function byAnswer(byOutcome: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [k, n] of Object.entries(byOutcome)) out[k === 'ok' ? '2xx' : k] = (out[k === 'ok' ? '2xx' : k] ?? 0) + n
+  return out
+}
+
+export const DRILLS: readonly Drill[] = [crash, deploy, overload]
 export const drillByName = (name: string) => DRILLS.find((d) => d.name === name)

@@ -37,6 +37,8 @@ export interface LoadRecord {
   t: number[]
   ms: number[]
   outcome: Outcome[]
+  /** Answers other than 2xx that carried Retry-After (a 503 or 429 telling the client when). */
+  retryAfter: number
 }
 
 /** A client whose connection failed waits this long before trying again, so a server that is
@@ -54,7 +56,7 @@ function classify(err: NodeJS.ErrnoException): Outcome {
   return `error_${err.code ?? err.message}`
 }
 
-function once(o: LoadOptions, agent: http.Agent, spec: RequestSpec): Promise<Outcome> {
+function once(o: LoadOptions, agent: http.Agent, spec: RequestSpec, rec: LoadRecord): Promise<Outcome> {
   const url = new URL(spec.path, o.url)
   const mod = url.protocol === 'https:' ? https : http
   return new Promise((resolve) => {
@@ -74,6 +76,7 @@ function once(o: LoadOptions, agent: http.Agent, spec: RequestSpec): Promise<Out
         ...(o.ca ? { ca: o.ca } : {}),
       },
       (res) => {
+        if ((res.statusCode! < 200 || res.statusCode! >= 300) && res.headers['retry-after'] !== undefined) rec.retryAfter++
         res.on('data', () => {})
         res.on('end', () => finish(res.statusCode! >= 200 && res.statusCode! < 300 ? 'ok' : `http_${res.statusCode!}`))
         res.on('error', (err) => finish(classify(err)))
@@ -88,7 +91,7 @@ function once(o: LoadOptions, agent: http.Agent, spec: RequestSpec): Promise<Out
 export async function runLoad(o: LoadOptions): Promise<LoadRecord> {
   const secure = o.url.startsWith('https:')
   const agent = secure ? new https.Agent({ keepAlive: true, maxSockets: o.connections }) : new http.Agent({ keepAlive: true, maxSockets: o.connections })
-  const rec: LoadRecord = { startedAt: Date.now(), t: [], ms: [], outcome: [] }
+  const rec: LoadRecord = { startedAt: Date.now(), t: [], ms: [], outcome: [], retryAfter: 0 }
   const t0 = performance.now()
   const end = t0 + o.durationMs
   let ok = 0
@@ -102,7 +105,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadRecord> {
   const client = async (n: number) => {
     while (performance.now() < end && !o.signal?.aborted) {
       const started = performance.now()
-      const outcome = await once(o, agent, o.request(n))
+      const outcome = await once(o, agent, o.request(n), rec)
       const now = performance.now()
       rec.t.push(Math.round(now - t0))
       rec.ms.push(Math.round((now - started) * 10) / 10)

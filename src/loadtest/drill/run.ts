@@ -103,15 +103,20 @@ export async function drill(o: DrillOptions): Promise<{ results: DrillResults; d
         mkdirSync(join(dir, 'logs'), { recursive: true })
         // A private staged copy per run: the deploy drill changes its files.
         const copy = (what: 'src' | 'dist') => stageCopy(what).then((c) => (made.push(c), c))
-        const ctx: StageContext = { env: stageEnv(def, dataDir, key), dataDir, logDir: join(dir, 'logs'), key, instances, dist: () => copy('dist'), src: () => copy('src') }
+        const env = stageEnv(def, dataDir, key)
+        if (d.productionLimits) {
+          delete env.LOGIN_RATE_LIMIT_IP
+          delete env.LOGIN_RATE_LIMIT_USER
+        }
+        const ctx: StageContext = { env, dataDir, logDir: join(dir, 'logs'), key, instances, nginxRateLimit: d.productionLimits ?? false, dist: () => copy('dist'), src: () => copy('src') }
         say(`${label}: starting`)
         let running: Awaited<ReturnType<typeof def.start>> | undefined
         try {
-          const users = await createBenchUsers(dataDir, 1, cred)
+          const users = await createBenchUsers(dataDir, d.productionLimits ? 8 : 1, cred)
           running = await def.start(ctx)
           result.url = running.url
           const token = (await obtainTokens(running.url, users.usernames[0]!, users.password, running.ca)).access
-          const target: DrillTarget = { id: def.id, label: def.label, running, token }
+          const target: DrillTarget = { id: def.id, label: def.label, running, token, users: { usernames: users.usernames, password: users.password }, timeoutMs: o.timeoutMs }
           o.onStarted?.(def.id, d.name, await running.pids(), target)
           say(`${label}: load for ${d.durationSec} s, fault at ${d.faultAtSec} s`)
           let fault: Promise<FaultRecord> | undefined
