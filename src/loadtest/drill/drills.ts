@@ -1,6 +1,8 @@
 // The drills: what load each runs, which fault it injects at its fixed moment, how the fault is
 // confirmed, and the verdict in plain words. Each drill runs on every stage it applies to.
 import { appendFileSync, existsSync } from 'node:fs'
+import net from 'node:net'
+import tls from 'node:tls'
 import { join } from 'node:path'
 import { APP_NAME } from '../../stacks/pm2.js'
 import type { Running, StageId } from '../stages.js'
@@ -9,8 +11,8 @@ import { kill9, listenerPid } from './faults.js'
 import { runLoad, type RequestSpec } from './load.js'
 import { percentile } from './analyse.js'
 
-export type DrillName = 'crash' | 'deploy' | 'overload'
-export const DRILL_NAMES: readonly DrillName[] = ['crash', 'deploy', 'overload']
+export type DrillName = 'crash' | 'deploy' | 'overload' | 'slow'
+export const DRILL_NAMES: readonly DrillName[] = ['crash', 'deploy', 'overload', 'slow']
 
 export interface DrillTarget {
   id: StageId
@@ -50,6 +52,17 @@ export interface FaultRecord {
   /** The process the fault was aimed at. */
   pid?: number
   side?: SideLoad
+  slow?: SlowClients
+}
+
+/** The slow clients of the slow drill: how many the server held, and how long. */
+export interface SlowClients {
+  opened: number
+  /** Still open when the attack ended: the server was holding them. */
+  heldToEnd: number
+  /** Closed by the server, with the seconds after their start when it did. */
+  closedByServer: number
+  closedAfterSec: number[]
 }
 
 export interface Drill {
@@ -258,5 +271,75 @@ function byAnswer(byOutcome: Record<string, number>): Record<string, number> {
   return out
 }
 
-export const DRILLS: readonly Drill[] = [crash, deploy, overload]
+const SLOW_CLIENTS = 200
+const SLOW_BYTE_EVERY_MS = 1000
+
+/** One slowloris connection: a request line, then a header byte a second, never finished. */
+function slowConnection(url: URL, ca: string | undefined, onClose: () => void): net.Socket {
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80))
+  const socket = url.protocol === 'https:' ? tls.connect({ host: url.hostname, port, ca, servername: 'localhost' }) : net.connect({ host: url.hostname, port })
+  const trickle = 'X-Slow: 0123456789012345678901234567890123456789\r\n'
+  let i = 0
+  let timer: NodeJS.Timeout | undefined
+  socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
+    socket.write(`GET /api/me/ HTTP/1.1\r\nHost: ${url.host}\r\n`)
+    timer = setInterval(() => socket.write(trickle[i++ % trickle.length]!), SLOW_BYTE_EVERY_MS)
+  })
+  socket.on('error', () => {})
+  socket.on('data', () => {})
+  socket.once('close', () => {
+    clearInterval(timer)
+    onClose()
+  })
+  return socket
+}
+
+export const slow: Drill = {
+  name: 'slow',
+  title: `slow clients: ${SLOW_CLIENTS} slowloris connections (a header byte a second) while normal clients call /api/me/`,
+  durationSec: 20,
+  faultAtSec: 4,
+  duringSec: 14,
+  explanation:
+    "Clients that send their request a byte at a time (a slowloris attack, or just bad mobile networks) each hold a connection and its memory without ever finishing a request. An app server alone keeps them until its header timeout (Node's headersTimeout, 60 s by default; Django's runserver and gunicorn's sync workers are worse: each slow client pins a whole worker). nginx buffers the request and drops a client whose headers do not arrive within client_header_timeout (10 s in the rendered config), so the app never sees them. The figures: how many slow connections the server was still holding at the end, and what the normal clients' p99 and failures were during the attack.",
+  skip: () => null,
+  request: me,
+  async inject(t) {
+    const url = new URL(t.running.url)
+    const attackMs = (this.durationSec - this.faultAtSec - 1) * 1000
+    const started = Date.now()
+    const closedAfterSec: number[] = []
+    const sockets: net.Socket[] = []
+    let ending = false
+    for (let i = 0; i < SLOW_CLIENTS; i++) {
+      sockets.push(slowConnection(url, t.running.ca, () => {
+        if (!ending) closedAfterSec.push(Math.round((Date.now() - started) / 100) / 10)
+      }))
+    }
+    await new Promise((r) => setTimeout(r, attackMs))
+    ending = true
+    const held = sockets.filter((s) => !s.destroyed && !s.closed).length
+    for (const s of sockets) s.destroy()
+    const opened = sockets.filter((s) => s.bytesWritten > 0).length
+    const slow: SlowClients = { opened, heldToEnd: held, closedByServer: closedAfterSec.length, closedAfterSec }
+    const first = closedAfterSec.length ? Math.min(...closedAfterSec) : null
+    return {
+      action: `${SLOW_CLIENTS} slowloris connections for ${attackMs / 1000} s`,
+      confirmed: opened > 0,
+      detail: `${opened} opened, ${held} still held by the server after ${attackMs / 1000} s, ${closedAfterSec.length} closed by it${first === null ? '' : ` (the first after ${first} s)`}`,
+      slow,
+    }
+  },
+  async settle() {
+    return ''
+  },
+  verdict(label, a, fault) {
+    const s = fault.slow
+    const during = a.windows[1]!
+    const held = s ? (s.heldToEnd > 0 ? `held ${s.heldToEnd} of ${s.opened} slow connections to the end` : `dropped all ${s.opened} slow connections${s.closedAfterSec.length ? ` (after ${Math.min(...s.closedAfterSec)}–${Math.max(...s.closedAfterSec)} s)` : ''}`) : 'no slow clients'
+    return `${label}: ${held}; normal clients during the attack: p99 ${during.p99} ms (before ${a.windows[0]!.p99} ms), ${during.failed} failed.`
+  },
+}
+
+export const DRILLS: readonly Drill[] = [crash, deploy, overload, slow]
 export const drillByName = (name: string) => DRILLS.find((d) => d.name === name)

@@ -1,0 +1,58 @@
+// `runway drill overload slow` on one production process and on nginx → pm2 cluster. overload
+// (production login limits on): the storm really happens, every login is accounted for (answered
+// or not, by outcome), nginx's limit_req answers 429. slow: the slowloris connections really are
+// opened; the app alone still holds them at the end, nginx drops them (client_header_timeout).
+// Nothing is left running.
+import t from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { overload, slow } from '../../src/loadtest/drill/drills.js'
+import { drill } from '../../src/loadtest/drill/run.js'
+import { findNginx } from '../../src/stacks/nginx.js'
+import { isAlive, killGroup } from '../../src/stacks/process.js'
+
+if (!findNginx()) {
+  if (process.env.CI === 'true') t.fail('missing nginx (apt-get install -y nginx)')
+  else t.plan(0, 'missing nginx (apt-get install -y nginx)')
+} else {
+  const out = mkdtempSync(join(tmpdir(), 'runway-drill-overload-'))
+  t.teardown(() => rmSync(out, { recursive: true, force: true }))
+  const started: number[] = []
+  t.teardown(() => {
+    for (const pid of started) if (isAlive(pid)) killGroup(pid, 'SIGKILL')
+  })
+  const { results } = await drill({ drills: [overload, slow], stages: ['single', 'nginx'], connections: 4, timeoutMs: 2000, instances: 2, outDir: out, onStarted: (_s, _d, pids) => started.push(...pids) })
+  const [single, nginx] = results.drills[0]!.stages
+  const [slowSingle, slowNginx] = results.drills[1]!.stages
+
+  t.test('the storm happened and every login is accounted for', async (t) => {
+    for (const s of [single!, nginx!]) {
+      t.equal(s.status, 'ok', `${s.stage}: ${s.reason ?? ''}`)
+      const side = s.fault!.side!
+      t.ok(side.sent > 0, `${s.stage}: ${side.sent} logins sent`)
+      t.equal(side.answered + side.unanswered, side.sent)
+      t.equal(Object.values(side.byOutcome).reduce((a, b) => a + b, 0), side.sent)
+      t.match(s.verdict, /logins answered .*; \/api\/me\/ during the storm/)
+    }
+  })
+
+  t.test("nginx's login limit answers 429", async (t) => {
+    t.ok((nginx!.fault!.side!.byOutcome.http_429 ?? 0) > 0, JSON.stringify(nginx!.fault!.side!.byOutcome))
+  })
+
+  t.test('slow clients: held by the app alone, dropped by nginx', async (t) => {
+    for (const s of [slowSingle!, slowNginx!]) {
+      t.equal(s.status, 'ok', `${s.stage}: ${s.reason ?? ''}`)
+      t.equal(s.fault!.slow!.opened, 200, `${s.stage}: every slow connection was opened`)
+    }
+    t.equal(slowSingle!.fault!.slow!.heldToEnd, 200, 'the app alone still holds every slow connection')
+    t.equal(slowNginx!.fault!.slow!.heldToEnd, 0, 'nginx dropped every slow connection')
+    t.ok(Math.min(...slowNginx!.fault!.slow!.closedAfterSec) >= 9, 'after client_header_timeout (10 s), not at once')
+  })
+
+  t.test('nothing is left running', async (t) => {
+    for (let i = 0; i < 50 && started.some(isAlive); i++) await new Promise((r) => setTimeout(r, 100))
+    t.same(started.filter(isAlive), [])
+  })
+}
