@@ -1,13 +1,13 @@
-// `runway drill overload slow` on one production process and on nginx → pm2 cluster. overload
+// `runway drill overload slow wire` on one production process and on nginx (TLS) → pm2 cluster. overload
 // (production login limits on): the storm really happens, every login is accounted for (answered
 // or not, by outcome), nginx's limit_req answers 429. slow: the slowloris connections really are
 // opened; the app alone still holds them at the end, nginx drops them (client_header_timeout).
-// Nothing is left running.
+// wire: the password and tokens are readable over plain HTTP, not through TLS. Nothing is left running.
 import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { overload, slow } from '../../src/loadtest/drill/drills.js'
+import { overload, slow, wire } from '../../src/loadtest/drill/drills.js'
 import { drill } from '../../src/loadtest/drill/run.js'
 import { findNginx } from '../../src/stacks/nginx.js'
 import { isAlive, killGroup } from '../../src/stacks/process.js'
@@ -22,7 +22,7 @@ if (!findNginx()) {
   t.teardown(() => {
     for (const pid of started) if (isAlive(pid)) killGroup(pid, 'SIGKILL')
   })
-  const { results } = await drill({ drills: [overload, slow], stages: ['single', 'nginx'], connections: 4, timeoutMs: 2000, instances: 2, outDir: out, onStarted: (_s, _d, pids) => started.push(...pids) })
+  const { results } = await drill({ drills: [overload, slow, wire], stages: ['single', 'tls'], connections: 4, timeoutMs: 2000, instances: 2, outDir: out, onStarted: (_s, _d, pids) => started.push(...pids) })
   const [single, nginx] = results.drills[0]!.stages
   const [slowSingle, slowNginx] = results.drills[1]!.stages
 
@@ -49,6 +49,17 @@ if (!findNginx()) {
     t.equal(slowSingle!.fault!.slow!.heldToEnd, 200, 'the app alone still holds every slow connection')
     t.equal(slowNginx!.fault!.slow!.heldToEnd, 0, 'nginx dropped every slow connection')
     t.ok(Math.min(...slowNginx!.fault!.slow!.closedAfterSec) >= 9, 'after client_header_timeout (10 s), not at once')
+  })
+
+  t.test('wire: credentials in the clear over HTTP, opaque through TLS', async (t) => {
+    const [plain, tls] = results.drills[2]!.stages
+    t.equal(plain!.status, 'ok', plain!.reason ?? '')
+    t.equal(tls!.status, 'ok', tls!.reason ?? '')
+    t.match(plain!.fault!.wire, { passwordSeen: true, refreshTokenSeen: true, accessTokenSeen: true, excerpt: /^POST \/api\/token\/ HTTP\/1\.1/ })
+    t.match(tls!.fault!.wire, { passwordSeen: false, refreshTokenSeen: false, accessTokenSeen: false })
+    t.ok(tls!.fault!.wire!.bytesToServer > 200, 'the TLS capture is not empty')
+    t.match(plain!.verdict, /reads the password, the refresh token, the access token in the clear/)
+    t.match(tls!.verdict, /encrypted bytes: no password, no token/)
   })
 
   t.test('nothing is left running', async (t) => {

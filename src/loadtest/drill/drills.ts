@@ -9,10 +9,12 @@ import type { Running, StageId } from '../stages.js'
 import { type Analysis, kinds } from './analyse.js'
 import { kill9, listenerPid } from './faults.js'
 import { runLoad, type RequestSpec } from './load.js'
+import { obtainTokens } from '../http.js'
+import { recordingProxy } from './proxy.js'
 import { percentile } from './analyse.js'
 
-export type DrillName = 'crash' | 'deploy' | 'overload' | 'slow'
-export const DRILL_NAMES: readonly DrillName[] = ['crash', 'deploy', 'overload', 'slow']
+export type DrillName = 'crash' | 'deploy' | 'overload' | 'slow' | 'wire'
+export const DRILL_NAMES: readonly DrillName[] = ['crash', 'deploy', 'overload', 'slow', 'wire']
 
 export interface DrillTarget {
   id: StageId
@@ -53,6 +55,18 @@ export interface FaultRecord {
   pid?: number
   side?: SideLoad
   slow?: SlowClients
+  wire?: WireCapture
+}
+
+/** What a recording proxy between a client and the stage saw of one login and one /api/me/. */
+export interface WireCapture {
+  bytesToServer: number
+  bytesToClient: number
+  passwordSeen: boolean
+  accessTokenSeen: boolean
+  refreshTokenSeen: boolean
+  /** The first bytes the client sent, printable characters only (others as '.'). */
+  excerpt: string
 }
 
 /** The slow clients of the slow drill: how many the server held, and how long. */
@@ -341,5 +355,56 @@ export const slow: Drill = {
   },
 }
 
-export const DRILLS: readonly Drill[] = [crash, deploy, overload, slow]
+export const wire: Drill = {
+  name: 'wire',
+  title: 'wire: what an observer on the network sees of a login',
+  durationSec: 4,
+  faultAtSec: 1,
+  duringSec: 2,
+  explanation:
+    "Anyone on the path between a client and the server — the café's Wi-Fi, a compromised router, a mirror port — sees every byte. Here a recording TCP proxy on loopback stands in for that observer: a login (POST /api/token/) and a GET /api/me/ go through it. Over plain HTTP (dev, single, cluster, nginx without TLS) the password, the refresh token and the access token cross in the clear, ready to be replayed; through nginx with TLS the proxy sees only the handshake and encrypted records. Django's SECURE_SSL_REDIRECT and SECURE_HSTS_SECONDS exist for this; here nginx redirects to HTTPS and sends HSTS.",
+  skip: () => null,
+  request: me,
+  async inject(t) {
+    const proxy = await recordingProxy(t.running.url)
+    try {
+      const url = new URL(t.running.url)
+      const via = `${url.protocol}//${url.hostname}:${proxy.port}`
+      const username = t.users.usernames[0]!
+      const tokens = await obtainTokens(via, username, t.users.password, t.running.ca)
+      await new Promise((r) => setTimeout(r, 100))
+      const toServer = proxy.toServer()
+      const toClient = proxy.toClient()
+      const all = Buffer.concat([toServer, toClient]).toString('latin1')
+      const capture: WireCapture = {
+        bytesToServer: toServer.length,
+        bytesToClient: toClient.length,
+        passwordSeen: all.includes(t.users.password),
+        accessTokenSeen: all.includes(tokens.access),
+        refreshTokenSeen: all.includes(tokens.refresh),
+        excerpt: toServer.subarray(0, 240).toString('latin1').replace(/[^\x20-\x7e]/g, '.'),
+      }
+      const seen = [capture.passwordSeen && 'the password', capture.refreshTokenSeen && 'the refresh token', capture.accessTokenSeen && 'the access token'].filter(Boolean)
+      return {
+        action: 'a login through a recording proxy on loopback',
+        confirmed: toServer.length > 0 && toClient.length > 0,
+        detail: `${toServer.length} bytes to the server, ${toClient.length} back; ${seen.length ? `readable in them: ${seen.join(', ')}` : 'neither the password nor a token is readable in them'}`,
+        wire: capture,
+      }
+    } finally {
+      await proxy.close()
+    }
+  },
+  async settle() {
+    return ''
+  },
+  verdict(label, _a, fault) {
+    const w = fault.wire
+    if (!w) return `${label}: nothing captured.`
+    const seen = [w.passwordSeen && 'the password', w.refreshTokenSeen && 'the refresh token', w.accessTokenSeen && 'the access token'].filter(Boolean)
+    return seen.length ? `${label}: an observer reads ${seen.join(', ')} in the clear.` : `${label}: an observer sees ${w.bytesToServer + w.bytesToClient} encrypted bytes: no password, no token.`
+  },
+}
+
+export const DRILLS: readonly Drill[] = [crash, deploy, overload, slow, wire]
 export const drillByName = (name: string) => DRILLS.find((d) => d.name === name)
