@@ -7,7 +7,7 @@ import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { overload, slow, wire } from '../../src/loadtest/drill/drills.js'
+import { badInput, overload, slow, wire } from '../../src/loadtest/drill/drills.js'
 import { drill } from '../../src/loadtest/drill/run.js'
 import { findNginx } from '../../src/stacks/nginx.js'
 import { isAlive, killGroup } from '../../src/stacks/process.js'
@@ -22,7 +22,7 @@ if (!findNginx()) {
   t.teardown(() => {
     for (const pid of started) if (isAlive(pid)) killGroup(pid, 'SIGKILL')
   })
-  const { results } = await drill({ drills: [overload, slow, wire], stages: ['single', 'tls'], connections: 4, timeoutMs: 2000, instances: 2, outDir: out, onStarted: (_s, _d, pids) => started.push(...pids) })
+  const { results } = await drill({ drills: [overload, slow, wire, badInput], stages: ['single', 'tls'], connections: 4, timeoutMs: 2000, instances: 2, outDir: out, onStarted: (_s, _d, pids) => started.push(...pids) })
   const [single, nginx] = results.drills[0]!.stages
   const [slowSingle, slowNginx] = results.drills[1]!.stages
 
@@ -60,6 +60,20 @@ if (!findNginx()) {
     t.ok(tls!.fault!.wire!.bytesToServer > 200, 'the TLS capture is not empty')
     t.match(plain!.verdict, /reads the password, the refresh token, the access token in the clear/)
     t.match(tls!.verdict, /encrypted bytes: no password, no token/)
+  })
+
+  t.test('bad input: refused with 4xx, never 5xx; nginx answers the oversized ones itself', async (t) => {
+    const [plain, tls] = results.drills[3]!.stages
+    for (const s of [plain!, tls!]) {
+      t.equal(s.status, 'ok', s.reason ?? '')
+      for (const x of s.fault!.bad!) {
+        t.ok(x.sent > 0, `${s.stage} ${x.kind}: ${x.sent} sent`)
+        t.same(Object.keys(x.byOutcome).filter((k) => /^http_5/.test(k)), [], `${s.stage} ${x.kind}: no 5xx (${JSON.stringify(x.byOutcome)})`)
+      }
+    }
+    const big = tls!.fault!.bad!.find((x) => x.kind.startsWith('oversized body'))!
+    t.equal(big.byResponder.app ?? 0, 0, `behind nginx the app never answers a 2 MiB body (${JSON.stringify(big.byResponder)})`)
+    t.ok((big.byOutcome.http_413 ?? 0) > 0, JSON.stringify(big.byOutcome))
   })
 
   t.test('nothing is left running', async (t) => {

@@ -3,6 +3,8 @@
 import { appendFileSync, existsSync } from 'node:fs'
 import net from 'node:net'
 import tls from 'node:tls'
+import http from 'node:http'
+import https from 'node:https'
 import { join } from 'node:path'
 import { APP_NAME } from '../../stacks/pm2.js'
 import type { Running, StageId } from '../stages.js'
@@ -13,8 +15,8 @@ import { obtainTokens } from '../http.js'
 import { recordingProxy } from './proxy.js'
 import { percentile } from './analyse.js'
 
-export type DrillName = 'crash' | 'deploy' | 'overload' | 'slow' | 'wire'
-export const DRILL_NAMES: readonly DrillName[] = ['crash', 'deploy', 'overload', 'slow', 'wire']
+export type DrillName = 'crash' | 'deploy' | 'overload' | 'slow' | 'bad-input' | 'wire'
+export const DRILL_NAMES: readonly DrillName[] = ['crash', 'deploy', 'overload', 'slow', 'bad-input', 'wire']
 
 export interface DrillTarget {
   id: StageId
@@ -56,6 +58,17 @@ export interface FaultRecord {
   side?: SideLoad
   slow?: SlowClients
   wire?: WireCapture
+  bad?: BadInput[]
+}
+
+/** One kind of bad request of the bad-input drill: what became of them, and who answered. */
+export interface BadInput {
+  kind: string
+  sent: number
+  /** 'http_413', 'reset', … → count. */
+  byOutcome: Record<string, number>
+  /** Who answered: 'nginx' (its Server header), 'app', or 'no answer'. */
+  byResponder: Record<string, number>
 }
 
 /** What a recording proxy between a client and the stage saw of one login and one /api/me/. */
@@ -406,5 +419,80 @@ export const wire: Drill = {
   },
 }
 
-export const DRILLS: readonly Drill[] = [crash, deploy, overload, slow, wire]
+const BAD_KINDS: { kind: string; spec: (host: string) => RequestSpec }[] = [
+  { kind: 'oversized body (2 MiB JSON to /api/token/)', spec: () => ({ method: 'POST', path: '/api/token/', body: JSON.stringify({ username: 'x'.repeat(2 << 20), password: 'y' }) }) },
+  { kind: 'oversized header (64 KiB)', spec: () => ({ method: 'GET', path: '/api/me/', headers: { 'x-big': 'z'.repeat(64 << 10) } }) },
+  { kind: 'malformed JSON to /api/token/', spec: () => ({ method: 'POST', path: '/api/token/', body: '{"username": "alice", "password": ' }) },
+]
+
+/** One bad request on its own connection: how it ended and who answered it. */
+function badRequest(base: string, ca: string | undefined, spec: RequestSpec, timeoutMs: number): Promise<{ outcome: string; responder: string }> {
+  const url = new URL(spec.path, base)
+  const mod = url.protocol === 'https:' ? https : http
+  return new Promise((resolve) => {
+    let done = false
+    const finish = (outcome: string, responder: string) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      resolve({ outcome, responder })
+    }
+    const req = mod.request(url, { method: spec.method, agent: false, headers: { ...(spec.body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(spec.body) } : {}), ...spec.headers }, ...(ca ? { ca } : {}) }, (res) => {
+      const responder = String(res.headers.server ?? '').startsWith('nginx') ? 'nginx' : 'app'
+      res.resume()
+      res.on('end', () => finish(`http_${res.statusCode}`, responder))
+      res.on('error', () => finish(`http_${res.statusCode}`, responder))
+    })
+    const timer = setTimeout(() => req.destroy(Object.assign(new Error('timeout'), { code: 'RUNWAY_TIMEOUT' })), timeoutMs)
+    req.on('error', (err: NodeJS.ErrnoException) => finish(err.code === 'RUNWAY_TIMEOUT' ? 'timeout' : err.code === 'ECONNREFUSED' ? 'refused' : 'reset', 'no answer'))
+    req.end(spec.body)
+  })
+}
+
+export const badInput: Drill = {
+  name: 'bad-input',
+  title: 'bad input: oversized bodies and headers, malformed JSON, at volume',
+  durationSec: 12,
+  faultAtSec: 3,
+  duringSec: 6,
+  explanation:
+    "Requests no client should send, sent at volume: a 2 MiB body, a 64 KiB header, JSON cut in half. Each must be refused early and cheaply with a 4xx (413, 431/400, 400), never a 5xx, and the normal clients must not notice. Behind nginx the oversized ones never reach the app: nginx answers 413 (client_max_body_size) and 400 for a header beyond its buffers before reading further. The app alone refuses them too (Node's 16 KiB header limit answers 431; the body limit 413), but it reads and parses on the cores that serve everyone. Django's DATA_UPLOAD_MAX_MEMORY_SIZE and nginx in front play the same parts.",
+  skip: () => null,
+  request: me,
+  async inject(t) {
+    const floodMs = (this.durationSec - this.faultAtSec - 3) * 1000
+    const end = Date.now() + floodMs
+    const results: BadInput[] = BAD_KINDS.map((k) => ({ kind: k.kind, sent: 0, byOutcome: {}, byResponder: {} }))
+    const host = new URL(t.running.url).host
+    await Promise.all(
+      Array.from({ length: 12 }, async (_, n) => {
+        const i = n % BAD_KINDS.length
+        while (Date.now() < end) {
+          const r = await badRequest(t.running.url, t.running.ca, BAD_KINDS[i]!.spec(host), t.timeoutMs)
+          const x = results[i]!
+          x.sent++
+          x.byOutcome[r.outcome] = (x.byOutcome[r.outcome] ?? 0) + 1
+          x.byResponder[r.responder] = (x.byResponder[r.responder] ?? 0) + 1
+        }
+      }),
+    )
+    const fivexx = results.reduce((n, x) => n + Object.entries(x.byOutcome).filter(([k]) => /^http_5/.test(k)).reduce((a, [, v]) => a + v, 0), 0)
+    return {
+      action: `12 clients sending bad requests for ${floodMs / 1000} s`,
+      confirmed: results.every((x) => x.sent > 0),
+      detail: `${results.map((x) => `${x.kind}: ${x.sent} sent, ${kinds(x.byOutcome)} (answered by ${kinds(x.byResponder)})`).join('; ')}${fivexx ? `; ${fivexx} answered 5xx` : ''}`,
+      bad: results,
+    }
+  },
+  async settle() {
+    return ''
+  },
+  verdict(label, a, fault) {
+    const during = a.windows[1]!
+    const bad = (fault.bad ?? []).map((x) => `${x.kind.split(' (')[0]} → ${kinds(x.byOutcome)} by ${Object.keys(x.byResponder).join('/')}`).join('; ')
+    return `${label}: ${bad}; normal clients during the flood: p99 ${during.p99} ms (before ${a.windows[0]!.p99} ms), ${during.failed} failed.`
+  },
+}
+
+export const DRILLS: readonly Drill[] = [crash, deploy, overload, slow, badInput, wire]
 export const drillByName = (name: string) => DRILLS.find((d) => d.name === name)
