@@ -1,5 +1,8 @@
 // The drills: what load each runs, which fault it injects at its fixed moment, how the fault is
 // confirmed, and the verdict in plain words. Each drill runs on every stage it applies to.
+// crash and deploy hit the stack itself; overload, slow, bad-input and wire add a second kind of
+// client (a login storm, slowloris connections, bad requests, one login through a recording
+// proxy) and report what became of it next to what the steady /api/me/ clients saw.
 import { appendFileSync, existsSync } from 'node:fs'
 import net from 'node:net'
 import tls from 'node:tls'
@@ -8,12 +11,11 @@ import https from 'node:https'
 import { join } from 'node:path'
 import { APP_NAME } from '../../stacks/pm2.js'
 import type { Running, StageId } from '../stages.js'
-import { type Analysis, kinds } from './analyse.js'
+import { type Analysis, kinds, percentile } from './analyse.js'
 import { kill9, listenerPid } from './faults.js'
 import { runLoad, type RequestSpec } from './load.js'
 import { obtainTokens } from '../http.js'
 import { recordingProxy } from './proxy.js'
-import { percentile } from './analyse.js'
 
 export type DrillName = 'crash' | 'deploy' | 'overload' | 'slow' | 'bad-input' | 'wire'
 export const DRILL_NAMES: readonly DrillName[] = ['crash', 'deploy', 'overload', 'slow', 'bad-input', 'wire']
@@ -419,7 +421,7 @@ export const wire: Drill = {
   },
 }
 
-const BAD_KINDS: { kind: string; spec: (host: string) => RequestSpec }[] = [
+const BAD_KINDS: { kind: string; spec: () => RequestSpec }[] = [
   { kind: 'oversized body (2 MiB JSON to /api/token/)', spec: () => ({ method: 'POST', path: '/api/token/', body: JSON.stringify({ username: 'x'.repeat(2 << 20), password: 'y' }) }) },
   { kind: 'oversized header (64 KiB)', spec: () => ({ method: 'GET', path: '/api/me/', headers: { 'x-big': 'z'.repeat(64 << 10) } }) },
   { kind: 'malformed JSON to /api/token/', spec: () => ({ method: 'POST', path: '/api/token/', body: '{"username": "alice", "password": ' }) },
@@ -463,12 +465,11 @@ export const badInput: Drill = {
     const floodMs = (this.durationSec - this.faultAtSec - 3) * 1000
     const end = Date.now() + floodMs
     const results: BadInput[] = BAD_KINDS.map((k) => ({ kind: k.kind, sent: 0, byOutcome: {}, byResponder: {} }))
-    const host = new URL(t.running.url).host
     await Promise.all(
       Array.from({ length: 12 }, async (_, n) => {
         const i = n % BAD_KINDS.length
         while (Date.now() < end) {
-          const r = await badRequest(t.running.url, t.running.ca, BAD_KINDS[i]!.spec(host), t.timeoutMs)
+          const r = await badRequest(t.running.url, t.running.ca, BAD_KINDS[i]!.spec(), t.timeoutMs)
           const x = results[i]!
           x.sent++
           x.byOutcome[r.outcome] = (x.byOutcome[r.outcome] ?? 0) + 1
