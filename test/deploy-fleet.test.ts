@@ -126,3 +126,17 @@ t.test('TRUST_PROXY against the proxy that connects', async (t) => {
   t.match(await check({ TRUST_PROXY: 'loopback' }), { level: 'ok' })
   t.equal(await check({ TRUST_PROXY: '1' }), undefined, 'a hop count: nothing to compare')
 })
+
+t.test('`runway check --deploy`: runway.E014 for an unreachable database, without its password', async (t) => {
+  const port = await freePort()
+  const root = makeTarget(t, { env: { DATABASE_URL: `postgres://runway:${PASSWORD}@127.0.0.1:${port}/runway` } })
+  const r = await runway(['check', '--deploy', '--path', root, '--json'])
+  t.equal(r.code, 1)
+  const e014 = (JSON.parse(r.out) as { findings: Array<{ id: string; message: string }> }).findings.find((f) => f.id === 'runway.E014')
+  t.match(e014?.message, new RegExp(`^PostgreSQL postgres://runway@127\\.0\\.0\\.1:${port}/runway unreachable from the target: ECONNREFUSED`))
+  t.notOk((r.out + r.err).includes(PASSWORD), 'the password is never printed')
+  // The deploy's preflight reports it once, as its own database line.
+  const d = await runway(['deploy', '--path', root, '--artifact', fakeArtifact(t), '--dry-run'])
+  t.equal(d.err.match(/✗ database: .*unreachable from the target/g)?.length, 1, 'one database line')
+  t.notMatch(d.err, /runway\.E014/, 'not repeated as a check --deploy finding')
+})

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import { ConfigError, EXAMPLE_SIGNING_KEY, loadConfig, readEnv } from '../config.js'
 import { corsFindings } from './audit-cors.js'
+import { databaseCheck } from './fleet.js'
 import { q, type Target } from './target.js'
 
 export interface Finding {
@@ -116,6 +117,12 @@ export async function auditConfig(input: AuditInput): Promise<AuditResult> {
     const cpus = Number((await sh(target, 'nproc')).out) || 1
     const workers = Number(input.env?.WEB_CONCURRENCY ?? raw.WEB_CONCURRENCY ?? cpus)
     if (workers > cpus) findings.push(warn('runway.W004', `${workers} workers on ${cpus} CPUs: more workers than cores only add memory and context switches (set WEB_CONCURRENCY=${cpus})`))
+    if (config.databaseUrl) {
+      // Reached from the target with its credentials: through pg of the live release (a deploy
+      // target) or of the app itself (`base` is the app root).
+      const db = await databaseCheck(target, config.databaseUrl, [`${base}/../current`, base])
+      if (db.level === 'error') findings.push(err('runway.E014', db.message))
+    }
     if (config.databaseUrl) findings.push(warn('runway.W005', `PostgreSQL: ${workers} workers each open a pool: make sure max_connections (or PgBouncer's pool) covers workers × pool size × hosts`))
 
     // DATA_DIR: writable, local, room to grow.

@@ -90,14 +90,14 @@ export function proxyTrustCheck(config: Config, localNginx: boolean): Check | nu
   return { name: 'proxy trust', level: 'ok', message: `${shown} (HOST=${config.host}, proxy on another host)` }
 }
 
-// Runs on the target with its node: through the live release's pg when there is one (login with
-// the configured credentials, schema version), else a TCP connect (reachability only).
+// Runs on the target with its node: through the pg of an installed release when there is one (login
+// with the configured credentials, schema version), else a TCP connect (reachability only).
 const PROBE = `
 import { createRequire } from 'node:module'
 import net from 'node:net'
 const out = (o) => { console.log(JSON.stringify(o)); process.exit(0) }
 let pg
-try { pg = createRequire(root + '/current/package.json')('pg') } catch {}
+for (const dir of dirs) { try { pg = createRequire(dir + '/package.json')('pg'); break } catch {} }
 if (pg) {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
   c.on('error', () => {})
@@ -119,13 +119,16 @@ if (pg) {
 }
 `
 
-/** PostgreSQL reached from the target with the configured URL; never prints the password. */
-export async function databaseCheck(target: Target, url: string): Promise<Check> {
+/**
+ * PostgreSQL reached from the target with the configured URL; never prints the password.
+ * `releases`: directories on the target whose node_modules may hold pg (default: the live release).
+ */
+export async function databaseCheck(target: Target, url: string, releases = [`${target.root}/current`]): Promise<Check> {
   const shown = withoutPassword(url)
   const secret = urlPassword(url)
   const scrub = (s: string) => redactSecrets(s, secret ? [secret] : [])
   // The URL travels inside the script on stdin: never on a command line (ps, ssh logs).
-  const r = await target.sh('node --input-type=module -', { input: `const [url, root] = ${JSON.stringify([url, target.root])}\n${PROBE}`, timeoutMs: 20_000 })
+  const r = await target.sh('node --input-type=module -', { input: `const [url, dirs] = ${JSON.stringify([url, releases])}\n${PROBE}`, timeoutMs: 20_000 })
   let res: { ok: boolean; login?: boolean; version?: number; error?: string }
   try {
     res = JSON.parse(r.stdout.trim().split('\n').pop() ?? '')
