@@ -17,7 +17,7 @@ verdict per stage in plain words and writes results.json, report.md and report.h
 per stage with the fault marked; works offline) to loadtest/results/drill-<timestamp>/.
 
 Drills (default: all, in this order):
-${DRILLS.map((d) => `  ${d.name.padEnd(8)} ${String(d.durationSec).padStart(2)} s per stage: ${d.title}`).join('\n')}
+${DRILLS.map((d) => `  ${d.name.padEnd(9)} ${String(d.durationSec).padStart(2)} s per stage: ${d.title}`).join('\n')}
 Each drill starts a fresh stack per stage (a few seconds each, more for the pm2 stages).
 
 Options:
