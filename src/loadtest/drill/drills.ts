@@ -330,7 +330,7 @@ export const slow: Drill = {
   faultAtSec: 4,
   duringSec: 14,
   explanation:
-    "Clients that send their request a byte at a time (a slowloris attack, or just bad mobile networks) each hold a connection and its memory without ever finishing a request. The app alone keeps them until its header timeout (HEADERS_TIMEOUT, 20 s, which Node enforces on a 30 s sweep — longer than this attack); Django's runserver and gunicorn's sync workers are worse off: each slow client pins a whole worker. nginx buffers the request and drops a client whose headers do not arrive within client_header_timeout (10 s in the rendered config), so the app never sees them. The figures: how many slow connections the server was still holding at the end, and what the normal clients' p99 and failures were during the attack.",
+    "Clients that send their request a byte at a time (a slowloris attack, or just bad mobile networks) each hold a connection and its memory without ever finishing a request. The app alone keeps them until its header timeout (HEADERS_TIMEOUT, 20 s, which Node enforces on a 30 s sweep — longer than this attack); Django's runserver and gunicorn's sync workers are worse off: each slow client pins a whole worker. nginx reads the request headers itself and passes a request on only once they are complete, so the slow connections cost nginx's event loop, not the app's; its client_header_timeout (10 s in the rendered config) is meant to drop them — the drill shows whether it did within the attack. The figures: how many slow connections the server was still holding at the end, and what the normal clients' p99 and failures were during the attack.",
   skip: () => null,
   request: me,
   async inject(t) {
