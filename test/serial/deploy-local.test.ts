@@ -25,7 +25,7 @@ const art = await artifacts(t, {
   // Starts and passes the pre-switch check alone, but its pm2 workers answer /readyz 503: only
   // the health gate after the switch can catch it, and must roll back.
   sick: (dir) =>
-    patchFile(join(dir, 'dist', 'server.js'), 'const fault = await app.storeHealth.check(request.id);', "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);"),
+    patchFile(join(dir, 'dist', 'routes', 'health.js'), 'const fault = await app.storeHealth.check(request.id);', "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);"),
 })
 
 // nginx with TLS in front, as in production: preflight runs `nginx -t` on its config and checks its

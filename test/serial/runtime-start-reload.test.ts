@@ -132,7 +132,7 @@ t.test('reload to code whose workers never say ready: timed out, old workers kee
   const before = (await workers()).map((w) => w.pid).sort()
   writeFileSync(serverJs, goodServer)
   // (dist/server.js is one bundle: esbuild writes double quotes.)
-  patchFile(serverJs, 'process.send?.("ready")', 'void 0')
+  patchFile(serverJs, "process.send?.('ready')", 'void 0')
   const { value: r, load } = await underLoad(() => runway(['reload', '--timeout', '3']))
   t.equal(r.code, 1)
   t.match(r.err, /reload failed: worker \d+ did not send 'ready' within 3000 ms/)
