@@ -1,7 +1,12 @@
 // kill -9 of the API in the middle of logins, refreshes and logouts loses nothing it acknowledged:
-// after a restart on the same SQLite file every acknowledged refresh token still works, every one
-// acknowledged as rotated or logged out stays dead. A real process, a real SIGKILL, a real file.
-import t from 'tap'
+// after a restart on the same store every acknowledged refresh token still works, every one
+// acknowledged as rotated or logged out stays dead. A real process and a real SIGKILL, on a real
+// SQLite file and on a fresh database of the shared PostgreSQL (the kill hits the app, not it).
+import t, { type Test } from 'tap'
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import { PostgresStore } from '../../src/store/postgres.js'
+import type { Store } from '../../src/store/store.js'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -26,15 +31,13 @@ async function post(url: string, path: string, body: unknown): Promise<{ status:
   return { status: r.status, body: await r.json().catch(() => undefined) }
 }
 
-t.test('kill -9 during logins, refreshes and logouts loses nothing acknowledged (SQLite)', async (t) => {
+async function scenario(t: Test, storeEnv: Record<string, string>, seed: Store) {
   const dir = mkdtempSync(join(tmpdir(), 'runway-kill9-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const data = join(dir, 'data')
-  const seed = SqliteStore.open(data)
   await seed.migrate()
   for (let i = 0; i < USERS; i++) await createUser(seed, `user${i}`)
   await seed.close()
-  const env = { DATA_DIR: data, LOG_REQUESTS: 'false', LOGIN_RATE_LIMIT_IP: '0', LOGIN_RATE_LIMIT_USER: '0', ...FIXTURE_ARGON2_ENV }
+  const env = { ...storeEnv, LOG_REQUESTS: 'false', LOGIN_RATE_LIMIT_IP: '0', LOGIN_RATE_LIMIT_USER: '0', ...FIXTURE_ARGON2_ENV }
 
   const first = await startServerProcess(t, env, { logFile: join(dir, 'first.log') })
   const chains: Chain[] = []
@@ -92,4 +95,33 @@ t.test('kill -9 during logins, refreshes and logouts loses nothing acknowledged 
   for (const c of chains.filter((c) => !c.loggedOut).slice(0, 3)) {
     t.equal((await post(second.url, '/api/token/refresh/', { refresh: c.latest })).status, 200, 'an acknowledged token refreshes after the restart')
   }
+}
+
+t.test('kill -9 during logins, refreshes and logouts loses nothing acknowledged (SQLite)', async (t) => {
+  const data = join(mkdtempSync(join(tmpdir(), 'runway-kill9-data-')), 'data')
+  t.teardown(() => rmSync(join(data, '..'), { recursive: true, force: true }))
+  await scenario(t, { DATA_DIR: data }, SqliteStore.open(data))
+})
+
+const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+
+t.test('kill -9 during logins, refreshes and logouts loses nothing acknowledged (PostgreSQL)', async (t) => {
+  const admin = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 })
+  try {
+    await admin.connect()
+  } catch (err) {
+    const why = `PostgreSQL at ${PG_URL} is not reachable (${(err as Error).message}); set TEST_DATABASE_URL`
+    if (process.env.CI === 'true') t.fail(why)
+    else t.skip(why, async () => {})
+    return
+  }
+  const name = `runway_kill9_${randomBytes(5).toString('hex')}`
+  await admin.query(`CREATE DATABASE ${name}`)
+  t.teardown(async () => {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    await admin.end()
+  })
+  const url = new URL(PG_URL)
+  url.pathname = `/${name}`
+  await scenario(t, { DATABASE_URL: url.toString() }, new PostgresStore(url.toString()))
 })
