@@ -30,6 +30,8 @@ export interface AuditInput {
   serverNames?: string[]
   silence?: string[]
   now?: Date
+  /** Deploy preflight probes the database itself (runway.E014 would repeat it). */
+  skipDatabaseProbe?: boolean
 }
 
 export interface AuditResult {
@@ -117,7 +119,7 @@ export async function auditConfig(input: AuditInput): Promise<AuditResult> {
     const cpus = Number((await sh(target, 'nproc')).out) || 1
     const workers = Number(input.env?.WEB_CONCURRENCY ?? raw.WEB_CONCURRENCY ?? cpus)
     if (workers > cpus) findings.push(warn('runway.W004', `${workers} workers on ${cpus} CPUs: more workers than cores only add memory and context switches (set WEB_CONCURRENCY=${cpus})`))
-    if (config.databaseUrl) {
+    if (config.databaseUrl && !input.skipDatabaseProbe) {
       // Reached from the target with its credentials: through pg of the live release (a deploy
       // target) or of the app itself (`base` is the app root).
       const db = await databaseCheck(target, config.databaseUrl, [`${base}/../current`, base])

@@ -153,8 +153,8 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
   // `runway check --deploy` on the target. What the checks above already decide (settings, the
   // store, certificates) is theirs; the rest is listed as warnings, except a guessable key.
   if (envText !== null && check.level !== 'error') {
-    const audit = await auditConfig({ target, base: `${target.root}/shared`, env: { PM2_HOME: settings.pm2Home, RUNWAY_LOG_DIR: `${target.root}/shared/logs`, ...(settings.workers ? { WEB_CONCURRENCY: String(settings.workers) } : {}) }, nginxConf: settings.nginxConf, now })
-    const own = new Set(['runway.E001', 'runway.E002', 'runway.E003', 'runway.E007', 'runway.E009', 'runway.E010', 'runway.E014', 'runway.W007'])
+    const audit = await auditConfig({ target, base: `${target.root}/shared`, env: { PM2_HOME: settings.pm2Home, RUNWAY_LOG_DIR: `${target.root}/shared/logs`, ...(settings.workers ? { WEB_CONCURRENCY: String(settings.workers) } : {}) }, nginxConf: settings.nginxConf, now, skipDatabaseProbe: true })
+    const own = new Set(['runway.E001', 'runway.E002', 'runway.E003', 'runway.E007', 'runway.E009', 'runway.E010', 'runway.W007'])
     for (const f of audit.findings.filter((x) => !x.silenced && !own.has(x.id))) checks.push({ name: f.id, level: f.id === 'runway.E004' ? 'error' : 'warn', message: f.message })
   }
   return { checks, port, fleet }
