@@ -80,6 +80,8 @@ if (!findNginx()) {
     const big = tls!.fault!.bad!.find((x) => x.kind.startsWith('oversized body'))!
     t.equal(big.byResponder.app ?? 0, 0, `behind nginx the app never answers a 2 MiB body (${JSON.stringify(big.byResponder)})`)
     t.ok((big.byOutcome.http_413 ?? 0) > 0, JSON.stringify(big.byOutcome))
+    const cut = tls!.fault!.bad!.find((x) => x.kind.startsWith('malformed JSON'))!
+    t.same(cut.byResponder, { app: cut.sent }, 'cut JSON passes nginx and is refused by the app (its x-request-id), not misread as nginx by the Server header nginx sets')
   })
 
   t.test('nothing is left running', async (t) => {

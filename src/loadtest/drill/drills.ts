@@ -69,7 +69,7 @@ export interface BadInput {
   sent: number
   /** 'http_413', 'reset', … → count. */
   byOutcome: Record<string, number>
-  /** Who answered: 'nginx' (its Server header), 'app', or 'no answer'. */
+  /** Who answered: 'app' (its x-request-id), 'nginx' (its Server header, no request id), or 'no answer'. */
   byResponder: Record<string, number>
 }
 
@@ -440,7 +440,9 @@ function badRequest(base: string, ca: string | undefined, spec: RequestSpec, tim
       resolve({ outcome, responder })
     }
     const req = mod.request(url, { method: spec.method, agent: false, headers: { ...(spec.body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(spec.body) } : {}), ...spec.headers }, ...(ca ? { ca } : {}) }, (res) => {
-      const responder = String(res.headers.server ?? '').startsWith('nginx') ? 'nginx' : 'app'
+      // The app stamps x-request-id on every answer it makes (nginx passes it through but overwrites
+      // Server); nginx's own error pages carry no request id. Node's parser (431) stamps neither.
+      const responder = res.headers['x-request-id'] !== undefined ? 'app' : String(res.headers.server ?? '').startsWith('nginx') ? 'nginx' : 'app'
       res.resume()
       res.on('end', () => finish(`http_${res.statusCode}`, responder))
       res.on('error', () => finish(`http_${res.statusCode}`, responder))
