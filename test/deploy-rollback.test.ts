@@ -6,7 +6,7 @@
 // seconds; test/serial/deploy-local.test.ts does the same with the real artifact under load.
 import t, { type Test } from 'tap'
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -108,4 +108,21 @@ t.test('a release that fails the health gate after the switch is rolled back to 
   t.match(await serving(), { status: 200, body: { release: 'v1' } }, 'and v1 serves')
   const log = readFileSync(join(root, '.runway', 'deploys.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
   t.match(log.at(-1), { action: 'deploy', sha: 'sick', from: v1.release, result: 'rolled-back', reason: /HTTP 503/ })
+})
+
+t.test('a first release that fails the health gate is stopped again, leaving nothing running', async (t) => {
+  const freshPort = await freePort()
+  const fresh = makeTarget(t, { port: freshPort })
+  reapPm2(t, join(fresh, '.pm2'))
+  const r = await runway(['deploy', '--path', fresh, '--artifact', tinyRelease(t, 'sick', { sick: true }), '--workers', '1', '--deps-cache', cache, '--health-timeout', '2', '--json'], { timeoutMs: 180_000 })
+  t.equal(r.code, 1, 'the deploy failed')
+  const host = JSON.parse(r.out).hosts[0]
+  t.match(host, { result: 'failed', from: null, live: null, reason: /^health gate: not healthy after 2000 ms: .*HTTP 503.*; nothing was live before, so the app was stopped and current removed$/ })
+  t.match(host.steps.at(-1), { name: 'roll back', ok: true })
+  t.notOk(existsSync(join(fresh, 'current')), 'no current link')
+  const pm2 = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2')
+  const list = execFileSync(process.execPath, [pm2, 'jlist'], { encoding: 'utf8', env: { ...process.env, PM2_HOME: join(fresh, '.pm2') } })
+  t.same(JSON.parse(list.slice(list.indexOf('['))), [], 'pm2 runs no app for the target')
+  const answered = await fetch(`http://127.0.0.1:${freshPort}/readyz`).then(() => true, () => false)
+  t.notOk(answered, 'nothing listens on the port')
 })
