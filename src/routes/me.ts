@@ -10,7 +10,7 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/api/me/',
     {
-      schema: { tags: ['user'], summary: 'The user the access token belongs to', security: bearer, response: { 200: Me, ...errorResponses(401) } },
+      schema: { tags: ['user'], summary: 'The user the access token belongs to', security: bearer, response: { 200: Me, ...errorResponses(401, 503) } },
       onRequest: app.authenticate,
     },
     // Synchronous on purpose: reply.send() directly, no promise for Fastify to unwrap.

@@ -65,7 +65,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
         tags: ['token'],
         summary: 'Exchange a refresh token for a new access token (and, with rotation, a new refresh token)',
         body: RefreshBody,
-        response: { 200: Refreshed, ...errorResponses(400, 401) },
+        response: { 200: Refreshed, ...errorResponses(400, 401, 503) },
       },
     },
     async (request) => {
@@ -105,7 +105,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
         tags: ['token'],
         summary: 'Check a token of either type: signature, expiry, and that it was not revoked',
         body: VerifyBody,
-        response: { 200: Empty, ...errorResponses(400, 401) },
+        response: { 200: Empty, ...errorResponses(400, 401, 503) },
       },
     },
     async (request) => {
@@ -126,7 +126,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
           ? 'Log out: blacklist the refresh (or sliding) token and revoke every token of its session'
           : 'Log out: blacklist the refresh token and revoke the access tokens of its session',
         body: RefreshBody,
-        response: { 200: Empty, ...errorResponses(400, 401) },
+        response: { 200: Empty, ...errorResponses(400, 401, 503) },
       },
     },
     async (request) => {
