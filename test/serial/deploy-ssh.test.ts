@@ -1,17 +1,16 @@
-// The same deploy, rollback and status over SSH: Debian's sshd started by this test on a free
-// loopback port with its own host key, a generated client key, its own authorized_keys and a
-// strict known_hosts, reached by the system ssh/rsync exactly as an operator's would be.
+// The same deploy, rollback and status over SSH, through the test-owned sshd (test/helpers/sshd.ts),
+// reached by the system ssh/rsync exactly as an operator's would be.
 import t from 'tap'
-import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir, userInfo } from 'node:os'
+import { execFileSync } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
+import { userInfo } from 'node:os'
 import { join } from 'node:path'
-import { freePort, startService } from '../../src/stacks/process.js'
+import { freePort } from '../../src/stacks/process.js'
 import { artifacts, DEPS_CACHE, makeTarget, reapPm2, runway } from '../helpers/deploy.js'
 import { seedUser, sessions, startLoad } from '../helpers/runtime.js'
+import { haveSshd, SSHD, startSshd } from '../helpers/sshd.js'
 
-const SSHD = '/usr/sbin/sshd'
-if (!existsSync(SSHD) || spawnSync('ssh', ['-V']).status !== 0) {
+if (!haveSshd()) {
   if (process.env.CI === 'true') t.fail(`${SSHD} or ssh is missing (CI=true): apt-get install -y openssh-server openssh-client rsync`)
   else t.plan(0, `${SSHD} or ssh is not installed: apt-get install -y openssh-server rsync`)
 } else {
@@ -19,56 +18,10 @@ if (!existsSync(SSHD) || spawnSync('ssh', ['-V']).status !== 0) {
 }
 
 async function sshSuite() {
-  const dir = mkdtempSync(join(tmpdir(), 'runway-sshd-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const keygen = (file: string) => execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'runway-test', '-f', file])
-  keygen(join(dir, 'host_key'))
-  keygen(join(dir, 'client_key'))
-  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')))
-
-  const sshPort = await freePort()
-  // This sshd only: loopback, key auth only, root allowed (the test user), our own files.
-  writeFileSync(
-    join(dir, 'sshd_config'),
-    [
-      `Port ${sshPort}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${dir}/host_key`,
-      `PidFile ${dir}/sshd.pid`,
-      `AuthorizedKeysFile ${dir}/authorized_keys`,
-      'PubkeyAuthentication yes',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'PermitRootLogin prohibit-password',
-      'StrictModes no',
-      'UsePAM no',
-      'Subsystem sftp internal-sftp',
-      '',
-    ].join('\n'),
-  )
-  mkdirSync('/run/sshd', { recursive: true }) // privilege separation directory sshd insists on
-  const sshd = startService({ name: 'sshd', command: SSHD, args: ['-D', '-e', '-f', join(dir, 'sshd_config')], logFile: join(dir, 'sshd.log') })
-  t.teardown(() => sshd.stop(2000))
-
-  const hostKey = readFileSync(join(dir, 'host_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ')
-  writeFileSync(join(dir, 'known_hosts'), `[127.0.0.1]:${sshPort} ${hostKey}\n`)
-  // What an operator keeps in ~/.ssh/config; handed over with --ssh-config.
-  writeFileSync(
-    join(dir, 'ssh_config'),
-    [`Host *`, `  IdentityFile ${dir}/client_key`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${dir}/known_hosts`, '  StrictHostKeyChecking yes', ''].join('\n'),
-  )
+  const sshd = await startSshd(t)
+  const { dir, host } = sshd
+  const ssh = sshd.flags
   const user = userInfo().username
-  const host = `${user}@127.0.0.1:${sshPort}`
-  const ssh = ['--host', host, '--ssh-config', join(dir, 'ssh_config')]
-
-  // sshd is up when a real login works.
-  const deadline = Date.now() + 15_000
-  let up = false
-  while (!up && Date.now() < deadline) {
-    up = spawnSync('ssh', ['-F', join(dir, 'ssh_config'), '-p', String(sshPort), '-o', 'BatchMode=yes', `${user}@127.0.0.1`, 'true'], { timeout: 5000 }).status === 0
-    if (!up) await new Promise((r) => setTimeout(r, 200))
-  }
-  if (!up) throw new Error(`sshd did not accept the test key: ${readFileSync(join(dir, 'sshd.log'), 'utf8').slice(-500)}`)
 
   const appPort = await freePort()
   const url = `http://127.0.0.1:${appPort}`
