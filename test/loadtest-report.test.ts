@@ -1,11 +1,15 @@
 // report.md and report.html from a results document: the tables, the engine named, targets,
 // explanations; the HTML self-contained (Chart.js inlined, nothing fetched) and its text escaped.
 import t from 'tap'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium } from 'playwright-core'
 import { annotate } from '../src/loadtest/compare.js'
 import { renderHtml } from '../src/loadtest/report-html.js'
-import { renderMarkdown } from '../src/loadtest/report-md.js'
+import { machineLine, renderMarkdown, stageState } from '../src/loadtest/report-md.js'
 import { scenarioTable, targetLines, textTable } from '../src/loadtest/table.js'
-import { compareResults } from './helpers/loadtest.js'
+import { compareResults, row } from './helpers/loadtest.js'
 
 const doc = compareResults()
 annotate(doc)
@@ -19,7 +23,7 @@ t.test('markdown', async (t) => {
   t.match(md, /\| production, one process \| autocannon \| 9,000 \| 2 ms \| 4 ms \| 9 ms \| 30 ms \| 0 \| 0 \| 0 \| 95% \| 120 MiB \| 60% \| 3% \| 2\.25× \| 90% \|/)
   t.match(md, /- met {4}me: production, one process ≥ 80% of its ceiling twin: 90% \(goal ≥ 80%\)/)
   t.match(md, /- MISSED me: pm2 cluster \(2 workers\) ≥ 80% of its ceiling twin: 75%/)
-  t.match(md, /### dev server \(ready in 500 ms, 1 processes\)\n\nwhy dev <differs>/)
+  t.match(md, /### dev server \(ready in 500 ms, 1 process\)\n\nwhy dev <differs>/)
   t.match(md, /Where the dev server loses, and where it does not/)
   t.match(md, /## Warnings\n\n- cluster session: 3 failed responses/)
 })
@@ -70,4 +74,67 @@ t.test('target lines round down, as the goals are checked: a miss never reads as
     'MISSED me: pm2 cluster ≥ 1.5× one production process: 1.49× (goal ≥ 1.5×)',
     'met    me: z ≥ 80% of its ceiling twin: 80% (goal ≥ 80%)',
   ])
+})
+
+t.test('machine line and stage lines read as sentences', async (t) => {
+  const r = compareResults()
+  r.machine.wrk = 'wrk debian/4.1.0-3+b2 [epoll]'
+  t.match(machineLine(r), /; wrk debian\/4\.1\.0-3\+b2 \[epoll\];/, 'the tool is named once')
+  t.notMatch(machineLine(r), /wrk wrk/)
+  r.machine.wrk = null
+  t.match(machineLine(r), /; wrk not installed;/)
+  t.equal(stageState({ ...r.stages[0]!, processes: 1 }), 'ready in 500 ms, 1 process')
+  t.equal(stageState({ ...r.stages[0]!, processes: 3 }), 'ready in 500 ms, 3 processes')
+  t.equal(stageState({ ...r.stages[0]!, status: 'skipped', reason: 'no nginx' }), 'skipped: no nginx')
+})
+
+t.test('the chart legend names ceiling twins only when twins ran', async (t) => {
+  const titles = (html: string) => (JSON.parse(/id="runway-data">([\s\S]*?)<\/script>/.exec(html)![1]!) as { title: string }[]).map((d) => d.title)
+  t.same(titles(renderHtml(doc)), ['me: throughput per stack (grey: ceiling twins)', 'session: throughput per stack'], 'session ran on no twin')
+  const r = compareResults()
+  r.settings.ceiling = false
+  r.stages = r.stages.filter((s) => s.kind !== 'twin')
+  r.results = r.results.filter((x) => !x.stage.startsWith('bare-'))
+  t.same(titles(renderHtml(r)), ['me: throughput per stack', 'session: throughput per stack'], 'no twin ran, no grey legend')
+})
+
+// The layout checked where it is drawn: at 1280 px the widest table a compare run can produce
+// (every stage and twin, six-figure rates, second-long latencies, saturation marks) fits the page.
+const CHROMIUM = '/usr/bin/chromium'
+t.test('report.html at 1280 px: no table is cut, the page does not scroll sideways', { skip: existsSync(CHROMIUM) ? false : 'no chromium (apt-get install -y chromium)' }, async (t) => {
+  const r = compareResults()
+  const extra: [string, string, 'stage' | 'twin', string?][] = [
+    ['nginx', 'nginx → pm2 cluster (HTTP)', 'stage'],
+    ['bare-nginx', 'ceiling: nginx → bare cluster (HTTP)', 'twin', 'nginx'],
+    ['tls', 'nginx (TLS) → pm2 cluster', 'stage'],
+    ['bare-tls', 'ceiling: nginx (TLS) → bare cluster', 'twin', 'tls'],
+    ['proxy-tls', 'ceiling: minimal nginx proxy (TLS) → bare cluster', 'twin', 'tls'],
+  ]
+  for (const [id, label, kind, twinOf] of extra) r.stages.push({ id, label, kind, ...(twinOf ? { twinOf } : {}), status: 'ok', explanation: 'x', processes: 12, startupMs: 12345 })
+  r.results = r.stages.flatMap((s) => ['me', 'session'].map((sc) => ({
+    ...row(s.id, sc, 123456.7, { latency: { p50: 1234.5, p90: 12345, p99: 123456, max: 1234567, mean: 1 }, errors: 123456, timeouts: 12345, non2xx: 1234567, loadgenCpu: 199, otherCpu: 123, serverCpu: 199, serverRssMb: 1234 }),
+    engine: 'wrk' as const,
+    loadgenSaturated: true,
+  })))
+  r.engine = 'wrk'
+  annotate(r)
+  const dir = mkdtempSync(join(tmpdir(), 'runway-report-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'report.html'), renderHtml(r))
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] })
+  t.teardown(() => browser.close())
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+  await page.goto(`file://${join(dir, 'report.html')}`)
+  await page.waitForSelector('body[data-charts="drawn"]', { timeout: 15_000 })
+  interface Box { getBoundingClientRect(): { right: number }; scrollWidth: number; clientWidth: number; parentElement: Box }
+  const layout = await page.evaluate(() => {
+    const d = (globalThis as unknown as { document: { documentElement: Box; querySelectorAll(s: string): Iterable<Box> } }).document
+    return {
+      page: d.documentElement.scrollWidth,
+      tables: [...d.querySelectorAll('table')].map((x) => ({ right: x.getBoundingClientRect().right, box: x.parentElement.getBoundingClientRect().right, width: x.scrollWidth, room: x.parentElement.clientWidth })),
+    }
+  })
+  t.ok(layout.page <= 1280, `page is ${layout.page} px wide`)
+  t.equal(layout.tables.length, 2)
+  for (const x of layout.tables) t.ok(x.width <= x.room && x.right <= x.box + 0.5, `table ${x.width} px in ${x.room} px`)
 })

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import type { Results } from './schema.js'
-import { machineLine, settingsLine } from './report-md.js'
+import { machineLine, settingsLine, stageState } from './report-md.js'
 import { DEV_SERVER_VERDICT, rowsFor, scenarioTable, scenariosOf, stageLabel, targetLines } from './table.js'
 
 let chartJs: string | undefined
@@ -21,6 +21,8 @@ const scriptSafe = (s: string) => s.replaceAll('</', '<\\/').replaceAll('<!--', 
 
 interface ChartData {
   scenario: string
+  /** The throughput chart's title: names the grey bars only when a twin is among them. */
+  title: string
   labels: string[]
   twin: boolean[]
   rps: number[]
@@ -32,10 +34,12 @@ interface ChartData {
 function chartData(r: Results): ChartData[] {
   return scenariosOf(r).map((scenario) => {
     const rows = rowsFor(r, scenario).filter((x) => x.status === 'ok' && x.summary)
+    const twin = rows.map((x) => r.stages.find((s) => s.id === x.stage)?.kind === 'twin')
     return {
       scenario,
+      title: `${scenario}: throughput per stack${twin.some(Boolean) ? ' (grey: ceiling twins)' : ''}`,
       labels: rows.map((x) => `${stageLabel(r, x.stage)}${r.engine === 'wrk' ? ` (${x.engine})` : ''}`),
-      twin: rows.map((x) => r.stages.find((s) => s.id === x.stage)?.kind === 'twin'),
+      twin,
       rps: rows.map((x) => x.summary!.rps),
       p50: rows.map((x) => x.summary!.latency.p50),
       p90: rows.map((x) => x.summary!.latency.p90),
@@ -57,7 +61,7 @@ for (const d of data) {
     data: { labels: d.labels, datasets: [{ label: 'successful req/s (median)', data: d.rps,
       backgroundColor: d.twin.map((t) => (t ? '#b8c4d6' : '#2f6fdf')) }] },
     options: { indexAxis: 'y', responsive: true, maintainAspectRatio: false,
-      plugins: { title: { display: true, text: d.scenario + ': throughput per stack (grey: ceiling twins)' }, legend: { display: false } },
+      plugins: { title: { display: true, text: d.title }, legend: { display: false } },
       scales: { x: { beginAtZero: true, title: { display: true, text: 'req/s' } } } },
   });
   new Chart(lat, {
@@ -78,7 +82,8 @@ function table(r: Results, scenario: string): string {
   const t = scenarioTable(r, scenario)
   const head = t.headers.map((h, i) => `<th${i < 2 ? ' class="l"' : ''}>${esc(h)}</th>`).join('')
   const body = t.rows.map((row) => `<tr>${row.map((c, i) => `<td${i < 2 ? ' class="l"' : ''}>${esc(c)}</td>`).join('')}</tr>`).join('\n')
-  return `<table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`
+  // In a scroller of its own: a narrow window scrolls the table, never cuts its last column.
+  return `<div class="table"><table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`
 }
 
 export function renderHtml(r: Results): string {
@@ -100,7 +105,7 @@ ${table(r, scenario)}
     .join('\n')
   const stages = r.stages
     .map((s) => {
-      const state = s.status === 'ok' ? (s.startupMs !== undefined ? `ready in ${s.startupMs} ms, ${s.processes ?? '?'} processes` : '') : `${s.status}: ${s.reason ?? ''}`
+      const state = stageState(s)
       return `<h3>${esc(s.label)}${state ? ` <small>(${esc(state)})</small>` : ''}</h3><p>${esc(s.explanation)}</p>`
     })
     .join('\n')
@@ -112,13 +117,15 @@ ${table(r, scenario)}
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)} — ${esc(r.createdAt)}</title>
 <style>
-body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1150px; padding: 0 1rem; color: #1d2433; }
+body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1240px; padding: 0 1rem; color: #1d2433; }
 h1 { font-size: 1.5rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #dde3ec; } h3 { margin-bottom: .2rem; }
 .meta { color: #4a5568; font-size: .92rem; }
 .charts { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; }
 .chart { position: relative; min-width: 0; }
-table { border-collapse: collapse; width: 100%; margin-top: 1rem; font-size: .85rem; font-variant-numeric: tabular-nums; }
-th, td { padding: .3rem .45rem; border-bottom: 1px solid #e6eaf0; text-align: right; white-space: nowrap; }
+div.table { overflow-x: auto; margin-top: 1rem; }
+table { border-collapse: collapse; width: 100%; font-size: .8rem; font-variant-numeric: tabular-nums; }
+th, td { padding: .3rem .35rem; border-bottom: 1px solid #e6eaf0; text-align: right; white-space: nowrap; }
+th { white-space: normal; vertical-align: bottom; } td.l:first-child { white-space: normal; min-width: 9rem; }
 th.l, td.l { text-align: left; } th { background: #f4f6fa; }
 .warn li { color: #8a4b00; } small { color: #6b7280; font-weight: normal; }
 @media (max-width: 800px) { .charts { grid-template-columns: 1fr; } }

@@ -1,5 +1,5 @@
 // report.md: the same figures as results.json, for a pull request or a wiki page.
-import type { Results } from './schema.js'
+import type { Results, Stage } from './schema.js'
 import { DEV_SERVER_VERDICT, markdownTable, scenarioTable, scenariosOf, targetLines } from './table.js'
 
 export function settingsLine(r: Results): string {
@@ -11,7 +11,17 @@ export function settingsLine(r: Results): string {
 
 export function machineLine(r: Results): string {
   const m = r.machine
-  return `Machine: ${m.cpuModel} × ${m.cpuCount} CPUs, ${m.memoryMb} MiB, ${m.os}; Node ${m.node}; nginx ${m.nginx ?? 'not installed'}; wrk ${m.wrk ?? 'not installed'}; autocannon ${m.autocannon}; load average at the end ${m.loadAverage.join(' / ')}.`
+  // Versions as the tools print them may start with the tool's name ("wrk debian/4.1.0 [epoll]").
+  const version = (tool: string, v: string | null) => `${tool} ${v === null ? 'not installed' : v.replace(new RegExp(`^${tool}\\s+`, 'i'), '')}`
+  return `Machine: ${m.cpuModel} × ${m.cpuCount} CPUs, ${m.memoryMb} MiB, ${m.os}; Node ${m.node}; ${version('nginx', m.nginx)}; ${version('wrk', m.wrk)}; ${version('autocannon', m.autocannon)}; load average at the end ${m.loadAverage.join(' / ')}.`
+}
+
+/** "ready in 420 ms, 3 processes", "failed: why", or '' (a stage that was not started by us). */
+export function stageState(s: Stage): string {
+  if (s.status !== 'ok') return `${s.status}: ${s.reason ?? ''}`.trim()
+  if (s.startupMs === undefined) return ''
+  const n = s.processes
+  return `ready in ${s.startupMs} ms, ${n === undefined ? '? processes' : `${n} process${n === 1 ? '' : 'es'}`}`
 }
 
 export function renderMarkdown(r: Results): string {
@@ -26,8 +36,8 @@ export function renderMarkdown(r: Results): string {
   if (r.stages.length > 1 || r.tool === 'compare') {
     out.push('## Why the stacks differ', '')
     for (const s of r.stages) {
-      const state = s.status === 'ok' ? (s.startupMs !== undefined ? ` (ready in ${s.startupMs} ms, ${s.processes ?? '?'} processes)` : '') : ` — ${s.status}: ${s.reason ?? ''}`
-      out.push(`### ${s.label}${state}`, '', s.explanation, '')
+      const state = stageState(s)
+      out.push(`### ${s.label}${state ? (s.status === 'ok' ? ` (${state})` : ` — ${state}`) : ''}`, '', s.explanation, '')
     }
     if (r.tool === 'compare') out.push('### Where the dev server loses, and where it does not', '', DEV_SERVER_VERDICT, '')
   }
