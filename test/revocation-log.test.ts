@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { RevocationCache, type RevocationEvent } from '../src/auth/revocations.js'
+import { payloads, parsePayload } from '../src/store/pg-listen.js'
 import { PostgresStore, type PostgresOptions } from '../src/store/postgres.js'
 import { SqliteStore } from '../src/store/sqlite.js'
 import type { Store } from '../src/store/store.js'
@@ -109,6 +110,18 @@ t.test('SQLite: the first read in batches, then only what is new; events; memory
   t.equal(cache.size, 0, 'memory follows the unexpired revocations')
 })
 
+t.test('notification payloads: one entry as before, a batch after a newline, split under 8000 bytes', async (t) => {
+  const entries = Array.from({ length: 300 }, (_, i) => ({ seq: i + 1, userId: 7, expiresAt: 1_900_000_000, sessionId: i % 10 ? `session-${i}-${'x'.repeat(20)}` : null }))
+  t.same(payloads(entries.slice(0, 1)), ['1:7:1900000000:'], 'a single entry in the migration 5 format')
+  const out = payloads(entries)
+  t.ok(out.length > 1 && out.every((p) => Buffer.byteLength(p) < 8000), `${out.length} payloads, each under 8000 bytes`)
+  t.same(out.flatMap(parsePayload), entries, 'every entry back, in order')
+  // A process of the previous release parses one entry per payload (this regex): a batch gives it none, so it reads the log.
+  t.ok(out.every((p) => !/^([0-9]+):([0-9]+):(-?[0-9]+):(.*)$/s.test(p)), 'a batch is no single entry to an older reader')
+  t.same(parsePayload(''), [])
+  t.same(parsePayload('42'), [], 'a bare seq (migration 3 writers) is a signal to read')
+})
+
 t.test('SQLite: a revocation on one process reaches another by polling', async (t) => {
   const a = await sqliteStore(t)
   const b = new SqliteStore(a.file)
@@ -189,6 +202,74 @@ if (problem && process.env.CI !== 'true') {
     while (cache.size < 1 && Date.now() - userWide < 5000) await sleep(5)
     await sleep(100)
     t.equal(reads.length, readsBefore, 'user-wide revocations too')
+  })
+
+  t.test('PostgreSQL: a revocation commit sends no NOTIFY of its own: one publisher announces the log', async (t) => {
+    const { store, open, schema } = await pgStores(t)
+    const u = await store.createUser('alice', 'h')
+    for (const i of [1, 2, 3]) await store.createSession({ sessionId: `s${i}`, userId: u.id, refreshJti: `r${i}`, issuedAt: now(), expiresAt: now() + 60 })
+    const raw = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${schema}` })
+    await raw.connect()
+    t.teardown(() => raw.end())
+    const heard: string[] = []
+    raw.on('notification', (n) => n.channel === 'runway_revocations' && heard.push(n.payload ?? ''))
+    await raw.query('LISTEN runway_revocations')
+    // No publisher yet (no process watches): logout, reuse and a password change notify nobody.
+    await store.blacklistRefresh('r1', now())
+    await store.rotateRefresh({ jti: 'r2', now: now(), graceSeconds: 0, blacklistOld: true, next: { jti: 'r2b', expiresAt: now() + 60 } })
+    t.same(await store.rotateRefresh({ jti: 'r2', now: now(), graceSeconds: 0, blacklistOld: true, next: { jti: 'r2c', expiresAt: now() + 60 } }), { result: 'blacklisted', familyRevoked: true })
+    await store.setPassword(u.id, 'new')
+    await sleep(300)
+    t.same(heard, [], 'no notification from the revocations themselves')
+    // A process of the previous release (migration 4's function, as it calls it) still announces its own.
+    await store.createSession({ sessionId: 'old', userId: u.id, refreshJti: 'r-old', issuedAt: now(), expiresAt: now() + 60 })
+    await store.pool.query("SELECT runway_logout('r-old')")
+    const old = Date.now()
+    while (!heard.length && Date.now() - old < 5000) await sleep(10)
+    t.match(heard, [/^[0-9]+:[0-9]+:[0-9]+:old$/], "the previous release's logout notifies as before")
+    heard.length = 0
+    // Two processes watch: exactly one publishes, and what is revoked from now on is announced in batches.
+    const publishers: boolean[] = []
+    const caches = [0, 1].map(() => new RevocationCache(open({ onPublisher: (p) => publishers.push(p) }), 60_000, SLACK))
+    t.teardown(() => Promise.all(caches.map((c) => c.stop())))
+    for (const c of caches) await c.start()
+    const waited = Date.now()
+    while (!publishers.length && Date.now() - waited < 10_000) await sleep(20)
+    await sleep(300)
+    t.same(publishers, [true], 'one publisher')
+    const v = await store.createUser('bob', 'h')
+    for (let i = 0; i < 30; i++) await store.createSession({ sessionId: `b${i}`, userId: v.id, refreshJti: `rb${i}`, issuedAt: now(), expiresAt: now() + 60 })
+    await Promise.all(Array.from({ length: 30 }, (_, i) => store.blacklistRefresh(`rb${i}`, now())))
+    const started = Date.now()
+    while (!caches.every((c) => c.isRevoked('b29') && c.isRevoked('b0')) && Date.now() - started < 10_000) await sleep(5)
+    await sleep(100)
+    const announced = heard.flatMap(parsePayload).filter((e) => e.userId === v.id)
+    t.equal(announced.length, 30, 'every revocation announced once')
+    t.ok(heard.length < 30, `in fewer notifications than revocations (${heard.length})`)
+    t.ok(caches.every((c) => [...Array(30).keys()].every((i) => c.isRevoked(`b${i}`))), 'both processes have them all')
+  })
+
+  t.test('PostgreSQL: when the publisher goes, another process takes over', async (t) => {
+    const { store, open } = await pgStores(t)
+    const u = await store.createUser('alice', 'h')
+    const roles = new Map<number, boolean>()
+    const caches = [0, 1].map((i) => new RevocationCache(open({ listenHeartbeatMs: 200, onPublisher: (p) => roles.set(i, p) }), 60_000, SLACK))
+    t.teardown(() => Promise.all(caches.map((c) => c.stop())))
+    for (const c of caches) await c.start()
+    const waited = Date.now()
+    while (![...roles.values()].some(Boolean) && Date.now() - waited < 10_000) await sleep(20)
+    const first = [...roles.entries()].find(([, p]) => p)?.[0]
+    t.ok(first !== undefined, 'a publisher')
+    await caches[first!]!.stop()
+    const other = first === 0 ? 1 : 0
+    const stopped = Date.now()
+    while (!roles.get(other) && Date.now() - stopped < 10_000) await sleep(20)
+    t.ok(roles.get(other), `the other process publishes after ${Date.now() - stopped} ms`)
+    await store.createSession({ sessionId: 's1', userId: u.id, refreshJti: 'r1', issuedAt: now(), expiresAt: now() + 60 })
+    await store.blacklistRefresh('r1', now())
+    const started = Date.now()
+    while (!caches[other]!.isRevoked('s1') && Date.now() - started < 10_000) await sleep(5)
+    t.ok(caches[other]!.isRevoked('s1'), `pushed in ${Date.now() - started} ms (the poll is every 60 s)`)
   })
 
   t.test('PostgreSQL: without a working LISTEN connection the cache polls, and says so', async (t) => {

@@ -198,4 +198,41 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     SELECT pg_notify('runway_revocations', seq || ':' || user_id || ':' || expires_at || ':' || coalesce(session_id, '')) FROM logged
   $fn$;
   `,
+  // 6. Revocations without a NOTIFY in their own transaction. Every NOTIFY commit wakes every
+  // listening backend of the database, and NOTIFY takes one database-wide lock held until the
+  // commit is flushed: at 1,000 revocations/s and 100 listeners that was 100,000 backend wake-ups
+  // a second and every revocation commit in single file (bench:revocation-fleet sustained
+  // 462–768/s). Now revocations only append to the log; one process at a time (the publisher,
+  // store/pg-listen.ts) reads the log every few milliseconds and announces what is new in one
+  // NOTIFY per batch. The *_quiet functions say so for their transaction (runway.announce = off);
+  // the migration 4 functions keep announcing for processes of the previous release (rolling
+  // deploy, rollback), whose revocations the publisher also announces (it reads the whole log).
+  `
+  CREATE OR REPLACE FUNCTION runway_revoke_session(p_session text, p_reason text) RETURNS void LANGUAGE plpgsql AS $fn$
+  DECLARE
+    e record;
+    v_seq bigint;
+  BEGIN
+    UPDATE sessions SET revoked_at = floor(extract(epoch from clock_timestamp()))::bigint, revoked_reason = p_reason
+     WHERE id = p_session AND revoked_at IS NULL
+    RETURNING id, user_id, expires_at INTO e;
+    IF NOT FOUND THEN RETURN; END IF;
+    INSERT INTO revocations (session_id, user_id, expires_at) VALUES (e.id, e.user_id, e.expires_at) RETURNING seq INTO v_seq;
+    IF current_setting('runway.announce', true) IS DISTINCT FROM 'off' THEN
+      PERFORM pg_notify('runway_revocations', v_seq || ':' || e.user_id || ':' || e.expires_at || ':' || e.id);
+    END IF;
+  END
+  $fn$;
+
+  CREATE FUNCTION runway_rotate_quiet(p_jti text, p_issued bigint, p_grace bigint, p_retire boolean, p_next_jti text, p_next_exp bigint)
+  RETURNS text LANGUAGE sql AS $fn$
+    SELECT set_config('runway.announce', 'off', true);
+    SELECT runway_rotate(p_jti, p_issued, p_grace, p_retire, p_next_jti, p_next_exp);
+  $fn$;
+
+  CREATE FUNCTION runway_logout_quiet(p_jti text) RETURNS text LANGUAGE sql AS $fn$
+    SELECT set_config('runway.announce', 'off', true);
+    SELECT runway_logout(p_jti);
+  $fn$;
+  `,
 ]

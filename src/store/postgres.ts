@@ -1,6 +1,7 @@
 // The PostgreSQL store, for several hosts behind one nginx (SQLite serves one host). Same
 // behaviour as SqliteStore, proven by the shared suite in test/store/behaviour.ts. Rotation and
-// logout are one statement each (the runway_rotate/runway_logout functions of migration 4): they
+// logout are one statement each (the runway_rotate/runway_logout functions of migration 4, without
+// their NOTIFY since migration 6: see store/pg-listen.ts for who announces revocations): they
 // lock the token and its session row (SELECT … FOR UPDATE), so concurrent presentations of one
 // refresh token on any host serialize and exactly one wins, in one round trip.
 //
@@ -13,7 +14,7 @@
 import pg from 'pg'
 import { parse as parseConnectionString } from 'pg-connection-string'
 import { POSTGRES_MIGRATIONS } from './migrations.js'
-import { CHANNEL, watchNotifications } from './pg-listen.js'
+import { parsePayload, watchNotifications } from './pg-listen.js'
 import { DuplicateUserError, REVOCATION_LOG_KEEP_SECONDS, StoreUnavailableError, type AuthUser, type RevocationEntry, type RotateOutcome, type Store, type User } from './store.js'
 
 interface UserRow {
@@ -54,6 +55,10 @@ export interface PostgresOptions {
   queryTimeoutMs?: number
   /** Revocation push: LISTEN on this direct connection ('' = the main URL; null = no push, poll). */
   listenUrl?: string | null
+  /** Told when this process starts or stops announcing the fleet's revocations (store/pg-listen.ts). */
+  onPublisher?: (publishing: boolean) => void
+  /** Tests: how often the LISTEN connection is probed (10 s). */
+  listenHeartbeatMs?: number
 }
 
 // SQLSTATE classes that mean "the database cannot serve now", not "this request is wrong":
@@ -216,18 +221,15 @@ export class PostgresStore implements Store {
     return (await this.rows<UserRow>('SELECT * FROM users ORDER BY id')).map(toUser)
   }
 
-  /** Every session of the user and the user itself: marked, logged and announced in one statement. */
+  /** Every session of the user and the user itself: marked and logged in one statement (the publisher announces them). */
   private async revokeUser(c: pg.PoolClient, userId: number, reason: string) {
     await c.query(
       `WITH revoked AS (
          UPDATE sessions SET revoked_at = ${DB_NOW}, revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL
          RETURNING id, user_id, expires_at
-       ), logged AS (
-         INSERT INTO revocations (session_id, user_id, expires_at)
-         SELECT id, user_id, expires_at FROM revoked UNION ALL SELECT NULL, $1, ${DB_NOW}
-         RETURNING seq, session_id, user_id, expires_at
        )
-       SELECT pg_notify('${CHANNEL}', ${NOTIFY_PAYLOAD}) FROM logged`,
+       INSERT INTO revocations (session_id, user_id, expires_at)
+       SELECT id, user_id, expires_at FROM revoked UNION ALL SELECT NULL, $1, ${DB_NOW}`,
       [userId, reason],
     )
   }
@@ -271,9 +273,9 @@ export class PostgresStore implements Store {
     )
   }
 
-  /** One round trip: runway_rotate() (migration 4) locks, checks and writes in one transaction. */
+  /** One round trip: runway_rotate_quiet() (migration 6) locks, checks and writes in one transaction. */
   async rotateRefresh(r: { jti: string; now: number; graceSeconds: number; blacklistOld: boolean; next?: { jti: string; expiresAt: number } }): Promise<RotateOutcome> {
-    const row = await this.one<{ outcome: string }>('SELECT runway_rotate($1, $2, $3, $4, $5, $6) AS outcome', [
+    const row = await this.one<{ outcome: string }>('SELECT runway_rotate_quiet($1, $2, $3, $4, $5, $6) AS outcome', [
       r.jti,
       r.now,
       r.graceSeconds,
@@ -284,9 +286,9 @@ export class PostgresStore implements Store {
     return outcome(row!.outcome)
   }
 
-  /** One round trip: runway_logout() (migration 4). */
+  /** One round trip: runway_logout_quiet() (migration 6). */
   async blacklistRefresh(jti: string, _at: number): Promise<RotateOutcome> {
-    return outcome((await this.one<{ outcome: string }>('SELECT runway_logout($1) AS outcome', [jti]))!.outcome)
+    return outcome((await this.one<{ outcome: string }>('SELECT runway_logout_quiet($1) AS outcome', [jti]))!.outcome)
   }
 
   async isRevoked(t: { jti?: string; sessionId?: string }): Promise<boolean> {
@@ -309,10 +311,17 @@ export class PostgresStore implements Store {
     const connectTimeoutMs = this.opts.connectTimeoutMs ?? 3000
     return watchNotifications({
       url,
+      ...(this.opts.schema ? { options: `-c search_path=${this.opts.schema}` } : {}),
       connectTimeoutMs,
       notify: (channel, payload) => this.rows('SELECT pg_notify($1, $2)', [channel, payload]),
-      onChange: (payload) => onChange(parseEntry(payload)),
+      onChange: (payload) => {
+        const entries = parsePayload(payload)
+        if (!entries.length) onChange()
+        for (const e of entries) onChange(e)
+      },
       onState,
+      ...(this.opts.onPublisher ? { onPublisher: this.opts.onPublisher } : {}),
+      ...(this.opts.listenHeartbeatMs ? { heartbeatMs: this.opts.listenHeartbeatMs } : {}),
     })
   }
 
@@ -353,16 +362,6 @@ export class PostgresStore implements Store {
 }
 
 const now = () => Math.floor(Date.now() / 1000)
-
-/** What each revocation's NOTIFY carries: the log entry, "seq:userId:expiresAt:sessionId". */
-const NOTIFY_PAYLOAD = "seq || ':' || user_id || ':' || expires_at || ':' || coalesce(session_id, '')"
-
-/** The entry a notification carries, or undefined (an older writer's bare seq, a catch-up signal). */
-function parseEntry(payload: string): RevocationEntry | undefined {
-  const m = /^([0-9]+):([0-9]+):(-?[0-9]+):(.*)$/s.exec(payload)
-  if (!m) return undefined
-  return { seq: Number(m[1]), userId: Number(m[2]), expiresAt: Number(m[3]), sessionId: m[4] === '' ? null : m[4]! }
-}
 
 function outcome(text: string): RotateOutcome {
   if (text === 'rotated') return { result: 'rotated' }
