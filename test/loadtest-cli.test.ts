@@ -65,6 +65,7 @@ t.test('usage errors exit 2 with a one-line reason', async (t) => {
     [['loadtest', '--target', target, '--bogus'], /Unknown option '--bogus' \(see --help\)/],
     [['compare', '--stages', 'dev,prod'], /^unknown stage "prod": choose from dev, single, single-pg, cluster, nginx, tls/],
     [['compare', '--runs', 'many'], /^--runs must be a whole number/],
+    [['compare', '--engine', 'k6'], /^--engine must be autocannon or wrk, not "k6"/],
   ]
   for (const [args, pattern] of cases) {
     const err = await refused(args)

@@ -76,6 +76,21 @@ t.test('target lines round down, as the goals are checked: a miss never reads as
   ])
 })
 
+t.test('a multi-step scenario shows whole-session latency; autocannon\'s 0 ms reads "< 1 ms"', async (t) => {
+  const r = compareResults()
+  for (const x of r.results.filter((x) => x.scenario === 'session')) x.summary!.sessions = { completed: 40, latency: { p50: 850, p90: 1500, p99: 1900, max: 2100, mean: 900 } }
+  r.results[0]!.summary!.latency.p50 = 0
+  const session = scenarioTable(r, 'session')
+  t.same(session.headers.slice(3, 7), ['session p50', 'session p90', 'session p99', 'session max'])
+  t.same(session.rows[0]!.slice(3, 7), ['850 ms', '1500 ms', '1900 ms', '2100 ms'])
+  const me = scenarioTable(r, 'me')
+  t.same(me.headers.slice(3, 7), ['p50', 'p90', 'p99', 'max'])
+  t.equal(me.rows[0]![3], '< 1 ms')
+  const charts = JSON.parse(/id="runway-data">([\s\S]*?)<\/script>/.exec(renderHtml(r))![1]!) as { latencyTitle: string; p50: number[] }[]
+  t.same(charts.map((c) => c.latencyTitle), ['me: latency percentiles (ms)', 'session: whole-session time, login → logout (ms)'])
+  t.same(charts[1]!.p50, [850, 850, 850])
+})
+
 t.test('machine line and stage lines read as sentences', async (t) => {
   const r = compareResults()
   r.machine.wrk = 'wrk debian/4.1.0-3+b2 [epoll]'

@@ -14,6 +14,7 @@ interface Step {
 const mod = createRequire(import.meta.url)(SCENARIOS_FILE) as {
   machine(ctx: object, n: number): { next(): Step; answer(status: number, body: string): void }
   verifyBody(body: string): boolean
+  collectSessions(): { stop(): Promise<number[]> }
 }
 
 let issued = 0
@@ -67,6 +68,21 @@ t.test('session: login, me × 3, refresh, logout, again', async (t) => {
     '/api/token/', '/api/me/', '/api/me/', '/api/me/', '/api/token/refresh/', '/api/token/blacklist/',
     '/api/token/', '/api/me/', '/api/me/', '/api/me/', '/api/token/refresh/', '/api/token/blacklist/',
   ])
+})
+
+t.test('each completed session reports its whole time, login sent → logout answered; a broken one none', async (t) => {
+  const sessions = mod.collectSessions()
+  const m = mod.machine({ scenario: 'session', users: ['u1'], password: 'pw', meCalls: 1 }, 0)
+  const answer = (path: string) => (path === '/api/me/' ? '{"id":1}' : path === '/api/token/blacklist/' ? '{}' : pair())
+  for (let i = 0; i < 8; i++) m.answer(200, answer(m.next().path)) // two whole sessions of 4 steps
+  m.next()
+  m.answer(500, 'oops') // a third one fails at login: not a session
+  const other = mod.machine({ scenario: 'me', tokens: ['a'] }, 1)
+  other.answer(200, answer(other.next().path))
+  const times = await sessions.stop()
+  t.equal(times.length, 2)
+  for (const ms of times) t.ok(ms >= 0 && ms < 1000, `${ms} ms`)
+  t.equal(await sessions.stop(), times, 'stop is idempotent')
 })
 
 t.test('a 2xx with the wrong body is a mismatch, and the session starts over', async (t) => {

@@ -2,7 +2,7 @@
 // engine. Each bad value is one CliError naming the flag and what it takes.
 import { join } from 'node:path'
 import { CliError } from '../cli/command.js'
-import { wrkVersion, type EngineName } from './engines.js'
+import { ENGINE_NAMES, ENGINES, type EngineName } from './engines.js'
 import type { MeasureSettings } from './measure.js'
 import { ROOT, SCENARIO_NAMES, type ScenarioName } from './scenarios.js'
 
@@ -27,8 +27,8 @@ export const MEASURE_HELP = `  --scenarios LIST      comma-separated, from: ${SC
   --workers N           load generator threads: autocannon worker threads, or wrk threads
                         (default 0: autocannon in one thread). Raise it when the report warns
                         that the load generator saturated a core.
-  --engine NAME         autocannon (default), or wrk: GET scenarios (healthz, me) with wrk as a
-                        cross-check, the others with autocannon. Reports always name the engine.
+  --engine NAME         autocannon, or wrk: GET scenarios (healthz, me) with wrk, the others
+                        with autocannon (default: DEFAULT_ENGINE). Reports always name the engine.
   --out DIR             where results.json, report.md and report.html go
   --json                print results.json on stdout instead of the tables
   --quiet               no progress on stderr`
@@ -54,11 +54,13 @@ export function scenarioList(value: string | undefined, def: readonly ScenarioNa
   return [...new Set(names)] as ScenarioName[]
 }
 
-export function engineFlag(value: string | undefined): EngineName {
-  if (value === undefined || value === 'autocannon') return 'autocannon'
-  if (value !== 'wrk') throw new CliError(`--engine must be autocannon or wrk, not ${JSON.stringify(value)}`, 2)
-  if (!wrkVersion()) throw new CliError('--engine wrk needs wrk: apt-get install -y wrk (or drop --engine)', 2)
-  return 'wrk'
+/** --engine NAME: one of the registered engines, installed; `fallback` when not given. */
+export function engineFlag(value: string | undefined, fallback: () => EngineName = () => 'autocannon'): EngineName {
+  if (value === undefined) return fallback()
+  if (!(ENGINE_NAMES as readonly string[]).includes(value)) throw new CliError(`--engine must be ${ENGINE_NAMES.join(' or ')}, not ${JSON.stringify(value)}`, 2)
+  const engine = ENGINES[value as EngineName]
+  if (!engine.version()) throw new CliError(`--engine ${value} needs ${value}: ${engine.install} (or drop --engine)`, 2)
+  return engine.name
 }
 
 export function measureSettings(values: Record<string, unknown>, defaults: { runs: number; warmup: number }): MeasureSettings {

@@ -11,7 +11,7 @@ import { PostgresStore } from '../store/postgres.js'
 import type { Store } from '../store/store.js'
 import { stageCopy, type StagedCopy } from '../stacks/api.js'
 import { findNginx } from '../stacks/nginx.js'
-import type { EngineName } from './engines.js'
+import { describeEngine, ENGINES, type EngineName } from './engines.js'
 import { obtainTokens } from './http.js'
 import { machineFacts } from './machine.js'
 import { measureInterleaved, type MeasureSettings } from './measure.js'
@@ -22,7 +22,7 @@ import { assertResults, type ResultRow, type Results, type Stage, type Target } 
 import { scenario as scenarioByName, type ScenarioContext, type ScenarioName } from './scenarios.js'
 import { benchPassword, createBenchUsers, type BenchUsers } from './users.js'
 import { mintAccessToken } from './hs256.js'
-import { errorRate, failures, fmtInt } from './stats.js'
+import { errorRate, failures, fmtInt, OTHER_CPU_LIMIT } from './stats.js'
 import { DEFAULT_STAGE_IDS, postgresSchema, stageDefs, stageEnv, type Running, type StageContext, type StageDef, type StageId } from './stages.js'
 
 export { DEFAULT_STAGE_IDS, STAGE_IDS, type StageId } from './stages.js'
@@ -232,7 +232,7 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
     settings: { scenarios: o.scenarios, connections: o.settings.connections, durationSec: o.settings.durationSec, ...(o.settings.amount ? { amount: o.settings.amount } : {}), warmupSec: o.settings.warmupSec, runs: o.settings.runs, workers: o.settings.workers, ceiling: o.ceiling },
     machine: await machineFacts({
       nginxBin,
-      sharedWith: `the load generator (${o.engine === 'wrk' ? 'wrk for GET scenarios, autocannon for the rest' : 'autocannon'}${o.settings.workers ? ` with ${o.settings.workers} worker threads` : ', one thread'}) ran on the same ${availableParallelism()} CPUs as the server under test; each row's otherCpu says what else used them`,
+      sharedWith: `the load generator (${describeEngine(o.engine)}${o.settings.workers ? `, ${o.settings.workers} threads` : ', one thread'}) ran on the same ${availableParallelism()} CPUs as the server under test; each row's otherCpu says what else used them`,
     }),
     stages,
     results: rows,
@@ -251,12 +251,45 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
 
 const PRODUCTION: readonly StageId[] = ['single', 'cluster', 'nginx', 'tls']
 
+
+/**
+ * Why a row's req/s is the machine's limit rather than the stack's, or undefined. A load
+ * generator that used all the cores it can use was the bottleneck (and on a small machine took
+ * those cores from the server: the cluster then measures slower than one process); other
+ * processes' CPU was taken from the server too.
+ */
+export function untrustedBecause(x: ResultRow): string | undefined {
+  const s = x.summary
+  if (!s) return undefined
+  if (x.loadgenSaturated) return `the load generator (${x.engine}) used ${Math.round(s.loadgenCpu)}% CPU, all it can: the req/s is its limit, and on a small machine the cores it took were the server's`
+  if (s.otherCpu > OTHER_CPU_LIMIT) return `other processes used ${Math.round(s.otherCpu)}% CPU during the runs`
+  return undefined
+}
+
+/** The headline of a run that cannot rank the stacks: what limited it and what to change. */
+function verdict(r: Results): string | undefined {
+  const bad = r.results.filter((x) => x.untrusted)
+  if (!bad.length) return undefined
+  const measured = r.results.filter((x) => x.summary).length
+  const saturated = bad.filter((x) => x.loadgenSaturated)
+  const advice: string[] = []
+  const couldWrk = saturated.filter((x) => x.engine !== 'wrk' && ENGINES.wrk.canRun(scenarioByName(x.scenario)))
+  if (couldWrk.length) advice.push(r.machine.wrk ? 'rerun with --engine wrk (a fraction of autocannon\'s CPU per request)' : `install wrk (${ENGINES.wrk.install}): compare then uses it for GET scenarios at a fraction of autocannon's CPU`)
+  if (saturated.length > couldWrk.length) advice.push('for the scenarios only autocannon runs, raise --workers on a machine with spare cores, or load from another machine (runway loadtest --target)')
+  if (bad.some((x) => !x.loadgenSaturated)) advice.push('rerun on a quiet machine')
+  const where = bad.slice(0, 3).map((x) => `${label(r, x.stage)} ${x.scenario}`).join(', ')
+  return `Not a ranking: ${bad.length} of ${measured} measurements were limited by the machine, not by the stack (${where}${bad.length > 3 ? ', …' : ''}: ${bad[0]!.untrusted}). Do not compare the stacks from this run; ${advice.join('; ')}.`
+}
+
 /** Ratios to the dev server, efficiency against twins, the issue's targets and warnings. */
 export function annotate(r: Results): void {
   const row = (stage: string, scenario: string, engine: string) =>
     r.results.find((x) => x.stage === stage && x.scenario === scenario && x.engine === engine && x.status === 'ok' && x.summary)
   for (const x of r.results) {
     if (!x.summary) continue
+    const why = untrustedBecause(x)
+    if (why) x.untrusted = why
+    else delete x.untrusted
     const dev = row('dev', x.scenario, x.engine)
     if (dev?.summary && dev.summary.rps > 0) x.ratioToDev = Math.round((x.summary.rps / dev.summary.rps) * 1000) / 1000
     const twin = TWIN_OF[x.stage] ? row(TWIN_OF[x.stage]!, x.scenario, x.engine) : undefined
@@ -267,7 +300,7 @@ export function annotate(r: Results): void {
       )
     }
     if (x.summary.responses === 0) r.warnings.push(`${x.stage} ${x.scenario}: no response completed during the runs: lengthen --duration or lower --connections`)
-    if (x.summary.otherCpu > 30) {
+    if (x.summary.otherCpu > OTHER_CPU_LIMIT) {
       r.warnings.push(`${x.stage} ${x.scenario}: other processes used ${x.summary.otherCpu}% CPU during the runs: these figures are unreliable; rerun on a quiet machine`)
     }
     if (failures(x.summary) > 0) {
@@ -275,20 +308,26 @@ export function annotate(r: Results): void {
     }
   }
   const targets: Target[] = []
+  /** A goal computed from rows of which one could not be trusted is not met or missed: unknown. */
+  const judged = (t: Target, ...rows: (ResultRow | undefined)[]): Target => {
+    const bad = rows.find((x) => x?.untrusted)
+    return bad && t.value !== null ? { ...t, met: null, note: `not judged: ${label(r, bad.stage)} ${bad.scenario} was limited by the machine` } : t
+  }
   const ran = (stage: string) => r.stages.some((s) => s.id === stage && s.status === 'ok')
   const meEngine = r.results.find((x) => x.scenario === 'me')?.engine ?? 'autocannon'
   if (r.settings.ceiling && r.settings.scenarios.includes('me')) {
     for (const id of PRODUCTION) {
       if (!r.stages.some((s) => s.id === id)) continue
       const eff = row(id, 'me', meEngine)?.efficiency
-      targets.push({ name: `me: ${label(r, id)} ≥ 80% of its ceiling twin`, goal: '≥ 80%', value: eff ?? null, met: eff === undefined ? null : eff >= 0.8, ...(eff === undefined ? { note: 'not measured' } : {}) })
+      const t: Target = { name: `me: ${label(r, id)} ≥ 80% of its ceiling twin`, goal: '≥ 80%', value: eff ?? null, met: eff === undefined ? null : eff >= 0.8, ...(eff === undefined ? { note: 'not measured' } : {}) }
+      targets.push(judged(t, row(id, 'me', meEngine), TWIN_OF[id] ? row(TWIN_OF[id]!, 'me', meEngine) : undefined))
     }
   }
   if (r.settings.scenarios.includes('me') && ran('single') && ran('cluster')) {
     const single = row('single', 'me', meEngine)?.summary?.rps
     const cl = row('cluster', 'me', meEngine)?.summary?.rps
     const v = single && cl ? Math.round((cl / single) * 1000) / 1000 : null
-    targets.push({ name: 'me: pm2 cluster ≥ 1.5× one production process', goal: '≥ 1.5×', value: v, met: v === null ? null : v >= 1.5 })
+    targets.push(judged({ name: 'me: pm2 cluster ≥ 1.5× one production process', goal: '≥ 1.5×', value: v, met: v === null ? null : v >= 1.5 }, row('single', 'me', meEngine), row('cluster', 'me', meEngine)))
   }
   if (ran('single') && ran('single-pg')) {
     for (const [scenario, goal] of [['me', 0.8], ['refresh', 0.6]] as const) {
@@ -297,7 +336,7 @@ export function annotate(r: Results): void {
       const sqlite = row('single', scenario, engine)?.summary?.rps
       const postgres = row('single-pg', scenario, engine)?.summary?.rps
       const v = sqlite && postgres ? Math.round((postgres / sqlite) * 1000) / 1000 : null
-      targets.push({ name: `${scenario}: one process on PostgreSQL ≥ ${goal}× on SQLite`, goal: `≥ ${goal}×`, value: v, met: v === null ? null : v >= goal })
+      targets.push(judged({ name: `${scenario}: one process on PostgreSQL ≥ ${goal}× on SQLite`, goal: `≥ ${goal}×`, value: v, met: v === null ? null : v >= goal }, row('single', scenario, engine), row('single-pg', scenario, engine)))
     }
   }
   if (r.settings.scenarios.includes('session')) {
@@ -309,6 +348,9 @@ export function annotate(r: Results): void {
     }
   }
   r.targets = targets
+  const v = verdict(r)
+  if (v) r.verdict = v
+  else delete r.verdict
 }
 
 const label = (r: Results, id: string) => r.stages.find((s) => s.id === id)?.label ?? id

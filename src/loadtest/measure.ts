@@ -2,7 +2,7 @@
 // runs, each with the CPU of the server, of the load generator and of everything else sampled
 // around it, then the summary (medians, error totals). Shared by `runway compare` and
 // `runway loadtest`, so both measure the same way.
-import { runAutocannon, runWrk, type EngineFigures, type EngineName } from './engines.js'
+import { ENGINES, engineFor, type EngineFigures, type EngineName } from './engines.js'
 import { CpuSampler, waitForIdle } from './sampler.js'
 import type { ResultRow } from './schema.js'
 import { summarize } from './stats.js'
@@ -29,16 +29,11 @@ export interface MeasureTarget {
   pids?: () => Promise<number[]>
 }
 
-/** The engine a scenario really runs with: wrk only does plain GETs. */
-export function engineFor(requested: EngineName, s: Scenario): EngineName {
-  return requested === 'wrk' && s.get ? 'wrk' : 'autocannon'
-}
+export { engineFor } from './engines.js'
 
 /** Saturated: the load generator used ≥90% of the cores it can use, so it may be the bottleneck. */
 export function loadgenSaturated(engine: EngineName, loadgenCpu: number, workers: number): boolean {
-  // autocannon without workers is one JavaScript thread; with workers (or wrk threads), one each.
-  void engine
-  return loadgenCpu >= 90 * Math.max(1, workers)
+  return loadgenCpu >= 90 * ENGINES[engine].threads(workers)
 }
 
 export async function measureScenario(
@@ -71,7 +66,7 @@ export async function measureInterleaved(
   o: { progress?: Progress; signal?: AbortSignal } = {},
 ): Promise<ResultRow[]> {
   const engine = engineFor(engineName, scenario)
-  const run = engine === 'wrk' ? runWrk : runAutocannon
+  const { run, inProcess } = ENGINES[engine]
   const states = await Promise.all(
     jobs.map(async ({ target, context }) => ({
       target,
@@ -94,8 +89,8 @@ export async function measureInterleaved(
           o.progress?.update({ stage: target.label, scenario: scenario.name, phase: 'waiting for the server to go idle' })
           await waitForIdle(serverPids)
         }
-        let wrkPid: number | undefined
-        const sampler = new CpuSampler(serverPids, () => (engine === 'wrk' ? (wrkPid ? [wrkPid] : []) : [process.pid]))
+        let childPid: number | undefined
+        const sampler = new CpuSampler(serverPids, () => (inProcess ? [process.pid] : childPid ? [childPid] : []))
         const started = Date.now()
         const startedAt = new Date(started).toISOString()
         const show = (rps?: number) =>
@@ -120,7 +115,7 @@ export async function measureInterleaved(
             workers: settings.workers,
             ...(target.ca ? { ca: target.ca } : {}),
             onTick: show,
-            onPid: (pid) => (wrkPid = pid),
+            onPid: (pid) => (childPid = pid),
             ...(o.signal ? { signal: o.signal } : {}),
           })
         } catch (err) {

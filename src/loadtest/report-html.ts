@@ -4,9 +4,10 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
+import { FALLBACK_ENGINE } from './engines.js'
 import type { Results } from './schema.js'
 import { machineLine, settingsLine, stageState } from './report-md.js'
-import { DEV_SERVER_VERDICT, rowsFor, scenarioTable, scenariosOf, stageLabel, targetLines } from './table.js'
+import { DEV_SERVER_VERDICT, latencyOf, rowsFor, scenarioTable, scenariosOf, stageLabel, targetLines } from './table.js'
 
 let chartJs: string | undefined
 /** Chart.js's UMD build from node_modules (its package exports hide dist/, so go via its main). */
@@ -26,6 +27,7 @@ interface ChartData {
   labels: string[]
   twin: boolean[]
   rps: number[]
+  latencyTitle: string
   p50: number[]
   p90: number[]
   p99: number[]
@@ -38,12 +40,13 @@ function chartData(r: Results): ChartData[] {
     return {
       scenario,
       title: `${scenario}: throughput per stack${twin.some(Boolean) ? ' (grey: ceiling twins)' : ''}`,
-      labels: rows.map((x) => `${stageLabel(r, x.stage)}${r.engine === 'wrk' ? ` (${x.engine})` : ''}`),
+      labels: rows.map((x) => `${stageLabel(r, x.stage)}${r.engine !== FALLBACK_ENGINE ? ` (${x.engine})` : ''}`),
       twin,
       rps: rows.map((x) => x.summary!.rps),
-      p50: rows.map((x) => x.summary!.latency.p50),
-      p90: rows.map((x) => x.summary!.latency.p90),
-      p99: rows.map((x) => x.summary!.latency.p99),
+      latencyTitle: `${scenario}: ${rows.some((x) => x.summary!.sessions) ? 'whole-session time, login → logout' : 'latency percentiles'} (ms)`,
+      p50: rows.map((x) => latencyOf(x.summary!).p50),
+      p90: rows.map((x) => latencyOf(x.summary!).p90),
+      p99: rows.map((x) => latencyOf(x.summary!).p99),
     }
   })
 }
@@ -71,7 +74,7 @@ for (const d of data) {
       { label: 'p90', data: d.p90, backgroundColor: '#f2b134' },
       { label: 'p99', data: d.p99, backgroundColor: '#d9534f' } ] },
     options: { indexAxis: 'y', responsive: true, maintainAspectRatio: false,
-      plugins: { title: { display: true, text: d.scenario + ': latency percentiles (ms)' } },
+      plugins: { title: { display: true, text: d.latencyTitle } },
       scales: { x: { beginAtZero: true, title: { display: true, text: 'ms' } } } },
   });
 }
@@ -127,7 +130,7 @@ table { border-collapse: collapse; width: 100%; font-size: .8rem; font-variant-n
 th, td { padding: .3rem .35rem; border-bottom: 1px solid #e6eaf0; text-align: right; white-space: nowrap; }
 th { white-space: normal; vertical-align: bottom; } td.l:first-child { white-space: normal; min-width: 9rem; }
 th.l, td.l { text-align: left; } th { background: #f4f6fa; }
-.warn li { color: #8a4b00; } small { color: #6b7280; font-weight: normal; }
+.warn li { color: #8a4b00; } .verdict { border-left: 4px solid #d9534f; background: #fdf1f0; padding: .6rem .9rem; font-weight: 600; } small { color: #6b7280; font-weight: normal; }
 @media (max-width: 800px) { .charts { grid-template-columns: 1fr; } }
 </style>
 </head>
@@ -137,6 +140,7 @@ th.l, td.l { text-align: left; } th { background: #f4f6fa; }
 <p class="meta">${esc(settingsLine(r))}</p>
 <p class="meta">${esc(machineLine(r))}</p>
 <p class="meta">Shared CPUs: ${esc(r.machine.sharedWith)}.</p>
+${r.verdict ? `<p class="verdict">${esc(r.verdict)}</p>` : ''}
 ${r.targets.length ? `<h2>Targets</h2>${list(targetLines(r))}` : ''}
 ${r.thresholds.length ? `<h2>Thresholds</h2>${list(r.thresholds.map((t) => `${t.pass ? 'pass' : 'FAIL'}: ${t.message}`))}` : ''}
 ${r.warnings.length ? `<h2>Warnings</h2>${list(r.warnings, 'warn')}` : ''}

@@ -1,11 +1,12 @@
 // report.md: the same figures as results.json, for a pull request or a wiki page.
+import { describeEngine } from './engines.js'
 import type { Results, Stage } from './schema.js'
 import { DEV_SERVER_VERDICT, markdownTable, scenarioTable, scenariosOf, targetLines } from './table.js'
 
 export function settingsLine(r: Results): string {
   const s = r.settings
   const length = s.amount ? `${s.amount} requests` : `${s.durationSec} s`
-  const engine = r.engine === 'wrk' ? 'wrk for GET scenarios, autocannon for the others' : 'autocannon'
+  const engine = describeEngine(r.engine)
   return `Engine: ${engine} · ${s.connections} connections · ${length} × ${s.runs} run${s.runs === 1 ? '' : 's'} after ${s.warmupSec} s warm-up (not counted)${s.workers ? ` · ${s.workers} load-generator workers` : ''}. Each figure is the median of the runs; error counts are totals over all runs; req/s counts only 2xx responses with the expected body.`
 }
 
@@ -28,6 +29,7 @@ export function renderMarkdown(r: Results): string {
   const out: string[] = []
   const title = r.tool === 'compare' ? 'runway compare' : `runway loadtest: ${r.stages[0]?.url ?? 'target'}`
   out.push(`# ${title} — ${r.createdAt}`, '', settingsLine(r), '', machineLine(r), '', `Shared CPUs: ${r.machine.sharedWith}.`, '')
+  if (r.verdict) out.push(`> **${r.verdict}**`, '')
   if (r.targets.length) out.push('## Targets', '', ...targetLines(r).map((l) => `- ${l}`), '')
   if (r.thresholds.length) out.push('## Thresholds', '', ...r.thresholds.map((t) => `- ${t.pass ? 'pass' : 'FAIL'}: ${t.message}`), '')
   for (const scenario of scenariosOf(r)) {

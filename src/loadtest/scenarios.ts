@@ -18,6 +18,8 @@ export interface Scenario {
   twin: boolean
   /** Bound by password hashing: a handful of users is needed so per-user limits do not bite. */
   loginBound: boolean
+  /** Multi-step (login … logout): latency is reported per whole session, not per request. */
+  session?: boolean
 }
 
 /** What each connection's state machine gets (autocannon's initialContext). */
@@ -39,6 +41,7 @@ interface ScenarioModule {
   setupClient(client: unknown): void
   verifyBody(body: string): boolean
   SCENARIOS: Scenario[]
+  collectSessions(): { stop(): Promise<number[]> }
 }
 
 export const scenarioModule = createRequire(import.meta.url)(SCENARIOS_FILE) as ScenarioModule

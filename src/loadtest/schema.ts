@@ -3,9 +3,12 @@
 // compare result can serve as a loadtest baseline. Validated before it is written and when read.
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
+import { ENGINE_NAMES, type EngineName } from './engine.js'
 
 const Num = Type.Number({ minimum: 0 })
 const Int = Type.Integer({ minimum: 0 })
+// Built from the engine registry's names; typed as their union.
+const Engine = Type.Unsafe<EngineName>(Type.Union(ENGINE_NAMES.map((n) => Type.Literal(n))))
 
 export const Latency = Type.Object({
   p50: Num,
@@ -26,6 +29,11 @@ export const RunFigures = Type.Object({
   durationSec: Num,
   /** Milliseconds, of 2xx responses. */
   latency: Latency,
+  /**
+   * Multi-step scenarios (session): whole sessions, login sent → logout answered, in ms. The
+   * per-request latency above mixes their steps and describes no one's wait.
+   */
+  sessions: Type.Optional(Type.Object({ completed: Int, latency: Latency })),
   /** Connection errors, timeouts included (as autocannon counts them). */
   errors: Int,
   timeouts: Int,
@@ -46,7 +54,7 @@ export const RunFigures = Type.Object({
 export const ResultRow = Type.Object({
   stage: Type.String(),
   scenario: Type.String(),
-  engine: Type.Union([Type.Literal('autocannon'), Type.Literal('wrk')]),
+  engine: Engine,
   status: Type.Union([Type.Literal('ok'), Type.Literal('failed'), Type.Literal('skipped')]),
   reason: Type.Optional(Type.String()),
   runs: Type.Array(RunFigures),
@@ -57,6 +65,8 @@ export const ResultRow = Type.Object({
   /** rps ÷ the ceiling twin's rps (compare --ceiling). */
   efficiency: Type.Optional(Num),
   loadgenSaturated: Type.Boolean(),
+  /** Why this row's figures measure the machine rather than the stack (set by compare). */
+  untrusted: Type.Optional(Type.String()),
 })
 
 export const Stage = Type.Object({
@@ -109,7 +119,7 @@ export const Results = Type.Object({
   schema: Type.Literal('runway-loadtest/1'),
   tool: Type.Union([Type.Literal('compare'), Type.Literal('loadtest')]),
   createdAt: Type.String(),
-  engine: Type.Union([Type.Literal('autocannon'), Type.Literal('wrk')]),
+  engine: Engine,
   settings: Type.Object({
     scenarios: Type.Array(Type.String()),
     connections: Int,
@@ -126,6 +136,8 @@ export const Results = Type.Object({
   targets: Type.Array(Target),
   thresholds: Type.Array(Threshold),
   warnings: Type.Array(Type.String()),
+  /** The headline when the run cannot rank the stacks: why, and what to change. */
+  verdict: Type.Optional(Type.String()),
 })
 
 export type Latency = Static<typeof Latency>

@@ -1,7 +1,7 @@
 // Turning repeated runs into the figure a report shows: the median for rates, latencies and CPU
 // (one noisy run on a shared machine does not move it), totals for error counts (an error in any
 // run is an error).
-import type { RunFigures } from './schema.js'
+import type { Latency, RunFigures } from './schema.js'
 
 export function median(values: readonly number[]): number {
   if (values.length === 0) return 0
@@ -12,22 +12,36 @@ export function median(values: readonly number[]): number {
 
 const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits
 
+/** Percentiles of raw samples (ms), nearest-rank. */
+export function percentiles(samples: readonly number[]): Latency {
+  const s = [...samples].sort((a, b) => a - b)
+  const at = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]! : 0)
+  const mean = s.length ? s.reduce((a, b) => a + b, 0) / s.length : 0
+  return { p50: round(at(50), 1), p90: round(at(90), 1), p99: round(at(99), 1), max: round(s.at(-1) ?? 0, 1), mean: round(mean, 1) }
+}
+
 export function summarize(runs: readonly RunFigures[]): RunFigures {
   const m = (pick: (r: RunFigures) => number) => round(median(runs.map(pick)))
   const sum = (pick: (r: RunFigures) => number) => runs.reduce((a, r) => a + pick(r), 0)
+  const lat = (pick: (r: RunFigures) => Latency | undefined): Latency => {
+    const of = runs.map(pick).filter((l): l is Latency => l !== undefined)
+    return {
+      p50: round(median(of.map((l) => l.p50))),
+      p90: round(median(of.map((l) => l.p90))),
+      p99: round(median(of.map((l) => l.p99))),
+      max: round(Math.max(0, ...of.map((l) => l.max))),
+      mean: round(median(of.map((l) => l.mean))),
+    }
+  }
+  const sessions = runs.some((r) => r.sessions) ? { completed: sum((r) => r.sessions?.completed ?? 0), latency: lat((r) => r.sessions?.latency) } : undefined
   const statusCodes: Record<string, number> = {}
   for (const r of runs) for (const [code, n] of Object.entries(r.statusCodes)) statusCodes[code] = (statusCodes[code] ?? 0) + n
   return {
     rps: m((r) => r.rps),
     responses: sum((r) => r.responses),
     durationSec: round(sum((r) => r.durationSec)),
-    latency: {
-      p50: m((r) => r.latency.p50),
-      p90: m((r) => r.latency.p90),
-      p99: m((r) => r.latency.p99),
-      max: round(Math.max(0, ...runs.map((r) => r.latency.max))),
-      mean: m((r) => r.latency.mean),
-    },
+    latency: lat((r) => r.latency),
+    ...(sessions ? { sessions } : {}),
     errors: sum((r) => r.errors),
     timeouts: sum((r) => r.timeouts),
     non2xx: sum((r) => r.non2xx),
@@ -39,6 +53,9 @@ export function summarize(runs: readonly RunFigures[]): RunFigures {
     otherCpu: m((r) => r.otherCpu),
   }
 }
+
+/** Others' CPU% above which a run on a shared machine measures its neighbours as much as the stack. */
+export const OTHER_CPU_LIMIT = 30
 
 /** Failed responses of any kind (connection errors, timeouts, non-2xx, wrong bodies). */
 export function failures(r: RunFigures): number {
@@ -53,6 +70,7 @@ export function errorRate(r: RunFigures): number {
 }
 
 export const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US')
-export const fmtMs = (n: number) => (n >= 100 ? `${Math.round(n)} ms` : `${round(n, 1)} ms`)
+/** autocannon records whole milliseconds: its 0 is a response under one. */
+export const fmtMs = (n: number) => (n >= 100 ? `${Math.round(n)} ms` : n === 0 ? '< 1 ms' : `${round(n, 1)} ms`)
 export const fmtRatio = (n: number | undefined) => (n === undefined ? '–' : `${round(n, 2).toFixed(2)}×`)
 export const fmtPct = (n: number | undefined) => (n === undefined ? '–' : `${Math.round(n * 100)}%`)

@@ -1,7 +1,7 @@
 // The per-scenario table every output shares (terminal, report.md, report.html): one place
 // decides which figures a reader sees and how they are written.
-import type { ResultRow, Results } from './schema.js'
-import { fmtInt, fmtMs, fmtPct, fmtRatio } from './stats.js'
+import type { Latency, ResultRow, Results, RunFigures } from './schema.js'
+import { fmtInt, fmtMs, fmtPct, fmtRatio, OTHER_CPU_LIMIT } from './stats.js'
 
 export interface Table {
   scenario: string
@@ -21,10 +21,16 @@ export function rowsFor(r: Results, scenario: string): ResultRow[] {
   return r.results.filter((x) => x.scenario === scenario).sort((a, b) => (order.get(a.stage) ?? 99) - (order.get(b.stage) ?? 99))
 }
 
+/** The latency a reader should see: per whole session for multi-step scenarios, else per request. */
+export const latencyOf = (s: RunFigures): Latency => s.sessions?.latency ?? s.latency
+
 export function scenarioTable(r: Results, scenario: string): Table {
   const ceiling = r.settings.ceiling
   const compare = r.tool === 'compare'
-  const headers = ['stack', 'engine', 'req/s', 'p50', 'p90', 'p99', 'max', 'errors', 'timeouts', 'non-2xx', 'server CPU', 'server RSS', 'load gen CPU', 'other CPU']
+  // A multi-step scenario's latency is per whole session (login → logout), when measured so.
+  const perSession = rowsFor(r, scenario).some((x) => x.summary?.sessions)
+  const lat = perSession ? ['session p50', 'session p90', 'session p99', 'session max'] : ['p50', 'p90', 'p99', 'max']
+  const headers = ['stack', 'engine', 'req/s', ...lat, 'errors', 'timeouts', 'non-2xx', 'server CPU', 'server RSS', 'load gen CPU', 'other CPU']
   if (compare) headers.push('× dev')
   if (ceiling) headers.push('of twin')
   const rows = rowsFor(r, scenario).map((x) => {
@@ -32,7 +38,8 @@ export function scenarioTable(r: Results, scenario: string): Table {
     // A loadtest target's processes are not watched: its CPU shows up under "other" (if local).
     const remote = r.stages.find((st) => st.id === x.stage)?.kind === 'target'
     const s = x.summary
-    if (!s || x.status !== 'ok') {
+    const l = s ? latencyOf(s) : undefined
+    if (!s || !l || x.status !== 'ok') {
       const cells = [name, x.engine, `${x.status}: ${x.reason ?? ''}`.trim()]
       while (cells.length < headers.length) cells.push('')
       return cells
@@ -41,17 +48,17 @@ export function scenarioTable(r: Results, scenario: string): Table {
       name,
       x.engine,
       fmtInt(s.rps),
-      fmtMs(s.latency.p50),
-      fmtMs(s.latency.p90),
-      fmtMs(s.latency.p99),
-      fmtMs(s.latency.max),
+      fmtMs(l.p50),
+      fmtMs(l.p90),
+      fmtMs(l.p99),
+      fmtMs(l.max),
       fmtInt(s.errors),
       fmtInt(s.timeouts),
       fmtInt(s.non2xx + s.mismatches),
       remote ? '–' : `${Math.round(s.serverCpu)}%`,
       remote ? '–' : `${Math.round(s.serverRssMb)} MiB`,
       `${Math.round(s.loadgenCpu)}%${x.loadgenSaturated ? ' ⚠' : ''}`,
-      `${Math.round(remote ? s.otherCpu + s.serverCpu : s.otherCpu)}%`,
+      `${Math.round(remote ? s.otherCpu + s.serverCpu : s.otherCpu)}%${!remote && s.otherCpu > OTHER_CPU_LIMIT ? ' ⚠' : ''}`,
     ]
     if (compare) cells.push(fmtRatio(x.ratioToDev))
     if (ceiling) cells.push(fmtPct(x.efficiency))
@@ -79,7 +86,7 @@ export function targetLines(r: Results): string[] {
     // passing-looking 80%.
     const down = (v: number, digits: number) => (Math.floor(v * 10 ** digits + 1e-9) / 10 ** digits).toFixed(digits)
     const value = t.value === null ? 'not measured' : t.goal.endsWith('%') ? `${down(t.value * 100, 0)}%` : t.goal.endsWith('×') ? `${down(t.value, 2)}×` : String(t.value)
-    return `${mark.padEnd(6)} ${t.name}: ${value} (goal ${t.goal})`
+    return `${mark.padEnd(6)} ${t.name}: ${value} (goal ${t.goal})${t.note && t.value !== null ? `: ${t.note}` : ''}`
   })
 }
 

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path'
 import { availableParallelism } from 'node:os'
 import { CliError, parseFlags, print, type Command } from '../command.js'
 import { engineFlag, int, MEASURE_FLAGS, MEASURE_HELP, measureSettings, scenarioList } from '../../loadtest/cli-options.js'
+import { ENGINES } from '../../loadtest/engines.js'
 import { obtainTokens, requestJson } from '../../loadtest/http.js'
 import { machineFacts } from '../../loadtest/machine.js'
 import { measureScenario } from '../../loadtest/measure.js'
@@ -39,7 +40,7 @@ Target:
   --amount N            stop each run after N requests instead of after --duration
 
 What to run:
-${MEASURE_HELP.replace('DEFAULT_RUNS', '1').replace('DEFAULT_WARMUP', '2').replace('--scenarios LIST     ', '--scenarios LIST     ')}
+${MEASURE_HELP.replace('DEFAULT_RUNS', '1').replace('DEFAULT_WARMUP', '2').replace('DEFAULT_ENGINE', 'autocannon').replace('--scenarios LIST     ', '--scenarios LIST     ')}
                         (default scenario: healthz; me, verify, login, refresh and session log in)
 
 Gates:
@@ -119,7 +120,7 @@ export const loadtestCommand: Command = {
     const settings = measureSettings(values, { runs: 1, warmup: 2 })
     const engine = engineFlag(values.engine)
     if (values.amount) settings.amount = int(values.amount, '--amount', 0, 1, 100_000_000)
-    if (settings.amount && engine === 'wrk') throw new CliError('wrk runs for a duration: drop --amount or --engine wrk', 2)
+    if (settings.amount && !ENGINES[engine].amount) throw new CliError(`${engine} runs for a duration: drop --amount or --engine ${engine}`, 2)
     let specs
     let maxRegression = 10
     try {
