@@ -6,7 +6,7 @@
 //
 // CommonJS on purpose: pm2 require()s this file (the package root is CommonJS, src/ and dist/
 // are ESM). Only pm2 settings live here; the API's own settings (PORT, DATA_DIR, JWT_*, ...) come
-// from the environment or .env and are validated by src/config.ts in each worker.
+// from the environment or .env and are validated by src/api/config.ts in each worker.
 'use strict'
 const { readFileSync } = require('node:fs')
 const { availableParallelism } = require('node:os')
@@ -48,14 +48,14 @@ module.exports = {
   apps: [
     {
       name: 'runway',
-      script: join(__dirname, 'dist', 'server.js'), // compiled by `npm run build`; never tsx here
+      script: join(__dirname, 'dist', 'api', 'server.js'), // compiled by `npm run build`; never tsx here
       cwd: __dirname, // .env and the default ./data are read relative to this
 
       // Cluster mode: pm2's master process owns the listening socket and hands each new connection
       // to the next worker (round robin). Every worker is a full API process on the same port.
       exec_mode: 'cluster',
       instances: workerCount(),
-      // Each worker gets its index (0..n-1) in this variable; src/config.ts reads the same name
+      // Each worker gets its index (0..n-1) in this variable; src/api/config.ts reads the same name
       // for the x-runway-worker header and the `worker` field of every log line.
       instance_var: 'NODE_APP_INSTANCE',
       // Lean workers: no pm2 metrics agent inside each worker (@pm2/io, ~10 MB each; runway exposes
@@ -65,13 +65,13 @@ module.exports = {
       node_args: ['--max-semi-space-size=2'],
 
       // Readiness: a worker counts as started (and, during `pm2 reload`, its predecessor is only
-      // stopped) once it sends process.send('ready'), which src/server.ts does after it listens
+      // stopped) once it sends process.send('ready'), which src/api/server.ts does after it listens
       // with its store migrated and reachable. listen_timeout is how long pm2 waits for that
       // before carrying on anyway.
       wait_ready: true,
       listen_timeout: 15_000,
       // Stopping: pm2 sends SIGINT, the worker stops accepting, finishes in-flight requests,
-      // closes idle keep-alive sockets and the store, and exits (src/server.ts). pm2 sends SIGKILL
+      // closes idle keep-alive sockets and the store, and exits (src/api/server.ts). pm2 sends SIGKILL
       // after kill_timeout, which is longer than SHUTDOWN_GRACE so that never cuts a request.
       kill_timeout: SHUTDOWN_GRACE_MS + 5_000,
 

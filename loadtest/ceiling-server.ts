@@ -10,8 +10,8 @@
 import cluster from 'node:cluster'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import Database from 'better-sqlite3'
-import { verifyHs256 } from '../src/loadtest/hs256.js'
-import { sqliteFile } from '../src/store/sqlite.js'
+import { verifyHs256 } from '../src/bench/loadtest/hs256.js'
+import { sqliteFile } from '../src/api/store/sqlite.js'
 
 const env = process.env
 const workers = Number(env.CEILING_WORKERS ?? '0')

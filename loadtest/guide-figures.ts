@@ -5,9 +5,9 @@
 //   npx tsx loadtest/guide-figures.ts --check  exit 1 when the block is not what the file says
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ROOT } from '../src/stacks/api.js'
-import { guideFigures, replaceFiguresBlock } from '../src/loadtest/drill/guide.js'
-import type { DrillResults } from '../src/loadtest/drill/run.js'
+import { ROOT } from '../src/lib/build.js'
+import { guideFigures, replaceFiguresBlock } from '../src/bench/loadtest/drill/guide.js'
+import type { DrillResults } from '../src/bench/loadtest/drill/run.js'
 
 const GUIDE = join(ROOT, 'docs', 'from-runserver-to-production.md')
 const RESULTS = join(ROOT, 'docs', 'results', 'drill', 'results.json')

@@ -1,5 +1,5 @@
 // Benchmark (not a test): logins per second and CPU per login, through one compiled production
-// process (`node dist/server.js`) and through the full stack (nginx TLS → pm2 cluster), with the
+// process (`node dist/api/server.js`) and through the full stack (nginx TLS → pm2 cluster), with the
 // machine's load shown beside the figures. Each login is a real argon2id verification at the
 // configured cost (the OWASP default unless ARGON2_* are set in the environment).
 //   npm run bench:login -- [--stacks single,full] [--duration 10] [--connections 16] [--users 20] [--json]
@@ -9,14 +9,15 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { randomBytes } from 'node:crypto'
-import { OWASP_ARGON2 } from '../src/auth/passwords.js'
-import { runAutocannon } from '../src/loadtest/engines.js'
-import { CpuSampler, waitForIdle } from '../src/loadtest/sampler.js'
-import { scenario } from '../src/loadtest/scenarios.js'
-import { benchPassword, createBenchUsers } from '../src/loadtest/users.js'
-import { stageCopy, startProductionProcess } from '../src/stacks/api.js'
-import { startNginx } from '../src/stacks/nginx.js'
-import { startPm2Cluster } from '../src/stacks/pm2.js'
+import { OWASP_ARGON2 } from '../src/api/auth/passwords.js'
+import { runAutocannon } from '../src/bench/loadtest/engines.js'
+import { CpuSampler, waitForIdle } from '../src/bench/loadtest/sampler.js'
+import { scenario } from '../src/bench/loadtest/scenarios.js'
+import { benchPassword, createBenchUsers } from '../src/bench/loadtest/users.js'
+import { stageCopy } from '../src/lib/build.js'
+import { startProductionProcess } from '../src/bench/stacks/api.js'
+import { startNginx } from '../src/bench/stacks/nginx.js'
+import { startPm2Cluster } from '../src/bench/stacks/pm2.js'
 
 const USAGE = `Usage: npm run bench:login -- [options]
 
@@ -132,7 +133,7 @@ async function main() {
         const cpu = sampler.stop()
         const logins = f.rps * f.durationSec
         results.push({
-          stack: stack === 'single' ? 'production process (node dist/server.js)' : `nginx TLS → pm2 cluster (${availableParallelism()} workers)`,
+          stack: stack === 'single' ? 'production process (node dist/api/server.js)' : `nginx TLS → pm2 cluster (${availableParallelism()} workers)`,
           loginsPerSec: f.rps,
           cpuMsPerLogin: logins > 0 ? Math.round(((cpu.serverCpu / 100) * f.durationSec * 1000 * 10) / logins) / 10 : NaN,
           serverCpuPct: cpu.serverCpu,

@@ -8,7 +8,7 @@
 //      whether the writer sustained the rate.
 // The caches share this process's event loop (100 app processes would have 100), so delays here
 // are an upper bound. Default database: a private PostgreSQL cluster started for the run (as the
-// postgres user, root needed; src/stacks/postgres.ts) with max_connections to fit, so the idle
+// postgres user, root needed; src/bench/stacks/postgres.ts) with max_connections to fit, so the idle
 // figure is this fleet's alone; or a fresh schema in --database-url, dropped at the end.
 //   npm run bench:revocation-fleet -- [--processes 100] [--rate 1000] [--duration 10] [--idle 10]
 //                                     [--push listen|off] [--database-url URL] [--json]
@@ -18,9 +18,9 @@ import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
-import { RevocationCache } from '../src/auth/revocations.js'
-import { privatePostgresProblem, startPrivatePostgres, type PrivatePostgres } from '../src/stacks/postgres.js'
-import { PostgresStore } from '../src/store/postgres.js'
+import { RevocationCache } from '../src/api/auth/revocations.js'
+import { privatePostgresProblem, startPrivatePostgres, type PrivatePostgres } from '../src/bench/stacks/postgres.js'
+import { PostgresStore } from '../src/api/store/postgres.js'
 
 const HELP = `Usage: npm run bench:revocation-fleet -- [options]
 

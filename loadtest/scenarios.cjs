@@ -3,7 +3,7 @@
 //
 // CommonJS plain JavaScript on purpose: autocannon's worker threads (`--workers`) load per-client
 // hooks with require(path), outside any TypeScript loader. The TypeScript side reads the same
-// table through src/loadtest/scenarios.ts.
+// table through src/bench/loadtest/scenarios.ts.
 //
 // Every connection runs its own small state machine (built in setupClient, so the state is private
 // to the connection): `refresh` logs in once and then rotates its own refresh-token chain, never

@@ -3,10 +3,10 @@
 // to), whatever the current directory: `runway user list` from elsewhere must not open (and
 // create) another, empty database.
 import { resolve } from 'node:path'
-import { ConfigError, loadConfig, readEnv, type Config } from '../config.js'
-import { ROOT } from '../stacks/api.js'
-import { openStore } from '../store/open.js'
-import { StoreNeedsOperatorError, type Store } from '../store/store.js'
+import { ConfigError, loadConfig, readEnv, type Config } from '../api/config.js'
+import { ROOT } from '../lib/build.js'
+import { openStore } from '../api/store/open.js'
+import { StoreNeedsOperatorError, type Store } from '../api/store/store.js'
 import { CliError, note } from './command.js'
 
 export function cliConfig(): Config {

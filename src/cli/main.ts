@@ -1,9 +1,10 @@
 // `runway <command>`: the one CLI for ops tasks. Each command lives in commands/ and has --help.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ROOT } from '../stacks/api.js'
+import { ROOT } from '../lib/build.js'
+import { InvalidSetting } from '../lib/errors.js'
 import { CliError, print, type Command } from './command.js'
-import { redactSecrets } from '../redact.js'
+import { redactSecrets } from '../api/redact.js'
 import { userCommand } from './commands/user.js'
 import { migrateCommand } from './commands/migrate.js'
 import { tokensCommand } from './commands/tokens.js'
@@ -57,7 +58,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (!command) throw new CliError(`unknown command ${JSON.stringify(name)}: run \`runway --help\` for the list`, 2)
     return await command.run(rest)
-  } catch (err) {
+  } catch (caught) {
+    // A library's refused value is a usage error here: worded as the flag that carried it.
+    const err = caught instanceof InvalidSetting ? new CliError(`--${caught.message}`, 2) : caught
     if (err instanceof CliError) {
       process.stderr.write(`runway ${command?.name ?? ''}: ${redactSecrets(err.message)}\n`.replace('runway : ', 'runway: '))
       return err.exitCode

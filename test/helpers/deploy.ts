@@ -5,9 +5,8 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writ
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { buildArtifact } from '../../src/deploy/artifact.js'
-import { processTree } from '../../src/stacks/api.js'
-import { isAlive, killGroup, killOnExit } from '../../src/stacks/process.js'
+import { buildArtifact } from '../../src/ops/deploy/artifact.js'
+import { isAlive, killGroup, killOnExit, processTree } from '../../src/lib/process.js'
 
 export const ROOT = join(import.meta.dirname, '..', '..')
 export const BIN = join(ROOT, 'bin', 'runway.js')
@@ -50,8 +49,8 @@ export function makeTarget(t: Test, o: { port?: number; env?: Record<string, str
 export function fakeArtifact(t: Test, sha = 'fake123'): string {
   const dir = mkdtempSync(join(tmpdir(), 'runway-fake-artifact-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  mkdirSync(join(dir, 'dist', 'deploy'), { recursive: true })
-  for (const f of ['dist/server.js', 'dist/deploy/remote.js', 'package.json', 'package-lock.json', 'ecosystem.config.js']) writeFileSync(join(dir, f), '{}\n')
+  for (const sub of ['api', 'ops/deploy']) mkdirSync(join(dir, 'dist', sub), { recursive: true })
+  for (const f of ['dist/api/server.js', 'dist/ops/deploy/remote.js', 'package.json', 'package-lock.json', 'ecosystem.config.js']) writeFileSync(join(dir, f), '{}\n')
   writeFileSync(join(dir, 'REVISION'), JSON.stringify({ sha, dirty: false, builtAt: new Date().toISOString(), builtBy: 'test' }))
   return dir
 }

@@ -7,7 +7,7 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'n
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { freePort, startService, waitForHttp, type Service } from '../../src/stacks/process.js'
+import { freePort, startService, waitForHttp, type Service } from '../../src/lib/process.js'
 import { SIGNING_KEY } from './app.js'
 
 /**
@@ -94,12 +94,12 @@ export interface ChildRun {
 
 export const ROOT = join(import.meta.dirname, '..', '..')
 
-/** `node src/server.ts` (through tsx) with a test environment; resolves when it exits. */
+/** `node src/api/server.ts` (through tsx) with a test environment; resolves when it exits. */
 export function runServer(env: Record<string, string>, o: { uid?: number; gid?: number; timeoutMs?: number } = {}): Promise<ChildRun> {
   return new Promise((resolve) => {
     // `env -u NODE_OPTIONS`: the test runner puts its own hooks there (they write files as the
     // child's user); the child is the server alone.
-    const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, '--import', 'tsx', join(ROOT, 'src', 'server.ts')], {
+    const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, '--import', 'tsx', join(ROOT, 'src', 'api', 'server.ts')], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmpdir(), NODE_ENV: 'test', ENV_FILE: '/nonexistent', JWT_SIGNING_KEY: SIGNING_KEY, HOST: '127.0.0.1', PORT: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -118,7 +118,7 @@ export function runServer(env: Record<string, string>, o: { uid?: number; gid?: 
 }
 
 /**
- * The API as a real child process (`node src/server.ts` through tsx) on a free port, optionally
+ * The API as a real child process (`node src/api/server.ts` through tsx) on a free port, optionally
  * under `ulimit -n`, stopped (its whole process group) at teardown. Logs go to `logFile`.
  */
 export async function startServerProcess(
@@ -127,7 +127,7 @@ export async function startServerProcess(
   o: { nofile?: number; logFile: string },
 ): Promise<{ url: string; service: Service }> {
   const port = await freePort()
-  const node = `env -u NODE_OPTIONS ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(join(ROOT, 'src', 'server.ts'))}`
+  const node = `env -u NODE_OPTIONS ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(join(ROOT, 'src', 'api', 'server.ts'))}`
   const service = startService({
     name: 'api',
     command: 'sh',

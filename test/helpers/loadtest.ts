@@ -1,5 +1,5 @@
 // Fixture load-test results: well-formed documents for the schema, gate and report tests.
-import type { Results, ResultRow, RunFigures } from '../../src/loadtest/schema.js'
+import type { Results, ResultRow, RunFigures } from '../../src/bench/loadtest/schema.js'
 
 export function figures(rps: number, over: Partial<RunFigures> = {}): RunFigures {
   return {

@@ -1,8 +1,8 @@
 // nginx for tests: its binary (or a failure under CI, where .ci/run installs it, and a visible skip
 // elsewhere; never a silent pass), and the HTTP(S) client the tests use through it.
 import type { Test } from 'tap'
-import { findNginx } from '../../src/stacks/nginx.js'
-import { requestJson, type JsonReply, type JsonRequest } from '../../src/loadtest/http.js'
+import { findNginx } from '../../src/bench/stacks/nginx.js'
+import { requestJson, type JsonReply, type JsonRequest } from '../../src/bench/loadtest/http.js'
 
 export function nginxOrSkip(t: Test): string | null {
   const bin = findNginx()

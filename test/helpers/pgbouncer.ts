@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { Test } from 'tap'
-import { freePort, isAlive, killOnExit, startService } from '../../src/stacks/process.js'
+import { freePort, isAlive, killOnExit, startService } from '../../src/lib/process.js'
 import type { PrivatePostgres } from './private-postgres.js'
 
 export const PGBOUNCER_BIN = process.env.TEST_PGBOUNCER_BIN ?? '/usr/sbin/pgbouncer'

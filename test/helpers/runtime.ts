@@ -6,9 +6,9 @@ import { mkdirSync } from 'node:fs'
 import http from 'node:http'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { hashPassword } from '../../src/auth/passwords.js'
-import { SqliteStore } from '../../src/store/sqlite.js'
-import { stageCopy, type StagedCopy } from '../../src/stacks/api.js'
+import { hashPassword } from '../../src/api/auth/passwords.js'
+import { SqliteStore } from '../../src/api/store/sqlite.js'
+import { stageCopy, type StagedCopy } from '../../src/lib/build.js'
 import { FIXTURE_ARGON2, PASSWORD, SIGNING_KEY } from './app.js'
 
 export { PASSWORD, SIGNING_KEY }

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { freePort, startService } from '../../src/stacks/process.js'
+import { freePort, startService } from '../../src/lib/process.js'
 
 export const SSHD = '/usr/sbin/sshd'
 export const haveSshd = () => existsSync(SSHD) && spawnSync('ssh', ['-V']).status === 0

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { resultsProblems, type Results } from '../../src/loadtest/schema.js'
+import { resultsProblems, type Results } from '../../src/bench/loadtest/schema.js'
 import { createUser, PASSWORD, startApp } from '../helpers/app.js'
 
 const { url, store } = await startApp(t, { LOGIN_RATE_LIMIT_IP: '0', LOGIN_RATE_LIMIT_USER: '0' })

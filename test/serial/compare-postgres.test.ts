@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
-import { compare, type StageId } from '../../src/loadtest/compare.js'
-import { failures } from '../../src/loadtest/stats.js'
-import { isAlive, killGroup } from '../../src/stacks/process.js'
+import { compare, type StageId } from '../../src/bench/loadtest/compare.js'
+import { failures } from '../../src/bench/loadtest/stats.js'
+import { isAlive, killGroup } from '../../src/lib/process.js'
 
 const URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 

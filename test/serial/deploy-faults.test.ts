@@ -6,17 +6,17 @@ import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { readArtifact } from '../../src/deploy/artifact.js'
-import { deploy, type StepRecord } from '../../src/deploy/deploy.js'
-import { quietReporter } from '../../src/deploy/cli.js'
-import { LocalTarget } from '../../src/deploy/target.js'
-import { freePort, isAlive } from '../../src/stacks/process.js'
+import { readArtifact } from '../../src/ops/deploy/artifact.js'
+import { deploy, type StepRecord } from '../../src/ops/deploy/deploy.js'
+import { quietReporter } from '../../src/cli/deploy-flags.js'
+import { LocalTarget } from '../../src/ops/deploy/target.js'
+import { freePort, isAlive } from '../../src/lib/process.js'
 import { artifacts, DEPS_CACHE, makeTarget, patchFile, reapPm2, runway } from '../helpers/deploy.js'
 
 const art = await artifacts(t, {
   ...Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`v${i + 1}`, null])),
   sick: (dir) =>
-    patchFile(join(dir, 'dist', 'routes', 'health.js'), 'const fault = await app.storeHealth.check(request.id);', "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);"),
+    patchFile(join(dir, 'dist', 'api', 'routes', 'health.js'), 'const fault = await app.storeHealth.check(request.id);', "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);"),
 })
 
 const log = (root: string) =>

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { appendFileSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { freePort } from '../../src/stacks/process.js'
+import { freePort } from '../../src/lib/process.js'
 import { fakeArtifact, makeTarget, runway, snapshot } from '../helpers/deploy.js'
 import { haveSshd, SSHD, startSshd } from '../helpers/sshd.js'
 

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
-import { freePort } from '../../src/stacks/process.js'
+import { freePort } from '../../src/lib/process.js'
 import { artifacts, DEPS_CACHE, makeTarget, reapPm2, runway } from '../helpers/deploy.js'
 import { seedUser, sessions, startLoad } from '../helpers/runtime.js'
 import { haveSshd, SSHD, startSshd } from '../helpers/sshd.js'
@@ -44,7 +44,7 @@ async function sshSuite() {
     t.equal(second.code, 0, second.err)
     v2 = JSON.parse(second.out).hosts[0].release
     t.equal(current(), v2)
-    t.ok(existsSync(join(root, 'releases', v1, 'dist', 'server.js')), 'v1 kept')
+    t.ok(existsSync(join(root, 'releases', v1, 'dist', 'api', 'server.js')), 'v1 kept')
     const log = readFileSync(join(root, '.runway', 'deploys.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
     t.match(log, [
       { sha: 'v1', from: null, to: v1, result: 'ok' },

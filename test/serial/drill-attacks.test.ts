@@ -9,10 +9,10 @@ import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { badInput, overload, slow, wire } from '../../src/loadtest/drill/drills.js'
-import { drill } from '../../src/loadtest/drill/run.js'
-import { findNginx } from '../../src/stacks/nginx.js'
-import { isAlive, killGroup } from '../../src/stacks/process.js'
+import { badInput, overload, slow, wire } from '../../src/bench/loadtest/drill/drills.js'
+import { drill } from '../../src/bench/loadtest/drill/run.js'
+import { findNginx } from '../../src/bench/stacks/nginx.js'
+import { isAlive, killGroup } from '../../src/lib/process.js'
 
 if (!findNginx()) {
   if (process.env.CI === 'true') t.fail('missing nginx (apt-get install -y nginx)')

@@ -8,9 +8,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
-import { crash, deploy } from '../../src/loadtest/drill/drills.js'
-import { drill, type DrillResults } from '../../src/loadtest/drill/run.js'
-import { isAlive, killGroup } from '../../src/stacks/process.js'
+import { crash, deploy } from '../../src/bench/loadtest/drill/drills.js'
+import { drill, type DrillResults } from '../../src/bench/loadtest/drill/run.js'
+import { isAlive, killGroup } from '../../src/lib/process.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 if (!existsSync(CHROMIUM)) {

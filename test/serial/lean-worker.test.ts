@@ -1,20 +1,20 @@
 // Lean production workers: the compiled worker loads only what it serves. typebox is one vendored
 // file (not ~680 ES modules), the store not chosen is never loaded (pg on SQLite), and with
 // OPENAPI_UI=false neither OpenAPI plugin is. Checked on a real
-// `node dist/server.js` by the modules it actually loaded, not by timing or memory figures
+// `node dist/api/server.js` by the modules it actually loaded, not by timing or memory figures
 // (those are `npm run probe:rss`).
 import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startProductionProcess } from '../../src/stacks/api.js'
+import { startProductionProcess } from '../../src/bench/stacks/api.js'
 import { Connection, PASSWORD, SIGNING_KEY, seedUser, staged } from '../helpers/runtime.js'
 
 const copy = await staged(t, 'dist')
 await seedUser(copy.dir, 'alice')
 const HOOK = fileURLToPath(new URL('../helpers/module-log.mjs', import.meta.url))
 
-/** Starts `node dist/server.js` with `env`, logs in once, returns the packages it loaded and /docs/json's status. */
+/** Starts `node dist/api/server.js` with `env`, logs in once, returns the packages it loaded and /docs/json's status. */
 async function loaded(t: Test, name: string, env: Record<string, string>) {
   const log = join(copy.dir, `${name}.modules`)
   const stack = await startProductionProcess({

@@ -7,8 +7,8 @@ import { execFile } from 'node:child_process'
 import http from 'node:http'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { startPm2Cluster } from '../../src/stacks/pm2.js'
-import { freePort } from '../../src/stacks/process.js'
+import { startPm2Cluster } from '../../src/bench/stacks/pm2.js'
+import { freePort } from '../../src/lib/process.js'
 import { connectToWorker, login, seedUser, stackEnv, staged } from '../helpers/runtime.js'
 import { parseExposition, total, type Sample } from '../helpers/metrics.js'
 
@@ -68,7 +68,7 @@ t.test("runway status's probe: each worker's figures from the same endpoint", as
     return n
   })
   const probe = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
-    execFile(process.execPath, [join(copy.dir, 'dist', 'deploy', 'remote.js'), 'probe', '--release', copy.dir, '--url', `${stack.url}/readyz`], { env: { ...process.env, PM2_HOME: stack.pm2Home, METRICS_PORT: String(metricsPort) }, timeout: 60_000 }, (err, stdout, stderr) =>
+    execFile(process.execPath, [join(copy.dir, 'dist', 'ops', 'deploy', 'remote.js'), 'probe', '--release', copy.dir, '--url', `${stack.url}/readyz`], { env: { ...process.env, PM2_HOME: stack.pm2Home, METRICS_PORT: String(metricsPort) }, timeout: 60_000 }, (err, stdout, stderr) =>
       err && !stdout ? reject(err) : resolve({ stdout, stderr }),
     ),
   ).finally(() => (probing = false))

@@ -3,8 +3,8 @@
 // (429 here, 502 with no app) carry Access-Control-Allow-Origin for the app's allowed origins only,
 // when rendered with the same origins.
 import t from 'tap'
-import { startNginx, type NginxStack } from '../../src/stacks/nginx.js'
-import { freePort } from '../../src/stacks/process.js'
+import { startNginx, type NginxStack } from '../../src/bench/stacks/nginx.js'
+import { freePort } from '../../src/lib/process.js'
 import { createUser, PASSWORD, startApp } from '../helpers/app.js'
 import { nginxOrSkip, request } from '../helpers/nginx.js'
 

@@ -1,6 +1,6 @@
 // Two app servers behind one nginx: traffic reaches both, and when one goes away (a graceful
 // stop, or SIGKILL mid-load) no idempotent request is lost: nginx retries it on the other
-// (proxy_next_upstream). The app servers are real processes (`src/server.ts` via tsx) sharing one
+// (proxy_next_upstream). The app servers are real processes (`src/api/server.ts` via tsx) sharing one
 // SQLite data dir, as a cluster on one host would.
 import t from 'tap'
 import http from 'node:http'
@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startNginx } from '../../src/stacks/nginx.js'
-import { freePort, startService, waitForHttp, type Service } from '../../src/stacks/process.js'
+import { startNginx } from '../../src/bench/stacks/nginx.js'
+import { freePort, startService, waitForHttp, type Service } from '../../src/lib/process.js'
 import { SIGNING_KEY } from '../helpers/app.js'
 import { nginxOrSkip } from '../helpers/nginx.js'
 
@@ -22,7 +22,7 @@ async function appProcess(name: string, dataDir: string): Promise<{ service: Ser
   const service = startService({
     name,
     command: process.execPath,
-    args: [tsxCli, 'src/server.ts'],
+    args: [tsxCli, 'src/api/server.ts'],
     cwd: root,
     env: { ...process.env, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: String(port), DATA_DIR: dataDir, JWT_SIGNING_KEY: SIGNING_KEY, ENV_FILE: join(dataDir, 'none.env'), TRUST_PROXY: '127.0.0.1', WORKER_HEADER: 'true', NODE_APP_INSTANCE: name, LOG_LEVEL: 'warn' },
     logFile: join(dataDir, `${name}.log`),

@@ -1,5 +1,5 @@
-// PostgreSQL faults against the real production process (`node dist/server.js`, started through
-// src/stacks/) on a private PostgreSQL cluster this test creates, stops, terminates, SIGSTOPs and
+// PostgreSQL faults against the real production process (`node dist/api/server.js`, started through
+// src/bench/stacks/) on a private PostgreSQL cluster this test creates, stops, terminates, SIGSTOPs and
 // fills up: no fault ends the process, clients get 503 + Retry-After (never a 500 or a dropped
 // connection), /readyz tells the truth, and the service recovers by itself.
 import t, { type Test } from 'tap'
@@ -7,8 +7,8 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
-import { startProductionProcess, type ProcessStack } from '../../src/stacks/api.js'
-import { PostgresStore } from '../../src/store/postgres.js'
+import { startProductionProcess, type ProcessStack } from '../../src/bench/stacks/api.js'
+import { PostgresStore } from '../../src/api/store/postgres.js'
 import { call, createUser, login } from '../helpers/app.js'
 import { meTraffic, waitForStatus } from '../helpers/pg-traffic.js'
 import { privatePostgres, privatePostgresProblem, type PrivatePostgres } from '../helpers/private-postgres.js'

@@ -4,8 +4,8 @@
 // itself when it is back.
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { startPm2Cluster } from '../../src/stacks/pm2.js'
-import { PostgresStore } from '../../src/store/postgres.js'
+import { startPm2Cluster } from '../../src/bench/stacks/pm2.js'
+import { PostgresStore } from '../../src/api/store/postgres.js'
 import { call, createUser, login } from '../helpers/app.js'
 import { meTraffic, waitForStatus } from '../helpers/pg-traffic.js'
 import { privatePostgres, privatePostgresProblem } from '../helpers/private-postgres.js'

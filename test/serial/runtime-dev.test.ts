@@ -6,7 +6,7 @@ import t from 'tap'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { startDevServer } from '../../src/stacks/api.js'
+import { startDevServer } from '../../src/bench/stacks/api.js'
 import { Connection, PASSWORD, seedUser, staged } from '../helpers/runtime.js'
 
 const copy = await staged(t, 'src')
@@ -56,7 +56,7 @@ t.test('it restarts with the new code after a source file changes', async (t) =>
   const pidBefore = before.headers['x-runway-worker']
   t.ok((await stack.pids()).map(String).includes(String(pidBefore)), 'x-runway-worker is the server process id (no pm2 here)')
 
-  const file = join(copy.dir, 'src', 'routes', 'health.ts')
+  const file = join(copy.dir, 'src', 'api', 'routes', 'health.ts')
   const source = readFileSync(file, 'utf8')
   t.ok(source.includes("async () => ({ status: 'ok' })"), 'the copy has the liveness handler to edit')
   writeFileSync(file, source.replace("async () => ({ status: 'ok' })", "async () => ({ status: 'edited' })"))

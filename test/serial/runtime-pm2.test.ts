@@ -5,7 +5,7 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { startPm2Cluster } from '../../src/stacks/pm2.js'
+import { startPm2Cluster } from '../../src/bench/stacks/pm2.js'
 import { Connection, connectToWorker, login, seedUser, sessions, stackEnv, staged, startLoad } from '../helpers/runtime.js'
 
 const WORKERS = 2
@@ -30,7 +30,7 @@ t.test('the cluster starts the configured workers, and more than one answers', a
   t.ok(workers.every((w) => w.status === 'online'), 'all online')
   t.equal(new Set(workers.map((w) => w.pid)).size, WORKERS, 'each its own process')
   // Each new connection goes to the next worker; the header is the pm2 instance id, read by
-  // src/config.ts from the variable ecosystem.config.js names in instance_var.
+  // src/api/config.ts from the variable ecosystem.config.js names in instance_var.
   const seen = new Map<string, number>()
   for (let i = 0; i < 10; i++) {
     const c = new Connection(url)

@@ -1,4 +1,4 @@
-// One compiled production process (`node dist/server.js`, what each pm2 worker runs) and its
+// One compiled production process (`node dist/api/server.js`, what each pm2 worker runs) and its
 // graceful stop: requests in flight when SIGINT arrives complete with 200, new connections are
 // refused, the process exits 0 well before pm2's kill_timeout.
 import t from 'tap'
@@ -7,9 +7,10 @@ import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { hashPasswordScrypt } from '../../src/auth/passwords.js'
-import { processTree, ROOT, startProductionProcess } from '../../src/stacks/api.js'
-import { freePort, isAlive, startService, waitForHttp } from '../../src/stacks/process.js'
+import { hashPasswordScrypt } from '../../src/api/auth/passwords.js'
+import { ROOT } from '../../src/lib/build.js'
+import { freePort, isAlive, processTree, startService, waitForHttp } from '../../src/lib/process.js'
+import { startProductionProcess } from '../../src/bench/stacks/api.js'
 import { Connection, PASSWORD, SIGNING_KEY, seedUser, staged } from '../helpers/runtime.js'
 
 const copy = await staged(t, 'dist')
@@ -92,7 +93,7 @@ t.test('npm run start:foreground: pm2-runtime stays in the foreground, and SIGIN
   t.teardown(() => service.stop())
   await waitForHttp(`http://127.0.0.1:${port}/readyz`, { service, timeoutMs: 30_000 })
   const tree = processTree(service.pid)
-  const workers = tree.filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dist/server.js'))
+  const workers = tree.filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dist/api/server.js'))
   t.equal(workers.length, 1, 'one worker, a child of the foreground pm2-runtime process')
   process.kill(service.pid, 'SIGINT')
   const code = await service.exited

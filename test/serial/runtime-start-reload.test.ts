@@ -6,20 +6,20 @@ import { spawn } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ROOT } from '../../src/stacks/api.js'
-import { freePort } from '../../src/stacks/process.js'
+import { ROOT } from '../../src/lib/build.js'
+import { freePort } from '../../src/lib/process.js'
 import { patchFile, reapPm2, type CliResult } from '../helpers/deploy.js'
 import { seedUser, sessions, SIGNING_KEY, staged, startLoad, type LoadResult } from '../helpers/runtime.js'
 
 const copy = await staged(t, 'dist')
-// What a release holds besides dist/ (see src/deploy/artifact.ts): the CLI and the files it reads.
+// What a release holds besides dist/ (see src/ops/deploy/artifact.ts): the CLI and the files it reads.
 for (const d of ['bin', 'nginx', 'loadtest']) cpSync(join(ROOT, d), join(copy.dir, d), { recursive: true, filter: (p) => !p.includes('/loadtest/results') })
 const pm2Home = mkdtempSync(join(tmpdir(), 'runway-pm2-'))
 t.teardown(() => rmSync(pm2Home, { recursive: true, force: true }))
 reapPm2(t, pm2Home)
 const port = await freePort()
 const url = `http://127.0.0.1:${port}`
-const serverJs = join(copy.dir, 'dist', 'server.js')
+const serverJs = join(copy.dir, 'dist', 'api', 'server.js')
 const goodServer = readFileSync(serverJs, 'utf8')
 
 /** What an operator would type in the app directory: node bin/runway.js start|reload (= npm start / npm run reload). */
@@ -131,7 +131,7 @@ t.test('reload to code whose workers crash: the old workers keep serving, exit 1
 t.test('reload to code whose workers never say ready: timed out, old workers keep serving', async (t) => {
   const before = (await workers()).map((w) => w.pid).sort()
   writeFileSync(serverJs, goodServer)
-  // (dist/server.js is one bundle: esbuild writes double quotes.)
+  // (dist/api/server.js is one bundle: esbuild writes double quotes.)
   patchFile(serverJs, "process.send?.('ready')", 'void 0')
   const { value: r, load } = await underLoad(() => runway(['reload', '--timeout', '3']))
   t.equal(r.code, 1)

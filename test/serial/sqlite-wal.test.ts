@@ -4,7 +4,7 @@
 import t from 'tap'
 import { existsSync, statSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { sqliteFile } from '../../src/store/sqlite.js'
+import { sqliteFile } from '../../src/api/store/sqlite.js'
 import { startApp } from '../helpers/app.js'
 
 const MB = 1024 * 1024

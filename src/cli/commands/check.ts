@@ -1,8 +1,8 @@
 // `runway check --deploy`: audits a production configuration without starting anything.
-import { auditConfig, type Finding } from '../../deploy/audit-config.js'
-import { closeAll, openTargets, targetFlags } from '../../deploy/cli.js'
-import { LocalTarget } from '../../deploy/target.js'
-import { ROOT } from '../../stacks/api.js'
+import { auditConfig, type Finding } from '../../ops/deploy/audit-config.js'
+import { closeAll, openTargets, targetFlags } from '../deploy-flags.js'
+import { LocalTarget } from '../../ops/deploy/target.js'
+import { ROOT } from '../../lib/build.js'
 import { CliError, parseFlags, print, type Command } from '../command.js'
 
 const usage = `Usage: runway check --deploy [--path DIR [--host [USER@]HOST[:PORT]]] [options]

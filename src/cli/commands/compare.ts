@@ -1,18 +1,18 @@
 import { resolve } from 'node:path'
 import { CliError, parseFlags, print, type Command } from '../command.js'
-import { compare, STAGE_IDS, type StageId } from '../../loadtest/compare.js'
-import { defaultOutDir, engineFlag, int, MEASURE_FLAGS, MEASURE_HELP, measureSettings, scenarioList } from '../../loadtest/cli-options.js'
-import { defaultEngine } from '../../loadtest/engines.js'
-import { Progress } from '../../loadtest/progress.js'
-import { SCENARIO_NAMES } from '../../loadtest/scenarios.js'
-import { scenarioTable, scenariosOf, targetLines, textTable } from '../../loadtest/table.js'
+import { compare, STAGE_IDS, type StageId } from '../../bench/loadtest/compare.js'
+import { defaultOutDir, engineFlag, int, MEASURE_FLAGS, MEASURE_HELP, measureSettings, scenarioList } from '../measure-flags.js'
+import { defaultEngine } from '../../bench/loadtest/engines.js'
+import { Progress } from '../../bench/loadtest/progress.js'
+import { SCENARIO_NAMES } from '../../bench/loadtest/scenarios.js'
+import { scenarioTable, scenariosOf, targetLines, textTable } from '../../bench/loadtest/table.js'
 
 const usage = `Usage: runway compare [options]
 
 Brings up each stack on this machine in turn, warms it up, measures the scenarios, stops it and
 leaves nothing running:
   dev        the dev server exactly as \`npm run dev\` runs it (tsx watch, pretty logs)
-  single     one compiled production process (node dist/server.js, JSON logs)
+  single     one compiled production process (node dist/api/server.js, JSON logs)
   single-pg  the same process on PostgreSQL (only with --database-url: a fresh schema, dropped after)
   cluster    the pm2 cluster from ecosystem.config.js (one worker per CPU unless --instances)
   nginx      nginx → pm2 cluster over HTTP, with the rendered templates

@@ -1,9 +1,9 @@
 import { cpSync, existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { CliError, note, parseFlags, print, type Command } from '../command.js'
-import { ArtifactError, buildArtifact, directoryBytes, gitState, readArtifact } from '../../deploy/artifact.js'
-import { asCliError, closeAll, openTargets, seconds, settingsFlags, settingsOverrides, SETTINGS_USAGE, stderrReporter, targetFlags, TARGET_USAGE } from '../../deploy/cli.js'
-import { deploy, stopCleanlyOnSignals, type DeployReport } from '../../deploy/deploy.js'
+import { ArtifactError, buildArtifact, directoryBytes, gitState, readArtifact } from '../../ops/deploy/artifact.js'
+import { asCliError, closeAll, openTargets, seconds, settingsFlags, settingsOverrides, SETTINGS_USAGE, stderrReporter, targetFlags, TARGET_USAGE } from '../deploy-flags.js'
+import { deploy, stopCleanlyOnSignals, type DeployReport } from '../../ops/deploy/deploy.js'
 
 const usage = `Usage: runway deploy --path DIR [--host [USER@]HOST[:PORT] ...] [options]
 

@@ -1,10 +1,10 @@
 import { resolve } from 'node:path'
 import { CliError, parseFlags, print, type Command } from '../command.js'
-import { defaultOutDir, int } from '../../loadtest/cli-options.js'
-import { DRILLS, DRILL_NAMES, drillByName } from '../../loadtest/drill/drills.js'
-import { drill } from '../../loadtest/drill/run.js'
-import { Progress } from '../../loadtest/progress.js'
-import { STAGE_IDS } from '../../loadtest/stages.js'
+import { defaultOutDir, int } from '../measure-flags.js'
+import { DRILLS, DRILL_NAMES, drillByName } from '../../bench/loadtest/drill/drills.js'
+import { drill } from '../../bench/loadtest/drill/run.js'
+import { Progress } from '../../bench/loadtest/progress.js'
+import { STAGE_IDS } from '../../bench/loadtest/stages.js'
 import { stageList } from './compare.js'
 
 const usage = `Usage: runway drill [DRILL...] [options]

@@ -1,9 +1,8 @@
-import { auditConfig } from '../../deploy/audit-config.js'
-import { closeAll, openTargets, targetFlags, TARGET_USAGE } from '../../deploy/cli.js'
-import { hostInit } from '../../deploy/host-init.js'
-import { TargetError } from '../../deploy/target.js'
-import { NginxOptionError } from '../../nginx/options.js'
-import { TlsError } from '../../tls/self-signed.js'
+import { auditConfig } from '../../ops/deploy/audit-config.js'
+import { closeAll, openTargets, targetFlags, TARGET_USAGE } from '../deploy-flags.js'
+import { hostInit } from '../../ops/deploy/host-init.js'
+import { TargetError } from '../../ops/deploy/target.js'
+import { TlsError } from '../../ops/tls/self-signed.js'
 import { CliError, note, parseFlags, print, type Command } from '../command.js'
 
 const usage = `Usage: runway host init --path DIR [--host [USER@]HOST[:PORT]] --server-name NAME [options]
@@ -52,7 +51,7 @@ export const hostCommand: Command = {
       if (audit && !audit.ok) throw new CliError(`the host is prepared but \`runway check --deploy\` found errors (above)`)
       return 0
     } catch (err) {
-      if (err instanceof TargetError || err instanceof NginxOptionError || err instanceof TlsError) throw new CliError(err.message)
+      if (err instanceof TargetError || err instanceof TlsError) throw new CliError(err.message)
       throw err
     } finally {
       await closeAll(targets)

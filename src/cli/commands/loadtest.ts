@@ -2,18 +2,18 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { availableParallelism } from 'node:os'
 import { CliError, parseFlags, print, type Command } from '../command.js'
-import { engineFlag, int, MEASURE_FLAGS, MEASURE_HELP, measureSettings, scenarioList } from '../../loadtest/cli-options.js'
-import { ENGINES } from '../../loadtest/engines.js'
-import { obtainTokens, requestJson } from '../../loadtest/http.js'
-import { machineFacts } from '../../loadtest/machine.js'
-import { measureScenario } from '../../loadtest/measure.js'
-import { Progress } from '../../loadtest/progress.js'
-import { renderHtml } from '../../loadtest/report-html.js'
-import { renderMarkdown } from '../../loadtest/report-md.js'
-import { assertResults, type ResultRow, type Results, type RunFigures, type Threshold } from '../../loadtest/schema.js'
-import { scenario as scenarioByName, type ScenarioContext } from '../../loadtest/scenarios.js'
-import { errorRate, failures } from '../../loadtest/stats.js'
-import { scenarioTable, textTable } from '../../loadtest/table.js'
+import { engineFlag, int, MEASURE_FLAGS, MEASURE_HELP, measureSettings, scenarioList } from '../measure-flags.js'
+import { ENGINES } from '../../bench/loadtest/engines.js'
+import { obtainTokens, requestJson } from '../../bench/loadtest/http.js'
+import { machineFacts } from '../../bench/loadtest/machine.js'
+import { measureScenario } from '../../bench/loadtest/measure.js'
+import { Progress } from '../../bench/loadtest/progress.js'
+import { renderHtml } from '../../bench/loadtest/report-html.js'
+import { renderMarkdown } from '../../bench/loadtest/report-md.js'
+import { assertResults, type ResultRow, type Results, type RunFigures, type Threshold } from '../../bench/loadtest/schema.js'
+import { scenario as scenarioByName, type ScenarioContext } from '../../bench/loadtest/scenarios.js'
+import { errorRate, failures } from '../../bench/loadtest/stats.js'
+import { scenarioTable, textTable } from '../../bench/loadtest/table.js'
 import {
   baselineFigures,
   checkRegression,
@@ -22,7 +22,7 @@ import {
   parseThreshold,
   THRESHOLD_EXIT_CODE,
   ThresholdSyntaxError,
-} from '../../loadtest/thresholds.js'
+} from '../../bench/loadtest/thresholds.js'
 
 const usage = `Usage: runway loadtest --target URL [options]
 

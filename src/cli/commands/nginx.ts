@@ -4,11 +4,12 @@ import { X509Certificate } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { ConfigError, loadConfig, readEnv } from '../../config.js'
-import { findNginx, nginxVersion, NginxTestError, testRendered } from '../../nginx/binary.js'
-import { NginxOptionError, type NginxInput } from '../../nginx/options.js'
-import { renderNginx } from '../../nginx/render.js'
-import { startNginx } from '../../stacks/nginx.js'
+import { ConfigError, loadConfig, readEnv } from '../../api/config.js'
+import { findNginx, nginxVersion, NginxTestError, testRendered } from '../../ops/nginx/binary.js'
+import type { NginxInput } from '../../ops/nginx/options.js'
+import { InvalidSetting } from '../../lib/errors.js'
+import { renderNginx } from '../../ops/nginx/render.js'
+import { startNginx } from '../../bench/stacks/nginx.js'
 import { CliError, note, parseFlags, print, type Command } from '../command.js'
 
 const usage = `Usage: runway nginx render [options] [--out FILE] [--check]
@@ -193,13 +194,7 @@ async function render(values: Values): Promise<number> {
   const bin = findNginx()
   if (values.check && !bin) throw new CliError('--check needs nginx: apt-get install -y nginx (or drop --check)')
   const version = bin ? await nginxVersion(bin).catch(() => undefined) : undefined
-  let rendered: ReturnType<typeof renderNginx>
-  try {
-    rendered = renderNginx(input(values, version))
-  } catch (err) {
-    if (err instanceof NginxOptionError) throw new CliError(err.message, 2)
-    throw err
-  }
+  const rendered = renderNginx(input(values, version))
   const { settings } = rendered
   // The standalone nginx needs PREFIX/logs and PREFIX/temp before it starts: make them now.
   if (settings.variant === 'standalone' && settings.prefix) {
@@ -244,7 +239,7 @@ async function serve(values: Values): Promise<number> {
       workers: pick(values, 'workers') === 'auto' ? 'auto' : Number(pick(values, 'workers') ?? 1),
     })
   } catch (err) {
-    if (err instanceof NginxOptionError) throw new CliError(err.message, 2)
+    if (err instanceof InvalidSetting) throw err
     if (err instanceof NginxTestError) throw new CliError(`nginx -t rejected the config: ${err.message}`)
     throw new CliError((err as Error).message)
   }

@@ -1,6 +1,6 @@
 import { parseFlags, print, type Command } from '../command.js'
-import { asCliError, closeAll, openTargets, targetFlags, TARGET_USAGE } from '../../deploy/cli.js'
-import { listReleases } from '../../deploy/deploy.js'
+import { asCliError, closeAll, openTargets, targetFlags, TARGET_USAGE } from '../deploy-flags.js'
+import { listReleases } from '../../ops/deploy/deploy.js'
 
 const usage = `Usage: runway releases --path DIR [--host [USER@]HOST[:PORT] ...] [--json]
 

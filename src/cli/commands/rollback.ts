@@ -1,6 +1,6 @@
 import { CliError, note, parseFlags, print, type Command } from '../command.js'
-import { asCliError, closeAll, openTargets, seconds, settingsFlags, settingsOverrides, SETTINGS_USAGE, stderrReporter, targetFlags, TARGET_USAGE } from '../../deploy/cli.js'
-import { rollback, stopCleanlyOnSignals } from '../../deploy/deploy.js'
+import { asCliError, closeAll, openTargets, seconds, settingsFlags, settingsOverrides, SETTINGS_USAGE, stderrReporter, targetFlags, TARGET_USAGE } from '../deploy-flags.js'
+import { rollback, stopCleanlyOnSignals } from '../../ops/deploy/deploy.js'
 
 const usage = `Usage: runway rollback --path DIR [--host [USER@]HOST[:PORT] ...] [--to RELEASE] [options]
 

@@ -1,8 +1,8 @@
 // `runway settings`: what a target remembers in .runway/target.json (flags given to an earlier
 // deploy, such as --keep 1 or --workers 2), and a way to forget them.
-import { closeAll, openTargets, targetFlags, TARGET_USAGE } from '../../deploy/cli.js'
-import { defaultSettings, readState, saveSettings, type TargetSettings } from '../../deploy/layout.js'
-import { TargetError } from '../../deploy/target.js'
+import { closeAll, openTargets, targetFlags, TARGET_USAGE } from '../deploy-flags.js'
+import { defaultSettings, readState, saveSettings, type TargetSettings } from '../../ops/deploy/layout.js'
+import { TargetError } from '../../ops/deploy/target.js'
 import { CliError, parseFlags, print, type Command } from '../command.js'
 
 const usage = `Usage: runway settings --path DIR [--host [USER@]HOST[:PORT]] [--unset NAME ...] [--json]

@@ -2,11 +2,11 @@
 // checkout or release under pm2, and a command that only says ✓ when every worker is ready.
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { ConfigError, loadConfig, readEnv } from '../../config.js'
-import { auditConfig } from '../../deploy/audit-config.js'
-import { Pm2ControlError, startOrRoll } from '../../deploy/pm2-control.js'
-import { LocalTarget } from '../../deploy/target.js'
-import { ROOT } from '../../stacks/api.js'
+import { ConfigError, loadConfig, readEnv } from '../../api/config.js'
+import { auditConfig } from '../../ops/deploy/audit-config.js'
+import { Pm2ControlError, startOrRoll } from '../../ops/deploy/pm2-control.js'
+import { LocalTarget } from '../../ops/deploy/target.js'
+import { ROOT } from '../../lib/build.js'
 import { CliError, note, parseFlags, print, type Command } from '../command.js'
 
 /** The settings every worker will load: this app's .env under the environment, NODE_ENV=production (env_production). */
@@ -22,7 +22,7 @@ export function validateProductionConfig(root: string): string {
 }
 
 function preconditions(root: string): void {
-  if (!existsSync(join(root, 'dist', 'server.js'))) throw new CliError(`${join(root, 'dist', 'server.js')} is missing: run \`npm run build\` first`)
+  if (!existsSync(join(root, 'dist', 'api', 'server.js'))) throw new CliError(`${join(root, 'dist', 'api', 'server.js')} is missing: run \`npm run build\` first`)
 }
 
 async function run(root: string, verb: 'start' | 'reload', json: boolean, timeoutS?: string): Promise<number> {

@@ -1,7 +1,7 @@
 import { CliError, parseFlags, print, type Command } from '../command.js'
-import { asCliError, closeAll, openTargets, settingsFlags, settingsOverrides, SETTINGS_USAGE, targetFlags, TARGET_USAGE } from '../../deploy/cli.js'
-import { status, type StatusReport } from '../../deploy/deploy.js'
-import type { WorkerFigures } from '../../metrics/figures.js'
+import { asCliError, closeAll, openTargets, settingsFlags, settingsOverrides, SETTINGS_USAGE, targetFlags, TARGET_USAGE } from '../deploy-flags.js'
+import { status, type StatusReport } from '../../ops/deploy/deploy.js'
+import type { WorkerFigures } from '../../api/metrics/figures.js'
 
 const usage = `Usage: runway status --path DIR [--host [USER@]HOST[:PORT] ...] [--json]
 

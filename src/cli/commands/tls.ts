@@ -1,5 +1,5 @@
 // `runway tls self-signed`: a local CA and a server certificate for staging and tests.
-import { createSelfSigned, TlsError } from '../../tls/self-signed.js'
+import { createSelfSigned, TlsError } from '../../ops/tls/self-signed.js'
 import { CliError, note, parseFlags, print, type Command } from '../command.js'
 
 const usage = `Usage: runway tls self-signed --out DIR --name api.local [--name …] [--days N]
@@ -28,7 +28,7 @@ export const tlsCommand: Command = {
       print(`ca=${files.caCert}\ncert=${files.cert}\nkey=${files.key}\nsubjectAltNames=${files.subjectAltNames.join(',')}`)
       return 0
     } catch (err) {
-      if (err instanceof TlsError) throw new CliError(err.message, /is invalid|required/.test(err.message) ? 2 : 1)
+      if (err instanceof TlsError) throw new CliError(err.message)
       throw err
     }
   },

@@ -1,0 +1,636 @@
+// The deploy, rollback and status flows. Order matters and is the point:
+//
+//   preflight (every host, read-only) → build the artifact once → per host, under the lock:
+//   upload → npm ci --omit=dev → link shared → migrate → verify (start once, /readyz, no traffic)
+//   ── switch current ── pm2 startOrReload → health gate → prune
+//
+// Anything that fails before the switch leaves the live release untouched (the new directory is
+// kept and marked failed in the log). Anything that fails after it switches back to the previous
+// release and reloads it. Every attempt ends with one audit-log line.
+import type { WorkerFigures } from '../../api/metrics/figures.js'
+import { appendAudit, entry, failedReleases, readAudit, type Action, type AuditEntry, type Result } from './audit.js'
+import type { Artifact } from './artifact.js'
+import { inUseScript, linkSharedScript, prepareScript, pruneScript, readState, releaseName, releasesToPrune, saveSettings, switchScript, type TargetSettings, type TargetState } from './layout.js'
+import { acquireLock, readLock, type LockHolder } from './lock.js'
+import { fleetChecks, type FleetFacts } from './fleet.js'
+import { configCheck, failed, preflight, type Check } from './preflight.js'
+import { reasonLine, q, type Target, TargetError } from './target.js'
+
+export interface StepRecord {
+  name: string
+  ms: number
+  ok: boolean
+  detail?: string
+}
+
+export interface Reporter {
+  /** A step finished (or failed). */
+  step(target: Target, s: StepRecord): void
+  check(target: Target, c: Check): void
+  info(text: string): void
+}
+
+export class StepError extends Error {
+  constructor(
+    readonly step: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+/** A release failed after the switch and the previous one was put back; `live` is what `current` points to now. */
+export class RolledBack extends Error {
+  constructor(
+    message: string,
+    readonly live: string | null,
+  ) {
+    super(message)
+  }
+}
+
+export interface HostReport {
+  target: string
+  action: Action
+  release: string
+  from: string | null
+  result: Result | 'planned'
+  reason?: string
+  /** After the attempt: the release `current` points to. */
+  live: string | null
+  checks: Check[]
+  steps: StepRecord[]
+  durationMs: number
+}
+
+export interface DeployTiming {
+  verifyTimeoutMs: number
+  healthTimeoutMs: number
+}
+
+const DEFAULT_TIMING: DeployTiming = { verifyTimeoutMs: 30_000, healthTimeoutMs: 60_000 }
+
+/** The environment app-facing commands get on the target: nothing from the deploying shell leaks into the workers. */
+function appEnv(settings: TargetSettings, root: string): string {
+  const vars = [
+    'HOME="$HOME"',
+    'PATH="$PATH"',
+    'USER="${USER:-$(id -un)}"',
+    'LANG=C.UTF-8',
+    `PM2_HOME=${q(settings.pm2Home)}`,
+    `RUNWAY_LOG_DIR=${q(`${root}/shared/logs`)}`,
+    ...(settings.workers ? [`WEB_CONCURRENCY=${settings.workers}`] : []),
+    ...(settings.healthCa ? [`NODE_EXTRA_CA_CERTS=${q(settings.healthCa)}`] : []),
+  ]
+  return `env -i ${vars.join(' ')}`
+}
+
+/** The app's PORT from shared/.env, as the workers will read it. */
+async function appPort(target: Target): Promise<number | undefined> {
+  const r = await target.sh('cat shared/.env')
+  return r.code === 0 ? configCheck(r.stdout).port : undefined
+}
+
+export function healthUrl(settings: TargetSettings, port: number | undefined): string {
+  return settings.healthUrl ?? `http://127.0.0.1:${port ?? 3000}/readyz`
+}
+
+/**
+ * Ctrl-C (or SIGTERM from CI) during a deploy does not kill it mid-step: the step in progress ends
+ * (a terminal's Ctrl-C also reaches its child ssh/npm), no further step starts, a release already
+ * switched to is rolled back, the lock is released and the log says "interrupted". A second
+ * signal exits at once (the lock then stays, for --break-lock).
+ */
+let interrupted: NodeJS.Signals | null = null
+export function stopCleanlyOnSignals(note: (text: string) => void): () => NodeJS.Signals | null {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (interrupted) process.exit(130)
+      interrupted = signal
+      note(`runway: ${signal}: stopping after the current step and leaving the target consistent (send it again to abort at once)`)
+    })
+  }
+  return () => interrupted
+}
+
+class HostRun {
+  readonly steps: StepRecord[] = []
+  constructor(
+    readonly target: Target,
+    readonly reporter: Reporter,
+  ) {}
+
+  /** `cleanup` steps (rolling back) still run after an interrupt; the others do not start. */
+  async step<T>(name: string, fn: () => Promise<T>, detail?: (v: T) => string | undefined, o: { cleanup?: boolean } = {}): Promise<T> {
+    const started = Date.now()
+    try {
+      if (interrupted && !o.cleanup) throw new Error(`interrupted by ${interrupted}`)
+      const value = await fn()
+      const rec = { name, ms: Date.now() - started, ok: true, detail: detail?.(value) }
+      this.steps.push(rec)
+      this.reporter.step(this.target, rec)
+      return value
+    } catch (err) {
+      const message = interrupted && !o.cleanup ? `interrupted by ${interrupted}` : (err as Error).message
+      const rec = { name, ms: Date.now() - started, ok: false, detail: message }
+      this.steps.push(rec)
+      this.reporter.step(this.target, rec)
+      throw err instanceof StepError && !interrupted ? err : new StepError(name, message)
+    }
+  }
+
+  /** Runs a script on the target; a non-zero exit becomes a StepError with its last output line. */
+  async sh(script: string, timeoutMs = 120_000): Promise<string> {
+    const r = await this.target.sh(script, { timeoutMs })
+    if (r.code !== 0) throw new Error(reasonLine(r.stderr) || reasonLine(r.stdout) || `exit code ${r.code}`)
+    return r.stdout
+  }
+
+  /** remote.js verbs print one JSON line; ok:false carries the reason. */
+  async remote(script: string, timeoutMs: number): Promise<{ ok: boolean; detail: string; [k: string]: unknown }> {
+    const r = await this.target.sh(script, { timeoutMs: timeoutMs + 30_000 })
+    const line = r.stdout.trim().split('\n').pop() ?? ''
+    try {
+      return JSON.parse(line)
+    } catch {
+      return { ok: false, detail: reasonLine(r.stderr) || line || `exit code ${r.code}` }
+    }
+  }
+}
+
+interface Context {
+  run: HostRun
+  settings: TargetSettings
+  url: string
+  timing: DeployTiming
+}
+
+/**
+ * The pm2 the daemon runs from, installed once per pm2 and Node version under shared/pm2/ (a
+ * hard-linked copy of a release's node_modules), never inside a release: the daemon spawns every
+ * worker (crash restarts, max_memory_restart) through its own copy of pm2, so a daemon started
+ * from releases/<name> would break the day pruning removes that release. While a daemon runs,
+ * the runtime it was started from (recorded in .runway/pm2-runtime) stays in use.
+ */
+export const pm2RuntimeScript = (settings: TargetSettings, release: string) =>
+  [
+    'set -e',
+    `rec=.runway/pm2-runtime; pidfile=${q(`${settings.pm2Home}/pm2.pid`)}`,
+    'if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && [ -s "$rec" ] && [ -d "$(cat "$rec")/node_modules/pm2" ]; then cat "$rec"; exit 0; fi',
+    `src=releases/${q(release)}/node_modules`,
+    'dir="$PWD/shared/pm2/$(node -p "require(\"./$src/pm2/package.json\").version")-$(node -p process.version)"',
+    'if [ ! -d "$dir/node_modules/pm2" ]; then',
+    '  tmp="$dir.tmp.$$"; rm -rf "$tmp"; mkdir -p "$tmp"',
+    '  cp -al "$src" "$tmp/node_modules" 2>/dev/null || cp -a "$src" "$tmp/node_modules"',
+    '  rm -rf "$dir"; mv -T "$tmp" "$dir"',
+    'fi',
+    // A daemon already running without a record (started by an older runway from a release)
+    // keeps its release in use; prune skips it (see inUseScript).
+    'mkdir -p .runway; echo "$dir" > "$rec.tmp"; mv -f "$rec.tmp" "$rec"',
+    // shared/pm2/active: the same runtime under a fixed name, for the systemd unit and logrotate.
+    'ln -sfn "$dir" shared/pm2/.active.tmp.$$ && mv -T shared/pm2/.active.tmp.$$ shared/pm2/active',
+    'echo "$dir"',
+  ].join('\n')
+
+async function pm2Runtime(ctx: Context, release: string): Promise<string> {
+  return (await ctx.run.sh(pm2RuntimeScript(ctx.settings, release))).trim().split('\n').pop()!
+}
+
+async function reload(ctx: Context, release: string): Promise<string> {
+  const root = ctx.run.target.root
+  const runtime = await pm2Runtime(ctx, release)
+  // Workers are started (or replaced one at a time, each only after its successor is ready) by
+  // remote.js roll; pm2 records <root>/current/... as their script and cwd (--preserve-symlinks),
+  // so every later restart starts from whatever current points to at that moment.
+  const r = await ctx.run.remote(
+    `cd ${q(root)} && ${appEnv(ctx.settings, root)} node releases/${q(release)}/dist/ops/deploy/remote.js roll --pm2-root ${q(runtime)} --ecosystem ${q(`${root}/current/ecosystem.config.js`)}`,
+    ctx.timing.healthTimeoutMs + 60_000,
+  )
+  if (!r.ok) throw new Error(r.detail)
+  return r.detail
+}
+
+async function gate(ctx: Context, release: string): Promise<string> {
+  const root = ctx.run.target.root
+  const r = await ctx.run.remote(
+    `cd ${q(root)} && ${appEnv(ctx.settings, root)} node releases/${q(release)}/dist/ops/deploy/remote.js gate --release ${q(`${root}/releases/${release}`)} --url ${q(ctx.url)} --timeout ${ctx.timing.healthTimeoutMs}`,
+    ctx.timing.healthTimeoutMs,
+  )
+  if (!r.ok) throw new Error(r.detail)
+  return r.detail
+}
+
+async function savePm2(ctx: Context, release: string): Promise<void> {
+  // The process list the systemd unit resurrects after a reboot (deploy/runway.service).
+  const runtime = await pm2Runtime(ctx, release)
+  await ctx.run.sh(`${appEnv(ctx.settings, ctx.run.target.root)} node ${q(`${runtime}/node_modules/pm2/bin/pm2`)} save --force >/dev/null`)
+}
+
+/**
+ * Makes `to` live: switch, reload, gate. If that fails, switches back to `from` (when there is
+ * one), reloads and gates it, and throws RolledBack saying what failed and what is live now.
+ */
+async function activate(ctx: Context, to: string, from: string | null): Promise<void> {
+  const { run } = ctx
+  try {
+    await run.step('switch current', () => run.sh(switchScript(to)), () => `current -> releases/${to}`)
+    await run.step('pm2 start/reload', () => reload(ctx, to), (d) => d)
+    await run.step('health gate', () => gate(ctx, to), (d) => d)
+  } catch (err) {
+    const reason = `${(err as StepError).step ?? 'activate'}: ${(err as Error).message}`
+    if (!from) {
+      // Nothing was live before: take the failed release down again rather than leave it serving.
+      await run
+        .step('roll back', () => pm2Runtime(ctx, to).then((rt) => run.sh(`${appEnv(ctx.settings, run.target.root)} node ${q(`${rt}/node_modules/pm2/bin/pm2`)} delete releases/${q(to)}/ecosystem.config.js >/dev/null 2>&1; rm -f current; true`)), undefined, { cleanup: true })
+        .catch(() => {})
+      throw new RolledBack(`${reason}; nothing was live before, so the app was stopped and current removed`, null)
+    }
+    await run.step('roll back', async () => {
+      await run.sh(switchScript(from))
+      await reload(ctx, from)
+      return gate(ctx, from)
+    }, () => `current -> releases/${from}, healthy`, { cleanup: true }).catch((rollbackErr: Error) => {
+      throw new RolledBack(`${reason}; ROLLBACK TO ${from} ALSO FAILED: ${rollbackErr.message}`, null)
+    })
+    throw new RolledBack(`${reason}; rolled back to ${from}`, from)
+  }
+}
+
+export interface DeployOptions {
+  targets: Target[]
+  /** Flag overrides for each target's saved settings. */
+  overrides: Partial<TargetSettings>
+  /** Builds the artifact (after preflight), or returns one given with --artifact. */
+  artifact: { estimateBytes: number; sha: string; gitChanges: string[]; get(): Promise<Artifact> }
+  allowDirty: boolean
+  dryRun: boolean
+  breakLock: boolean
+  reporter: Reporter
+  timing?: Partial<DeployTiming>
+}
+
+export interface DeployReport {
+  ok: boolean
+  dryRun: boolean
+  sha: string
+  hosts: HostReport[]
+  /** A rolling deploy stops at the first failed host; these were not touched. */
+  skipped: string[]
+}
+
+export async function deploy(o: DeployOptions): Promise<DeployReport> {
+  const timing = { ...DEFAULT_TIMING, ...o.timing }
+  const started = Date.now()
+  const runs = o.targets.map((t) => new HostRun(t, o.reporter))
+  const planned: Array<{ state: TargetState; settings: TargetSettings; checks: Check[]; url: string; lock: LockHolder | null | undefined; fleet?: FleetFacts }> = []
+
+  // Preflight every host before touching any: a rolling deploy must not stop half-way on
+  // something that was knowable up front.
+  for (const [i, run] of runs.entries()) {
+    try {
+      await run.step('preflight', async () => {
+        const state = await readState(run.target)
+        const settings = { ...state.settings, ...o.overrides }
+        const pre = await preflight({ target: run.target, settings, artifactBytes: o.artifact.estimateBytes, gitChanges: o.artifact.gitChanges, allowDirty: o.allowDirty })
+        for (const c of pre.checks) o.reporter.check(run.target, c)
+        const value = { state, settings, checks: pre.checks, url: healthUrl(settings, pre.port), lock: await readLock(run.target), fleet: pre.fleet }
+        planned.push(value)
+        const errors = failed(pre.checks)
+        // A dry run fails its preflight step too (✗, not ✓): it goes on only to print the plan.
+        if (errors.length) throw new Error(`${errors.length} problem${errors.length > 1 ? 's' : ''}: ${errors.map((e) => `${e.name}: ${e.message}`).join('; ')}`)
+        return value
+      }, (v) => `${v.checks.filter((c) => c.level === 'ok').length} ok, ${v.checks.filter((c) => c.level === 'warn').length} warnings`)
+    } catch (err) {
+      if (o.dryRun && planned[i]) continue
+      const p = planned[i]
+      const report = hostReport(run, 'deploy', '', p?.state.current ?? null, 'failed', p?.checks ?? [], Date.now() - started)
+      report.reason = `preflight: ${(err as Error).message}`
+      return { ok: false, dryRun: o.dryRun, sha: o.artifact.sha, hosts: [report], skipped: o.targets.filter((_, j) => j !== i).map((t) => t.label) }
+    }
+  }
+
+  // Several hosts serve one API: one signing key, one database. Compared before any host changes.
+  const fleet = fleetChecks(runs.flatMap((run, i) => (planned[i]?.fleet ? [{ label: run.target.label, facts: planned[i]!.fleet! }] : [])))
+  for (const c of fleet) o.reporter.check(runs[0]!.target, c)
+  const fleetErrors = failed(fleet)
+  if (fleetErrors.length) {
+    for (const p of planned) p.checks.push(...fleetErrors)
+    if (!o.dryRun) {
+      const report = hostReport(runs[0]!, 'deploy', '', planned[0]?.state.current ?? null, 'failed', planned[0]?.checks ?? [], Date.now() - started)
+      report.reason = `preflight: ${fleetErrors.map((e) => e.message).join('; ')}`
+      return { ok: false, dryRun: false, sha: o.artifact.sha, hosts: [report], skipped: o.targets.slice(1).map((t) => t.label) }
+    }
+  }
+
+  const name = releaseName(o.artifact.sha)
+  if (o.dryRun) {
+    const hosts = runs.map((run, i) => {
+      const p = planned[i]!
+      const report = hostReport(run, 'deploy', name, p.state.current, 'planned', p.checks, 0)
+      report.reason = planText(run.target, name, p)
+      return report
+    })
+    // A dry run "fails" when the real deploy would: a preflight error or a held lock.
+    const ok = planned.every((p) => !failed(p.checks).length && p.lock === undefined)
+    return { ok, dryRun: true, sha: o.artifact.sha, hosts, skipped: [] }
+  }
+
+  const artifact = await runs[0]!.step('build artifact', () => o.artifact.get(), (a) => `${(a.bytes / 1048576).toFixed(1)} MB, sha ${a.revision.sha}${a.revision.dirty ? ' (dirty)' : ''}`)
+  const hosts: HostReport[] = []
+  try {
+    for (const [i, run] of runs.entries()) {
+      const hostStarted = Date.now()
+      const p = planned[i]!
+      const report = await deployHost(run, p.state, p.settings, p.url, artifact, name, o.breakLock, timing)
+      report.durationMs = Date.now() - hostStarted
+      report.checks = p.checks
+      hosts.push(report)
+      if (report.result !== 'ok') {
+        return { ok: false, dryRun: false, sha: artifact.revision.sha, hosts, skipped: o.targets.slice(i + 1).map((t) => t.label) }
+      }
+    }
+  } finally {
+    artifact.remove()
+  }
+  return { ok: true, dryRun: false, sha: artifact.revision.sha, hosts, skipped: [] }
+}
+
+function planText(target: Target, name: string, p: { state: TargetState; settings: TargetSettings; url: string; lock: LockHolder | null | undefined }): string {
+  const prune = releasesToPrune([...p.state.releases, name], name, p.settings.keep)
+  return [
+    `would deploy releases/${name} to ${target.label} (live now: ${p.state.current ?? 'nothing'})`,
+    p.lock !== undefined ? `the target is LOCKED by ${p.lock ? `${p.lock.by} (${p.lock.command}, since ${p.lock.since})` : 'an unknown holder'}` : 'lock: free',
+    `steps: upload → npm ci --omit=dev (deps cache: ${p.settings.depsCache}) → link shared/.env, data, logs → runway migrate → verify on a spare port → switch current → pm2 startOrReload (PM2_HOME=${p.settings.pm2Home}) → health gate ${p.url} → keep ${p.settings.keep} releases${prune.length ? ` (would remove ${prune.join(', ')})` : ''}`,
+  ].join('; ')
+}
+
+function hostReport(run: HostRun, action: Action, release: string, from: string | null, result: HostReport['result'], checks: Check[], durationMs: number): HostReport {
+  return { target: run.target.label, action, release, from, result, live: from, checks, steps: run.steps, durationMs }
+}
+
+async function deployHost(run: HostRun, state: TargetState, settings: TargetSettings, url: string, artifact: Artifact, name: string, breakLock: boolean, timing: DeployTiming): Promise<HostReport> {
+  const { target } = run
+  const started = Date.now()
+  let from = state.current
+  const report = hostReport(run, 'deploy', name, from, 'failed', [], 0)
+  const lock = await run.step('lock', () => acquireLock(target, `deploy ${name}`, { breakLock }), (l) => (l.broke !== undefined ? `broke the lock held by ${l.broke ? `${l.broke.by} (${l.broke.command}, since ${l.broke.since})` : 'an unknown holder'}` : undefined)).catch((err: Error) => err)
+  if (lock instanceof Error) {
+    // Someone else's deploy: not ours to log as a failed release of this target.
+    report.reason = lock.message
+    return report
+  }
+  const ctx: Context = { run, settings, url, timing }
+  try {
+    // What is live is read under the lock: a deploy that finished while this one was in
+    // preflight or building changed it, and `from` is what a failure rolls back to.
+    from = (await readState(target)).current
+    report.from = from
+    report.live = from
+    const changed = (Object.keys(settings) as Array<keyof TargetSettings>).filter((k) => JSON.stringify(settings[k]) !== JSON.stringify(state.settings[k]))
+    if (changed.length)
+      run.reporter.info(`  saving to ${target.root}/.runway/target.json (later deploys, rollbacks and status reuse it; see \`runway settings\`, which can --unset it): ${changed.map((k) => `${k}=${JSON.stringify(settings[k])} (was ${JSON.stringify(state.settings[k] ?? null)})`).join(', ')}`)
+    await saveSettings(target, settings)
+    const rel = `releases/${name}`
+    await run.step('upload', async () => {
+      await run.sh(`${prepareScript()} && { [ ! -e ${q(rel)} ] || { echo 'release ${name} already exists'; exit 1; }; } && rm -rf ${q(`${rel}.partial`)}`)
+      await target.upload(artifact.dir, `${target.root}/${rel}.partial`)
+      // Only complete uploads get a release name: `releases` never lists a half-copied one.
+      await run.sh(`mv -T ${q(`${rel}.partial`)} ${q(rel)}`)
+    }, () => `${(artifact.bytes / 1048576).toFixed(1)} MB to ${rel}`)
+    await run.step('npm ci --omit=dev', () => run.sh(depsScript(settings, target.root, name), 900_000).then((o) => reasonLine(o)), (d) => d)
+    await run.step('link shared', () => run.sh(linkSharedScript(name)), () => '.env, data, logs -> shared/')
+    await run.step('migrate', () => run.sh(`cd ${q(rel)} && ${appEnv(settings, target.root)} NODE_ENV=production node bin/runway.js migrate`).then((o) => reasonLine(o)), (d) => d)
+    await run.step('verify', async () => {
+      const r = await run.remote(`cd ${q(rel)} && ${appEnv(settings, target.root)} node dist/ops/deploy/remote.js verify --release "$PWD" --timeout ${timing.verifyTimeoutMs}`, timing.verifyTimeoutMs)
+      if (!r.ok) throw new Error(`the release does not start: ${r.detail}`)
+      return r.detail
+    }, (d) => d)
+    await activate(ctx, name, from)
+    report.result = 'ok'
+    report.live = name
+    // The release is live and healthy from here on: housekeeping that fails is reported, and does
+    // not turn a good deploy into a failed one.
+    await run
+      .step('prune', async () => {
+        await savePm2(ctx, name)
+        const inUse = new Set((await run.sh(inUseScript(target.root))).split('\n').filter(Boolean))
+        // The daemon's own pm2 (its title hides it from /proc): a daemon an older runway started
+        // from a release keeps that release, or every later worker restart would fail.
+        const d = await run.remote(`cd ${q(target.root)} && ${appEnv(settings, target.root)} node releases/${q(name)}/dist/ops/deploy/remote.js daemon --release ${q(`${target.root}/releases/${name}`)}`, 30_000)
+        const daemonRelease = typeof d.script === 'string' ? /\/releases\/([^/]+)\/node_modules\/pm2\//.exec(d.script)?.[1] : undefined
+        if (daemonRelease) inUse.add(daemonRelease)
+        const candidates = releasesToPrune([...(await readState(target)).releases], name, settings.keep)
+        const gone = candidates.filter((r) => !inUse.has(r))
+        await run.sh(`${pruneScript(gone)} && ${depsPruneScript(settings)}`)
+        return { gone, kept: candidates.filter((r) => inUse.has(r)) }
+      }, ({ gone, kept }) => `${gone.length ? `removed ${gone.join(', ')}` : `kept all ${settings.keep}`}${kept.length ? `; kept ${kept.join(', ')}: a running process still uses it` : ''}`)
+      .catch((err: Error) => run.reporter.info(`warning: ${target.label}: ${err.message} (the deploy itself succeeded)`))
+  } catch (err) {
+    if (err instanceof RolledBack) {
+      // "rolled-back" only when the previous release is live again; a rollback that also failed
+      // (or had nothing to go back to) leaves nothing healthy: that is a failure.
+      report.result = err.live !== null && err.live === from ? 'rolled-back' : 'failed'
+      report.reason = err.message
+      report.live = err.live
+    } else {
+      report.result = 'failed'
+      report.reason = `${(err as StepError).step ?? 'deploy'}: ${(err as Error).message}`
+      report.live = from
+    }
+  } finally {
+    report.durationMs = Date.now() - started
+    await appendAudit(target, entry({ action: 'deploy', sha: artifact.revision.sha, from, to: name, result: report.result as Result, live: report.live, reason: report.reason, durationMs: report.durationMs })).catch((err: Error) =>
+      run.reporter.info(`could not write the audit log on ${target.label}: ${err.message}`),
+    )
+    await lock.release()
+  }
+  return report
+}
+
+/**
+ * `npm ci --omit=dev` in the release, or a hard-linked copy of node_modules installed earlier
+ * from the same lockfile on the same Node version and platform (npm ci is deterministic for
+ * those), which turns a minute of compiling better-sqlite3 into a second.
+ */
+function depsScript(settings: TargetSettings, root: string, release: string): string {
+  const cache = settings.depsCache
+  return [
+    'set -e',
+    `rel=${q(`${root}/releases/${release}`)}`,
+    `cache=${q(cache)}`,
+    `key=$( { cat "$rel/package-lock.json"; node -p 'process.version+process.arch+process.platform'; } | sha256sum | cut -c1-16)`,
+    'if [ "$cache" != off ] && [ -d "$cache/$key/node_modules" ]; then',
+    '  cp -al "$cache/$key/node_modules" "$rel/node_modules" 2>/dev/null || cp -a "$cache/$key/node_modules" "$rel/node_modules"',
+    '  touch "$cache/$key"',
+    '  echo "reused node_modules installed by npm ci from the same lockfile ($key)"',
+    'else',
+    `  (cd "$rel" && ${appEnv(settings, root)} npm ci --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)`,
+    '  if [ "$cache" != off ]; then',
+    '    mkdir -p "$cache"; tmp="$cache/.tmp.$$"; rm -rf "$tmp"; mkdir "$tmp"',
+    '    cp -al "$rel/node_modules" "$tmp/node_modules" 2>/dev/null || cp -a "$rel/node_modules" "$tmp/node_modules"',
+    '    mv -T "$tmp" "$cache/$key" 2>/dev/null || rm -rf "$tmp"',
+    '  fi',
+    '  echo "npm ci --omit=dev installed $(ls "$rel/node_modules" | wc -l) packages ($key)"',
+    'fi',
+  ].join('\n')
+}
+
+/** Keeps the three most recently used dependency sets. */
+const depsPruneScript = (settings: TargetSettings) =>
+  settings.depsCache === 'off' ? 'true' : `[ -d ${q(settings.depsCache)} ] && ls -1t ${q(settings.depsCache)} | tail -n +4 | while read -r k; do rm -rf ${q(settings.depsCache)}/"$k"; done; true`
+
+export interface RollbackOptions {
+  target: Target
+  to?: string
+  breakLock: boolean
+  reporter: Reporter
+  overrides: Partial<TargetSettings>
+  timing?: Partial<DeployTiming>
+  dryRun: boolean
+}
+
+/** Switches back to an earlier release (default: the newest one before the live one that did not fail). */
+/** Which release a rollback goes to, from the target's state and audit log. */
+async function rollbackPlan(o: RollbackOptions): Promise<{ state: TargetState; from: string | null; to: string }> {
+  const state = await readState(o.target)
+  const from = state.current
+  const bad = failedReleases(await readAudit(o.target))
+  let to = o.to
+  if (to) {
+    if (!state.releases.includes(to)) throw new TargetError(`no release ${to} on ${o.target.label}: see \`runway releases\``)
+    if (to === from) throw new TargetError(`${to} is already live on ${o.target.label}`)
+  } else {
+    const older = state.releases.filter((r) => (from ? r < from : true) && !bad.has(r))
+    to = older.pop()
+    if (!to) throw new TargetError(`no earlier healthy release on ${o.target.label} to roll back to (live: ${from ?? 'nothing'}): see \`runway releases\``)
+  }
+  return { state, from, to }
+}
+
+/** Switches back to an earlier release (default: the newest one before the live one that did not fail). */
+export async function rollback(o: RollbackOptions): Promise<HostReport> {
+  const timing = { ...DEFAULT_TIMING, ...o.timing }
+  const run = new HostRun(o.target, o.reporter)
+  if (o.dryRun) {
+    const { from, to } = await rollbackPlan(o)
+    const report = hostReport(run, 'rollback', to, from, 'planned', [], 0)
+    report.reason = `would switch ${o.target.label} from ${from ?? 'nothing'} to ${to}, pm2 start/reload, health gate`
+    return report
+  }
+  const envCheck = await o.target.sh('test -e shared/.env')
+  if (envCheck.code !== 0) throw new TargetError(`${o.target.root}/shared/.env is missing: nothing can run`)
+  const started = Date.now()
+  // The lock first, then the state: a deploy that finished meanwhile changed what is live.
+  const lock = await run.step('lock', () => acquireLock(o.target, `rollback${o.to ? ` to ${o.to}` : ''}`, { breakLock: o.breakLock }))
+  let plan: Awaited<ReturnType<typeof rollbackPlan>>
+  try {
+    plan = await rollbackPlan(o)
+  } catch (err) {
+    await lock.release()
+    throw err
+  }
+  const { state, from, to } = plan
+  const settings = { ...state.settings, ...o.overrides }
+  const ctx: Context = { run, settings, url: healthUrl(settings, await appPort(o.target)), timing }
+  const report = hostReport(run, 'rollback', to, from, 'failed', [], 0)
+  const sha = to.split('-').pop() ?? ''
+  try {
+    await activate(ctx, to, from)
+    report.result = 'ok'
+    report.live = to
+    await run.step('pm2 save', () => savePm2(ctx, to)).catch((err: Error) => run.reporter.info(`warning: ${o.target.label}: pm2 save: ${err.message}`))
+  } catch (err) {
+    if (!(err instanceof RolledBack)) throw err
+    report.result = err.live === from && from !== null ? 'rolled-back' : 'failed'
+    report.reason = err.message.replace(/rolled back to/, 'restored')
+    report.live = err.live
+  } finally {
+    report.durationMs = Date.now() - started
+    await appendAudit(o.target, entry({ action: 'rollback', sha, from, to, result: report.result as Result, live: report.live, reason: report.reason, durationMs: report.durationMs }))
+    await lock.release()
+  }
+  return report
+}
+
+export interface ReleaseInfo {
+  name: string
+  sha: string
+  live: boolean
+  failed?: string
+  deployedAt?: string
+  deployedBy?: string
+}
+
+export async function listReleases(target: Target): Promise<{ target: string; current: string | null; releases: ReleaseInfo[]; log: AuditEntry[] }> {
+  const state = await readState(target)
+  const log = await readAudit(target)
+  const bad = failedReleases(log)
+  const releases = state.releases.map((name) => {
+    const last = log.filter((e) => e.to === name && e.action === 'deploy').pop()
+    return { name, sha: name.split('-').pop() ?? '', live: name === state.current, failed: bad.get(name), deployedAt: last?.at, deployedBy: last?.by }
+  })
+  return { target: target.label, current: state.current, releases, log }
+}
+
+export interface StatusReport {
+  target: string
+  current: string | null
+  healthy: boolean
+  health: { url: string; healthy: boolean; detail: string }
+  workers: Array<{ id: number; pid: number; status: string; cwd: string; uptimeMs: number; restarts: number; memory: number }>
+  pm2Error?: string
+  /** Why the target is not healthy (dead workers and their error line first), when it is not. */
+  reason?: string
+  /** From the app's metrics endpoint over 2 s; url absent when METRICS_PORT is not set. */
+  metrics?: { url?: string; workers?: WorkerFigures[]; host?: WorkerFigures | null; error?: string }
+  lastDeploy?: AuditEntry
+}
+
+export async function status(target: Target, overrides: Partial<TargetSettings> = {}): Promise<StatusReport> {
+  const state = await readState(target)
+  const settings = { ...state.settings, ...overrides }
+  const log = await readAudit(target)
+  const base = { target: target.label, current: state.current, lastDeploy: log.pop() }
+  const url = healthUrl(settings, await appPort(target))
+  if (!state.current) return { ...base, healthy: false, health: { url, healthy: false, detail: 'nothing deployed yet' }, workers: [] }
+  const r = await target.sh(`cd current && ${appEnv(settings, target.root)} node dist/ops/deploy/remote.js probe --release "$(pwd -P)" --url ${q(url)}`, { timeoutMs: 60_000 })
+  try {
+    const p = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as Omit<StatusReport, 'target' | 'current'> & { ok: boolean }
+    return { ...base, healthy: p.ok, health: p.health, workers: p.workers, pm2Error: p.pm2Error, reason: p.reason, metrics: p.metrics }
+  } catch {
+    throw new TargetError(`cannot read the status on ${target.label}: ${reasonLine(r.stderr) || reasonLine(r.stdout)}`)
+  }
+}
+
+export interface RestartOptions {
+  target: Target
+  breakLock: boolean
+  reporter: Reporter
+  overrides: Partial<TargetSettings>
+  timing?: Partial<DeployTiming>
+}
+
+/**
+ * Starts the live release again when its pm2 daemon is gone (a reboot without the unit), or
+ * replaces its workers one at a time when it runs: pm2 start/reload of `current`, health gate,
+ * pm2 save. Nothing is switched; the audit log is not a release history, so nothing is logged.
+ */
+export async function restart(o: RestartOptions): Promise<{ target: string; live: string; detail: string; steps: StepRecord[] }> {
+  const timing = { ...DEFAULT_TIMING, ...o.timing }
+  const run = new HostRun(o.target, o.reporter)
+  const lock = await run.step('lock', () => acquireLock(o.target, 'restart', { breakLock: o.breakLock }))
+  try {
+    const state = await readState(o.target)
+    if (!state.current) throw new TargetError(`nothing is deployed on ${o.target.label}: run \`runway deploy\` first`)
+    if ((await o.target.sh('test -e shared/.env')).code !== 0) throw new TargetError(`${o.target.root}/shared/.env is missing: nothing can run`)
+    const settings = { ...state.settings, ...o.overrides }
+    const ctx: Context = { run, settings, url: healthUrl(settings, await appPort(o.target)), timing }
+    const live = state.current
+    await run.step('pm2 start/reload', () => reload(ctx, live), (d) => d)
+    const detail = await run.step('health gate', () => gate(ctx, live), (d) => d)
+    await run.step('pm2 save', () => savePm2(ctx, live)).catch((err: Error) => run.reporter.info(`warning: ${o.target.label}: pm2 save: ${err.message}`))
+    return { target: o.target.label, live, detail, steps: run.steps }
+  } finally {
+    await lock.release()
+  }
+}
