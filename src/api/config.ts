@@ -24,10 +24,13 @@ const Str = (def: string, description: string) => Type.String({ default: def, de
 export const ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'ES256', 'EdDSA'] as const
 export type Algorithm = (typeof ALGORITHMS)[number]
 
+/** PORT's default (also what a health URL or an upstream with no .env to read assumes). */
+export const DEFAULT_PORT = 3000
+
 export const EnvSchema = Type.Object({
   NODE_ENV: Enum(['development', 'production', 'test'], 'development', 'Runtime mode; production enforces strong keys and JSON logs'),
   HOST: Str('127.0.0.1', 'Address to listen on'),
-  PORT: Int(3000, 0, 65535, 'Port to listen on (0 picks a free one)'),
+  PORT: Int(DEFAULT_PORT, 0, 65535, 'Port to listen on (0 picks a free one)'),
   DATA_DIR: Str('./data', 'Directory of the embedded SQLite database'),
   DATABASE_URL: Type.String({ default: '', pattern: '^(postgres(ql)?://.*)?$', description: 'PostgreSQL URL; empty = embedded SQLite in DATA_DIR', expected: 'empty, or a postgres:// URL' }),
   DB_POOL_SIZE: Int(10, 1, 1000, 'PostgreSQL connections each process may open (see "Connections" in the README: hosts x workers x pool must stay under max_connections)'),
@@ -175,18 +178,26 @@ function parseTrustProxy(text: string): boolean | number | string[] {
   return text.split(',').map((s) => s.trim()).filter(Boolean)
 }
 
+
+/**
+ * The one parser for .env text, wherever it was read (this host's .env, a target's shared/.env
+ * over ssh): dotenv's rules, and every name must be a runway setting. `source` names the file in
+ * the error.
+ */
+export function parseEnvText(text: string | Buffer, source: string): Record<string, string> {
+  const fromFile = parseDotenv(text)
+  const known = new Set(Object.keys(EnvSchema.properties))
+  // A typo in .env (ACCES_TOKEN_LIFETIME=...) would otherwise be silently ignored.
+  const unknown = Object.keys(fromFile).filter((k) => !known.has(k) && k !== 'ENV_FILE')
+  if (unknown.length) throw new ConfigError(`${unknown[0]} in ${source} is not a runway setting; see .env.example for the names`)
+  return fromFile
+}
+
 /** Reads .env (if present) under the real environment, which wins, as dotenv does. */
 export function readEnv(opts: { cwd?: string; env?: NodeJS.ProcessEnv; envFile?: string | false } = {}): Record<string, string | undefined> {
   const env = opts.env ?? process.env
   const file = opts.envFile === false ? undefined : resolve(opts.cwd ?? process.cwd(), opts.envFile ?? env.ENV_FILE ?? '.env')
-  let fromFile: Record<string, string> = {}
-  if (file && existsSync(file)) {
-    fromFile = parseDotenv(readFileSync(file))
-    const known = new Set(Object.keys(EnvSchema.properties))
-    // A typo in .env (ACCES_TOKEN_LIFETIME=...) would otherwise be silently ignored.
-    const unknown = Object.keys(fromFile).filter((k) => !known.has(k) && k !== 'ENV_FILE')
-    if (unknown.length) throw new ConfigError(`${unknown[0]} in ${file} is not a runway setting; see .env.example for the names`)
-  }
+  const fromFile = file && existsSync(file) ? parseEnvText(readFileSync(file), file) : {}
   return { ...fromFile, ...env }
 }
 

@@ -4,10 +4,8 @@
 // has an id (runway.E… = error, runway.W… = warning) and says how to fix it; ids listed in
 // SILENCED_CHECKS (or --silence) are reported as silenced, on purpose, and do not count.
 import { X509Certificate, createPrivateKey } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { isAbsolute, join } from 'node:path'
-import { ConfigError, EXAMPLE_SIGNING_KEY, loadConfig, readEnv } from '../../api/config.js'
+import { isAbsolute, } from 'node:path'
+import { ConfigError, EXAMPLE_SIGNING_KEY, loadConfig, parseEnvText } from '../../api/config.js'
 import { corsFindings } from './audit-cors.js'
 import { databaseCheck } from './fleet.js'
 import { q, type Target } from './target.js'
@@ -71,18 +69,14 @@ export async function auditConfig(input: AuditInput): Promise<AuditResult> {
   if (envText.code !== 0) findings.push(err('runway.E001', `${envFile} is missing: create it from .env.example (NODE_ENV=production, JWT_SIGNING_KEY from \`openssl rand -base64 48\`)`))
 
   // 1. Every setting, through the loader the workers use.
-  const dir = mkdtempSync(join(tmpdir(), 'runway-check-'))
   let raw: Record<string, string | undefined> = {}
   let config: ReturnType<typeof loadConfig> | undefined
   try {
-    writeFileSync(join(dir, '.env'), envText.code === 0 ? envText.out : '')
-    raw = readEnv({ cwd: dir, env: Object.fromEntries(Object.entries(input.env ?? {}).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv, envFile: '.env' })
+    raw = { ...parseEnvText(envText.code === 0 ? envText.out : '', envFile), ...Object.fromEntries(Object.entries(input.env ?? {}).filter(([, v]) => v !== undefined)) }
     config = loadConfig({ ...raw, NODE_ENV: 'production' })
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e
-    findings.push(err('runway.E002', `${e.message.replace(` in ${join(dir, '.env')}`, ` in ${envFile}`)}`))
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
+    findings.push(err('runway.E002', e.message))
   }
   const silenced = new Set([...(input.silence ?? []), ...(raw.SILENCED_CHECKS ?? '').split(',').map((s) => s.trim()).filter(Boolean)])
 

@@ -7,6 +7,7 @@
 // Anything that fails before the switch leaves the live release untouched (the new directory is
 // kept and marked failed in the log). Anything that fails after it switches back to the previous
 // release and reloads it. Every attempt ends with one audit-log line.
+import { DEFAULT_PORT } from '../../api/config.js'
 import type { WorkerFigures } from '../../api/metrics/figures.js'
 import { appendAudit, entry, failedReleases, readAudit, type Action, type AuditEntry, type Result } from './audit.js'
 import type { Artifact } from './artifact.js'
@@ -92,7 +93,7 @@ async function appPort(target: Target): Promise<number | undefined> {
 }
 
 export function healthUrl(settings: TargetSettings, port: number | undefined): string {
-  return settings.healthUrl ?? `http://127.0.0.1:${port ?? 3000}/readyz`
+  return settings.healthUrl ?? `http://127.0.0.1:${port ?? DEFAULT_PORT}/readyz`
 }
 
 /**

@@ -2,10 +2,8 @@
 // Each check yields one line (ok / warning / error); any error refuses the deploy, so a bad
 // setting, a full disk or an expired certificate is found before the live release is touched.
 import { X509Certificate } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { isAbsolute, join } from 'node:path'
-import { ConfigError, loadConfig, readEnv } from '../../api/config.js'
+import { isAbsolute, } from 'node:path'
+import { ConfigError, loadConfig, parseEnvText } from '../../api/config.js'
 import { auditConfig } from './audit-config.js'
 import { databaseCheck, fleetFacts, proxyTrustCheck, type FleetFacts } from './fleet.js'
 import type { TargetSettings } from './layout.js'
@@ -44,19 +42,15 @@ export function gitCheck(changes: string[], allowDirty: boolean): Check {
 /** shared/.env validated exactly as a production worker will validate it. */
 export function configCheck(envText: string | null): { check: Check; dataDir?: string; port?: number; config?: ReturnType<typeof loadConfig> } {
   if (envText === null) return { check: { name: 'config', level: 'error', message: 'shared/.env is missing on the target: create it with NODE_ENV=production and a strong JWT_SIGNING_KEY (see README "Deploying")' } }
-  const dir = mkdtempSync(join(tmpdir(), 'runway-preflight-'))
   try {
-    writeFileSync(join(dir, '.env'), envText)
-    const raw = readEnv({ cwd: dir, env: {}, envFile: '.env' })
+    const raw = parseEnvText(envText, 'shared/.env')
     if (raw.NODE_ENV && raw.NODE_ENV !== 'production') return { check: { name: 'config', level: 'error', message: `shared/.env sets NODE_ENV=${raw.NODE_ENV}: a deployed release runs with NODE_ENV=production` } }
     const config = loadConfig({ ...raw, NODE_ENV: 'production' })
     const key = config.jwt.algorithm.startsWith('HS') ? `${Buffer.byteLength(config.jwt.signingKey)}-byte ${config.jwt.algorithm} key` : `${config.jwt.algorithm} key ${config.jwt.privateKeyFile}`
     return { check: { name: 'config', level: 'ok', message: `production settings valid (${key})` }, dataDir: raw.DATA_DIR || './data', port: config.port, config }
   } catch (err) {
-    if (err instanceof ConfigError) return { check: { name: 'config', level: 'error', message: `shared/.env: ${err.message.replace(` in ${join(dir, '.env')}`, '')}` } }
+    if (err instanceof ConfigError) return { check: { name: 'config', level: 'error', message: `shared/.env: ${err.message.replace(' in shared/.env', '')}` } }
     throw err
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
   }
 }
 
