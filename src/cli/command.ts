@@ -1,6 +1,7 @@
 // What every `runway` subcommand is: a name, a one-line summary, its --help text and run().
 // Failures are CliError: one line saying what went wrong and how to fix it, and an exit code.
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { InvalidSetting } from '../lib/errors.js'
 
 export interface Command {
   name: string
@@ -16,6 +17,11 @@ export class CliError extends Error {
   ) {
     super(message)
   }
+}
+
+/** A library's refused value is a usage error here: worded as the flag that carried it, exit 2. */
+export function flagError(err: unknown): unknown {
+  return err instanceof InvalidSetting ? new CliError(`--${err.message}`, 2) : err
 }
 
 /** node:util parseArgs, with unknown flags turned into a one-line CliError. */

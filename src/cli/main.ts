@@ -2,8 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ROOT } from '../lib/build.js'
-import { InvalidSetting } from '../lib/errors.js'
-import { CliError, print, type Command } from './command.js'
+import { CliError, flagError, print, type Command } from './command.js'
 import { redactSecrets } from '../api/redact.js'
 import { userCommand } from './commands/user.js'
 import { migrateCommand } from './commands/migrate.js'
@@ -59,8 +58,7 @@ export async function main(argv: string[]): Promise<number> {
     if (!command) throw new CliError(`unknown command ${JSON.stringify(name)}: run \`runway --help\` for the list`, 2)
     return await command.run(rest)
   } catch (caught) {
-    // A library's refused value is a usage error here: worded as the flag that carried it.
-    const err = caught instanceof InvalidSetting ? new CliError(`--${caught.message}`, 2) : caught
+    const err = flagError(caught)
     if (err instanceof CliError) {
       process.stderr.write(`runway ${command?.name ?? ''}: ${redactSecrets(err.message)}\n`.replace('runway : ', 'runway: '))
       return err.exitCode

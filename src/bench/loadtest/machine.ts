@@ -3,7 +3,7 @@ import { cpus, loadavg, totalmem, release, type as osType } from 'node:os'
 import { readFileSync } from 'node:fs'
 import type { Machine } from './schema.js'
 import { autocannonVersion, wrkVersion } from './engines.js'
-import { nginxVersion } from '../../ops/nginx/binary.js'
+import { nginxVersion } from '../../ops/proxy/nginx/binary.js'
 
 function osName(): string {
   try {

@@ -3,7 +3,7 @@ import { closeAll, openTargets, targetFlags, TARGET_USAGE } from '../deploy-flag
 import { hostInit } from '../../ops/deploy/host-init.js'
 import { TargetError } from '../../ops/deploy/target.js'
 import { TlsError } from '../../ops/tls/self-signed.js'
-import { CliError, note, parseFlags, print, type Command } from '../command.js'
+import { CliError, flagError, note, parseFlags, print, type Command } from '../command.js'
 
 const usage = `Usage: runway host init --path DIR [--host [USER@]HOST[:PORT]] --server-name NAME [options]
 
@@ -52,7 +52,7 @@ export const hostCommand: Command = {
       return 0
     } catch (err) {
       if (err instanceof TargetError || err instanceof TlsError) throw new CliError(err.message)
-      throw err
+      throw flagError(err)
     } finally {
       await closeAll(targets)
     }

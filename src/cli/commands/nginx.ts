@@ -5,12 +5,12 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, s
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { ConfigError, loadConfig, readEnv } from '../../api/config.js'
-import { findNginx, nginxVersion, NginxTestError, testRendered } from '../../ops/nginx/binary.js'
-import type { NginxInput } from '../../ops/nginx/options.js'
+import { findNginx, nginxVersion, NginxTestError, testRendered } from '../../ops/proxy/nginx/binary.js'
+import type { NginxInput } from '../../ops/proxy/nginx/options.js'
 import { InvalidSetting } from '../../lib/errors.js'
-import { renderNginx } from '../../ops/nginx/render.js'
+import { renderNginx } from '../../ops/proxy/nginx/render.js'
 import { startNginx } from '../../bench/stacks/nginx.js'
-import { CliError, note, parseFlags, print, type Command } from '../command.js'
+import { CliError, flagError, note, parseFlags, print, type Command } from '../command.js'
 
 const usage = `Usage: runway nginx render [options] [--out FILE] [--check]
        runway nginx serve --upstream HOST:PORT [--upstream …] [--tls] [--prefix DIR]
@@ -194,7 +194,12 @@ async function render(values: Values): Promise<number> {
   const bin = findNginx()
   if (values.check && !bin) throw new CliError('--check needs nginx: apt-get install -y nginx (or drop --check)')
   const version = bin ? await nginxVersion(bin).catch(() => undefined) : undefined
-  const rendered = renderNginx(input(values, version))
+  let rendered: ReturnType<typeof renderNginx>
+  try {
+    rendered = renderNginx(input(values, version))
+  } catch (err) {
+    throw flagError(err)
+  }
   const { settings } = rendered
   // The standalone nginx needs PREFIX/logs and PREFIX/temp before it starts: make them now.
   if (settings.variant === 'standalone' && settings.prefix) {
@@ -239,7 +244,7 @@ async function serve(values: Values): Promise<number> {
       workers: pick(values, 'workers') === 'auto' ? 'auto' : Number(pick(values, 'workers') ?? 1),
     })
   } catch (err) {
-    if (err instanceof InvalidSetting) throw err
+    if (err instanceof InvalidSetting) throw flagError(err)
     if (err instanceof NginxTestError) throw new CliError(`nginx -t rejected the config: ${err.message}`)
     throw new CliError((err as Error).message)
   }

@@ -1,6 +1,6 @@
 // `runway tls self-signed`: a local CA and a server certificate for staging and tests.
 import { createSelfSigned, TlsError } from '../../ops/tls/self-signed.js'
-import { CliError, note, parseFlags, print, type Command } from '../command.js'
+import { CliError, flagError, note, parseFlags, print, type Command } from '../command.js'
 
 const usage = `Usage: runway tls self-signed --out DIR --name api.local [--name …] [--days N]
 
@@ -29,7 +29,7 @@ export const tlsCommand: Command = {
       return 0
     } catch (err) {
       if (err instanceof TlsError) throw new CliError(err.message)
-      throw err
+      throw flagError(err)
     }
   },
 }

@@ -6,7 +6,7 @@ import t from 'tap'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { renderNginx } from '../../../src/ops/nginx/render.js'
+import { renderNginx } from '../../../src/ops/proxy/nginx/render.js'
 import { runway } from '../../helpers/deploy.js'
 
 const BASE = ['JWT_SIGNING_KEY=kR3v9XqP0s7LmN2bT5wY8zA1cE4gH6jU-strong-key', 'TRUST_PROXY=127.0.0.1', 'SILENCED_CHECKS=runway.W001,runway.W009']

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { findExecutable, isExecutableFile } from '../../lib/executables.js'
+import { findExecutable, isExecutableFile } from '../../../lib/executables.js'
 
 const run = promisify(execFile)
 

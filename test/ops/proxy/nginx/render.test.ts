@@ -6,20 +6,21 @@ import { X509Certificate } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadConfig } from '../../../src/api/config.js'
-import { testRendered, NginxTestError } from '../../../src/ops/nginx/binary.js'
-import { NginxOptionError, validate, type NginxInput } from '../../../src/ops/nginx/options.js'
-import { renderNginx } from '../../../src/ops/nginx/render.js'
-import { renderTemplate } from '../../../src/ops/nginx/template.js'
-import { createSelfSigned, TlsError } from '../../../src/ops/tls/self-signed.js'
-import type { Command } from '../../../src/cli/command.js'
-import { nginxCommand } from '../../../src/cli/commands/nginx.js'
-import { tlsCommand } from '../../../src/cli/commands/tls.js'
-import { nginxOrSkip } from '../../helpers/nginx.js'
+import { loadConfig } from '../../../../src/api/config.js'
+import { testRendered, NginxTestError } from '../../../../src/ops/proxy/nginx/binary.js'
+import { validate, type NginxInput } from '../../../../src/ops/proxy/nginx/options.js'
+import { InvalidSetting } from '../../../../src/lib/errors.js'
+import { renderNginx } from '../../../../src/ops/proxy/nginx/render.js'
+import { renderTemplate } from '../../../../src/ops/proxy/template.js'
+import { createSelfSigned } from '../../../../src/ops/tls/self-signed.js'
+import type { Command } from '../../../../src/cli/command.js'
+import { nginxCommand } from '../../../../src/cli/commands/nginx.js'
+import { tlsCommand } from '../../../../src/cli/commands/tls.js'
+import { nginxOrSkip } from '../../../helpers/nginx.js'
 
 const MOZILLA_INTERMEDIATE_CIPHERS =
   'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305'
-const runwayBin = join(import.meta.dirname, '..', '..', '..', 'bin', 'runway.js')
+const runwayBin = join(import.meta.dirname, '..', '..', '..', '..', 'bin', 'runway.js')
 
 const bin = nginxOrSkip(t)
 const dir = mkdtempSync(join(tmpdir(), 'runway-nginx-render-'))
@@ -221,8 +222,8 @@ t.test('invalid values are refused before rendering, naming the flag', async (t)
         return e
       }
     })()
-    t.type(err, NginxOptionError, `${JSON.stringify(change)} is refused`)
-    t.equal((err as NginxOptionError).setting, flag, 'names the setting (the CLI words it as the flag)')
+    t.type(err, InvalidSetting, `${JSON.stringify(change)} is refused`)
+    t.equal((err as InvalidSetting).setting, flag, 'names the setting (the CLI words it as the flag)')
     t.match((err as Error).message, new RegExp(`^${flag} .* is invalid: expected .+`), (err as Error).message)
     t.notMatch((err as Error).message, /\n/)
   }
@@ -261,7 +262,7 @@ t.test('runway tls self-signed: a CA and a server certificate with the SANs', as
   t.notOk(again.createdCa, 'an existing CA is reused')
   t.equal(readFileSync(again.caCert, 'utf8'), readFileSync(files.caCert, 'utf8'))
   t.ok(new X509Certificate(readFileSync(again.cert)).checkIssued(ca))
-  await t.rejects(createSelfSigned({ out, names: ['bad name'] }), TlsError)
+  await t.rejects(createSelfSigned({ out, names: ['bad name'] }), { name: 'InvalidSetting', setting: 'name', value: 'bad name' })
   await t.rejects(createSelfSigned({ out, names: [] }), { name: 'InvalidSetting', setting: 'name' })
 })
 

@@ -1,18 +1,14 @@
-// A deliberately small template language for the files in nginx/*.template, line based so the
+// A deliberately small template language for a proxy's config templates (nginx/*.template), line based so the
 // rendered config keeps the template's layout:
 //   {{name}}              a value (a value alone on its line may span several lines; each is indented)
-//   {{> file}}            another template (nginx/file.template), indented like the tag
+//   {{> file}}            another template (file.template in the same directory), indented like the tag
 //   {{#if flag}} … {{else}} … {{/if}}   on lines of their own; `flag` must be a boolean
-// Values are inserted verbatim: they are validated before rendering (see options.ts). Unknown
+// Values are inserted verbatim: they are validated before rendering (site.ts, <proxy>/options.ts). Unknown
 // names are programming errors and throw, so a template can never render half-filled.
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 
 export type TemplateValues = Record<string, string | number | boolean>
-
-/** nginx/ at the package root, from src/ops/nginx/ in a checkout and dist/ops/nginx/ in a release. */
-export const TEMPLATE_DIR = fileURLToPath(new URL('../../../nginx/', import.meta.url))
 
 const IF = /^\s*\{\{#if (\w+)\}\}\s*$/
 const ELSE = /^\s*\{\{else\}\}\s*$/
@@ -21,7 +17,7 @@ const PARTIAL = /^(\s*)\{\{> ([\w.-]+)\}\}\s*$/
 const ALONE = /^(\s*)\{\{(\w+)\}\}\s*$/
 const VALUE = /\{\{(\w+)\}\}/g
 
-export function renderTemplate(name: string, values: TemplateValues, dir = TEMPLATE_DIR, depth = 0): string {
+export function renderTemplate(name: string, values: TemplateValues, dir: string, depth = 0): string {
   if (depth > 8) throw new Error(`template ${name}: partials nested too deeply`)
   const source = readFileSync(join(dir, `${name}.template`), 'utf8')
   const out: string[] = []
