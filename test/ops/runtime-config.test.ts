@@ -30,7 +30,7 @@ t.test('cluster mode, one worker per CPU unless WEB_CONCURRENCY says otherwise',
   t.equal(ecosystem({ WEB_CONCURRENCY: '3' }).instances, 3)
   t.throws(() => ecosystem({ WEB_CONCURRENCY: 'many' }), /WEB_CONCURRENCY="many" is invalid: expected a whole number of workers/)
   t.throws(() => ecosystem({ WEB_CONCURRENCY: '0' }), /WEB_CONCURRENCY="0" is invalid/)
-  t.match(app.script, /dist\/server\.js$/, 'compiled code, not tsx')
+  t.match(app.script, /dist\/api\/server\.js$/, 'compiled code, not tsx')
 })
 
 t.test('pm2 waits longer than the app: ready after listen, SIGKILL only after the grace period', async (t) => {
