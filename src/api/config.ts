@@ -33,7 +33,7 @@ export const EnvSchema = Type.Object({
   PORT: Int(DEFAULT_PORT, 0, 65535, 'Port to listen on (0 picks a free one)'),
   DATA_DIR: Str('./data', 'Directory of the embedded SQLite database'),
   DATABASE_URL: Type.String({ default: '', pattern: '^(postgres(ql)?://.*)?$', description: 'PostgreSQL URL; empty = embedded SQLite in DATA_DIR', expected: 'empty, or a postgres:// URL' }),
-  DB_POOL_SIZE: Int(10, 1, 1000, 'PostgreSQL connections each process may open (see "Connections" in the README: hosts x workers x pool must stay under max_connections)'),
+  DB_POOL_SIZE: Int(10, 1, 1000, 'PostgreSQL connections each process may open (see "Connections" in docs/operations.md: hosts x workers x pool must stay under max_connections)'),
   DB_IDLE_TIMEOUT: Duration('30s', 'A PostgreSQL connection idle this long is closed (0 = never)'),
   DB_CONNECT_TIMEOUT: Duration('3s', 'Longest wait for a PostgreSQL connection (connect, or a free one from the pool); then 503'),
   DB_STATEMENT_TIMEOUT: Duration('5s', 'PostgreSQL cancels a statement running longer (sent at connect; 0 = not sent, e.g. through PgBouncer)'),

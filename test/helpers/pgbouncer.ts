@@ -1,6 +1,6 @@
 // PgBouncer (Debian's package) for one test: started as the postgres user (it refuses root) on a
 // port the OS picked, in front of a private PostgreSQL cluster, every database name passed
-// through (`* =`), transaction pooling by default: the mode the README recommends for many hosts.
+// through (`* =`), transaction pooling by default: the mode docs/operations.md recommends for many hosts.
 // Stopped by PID at teardown, also when the test failed or this process dies.
 import { execFile } from 'node:child_process'
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'

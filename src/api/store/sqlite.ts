@@ -121,7 +121,7 @@ export class SqliteStore implements Store {
       run.immediate()
       this.prepare()
       // At start only: a corrupt file is refused now, with the fix, instead of failing requests
-      // later. quick_check reads every page once (measured: see README, "Faults").
+      // later. quick_check reads every page once (measured: see docs/operations.md, "Faults").
       const check = this.db.pragma('quick_check', { simple: true })
       if (check !== 'ok') {
         throw new StoreNeedsOperatorError(`SQLite database ${this.file} is corrupt (quick_check: ${String(check).split('\n')[0]})`, corruptFix(this.file))

@@ -17,7 +17,7 @@ releases it to each target, one host at a time, stopping at the first failure:
 A failure before the switch leaves the live release untouched; after it, the previous release is
 switched back and reloaded automatically. Every attempt is appended to DIR/.runway/deploys.log.
 The target needs Node.js, and DIR/shared/.env with NODE_ENV=production and a strong
-JWT_SIGNING_KEY (see README "Deploying").
+JWT_SIGNING_KEY (see docs/deploying.md).
 
 ${TARGET_USAGE}
 

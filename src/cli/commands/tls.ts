@@ -7,7 +7,7 @@ const usage = `Usage: runway tls self-signed --out DIR --name api.local [--name 
 Creates DIR/ca.crt + ca.key (a local certificate authority; reused when already there) and
 DIR/server.crt + server.key, signed by it, with subjectAltNames for every --name and 127.0.0.1.
 Keys are ECDSA P-256, written with mode 0600. For staging and tests only: in production use
-Let's Encrypt (see the README, "nginx and TLS").
+Let's Encrypt (see docs/nginx-tls.md).
   nginx:   runway nginx render --cert DIR/server.crt --key DIR/server.key …
   clients: trust DIR/ca.crt (curl --cacert DIR/ca.crt, NODE_EXTRA_CA_CERTS=DIR/ca.crt)`
 

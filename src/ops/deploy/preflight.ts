@@ -41,7 +41,7 @@ export function gitCheck(changes: string[], allowDirty: boolean): Check {
 
 /** shared/.env validated exactly as a production worker will validate it. */
 export function configCheck(envText: string | null): { check: Check; dataDir?: string; port?: number; config?: ReturnType<typeof loadConfig> } {
-  if (envText === null) return { check: { name: 'config', level: 'error', message: 'shared/.env is missing on the target: create it with NODE_ENV=production and a strong JWT_SIGNING_KEY (see README "Deploying")' } }
+  if (envText === null) return { check: { name: 'config', level: 'error', message: 'shared/.env is missing on the target: create it with NODE_ENV=production and a strong JWT_SIGNING_KEY (see docs/deploying.md)' } }
   try {
     const raw = parseEnvText(envText, 'shared/.env')
     if (raw.NODE_ENV && raw.NODE_ENV !== 'production') return { check: { name: 'config', level: 'error', message: `shared/.env sets NODE_ENV=${raw.NODE_ENV}: a deployed release runs with NODE_ENV=production` } }
