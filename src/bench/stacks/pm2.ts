@@ -7,6 +7,7 @@ import { createRequire } from 'node:module'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ROOT } from '../../lib/build.js'
+import { parseJlist } from '../../lib/pm2-list.js'
 import { type RunningStack } from './api.js'
 import { freePort, isAlive, killGroup, killOnExit, waitForHttp } from '../../lib/process.js'
 
@@ -49,14 +50,6 @@ export interface Pm2Stack extends RunningStack {
 
 const PM2_BIN = createRequire(import.meta.url).resolve('pm2/bin/pm2')
 export const APP_NAME = 'runway'
-
-interface JlistEntry {
-  name: string
-  pm_id: number
-  pid: number
-  monit?: { memory?: number }
-  pm2_env?: { status?: string; restart_time?: number; pm_uptime?: number }
-}
 
 export async function startPm2Cluster(o: Pm2Options = {}): Promise<Pm2Stack> {
   const cwd = o.cwd ?? ROOT
@@ -104,18 +97,10 @@ export async function startPm2Cluster(o: Pm2Options = {}): Promise<Pm2Stack> {
   }
 
   const workers = async (): Promise<Pm2Worker[]> => {
-    const list = JSON.parse((await pm2(['jlist'], 20_000)).trim() || '[]') as JlistEntry[]
     const now = Date.now()
-    const out = list
+    const out = parseJlist(await pm2(['jlist'], 20_000))
       .filter((p) => p.name === APP_NAME)
-      .map((p) => ({
-        pmId: p.pm_id,
-        pid: p.pid,
-        status: p.pm2_env?.status ?? 'unknown',
-        restarts: p.pm2_env?.restart_time ?? 0,
-        memory: p.monit?.memory ?? 0,
-        uptimeMs: p.pm2_env?.pm_uptime ? now - p.pm2_env.pm_uptime : 0,
-      }))
+      .map((p) => ({ pmId: p.id, pid: p.pid, status: p.status, restarts: p.restarts, memory: p.memory, uptimeMs: p.startedAt ? now - p.startedAt : 0 }))
     knownWorkers = [...new Set([...knownWorkers, ...out.map((w) => w.pid).filter((p) => p > 0)])]
     return out
   }

@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util'
 import { daemonScript, errorLineSince, startOrRoll } from './pm2-control.js'
 import { reasonLine } from './target.js'
 import { freePort } from '../../lib/process.js'
+import { parseJlist } from '../../lib/pm2-list.js'
 import { metricsUrl, sampleFigures, type WorkerFigures } from '../../api/metrics/figures.js'
 
 interface AppConf {
@@ -122,27 +123,24 @@ function pm2List(release: string): Promise<Worker[]> {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [bin, 'jlist'], { maxBuffer: 64 << 20, timeout: 20_000 }, (err, stdout) => {
       if (err) return reject(new Error(`pm2 jlist failed: ${err.message.split('\n')[0]}`))
-      // pm2 may print notices before the JSON array.
-      const start = stdout.indexOf('[')
       try {
-        const list = JSON.parse(stdout.slice(start)) as Array<{ pm_id: number; pid: number; name: string; monit?: { memory?: number }; pm2_env: { status: string; pm_cwd: string; pm_uptime: number; restart_time: number; name: string } }>
         const app = loadApp(release).name
         resolve(
-          list
+          parseJlist(stdout)
             .filter((p) => p.name === app)
             .map((p) => ({
-              id: p.pm_id,
+              id: p.id,
               pid: p.pid,
-              status: p.pm2_env.status,
-              cwd: p.pm2_env.pm_cwd,
-              dir: real(p.pid ? `/proc/${p.pid}/cwd` : p.pm2_env.pm_cwd),
-              uptimeMs: p.pm2_env.status === 'online' ? Date.now() - p.pm2_env.pm_uptime : 0,
-              restarts: p.pm2_env.restart_time,
-              memory: p.monit?.memory ?? 0,
+              status: p.status,
+              cwd: p.cwd,
+              dir: real(p.pid ? `/proc/${p.pid}/cwd` : p.cwd),
+              uptimeMs: p.status === 'online' ? Date.now() - p.startedAt : 0,
+              restarts: p.restarts,
+              memory: p.memory,
             })),
         )
-      } catch {
-        reject(new Error(`pm2 jlist printed no JSON: ${stdout.slice(0, 200)}`))
+      } catch (e) {
+        reject(e)
       }
     })
   })
