@@ -1,11 +1,14 @@
 import { resolve } from 'node:path'
 import { CliError, parseFlags, print, type Command } from '../command.js'
 import { defaultOutDir, int } from '../measure-flags.js'
-import { DRILLS, DRILL_NAMES, drillByName } from '../../bench/loadtest/drill/drills.js'
+import { cannotRun, DRILLS, DRILL_NAMES, drillByName, drillPlan, planLoad } from '../../bench/loadtest/drill/drills.js'
 import { drill } from '../../bench/loadtest/drill/run.js'
 import { Progress } from '../../bench/loadtest/progress.js'
 import { STAGE_IDS } from '../../bench/loadtest/stages.js'
 import { stageList } from './compare.js'
+
+const DRILL_STAGES = STAGE_IDS.filter((s) => s !== 'single-pg')
+const DEFAULT_LOAD = planLoad(drillPlan(DRILLS))
 
 const usage = `Usage: runway drill [DRILL...] [options]
 
@@ -16,13 +19,15 @@ refused, reset, timeout, HTTP status) per second, before, during and after the f
 verdict per stage in plain words and writes results.json, report.md and report.html (a timeline
 per stage with the fault marked; works offline) to loadtest/results/drill-<timestamp>/.
 
-Drills (default: all, in this order):
-${DRILLS.map((d) => `  ${d.name.padEnd(9)} ${String(d.durationSec).padStart(2)} s per stage: ${d.title}`).join('\n')}
-Each drill starts a fresh stack per stage (a few seconds each, more for the pm2 stages).
+Drills (default: all, in this order), each with its seconds of load per stage and the stages it
+runs on unless --stages says otherwise:
+${DRILLS.map((d) => `  ${d.name.padEnd(9)} ${String(d.durationSec).padStart(2)} s × ${d.stages.length} stages (${d.stages.join(', ')}): ${d.title}`).join('\n')}
+Each drill starts a fresh stack per stage (a few seconds each, more for the pm2 stages): the
+default set is ${DEFAULT_LOAD.loadSec} s of load on ${DEFAULT_LOAD.stacks} fresh stacks.
 
 Options:
-  --stages LIST         which stacks, from: ${STAGE_IDS.filter((s) => s !== 'single-pg').join(', ')}
-                        (default: all of them)
+  --stages LIST         run every drill on these stacks instead, from: ${DRILL_STAGES.join(', ')}
+                        (a drill named with a stage it cannot run is refused)
   -c, --connections N   concurrent clients of the steady load (default 8)
   --timeout MS          per-request timeout of those clients (default 2000)
   --instances N         pm2 workers (default: one per CPU)
@@ -40,7 +45,7 @@ when a stack failed to start or a fault could not be confirmed, 2 for bad usage.
 
 export const drillCommand: Command = {
   name: 'drill',
-  summary: 'fault drills (crash, deploy) on dev server vs production stacks: verdicts, timelines',
+  summary: 'fault drills (crash, deploy, overload, slow, bad-input, wire) on dev server vs production stacks',
   usage,
   async run(argv) {
     const { values, positionals } = parseFlags(
@@ -61,10 +66,19 @@ export const drillCommand: Command = {
     const unknown = names.find((n) => !drillByName(n))
     if (unknown) throw new CliError(`unknown drill ${JSON.stringify(unknown)}: choose from ${DRILL_NAMES.join(', ')}`, 2)
     const stages = stageList(values.stages)
-    if (stages?.includes('single-pg')) throw new CliError('the single-pg stage is not drilled yet: choose from dev, single, cluster, nginx, tls', 2)
+    if (stages?.includes('single-pg')) throw new CliError(`the single-pg stage is not drilled yet: choose from ${DRILL_STAGES.join(', ')}`, 2)
+    const drills = names.length ? [...new Set(names)].map((n) => drillByName(n)!) : [...DRILLS]
+    if (stages) {
+      // Asked for by name, a drill must run on every stage asked for; the default set runs each
+      // drill where it can, and a stage none of them can run is refused.
+      for (const id of stages) {
+        const refusals = drills.map((d) => ({ d, why: cannotRun(d, id) })).filter((r) => r.why)
+        if (names.length ? refusals.length : refusals.length === drills.length) throw new CliError(`${refusals[0]!.d.name} cannot run on --stages ${id}: ${refusals[0]!.why}`, 2)
+      }
+    }
     const progress = new Progress(process.stderr, values.quiet ?? false)
     const { results, dir } = await drill({
-      drills: names.length ? [...new Set(names)].map((n) => drillByName(n)!) : [...DRILLS],
+      drills,
       ...(stages ? { stages } : {}),
       connections: int(values.connections, '--connections', 8, 1, 1000),
       timeoutMs: int(values.timeout, '--timeout', 2000, 50, 60_000),

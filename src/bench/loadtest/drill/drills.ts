@@ -57,7 +57,10 @@ export interface FaultRecord {
   detail: string
   /** The process the fault was aimed at. */
   pid?: number
+  /** overload: the login storm. */
   side?: SideLoad
+  /** overload: the /api/me/ flood. */
+  flood?: SideLoad
   slow?: SlowClients
   wire?: WireCapture
   bad?: BadInput[]
@@ -103,8 +106,13 @@ export interface Drill {
   /** The "during" window after the fault. */
   duringSec: number
   explanation: string
-  /** Run the stage with the production login limits (the app's per-IP/per-user, nginx's limit_req). */
-  productionLimits?: boolean
+  /**
+   * The stages it runs on by default: those that show its lesson (the dev server or a lone process
+   * next to the production stack that answers it), so the whole default set stays a few minutes.
+   */
+  stages: readonly StageId[]
+  /** Run the nginx stages with nginx's limit_req on /api/token/ (its 429), as the rendered config does. */
+  nginxRateLimit?: boolean
   /** Why this drill does not apply to a stage, or null. */
   skip(id: StageId): string | null
   request(token: string): RequestSpec
@@ -133,9 +141,10 @@ function failedKinds(a: Analysis): Record<string, number> {
 export const crash: Drill = {
   name: 'crash',
   title: 'crash: kill -9 of the server process (or of one pm2 worker)',
-  durationSec: 14,
-  faultAtSec: 4,
+  durationSec: 10,
+  faultAtSec: 3,
   duringSec: 3,
+  stages: ['dev', 'single', 'cluster', 'nginx'],
   explanation:
     'A process that dies without warning (kill -9: an out-of-memory kill, a segfault in a native module). The dev server (tsx watch) and a lone production process have nobody to restart them: every request after the crash is refused until a person notices. Under pm2 the master keeps the listening socket and restarts the dead worker; the other worker keeps answering, so only the requests in flight on the killed worker fail. Behind nginx, a request that fails on one upstream connection is retried on the surviving worker (proxy_next_upstream, for idempotent requests like GET /api/me/). Gunicorn does the same for Django: its arbiter re-forks a dead worker; runserver does not.',
   skip: () => null,
@@ -191,9 +200,10 @@ async function waitFor<T>(probe: () => Promise<T | null> | T | null, timeoutMs: 
 export const deploy: Drill = {
   name: 'deploy',
   title: 'deploy: new code goes live (dev file-watch restart vs pm2 reload)',
-  durationSec: 16,
-  faultAtSec: 4,
-  duringSec: 6,
+  durationSec: 12,
+  faultAtSec: 3,
+  duringSec: 7,
+  stages: ['dev', 'cluster', 'nginx'],
   explanation:
     "A code change going live under load. The dev server's watcher sees the changed file, kills the running server and starts a new one: requests in between are refused, much like Django's runserver autoreloader restarting its child. `pm2 reload` replaces the workers one at a time, each old one only after its successor listens, and the master keeps the socket open throughout, so no request should fail (the production goal is 0); gunicorn's HUP reload does the same for Django. A lone production process has no reload: deploying it means a stop and a start (the crash drill shows that gap), so it is skipped here.",
   skip: (id) => (id === 'single' || id === 'single-pg' ? 'a lone process has no reload: deploying it is a stop and a start (see the crash drill)' : null),
@@ -240,56 +250,62 @@ export const deploy: Drill = {
   },
 }
 
-const STORM_CLIENTS = 64
+const STORM_CLIENTS = 256
+const FLOOD_CLIENTS = 256
+
+/** A second load during the fault: what became of its requests. */
+async function sideLoad(t: DrillTarget, what: string, clients: number, durationMs: number, request: (n: number) => RequestSpec): Promise<SideLoad> {
+  const rec = await runLoad({ url: t.running.url, ...(t.running.ca ? { ca: t.running.ca } : {}), connections: clients, timeoutMs: t.timeoutMs, durationMs, request })
+  const byOutcome: Record<string, number> = {}
+  const answeredMs: number[] = []
+  for (const [i, o] of rec.outcome.entries()) {
+    byOutcome[o] = (byOutcome[o] ?? 0) + 1
+    if (o === 'ok' || o.startsWith('http_')) answeredMs.push(rec.ms[i]!)
+  }
+  answeredMs.sort((a, b) => a - b)
+  return { what, clients, sent: rec.t.length, answered: answeredMs.length, unanswered: rec.t.length - answeredMs.length, byOutcome, retryAfter: rec.retryAfter, p99Answered: percentile(answeredMs, 99) }
+}
+
+const sideLine = (s: SideLoad, noun: string) =>
+  `${s.answered} of ${s.sent} ${noun} answered (${kinds(byAnswer(s.byOutcome))}${s.retryAfter ? `, ${s.retryAfter} with Retry-After` : ''}), ${s.unanswered} unanswered, p99 of the answered ${s.p99Answered} ms`
 
 export const overload: Drill = {
   name: 'overload',
-  title: `overload: a login storm (${STORM_CLIENTS} clients) on top of steady /api/me/ traffic`,
-  durationSec: 16,
-  faultAtSec: 4,
-  duringSec: 9,
-  productionLimits: true,
+  title: `overload: a login storm (${STORM_CLIENTS} clients) and a /api/me/ flood (${FLOOD_CLIENTS} more connections) on top of steady traffic`,
+  durationSec: 12,
+  faultAtSec: 3,
+  duringSec: 7,
+  stages: ['single', 'cluster', 'nginx'],
+  nginxRateLimit: true,
   explanation:
-    "Offered load far above capacity: a login costs a deliberately slow password hash, so a storm of logins can occupy every core. What matters is that every client gets an answer in time — a success, 429 (nginx's limit_req on /api/token/, or the app's per-IP and per-user login limits) or 503 + Retry-After (the app's bounded hash queue, or its event-loop lag guard) — rather than waiting in a queue until its own timeout, and that the cheap requests (/api/me/) keep flowing. Gunicorn has no such guard: its sync workers queue in the listen backlog and clients time out. Here the stages run with the production login limits on.",
+    "Offered load far above capacity: a login costs a deliberately slow password hash, so a storm of logins can occupy every core, and a flood of cheap requests fills every queue. What matters is that every client gets an answer within its timeout — a success, 429 (nginx's limit_req on /api/token/) or 503 + Retry-After (the app's bounded hash queue, or its event-loop lag guard) — rather than waiting in a queue until it gives up, and that /api/me/ keeps flowing. The app's own per-IP and per-user login limits are off here (every client is 127.0.0.1; they would answer 429 to nearly all of the storm and hide the shedding); nginx's limit_req stays on, as in the rendered config. Gunicorn has no such guard: its sync workers queue in the listen backlog and clients time out.",
   skip: () => null,
   request: me,
   async inject(t) {
-    const stormMs = (this.durationSec - this.faultAtSec - 3) * 1000
-    const rec = await runLoad({
-      url: t.running.url,
-      ...(t.running.ca ? { ca: t.running.ca } : {}),
-      connections: STORM_CLIENTS,
-      timeoutMs: t.timeoutMs,
-      durationMs: stormMs,
-      request: (n) => ({ method: 'POST', path: '/api/token/', body: JSON.stringify({ username: t.users.usernames[n % t.users.usernames.length], password: t.users.password }) }),
-    })
-    const byOutcome: Record<string, number> = {}
-    const answeredMs: number[] = []
-    for (const [i, o] of rec.outcome.entries()) {
-      byOutcome[o] = (byOutcome[o] ?? 0) + 1
-      if (o === 'ok' || o.startsWith('http_')) answeredMs.push(rec.ms[i]!)
+    const stormMs = (this.durationSec - this.faultAtSec - 2) * 1000
+    const users = t.users.usernames
+    const [storm, flood] = await Promise.all([
+      sideLoad(t, 'POST /api/token/ (valid credentials)', STORM_CLIENTS, stormMs, (n) => ({ method: 'POST', path: '/api/token/', body: JSON.stringify({ username: users[n % users.length], password: t.users.password }) })),
+      sideLoad(t, 'GET /api/me/', FLOOD_CLIENTS, stormMs, () => me(t.token)),
+    ])
+    return {
+      action: `login storm (${STORM_CLIENTS} clients) and /api/me/ flood (${FLOOD_CLIENTS} clients) for ${stormMs / 1000} s`,
+      confirmed: storm.sent > 0 && flood.sent > 0,
+      detail: `${sideLine(storm, 'logins')}; flood: ${sideLine(flood, '/api/me/')}`,
+      side: storm,
+      flood,
     }
-    answeredMs.sort((a, b) => a - b)
-    const side: SideLoad = {
-      what: 'POST /api/token/ (valid credentials)',
-      clients: STORM_CLIENTS,
-      sent: rec.t.length,
-      answered: answeredMs.length,
-      unanswered: rec.t.length - answeredMs.length,
-      byOutcome,
-      retryAfter: rec.retryAfter,
-      p99Answered: percentile(answeredMs, 99),
-    }
-    return { action: `login storm: ${STORM_CLIENTS} clients for ${stormMs / 1000} s`, confirmed: side.sent > 0, detail: `${side.sent} logins sent, ${side.answered} answered (${kinds(byAnswer(byOutcome))}), ${side.unanswered} unanswered`, side }
   },
   async settle() {
     return ''
   },
   verdict(label, a, fault) {
     const s = fault.side
+    const f = fault.flood
     const during = a.windows[1]!
-    const storm = s ? `${s.answered} of ${s.sent} logins answered (${kinds(byAnswer(s.byOutcome))}${s.retryAfter ? `, ${s.retryAfter} with Retry-After` : ''}), ${s.unanswered} unanswered, p99 of the answered ${s.p99Answered} ms` : 'no storm'
-    return `${label}: ${storm}; /api/me/ during the storm: ${during.rate}/s (before ${a.windows[0]!.rate}/s), p99 ${during.p99} ms, ${during.failed} failed.`
+    const storm = s ? sideLine(s, 'logins') : 'no storm'
+    const flood = f ? `; flood: ${sideLine(f, '/api/me/')}` : ''
+    return `${label}: ${storm}${flood}; steady /api/me/ during the storm: ${during.rate}/s (before ${a.windows[0]!.rate}/s), p99 ${during.p99} ms, ${during.failed} failed.`
   },
 }
 
@@ -326,9 +342,10 @@ function slowConnection(url: URL, ca: string | undefined, onClose: () => void): 
 export const slow: Drill = {
   name: 'slow',
   title: `slow clients: ${SLOW_CLIENTS} slowloris connections (a header byte a second) while normal clients call /api/me/`,
-  durationSec: 20,
-  faultAtSec: 4,
-  duringSec: 14,
+  durationSec: 15,
+  faultAtSec: 2,
+  duringSec: 12,
+  stages: ['single', 'nginx'],
   explanation:
     "Clients that send their request a byte at a time (a slowloris attack, or just bad mobile networks) each hold a connection and its memory without ever finishing a request. The app alone keeps them until its header timeout (HEADERS_TIMEOUT, 20 s, which Node enforces on a 30 s sweep — longer than this attack); Django's runserver and gunicorn's sync workers are worse off: each slow client pins a whole worker. nginx reads the request headers itself and passes a request on only once they are complete, so the slow connections cost nginx's event loop, not the app's; its client_header_timeout (10 s in the rendered config) is meant to drop them — the drill shows whether it did within the attack. The figures: how many slow connections the server was still holding at the end, and what the normal clients' p99 and failures were during the attack.",
   skip: () => null,
@@ -376,6 +393,7 @@ export const wire: Drill = {
   durationSec: 4,
   faultAtSec: 1,
   duringSec: 2,
+  stages: ['dev', 'tls'],
   explanation:
     "Anyone on the path between a client and the server — the café's Wi-Fi, a compromised router, a mirror port — sees every byte. Here a recording TCP proxy on loopback stands in for that observer: a login (POST /api/token/) and a GET /api/me/ go through it. Over plain HTTP (dev, single, cluster, nginx without TLS) the password, the refresh token and the access token cross in the clear, ready to be replayed; through nginx with TLS the proxy sees only the handshake and encrypted records. Django's SECURE_SSL_REDIRECT and SECURE_HSTS_SECONDS exist for this; here nginx redirects to HTTPS and sends HSTS.",
   skip: () => null,
@@ -456,15 +474,16 @@ function badRequest(base: string, ca: string | undefined, spec: RequestSpec, tim
 export const badInput: Drill = {
   name: 'bad-input',
   title: 'bad input: oversized bodies and headers, malformed JSON, at volume',
-  durationSec: 12,
-  faultAtSec: 3,
-  duringSec: 6,
+  durationSec: 8,
+  faultAtSec: 2,
+  duringSec: 4,
+  stages: ['single', 'nginx'],
   explanation:
     "Requests no client should send, sent at volume: a 2 MiB body, a 64 KiB header, JSON cut in half. Each must be refused early and cheaply with a 4xx (413, 431/400, 400), never a 5xx, and the normal clients must not notice. Behind nginx the oversized ones never reach the app: nginx answers 413 (client_max_body_size) and 400 for a header beyond its buffers before reading further. The app alone refuses them too (Node's 16 KiB header limit answers 431; the body limit 413), but it reads and parses on the cores that serve everyone. Django's DATA_UPLOAD_MAX_MEMORY_SIZE and nginx in front play the same parts.",
   skip: () => null,
   request: me,
   async inject(t) {
-    const floodMs = (this.durationSec - this.faultAtSec - 3) * 1000
+    const floodMs = (this.durationSec - this.faultAtSec - 2) * 1000
     const end = Date.now() + floodMs
     const results: BadInput[] = BAD_KINDS.map((k) => ({ kind: k.kind, sent: 0, byOutcome: {}, byResponder: {} }))
     await Promise.all(
@@ -499,3 +518,20 @@ export const badInput: Drill = {
 
 export const DRILLS: readonly Drill[] = [crash, deploy, overload, slow, badInput, wire]
 export const drillByName = (name: string) => DRILLS.find((d) => d.name === name)
+
+/** Why `drill` cannot run on stage `id`, or null. */
+export function cannotRun(drill: Drill, id: StageId): string | null {
+  if (id === 'single-pg') return 'the single-pg stage is not drilled yet'
+  return drill.skip(id)
+}
+
+/** Which stages each drill runs on: those asked for, or else its own default stages. */
+export function drillPlan(drills: readonly Drill[], stages?: readonly StageId[]): { drill: Drill; stages: StageId[] }[] {
+  return drills.map((drill) => ({ drill, stages: [...(stages ?? drill.stages)] }))
+}
+
+/** Seconds of load and fresh stacks of a plan (stack start-ups come on top). */
+export function planLoad(plan: { drill: Drill; stages: StageId[] }[]): { loadSec: number; stacks: number } {
+  const runs = plan.flatMap((p) => p.stages.filter((id) => !cannotRun(p.drill, id)).map(() => p.drill.durationSec))
+  return { loadSec: runs.reduce((a, b) => a + b, 0), stacks: runs.length }
+}

@@ -12,10 +12,10 @@ import { obtainTokens } from '../http.js'
 import { machineFacts } from '../machine.js'
 import type { Progress } from '../progress.js'
 import type { Machine } from '../schema.js'
-import { DEFAULT_STAGE_IDS, stageDefs, stageEnv, type StageContext, type StageId } from '../stages.js'
+import { stageDefs, stageEnv, type StageContext, type StageId } from '../stages.js'
 import { benchPassword, createBenchUsers } from '../users.js'
 import { analyse, kinds, type Analysis } from './analyse.js'
-import { type Drill, type DrillTarget, type FaultRecord } from './drills.js'
+import { cannotRun, drillPlan, type Drill, type DrillTarget, type FaultRecord } from './drills.js'
 import { runLoad, RETRY_PAUSE_MS } from './load.js'
 import { renderDrillHtml, renderDrillMarkdown } from './report.js'
 
@@ -54,6 +54,7 @@ export interface DrillResults {
 
 export interface DrillOptions {
   drills: Drill[]
+  /** Which stacks every drill runs on (default: each drill's own, Drill.stages). */
   stages?: StageId[]
   connections: number
   /** Per-request timeout of the load's clients. */
@@ -68,8 +69,9 @@ export interface DrillOptions {
 
 export async function drill(o: DrillOptions): Promise<{ results: DrillResults; dir: string }> {
   const instances = o.instances ?? availableParallelism()
-  const wanted = o.stages ?? [...DEFAULT_STAGE_IDS]
-  const defs = stageDefs(instances).filter((d) => d.kind === 'stage' && wanted.includes(d.id))
+  const plan = drillPlan(o.drills, o.stages)
+  const allDefs = stageDefs(instances).filter((d) => d.kind === 'stage')
+  const stageIds = allDefs.map((d) => d.id).filter((id) => plan.some((p) => p.stages.includes(id)))
   const nginxBin = findNginx()
   const work = mkdtempSync(join(tmpdir(), 'runway-drill-'))
   const made: StagedCopy[] = []
@@ -82,17 +84,17 @@ export async function drill(o: DrillOptions): Promise<{ results: DrillResults; d
   const warnings: string[] = []
   const say = (text: string) => o.progress?.note(text)
   const results: DrillResult[] = o.drills.map((d) => ({ name: d.name, title: d.title, durationSec: d.durationSec, faultAtSec: d.faultAtSec, duringSec: d.duringSec, explanation: d.explanation, stages: [] }))
-  const total = defs.length * o.drills.length
+  const total = plan.reduce((n, p) => n + p.stages.length, 0)
   let n = 0
   try {
-    say(`runway drill: ${o.drills.map((d) => d.name).join(', ')} on ${defs.map((d) => d.id).join(', ')}, ${o.connections} clients, ${o.timeoutMs} ms request timeout`)
+    say(`runway drill: ${plan.map((p) => `${p.drill.name} on ${p.stages.join(', ')}`).join('; ')}; ${o.connections} clients, ${o.timeoutMs} ms request timeout`)
     const cred = await benchPassword()
-    for (const def of defs) {
-      for (const [i, d] of o.drills.entries()) {
+    for (const [i, { drill: d, stages }] of plan.entries()) {
+      for (const def of stages.map((id) => allDefs.find((x) => x.id === id)!)) {
         const label = `[${++n}/${total}] ${d.name} · ${def.label}`
         const result: DrillStageResult = { stage: def.id, label: def.label, status: 'ok' }
         results[i]!.stages.push(result)
-        const skip = d.skip(def.id) ?? (def.nginx && !nginxBin ? 'nginx is not installed (apt-get install -y nginx)' : null) ?? (o.signal?.aborted ? 'interrupted' : null)
+        const skip = cannotRun(d, def.id) ?? (def.nginx && !nginxBin ? 'nginx is not installed (apt-get install -y nginx)' : null) ?? (o.signal?.aborted ? 'interrupted' : null)
         if (skip) {
           Object.assign(result, { status: 'skipped', reason: skip })
           say(`${label}: skipped, ${skip}`)
@@ -104,15 +106,11 @@ export async function drill(o: DrillOptions): Promise<{ results: DrillResults; d
         // A private staged copy per run: the deploy drill changes its files.
         const copy = (what: 'src' | 'dist') => stageCopy(what).then((c) => (made.push(c), c))
         const env = stageEnv(def, dataDir, key)
-        if (d.productionLimits) {
-          delete env.LOGIN_RATE_LIMIT_IP
-          delete env.LOGIN_RATE_LIMIT_USER
-        }
-        const ctx: StageContext = { env, dataDir, logDir: join(dir, 'logs'), key, instances, nginxRateLimit: d.productionLimits ?? false, dist: () => copy('dist'), src: () => copy('src') }
+        const ctx: StageContext = { env, dataDir, logDir: join(dir, 'logs'), key, instances, nginxRateLimit: d.nginxRateLimit ?? false, dist: () => copy('dist'), src: () => copy('src') }
         say(`${label}: starting`)
         let running: Awaited<ReturnType<typeof def.start>> | undefined
         try {
-          const users = await createBenchUsers(dataDir, d.productionLimits ? 8 : 1, cred)
+          const users = await createBenchUsers(dataDir, 8, cred)
           running = await def.start(ctx)
           result.url = running.url
           const token = (await obtainTokens(running.url, users.usernames[0]!, users.password, running.ca)).access
@@ -173,7 +171,7 @@ export async function drill(o: DrillOptions): Promise<{ results: DrillResults; d
     schema: 'runway-drill/1',
     tool: 'drill',
     createdAt: new Date().toISOString(),
-    settings: { drills: o.drills.map((d) => d.name), stages: defs.map((d) => d.id), connections: o.connections, timeoutMs: o.timeoutMs, retryPauseMs: RETRY_PAUSE_MS, instances },
+    settings: { drills: o.drills.map((d) => d.name), stages: stageIds, connections: o.connections, timeoutMs: o.timeoutMs, retryPauseMs: RETRY_PAUSE_MS, instances },
     machine: await machineFacts({ nginxBin, sharedWith: `the drill's load clients ran on the same ${availableParallelism()} CPUs as the stack under test` }),
     drills: results,
     warnings,
