@@ -51,13 +51,13 @@ if (requirements.length) {
   t.test('every stage and twin came up and was measured', async (t) => {
     t.same(
       results.stages.map((s) => [s.id, s.status, s.reason ?? '']),
-      ['dev', 'single', 'bare-single', 'cluster', 'bare-cluster', 'nginx', 'bare-nginx', 'tls', 'bare-tls'].map((id) => [id, 'ok', '']),
+      ['dev', 'single', 'bare-single', 'cluster', 'bare-cluster', 'nginx', 'bare-nginx', 'tls', 'bare-tls', 'proxy-tls'].map((id) => [id, 'ok', '']),
     )
     t.same(started.map((s) => s.stage), results.stages.map((s) => s.id))
     for (const s of started) t.ok(s.pids.length >= 1, `${s.stage}: ${s.pids.length} processes`)
     t.match(started.find((s) => s.stage === 'tls')?.url, /^https:/)
     for (const row of results.results) {
-      const twin = row.stage.startsWith('bare-')
+      const twin = results.stages.find((s) => s.id === row.stage)?.kind === 'twin'
       if (twin && row.scenario === 'session') {
         t.equal(row.status, 'skipped', `${row.stage} session`)
         continue
@@ -78,7 +78,10 @@ if (requirements.length) {
     t.ok(firstRun('single', 'me') < firstRun('bare-single', 'me') && firstRun('bare-single', 'me') < firstRun('single', 'session'), 'twin runs interleaved with its stage\'s')
     const eff = results.results.find((r) => r.stage === 'cluster' && r.scenario === 'me')?.efficiency
     t.ok(eff !== undefined && eff > 0, `cluster efficiency against its twin: ${eff}`)
-    t.ok(results.targets.length >= 9, 'targets shown')
+    const template = results.results.find((r) => r.stage === 'bare-tls' && r.scenario === 'me')?.efficiency
+    t.ok(template !== undefined && template > 0, `the rendered TLS template against the minimal proxy: ${template}`)
+    t.ok(results.targets.some((x) => /rendered nginx template \(TLS\) ≥ 90% of a minimal TLS proxy/.test(x.name)), 'the template goal is shown')
+    t.ok(results.targets.length >= 10, 'targets shown')
   })
 
   t.test('nothing is left running, no port left open', async (t) => {

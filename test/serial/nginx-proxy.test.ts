@@ -161,8 +161,13 @@ if (bin) {
     t.equal(r.status, 200)
     t.equal(r.headers['x-request-id'], 'ip-through-nginx', 'the client\'s request id is kept end to end')
     t.equal(appLogLine(app, 'ip-through-nginx')?.req.remoteAddress, '127.0.0.2', 'the app logs the client\'s address, not nginx\'s nor the forged one')
-    const access = readFileSync(plain.accessLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, string | number>)
-    const line = access.find((l) => l.request_id === 'ip-through-nginx')
+    // The access log is buffered and flushed at least every second: wait for the line.
+    const accessLine = () => readFileSync(plain.accessLog, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, string | number>).find((l) => l.request_id === 'ip-through-nginx')
+    let line = accessLine()
+    for (let i = 0; !line && i < 30; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      line = accessLine()
+    }
     t.equal(line?.remote_addr, '127.0.0.2', 'nginx\'s JSON access log has the request id and client address')
     t.match(String(line?.upstream_response_time), /^[0-9.]+$/, 'and the upstream time')
 

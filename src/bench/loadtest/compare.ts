@@ -26,7 +26,8 @@ import { errorRate, failures, fmtInt, OTHER_CPU_LIMIT } from './stats.js'
 import { DEFAULT_STAGE_IDS, postgresSchema, stageDefs, stageEnv, type Running, type StageContext, type StageDef, type StageId } from './stages.js'
 
 export { DEFAULT_STAGE_IDS, STAGE_IDS, type StageId } from './stages.js'
-const TWIN_OF: Record<string, StageId> = { single: 'bare-single', cluster: 'bare-cluster', nginx: 'bare-nginx', tls: 'bare-tls' }
+/** What each row's "of twin" divides by: a stage's ceiling twin; the TLS twin's, a minimal proxy. */
+const TWIN_OF: Record<string, StageId> = { single: 'bare-single', cluster: 'bare-cluster', nginx: 'bare-nginx', tls: 'bare-tls', 'bare-tls': 'proxy-tls' }
 
 export interface CompareOptions {
   scenarios: ScenarioName[]
@@ -322,6 +323,11 @@ export function annotate(r: Results): void {
       const t: Target = { name: `me: ${label(r, id)} ≥ 80% of its ceiling twin`, goal: '≥ 80%', value: eff ?? null, met: eff === undefined ? null : eff >= 0.8, ...(eff === undefined ? { note: 'not measured' } : {}) }
       targets.push(judged(t, row(id, 'me', meEngine), TWIN_OF[id] ? row(TWIN_OF[id]!, 'me', meEngine) : undefined))
     }
+  }
+  if (r.settings.ceiling && r.settings.scenarios.includes('me') && r.stages.some((s) => s.id === 'proxy-tls')) {
+    const eff = row('bare-tls', 'me', meEngine)?.efficiency
+    const t: Target = { name: 'me: the rendered nginx template (TLS) ≥ 90% of a minimal TLS proxy, both on the bare cluster', goal: '≥ 90%', value: eff ?? null, met: eff === undefined ? null : eff >= 0.9, ...(eff === undefined ? { note: 'not measured' } : {}) }
+    targets.push(judged(t, row('bare-tls', 'me', meEngine), row('proxy-tls', 'me', meEngine)))
   }
   if (r.settings.scenarios.includes('me') && ran('single') && ran('cluster')) {
     const single = row('single', 'me', meEngine)?.summary?.rps

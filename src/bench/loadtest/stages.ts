@@ -13,7 +13,7 @@ import { startPm2Cluster, type Pm2Stack } from '../stacks/pm2.js'
 import { startNginx } from '../stacks/nginx.js'
 import { CEILING_SERVER_FILE } from './scenarios.js'
 
-export type StageId = 'dev' | 'single' | 'single-pg' | 'cluster' | 'nginx' | 'tls' | 'bare-single' | 'bare-cluster' | 'bare-nginx' | 'bare-tls'
+export type StageId = 'dev' | 'single' | 'single-pg' | 'cluster' | 'nginx' | 'tls' | 'bare-single' | 'bare-cluster' | 'bare-nginx' | 'bare-tls' | 'proxy-tls'
 export const STAGE_IDS: readonly StageId[] = ['dev', 'single', 'single-pg', 'cluster', 'nginx', 'tls']
 /** Measured by default (single-pg only when a PostgreSQL URL is given). */
 export const DEFAULT_STAGE_IDS: readonly StageId[] = ['dev', 'single', 'cluster', 'nginx', 'tls']
@@ -78,7 +78,7 @@ function combine(parts: { stop(): Promise<void>; pids(): Promise<number[]> }[], 
 }
 
 /** The bare node:http twin (loadtest/ceiling-server.ts), one process or a node:cluster. */
-async function startCeiling(ctx: StageContext, workers: number, name: string): Promise<Running> {
+export async function startCeiling(ctx: StageContext, workers: number, name: string): Promise<Running> {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const service = startService({
@@ -98,8 +98,8 @@ async function startCeiling(ctx: StageContext, workers: number, name: string): P
   return { url, mint: true, pids: async () => processTree(service.pid), stop: () => service.stop(5000) }
 }
 
-async function nginxOver(upstream: Running, tls: boolean, rateLimit = false): Promise<Running> {
-  const nginx = await startNginx({ upstreams: [hostPort(upstream.url)], tls, ...(rateLimit ? {} : { rateLimit: false }) }).catch(async (err: unknown) => {
+export async function nginxOver(upstream: Running, tls: boolean, rateLimit = false, minimal = false, edit?: (conf: string) => string): Promise<Running> {
+  const nginx = await startNginx({ upstreams: [hostPort(upstream.url)], tls, ...(rateLimit ? {} : { rateLimit: false }), ...(minimal ? { minimal } : {}), ...(edit ? { edit } : {}) }).catch(async (err: unknown) => {
     await upstream.stop()
     throw err
   })
@@ -218,6 +218,16 @@ export function stageDefs(instances: number): StageDef[] {
       nginx: true,
       explanation: 'The same TLS nginx in front of the bare node:cluster twin.',
       start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster'), true),
+    },
+    {
+      id: 'proxy-tls',
+      label: 'ceiling: minimal nginx proxy (TLS) → bare cluster',
+      kind: 'twin',
+      twinOf: 'tls',
+      nginx: true,
+      explanation:
+        'nginx with nothing but TLS (its default protocols and ciphers), proxy_pass and keep-alive upstream connections, the same worker count, in front of the bare node:cluster twin: no access log, no headers, no gzip, no error pages. The rendered template on the same bare cluster (the row above) ÷ this is what the template itself costs; the goal is ≥ 90%.',
+      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster'), true, false, true),
     },
   ]
 }

@@ -46,6 +46,50 @@ export interface StartNginxOptions {
   readyTimeoutMs?: number
   /** Browser origins for the CORS headers on nginx's own errors (the app's CORS_* settings). */
   cors?: { origins?: string[]; originRegexes?: string[]; credentials?: boolean }
+  /**
+   * Instead of the rendered templates, the least config that proxies at all (minimalProxyConf):
+   * the reference the rendered template's own cost is measured against (compare --ceiling).
+   */
+  minimal?: boolean
+  /** Benchmarks only: rewrites the config before `nginx -t` (loadtest/nginx-cost.ts drops one directive at a time). */
+  edit?: (conf: string) => string
+}
+
+/**
+ * nginx doing nothing but proxying: proxy_pass over keep-alive upstream connections, TLS when
+ * asked (default protocols and ciphers), the same worker count, no access log, no headers, no
+ * gzip, no error pages. Listens on the HTTP port too (plain proxy) so readiness is checked alike.
+ */
+export function minimalProxyConf(o: { prefix: string; upstreams: string[]; httpPort: number; httpsPort?: number; cert?: string; key?: string; workers: number | string; keepalive: number }): string {
+  const tls = o.httpsPort !== undefined && o.cert && o.key
+  return `worker_processes ${o.workers};
+pid ${o.prefix}/nginx.pid;
+error_log ${o.prefix}/logs/error.log warn;
+events {
+    worker_connections 1024;
+}
+http {
+    access_log off;
+    client_body_temp_path ${o.prefix}/temp/client_body;
+    proxy_temp_path ${o.prefix}/temp/proxy;
+    fastcgi_temp_path ${o.prefix}/temp/fastcgi;
+    uwsgi_temp_path ${o.prefix}/temp/uwsgi;
+    scgi_temp_path ${o.prefix}/temp/scgi;
+    upstream minimal_app {
+${o.upstreams.map((u) => `        server ${u};`).join('\n')}
+        keepalive ${o.keepalive};
+    }
+    server {
+        listen 127.0.0.1:${o.httpPort};
+${tls ? `        listen 127.0.0.1:${o.httpsPort} ssl;\n        ssl_certificate ${o.cert};\n        ssl_certificate_key ${o.key};\n` : ''}        keepalive_requests 1000000;
+        location / {
+            proxy_pass http://minimal_app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+`
 }
 
 export async function startNginx(o: StartNginxOptions): Promise<NginxStack> {
@@ -90,7 +134,10 @@ export async function startNginx(o: StartNginxOptions): Promise<NginxStack> {
       corsCredentials: o.cors?.credentials,
     })
     const conf = join(prefix, 'conf', 'nginx.conf')
-    writeFileSync(conf, text)
+    const chosen = o.minimal
+      ? minimalProxyConf({ prefix, upstreams: o.upstreams, httpPort, ...(tls ? { httpsPort, cert: cert!.cert, key: cert!.key } : {}), workers: settings.workers, keepalive: settings.keepalive })
+      : text
+    writeFileSync(conf, o.edit ? o.edit(chosen) : chosen)
     const errorLog = join(prefix, 'logs', 'error.log')
     await testMainConfig(bin, prefix, conf)
     const service = startService({

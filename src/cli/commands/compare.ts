@@ -29,17 +29,21 @@ ${MEASURE_HELP.replace('DEFAULT_RUNS', '3').replace('DEFAULT_WARMUP', '3').repla
   --store postgres      shorthand: --stages single,single-pg (SQLite and PostgreSQL side by side)
   --ceiling             also measure each production stack's ceiling twin (bare node:http, bare
                         node:cluster, the same nginx in front of it) and show efficiency =
-                        stack ÷ twin; a stack and its twin run together, their runs alternating
+                        stack ÷ twin; a stack and its twin run together, their runs alternating.
+                        The TLS stage gets a second twin, a minimal TLS proxy (proxy_pass and
+                        upstream keep-alive only) on the bare cluster: the rendered template's
+                        own cost is its TLS twin ÷ that (goal ≥ 90%)
   --instances N         pm2 and node:cluster workers (default: one per CPU)
   --users N             users the login-based scenarios spread over (default 8)
 
 Stacks run on free ports with a fresh SQLite data dir, a random signing key, and login rate
 limits off (they would turn login-heavy scenarios into 429s). A stack whose requirement is
-missing (no nginx) is reported as skipped. A measurement limited by the machine rather than the
-stack (the load generator used all the CPU it can, or other processes took over 30%) is marked,
-its goals are not judged, and the run says at the top that it cannot rank the stacks. Goals (each production stack ≥ 80% of its twin on me,
-cluster ≥ 1.5× one process, 0 session errors) are shown, not enforced; for a gate use
-\`runway loadtest --threshold\`.
+missing (no nginx) is reported as skipped. Goals (each production stack ≥ 80% of its twin on me,
+with --ceiling the template ≥ 90% of a minimal proxy, cluster ≥ 1.5× one process, 0 session
+errors) are shown, not enforced; for a gate use \`runway loadtest --threshold\`. A measurement
+limited by the machine rather than the stack (the load generator used all the CPU it can, or
+other processes took over 30%) is marked, the goals it feeds are not judged, and the run says at
+the top that it cannot rank the stacks.
 
 Exit status: 0 when every stack ran (skipped ones included), 1 when a stack failed to start or
 to be measured, 2 for bad usage.`

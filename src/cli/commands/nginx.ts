@@ -36,6 +36,8 @@ bad one is a one-line error and nothing is written. --check also runs \`nginx -t
   --client-keepalive-requests N   requests per client keep-alive connection (1000)
   --proxy-timeout T       upstream read/send timeout (30s)
   --access-log FILE       JSON access log (/var/log/nginx/NAME.access.log; standalone PREFIX/logs)
+  --access-log-buffer SIZE  its memory buffer, flushed at least every second (64k); off writes
+                          each line at once (a write per request: ~15% of nginx's throughput)
   --prefix DIR --workers N|auto   standalone only
   --name ID               prefix of upstream/zone/log names (runway)
   --no-default-server     leave out the servers that drop unknown Host headers (when another
@@ -77,6 +79,7 @@ const options = {
   'client-keepalive-requests': { type: 'string' },
   'proxy-timeout': { type: 'string' },
   'access-log': { type: 'string' },
+  'access-log-buffer': { type: 'string' },
   prefix: { type: 'string' },
   workers: { type: 'string' },
   name: { type: 'string' },
@@ -159,6 +162,7 @@ function input(values: Values, nginxVersionText: string | undefined): NginxInput
     clientKeepaliveRequests: pick(values, 'client-keepalive-requests'),
     proxyTimeout: pick(values, 'proxy-timeout'),
     accessLog: pick(values, 'access-log'),
+    accessLogBuffer: pick(values, 'access-log-buffer'),
     prefix: pick(values, 'prefix'),
     workers: pick(values, 'workers'),
     nginxVersion: pick(values, 'nginx-version') ?? nginxVersionText,

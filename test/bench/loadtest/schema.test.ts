@@ -6,7 +6,7 @@ import { assertResults, resultsProblems } from '../../../src/bench/loadtest/sche
 import { renderMarkdown } from '../../../src/bench/loadtest/report-md.js'
 import { errorRate, median, percentiles, summarize } from '../../../src/bench/loadtest/stats.js'
 import { targetLines } from '../../../src/bench/loadtest/table.js'
-import { compareResults, figures } from '../../helpers/loadtest.js'
+import { compareResults, figures, row } from '../../helpers/loadtest.js'
 
 t.test('a complete document validates, and survives JSON', async (t) => {
   const doc = compareResults()
@@ -92,6 +92,25 @@ t.test('a run limited by the machine does not rank the stacks: a verdict on top,
   annotate(quiet)
   t.equal(quiet.verdict, undefined)
   t.equal(quiet.results.filter((r) => r.untrusted).length, 0)
+})
+
+t.test('the TLS twin against the minimal proxy: the rendered template\'s own cost, and its goal', async (t) => {
+  const doc = compareResults()
+  doc.stages.push(
+    { id: 'tls', label: 'nginx (TLS) → pm2 cluster', kind: 'stage', status: 'ok', explanation: 'x' },
+    { id: 'bare-tls', label: 'ceiling: nginx (TLS) → bare cluster', kind: 'twin', twinOf: 'tls', status: 'ok', explanation: 'x' },
+    { id: 'proxy-tls', label: 'ceiling: minimal nginx proxy (TLS) → bare cluster', kind: 'twin', twinOf: 'tls', status: 'ok', explanation: 'x' },
+  )
+  doc.results.push(row('tls', 'me', 8000), row('bare-tls', 'me', 8500), row('proxy-tls', 'me', 10000))
+  annotate(doc)
+  const me = (stage: string) => doc.results.find((r) => r.stage === stage && r.scenario === 'me')!
+  t.equal(me('tls').efficiency, 0.941, 'tls ÷ its ceiling twin')
+  t.equal(me('bare-tls').efficiency, 0.85, 'the same template on the bare cluster ÷ the minimal proxy')
+  t.equal(me('proxy-tls').efficiency, undefined)
+  t.match(doc.targets.find((x) => /template/.test(x.name)), { name: 'me: the rendered nginx template (TLS) ≥ 90% of a minimal TLS proxy, both on the bare cluster', value: 0.85, met: false })
+  const without = compareResults()
+  annotate(without)
+  t.notOk(without.targets.some((x) => /template/.test(x.name)), 'no minimal proxy, no template goal')
 })
 
 t.test('session latency: medians of the runs\' whole-session percentiles', async (t) => {

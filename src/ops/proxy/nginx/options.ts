@@ -4,7 +4,7 @@
 // in nginx/ use. Every value is validated before it reaches a template.
 import { isIPv4, isIPv6 } from 'node:net'
 import type { CorsSettings } from '../../../api/config.js'
-import { fail, integer, NO_CERT_WITHOUT_TLS, path, validateSite, type SiteInput, type SiteSettings } from '../site.js'
+import { fail, integer, NO_CERT_WITHOUT_TLS, parseSize, path, validateSite, type SiteInput, type SiteSettings } from '../site.js'
 import type { TemplateValues } from '../template.js'
 
 export type Variant = 'site' | 'standalone'
@@ -31,6 +31,11 @@ export interface NginxInput extends SiteInput {
   prefix?: string
   workers?: number | string
   accessLog?: string
+  /**
+   * Memory buffer of the access log (64k) flushed at least every second, or `off` for a write per
+   * request. One write(2) per request cost nginx ~15% of its throughput on a 2-core machine.
+   */
+  accessLogBuffer?: string
   /** Version of the nginx that will load the file (decides the http2 syntax). */
   nginxVersion?: string
 }
@@ -50,6 +55,8 @@ export interface NginxSettings extends SiteSettings {
   prefix: string
   workers: string
   accessLog: string
+  /** nginx size of the access log's buffer (flush=1s), or '' for unbuffered. */
+  accessLogBuffer: string
   http2Directive: boolean
 }
 
@@ -110,6 +117,13 @@ export function validate(input: NginxInput): NginxSettings {
 
   const acmeWebroot = path('acme-webroot', input.acmeWebroot ?? (standalone ? `${prefix}/acme` : '/var/www/letsencrypt'))
   const accessLog = path('access-log', input.accessLog ?? (standalone ? `${prefix}/logs/access.log` : `/var/log/nginx/${name}.access.log`))
+  const bufferText = String(input.accessLogBuffer ?? '64k')
+  let accessLogBuffer = ''
+  if (bufferText !== 'off') {
+    const bytes = /^[0-9]{1,7}[kKmM]?$/.test(bufferText) ? parseSize(bufferText) : NaN
+    if (!(bytes >= 4096 && bytes <= 16 * 1048576)) fail('access-log-buffer', bufferText, 'an nginx size from 4k to 16m, e.g. 64k, or off')
+    accessLogBuffer = nginxSize(bytes)
+  }
 
   const clientKeepaliveRequests = integer('client-keepalive-requests', input.clientKeepaliveRequests, 1000, 1, 10_000_000)
   const workers = String(input.workers ?? 'auto')
@@ -134,6 +148,7 @@ export function validate(input: NginxInput): NginxSettings {
     prefix,
     workers,
     accessLog,
+    accessLogBuffer,
     // `listen … http2` is deprecated from 1.25.1 on, where `http2 on;` replaces it.
     http2Directive: versionAtLeast(version, [1, 25, 1]),
   }
@@ -179,6 +194,8 @@ export function templateValues(s: NginxSettings): TemplateValues {
     resolver: s.resolver,
     acme_webroot: s.acmeWebroot,
     access_log: s.accessLog,
+    // Lines reach the file within a second, and on reload or stop; a crash of nginx loses at most the buffer.
+    access_log_params: s.accessLogBuffer ? ` buffer=${s.accessLogBuffer} flush=1s` : '',
     body_size: nginxSize(s.bodyLimit),
     body_limit_bytes: s.bodyLimit,
     rate_limit: s.rateLimit !== false,

@@ -12,6 +12,7 @@ import { validate, type NginxInput } from '../../../../src/ops/proxy/nginx/optio
 import { InvalidSetting } from '../../../../src/lib/errors.js'
 import { renderNginx } from '../../../../src/ops/proxy/nginx/render.js'
 import { renderTemplate } from '../../../../src/ops/proxy/template.js'
+import { minimalProxyConf } from '../../../../src/bench/stacks/nginx.js'
 import { createSelfSigned } from '../../../../src/ops/tls/self-signed.js'
 import type { Command } from '../../../../src/cli/command.js'
 import { nginxCommand } from '../../../../src/cli/commands/nginx.js'
@@ -127,9 +128,27 @@ const directives = (text: string) =>
   t.test('standalone: own pid, temp and log paths under the prefix, unprivileged ports', async (t) => {
     const p = join(dir, 'p1')
     const d = directives(renderNginx(variants[5]![1]).text)
-    for (const line of [`pid ${p}/nginx.pid;`, `error_log ${p}/logs/error.log warn;`, `client_body_temp_path ${p}/temp/client_body;`, `proxy_temp_path ${p}/temp/proxy;`, `access_log ${p}/logs/access.log runway_json;`, 'listen 127.0.0.1:18080;', 'listen 127.0.0.1:18443 ssl http2;', 'return 301 https://$host:18443$request_uri;', 'worker_processes 1;'])
+    for (const line of [`pid ${p}/nginx.pid;`, `error_log ${p}/logs/error.log warn;`, `client_body_temp_path ${p}/temp/client_body;`, `proxy_temp_path ${p}/temp/proxy;`, `access_log ${p}/logs/access.log runway_json buffer=64k flush=1s;`, 'listen 127.0.0.1:18080;', 'listen 127.0.0.1:18443 ssl http2;', 'return 301 https://$host:18443$request_uri;', 'worker_processes 1;'])
       t.ok(d.includes(line), line)
     t.notMatch(d.join('\n'), /\/var\/|\/run\/|\/etc\//, 'nothing outside the prefix')
+  })
+
+  t.test('the access log is buffered (64k, flushed every second) unless turned off', async (t) => {
+    const logLines = (input: object) => directives(renderNginx({ ...variants[0]![1], ...input }).text).filter((l) => l.startsWith('access_log '))
+    const buffered = logLines({})
+    t.ok(buffered.length >= 2, 'every server that logs')
+    for (const l of buffered) t.match(l, /^access_log \S+ runway_json buffer=64k flush=1s;$/)
+    for (const l of logLines({ accessLogBuffer: '256k' })) t.match(l, /runway_json buffer=256k flush=1s;$/)
+    for (const l of logLines({ accessLogBuffer: 'off' })) t.match(l, /runway_json;$/)
+  })
+
+  t.test('the minimal proxy (compare\'s reference for the template\'s cost) proxies and does nothing else', async (t) => {
+    const conf = minimalProxyConf({ prefix: '/tmp/p', upstreams: ['127.0.0.1:3001', '127.0.0.1:3002'], httpPort: 18080, httpsPort: 18443, cert: '/tmp/p/c.pem', key: '/tmp/p/k.pem', workers: 1, keepalive: 128 })
+    const d = directives(conf)
+    for (const line of ['worker_processes 1;', 'access_log off;', 'server 127.0.0.1:3001;', 'server 127.0.0.1:3002;', 'keepalive 128;', 'listen 127.0.0.1:18443 ssl;', 'ssl_certificate /tmp/p/c.pem;', 'proxy_pass http://minimal_app;', 'proxy_http_version 1.1;', 'proxy_set_header Connection "";'])
+      t.ok(d.includes(line), line)
+    t.notMatch(conf, /add_header|gzip|error_page|log_format|ssl_ciphers|limit_req/, 'none of the template\'s work')
+    t.notMatch(minimalProxyConf({ prefix: '/tmp/p', upstreams: ['127.0.0.1:3001'], httpPort: 18080, workers: 1, keepalive: 8 }), /ssl/, 'plain when no certificate')
   })
 
   t.test('http2 syntax follows the target nginx version', async (t) => {
@@ -182,6 +201,9 @@ t.test('invalid values are refused before rendering, naming the flag', async (t)
     ['resolver', { trustedChain: '/etc/ssl/chain.pem', resolver: 'dns.google' }],
     ['acme-webroot', { acmeWebroot: 'www' }],
     ['access-log', { accessLog: '/var/log/a b.log' }],
+    ['access-log-buffer', { accessLogBuffer: '1k' }],
+    ['access-log-buffer', { accessLogBuffer: '64x' }],
+    ['access-log-buffer', { accessLogBuffer: '64k flush=0' }],
     ['body-limit', { bodyLimit: 10 }],
     ['body-limit', { bodyLimit: '64x' }],
     ['body-limit', { bodyLimit: '20m' }],
