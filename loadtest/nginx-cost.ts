@@ -6,7 +6,7 @@
 //   npm run bench:nginx -- [--seconds 5] [--runs 3] [--connections 50] [--json]
 // On a shared machine run it as `flock /tmp/runway-heavy.lock npm run bench:nginx`.
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -28,6 +28,7 @@ Options:
   --runs N         runs per variant; the median is reported (default 3)
   --connections N  wrk connections (default 50)
   --json           one JSON object on stdout
+  --out DIR        also write it to DIR/results.json (docs/results/nginx-cost feeds the README)
   --help`
 
 /** One variant: a name and how it changes the rendered config (none = as rendered). */
@@ -63,6 +64,7 @@ async function main() {
       runs: { type: 'string', default: '3' },
       connections: { type: 'string', default: '50' },
       json: { type: 'boolean', default: false },
+      out: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   })
@@ -113,6 +115,7 @@ async function main() {
     )
     const rps = (id: string) => rows.find((r) => r.stage === id)?.summary?.rps ?? 0
     const out = {
+      createdAt: new Date().toISOString(),
       machine: { cpus: availableParallelism(), loadAverageBefore: load0, loadAverageAfter: loadavg() },
       settings: { engine: 'wrk', connections, seconds, runs, nginxWorkers: 1, upstreamWorkers: instances },
       variants: rows.map((r) => ({
@@ -129,6 +132,10 @@ async function main() {
         loadgenCpu: r.summary?.loadgenCpu ?? 0,
         otherCpu: r.summary?.otherCpu ?? 0,
       })),
+    }
+    if (values.out) {
+      mkdirSync(values.out, { recursive: true })
+      writeFileSync(join(values.out, 'results.json'), `${JSON.stringify(out, null, 2)}\n`)
     }
     if (values.json) console.log(JSON.stringify(out, null, 2))
     else {

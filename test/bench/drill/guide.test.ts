@@ -2,7 +2,8 @@
 // there is none), replacing only what lies between its markers; the committed guide is in sync.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { BEGIN, END, guideFigures, replaceFiguresBlock } from '../../../src/bench/loadtest/drill/guide.js'
+import { begin, BLOCKS, end, replaceBlock } from '../../../src/bench/loadtest/doc-figures.js'
+import { guideFigures } from '../../../src/bench/loadtest/drill/guide.js'
 import type { DrillResults } from '../../../src/bench/loadtest/drill/run.js'
 import { ROOT } from '../../../src/lib/build.js'
 
@@ -52,11 +53,13 @@ t.test('the block is rendered from the results file', async (t) => {
 })
 
 t.test('only the block between the markers changes', async (t) => {
-  const guide = `intro\n${BEGIN}\nold 123\n${END}\noutro\n`
-  t.equal(replaceFiguresBlock(guide, 'new'), `intro\n${BEGIN}\nnew\n${END}\noutro\n`)
-  t.throws(() => replaceFiguresBlock('no markers', 'x'), /no figures block/)
+  const guide = `intro\n${begin('drill-figures')}\nold 123\n${end('drill-figures')}\noutro\n`
+  t.equal(replaceBlock(guide, 'drill-figures', 'new'), `intro\n${begin('drill-figures')}\nnew\n${end('drill-figures')}\noutro\n`)
+  t.throws(() => replaceBlock('no markers', 'drill-figures', 'x'), /no drill-figures block/)
+  t.throws(() => replaceBlock(guide, 'compare-figures', 'x'), /no compare-figures block/, 'each block has its own markers')
 })
 
-t.test('the committed guide is what its results file says', async (t) => {
-  t.doesNotThrow(() => execFileSync(process.execPath, ['--import', 'tsx', 'loadtest/guide-figures.ts', '--check'], { cwd: ROOT, stdio: 'pipe' }))
+t.test('every committed figures block is what its results file says', async (t) => {
+  t.ok(BLOCKS.some((b) => b.id === 'drill-figures' && b.doc === 'docs/from-runserver-to-production.md'))
+  t.doesNotThrow(() => execFileSync(process.execPath, ['--import', 'tsx', 'loadtest/doc-figures.ts', '--check'], { cwd: ROOT, stdio: 'pipe' }))
 })

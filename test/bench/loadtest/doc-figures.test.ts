@@ -1,0 +1,48 @@
+// The README's measured figures are rendered from results files: a compare run becomes the `me`
+// table, the session line and the goals (with the run's verdict on top when it cannot rank the
+// stacks); a bench:nginx run becomes the template-cost table.
+import t from 'tap'
+import { annotate } from '../../../src/bench/loadtest/compare.js'
+import { BLOCKS, compareFigures, missingResults, nginxCostFigures } from '../../../src/bench/loadtest/doc-figures.js'
+import { compareResults } from '../../helpers/loadtest.js'
+
+t.test('a compare run: settings, the me table, the session line, the goals', async (t) => {
+  const r = compareResults()
+  for (const x of r.results.filter((x) => x.scenario === 'session')) x.summary!.sessions = { completed: 9, latency: { p50: 800, p90: 1400, p99: 1600, max: 1700, mean: 850 } }
+  annotate(r)
+  const text = compareFigures(JSON.parse(JSON.stringify(r)), 'docs/results/compare/results.json')
+  t.match(text, /^From `docs\/results\/compare\/results\.json` \(2026-11-29T10:00:00\.000Z\): Test CPU, 2 CPUs, Node v20\.0\.0, nginx 1\.22\.1; autocannon, 50 connections, 10 s × 3 runs after 3 s warm-up, medians; load average at the end 1 \/ 1 \/ 1/)
+  t.match(text, /\n\| stack \| req\/s \| p99 \| server CPU \| load gen CPU \| other CPU \| of its twin \| failed \|\n/)
+  t.match(text, /\n\| production, one process \| 9,000 \| 9 ms \| 95 % \| 60 % \| 3 % \| 90% \| 0 \|\n/)
+  t.match(text, /\n`session` \(login → 3 × me → refresh → logout, 50 connections\): 300–900 req\/s through the 3 stacks, 3 failed responses; a whole session takes 800 ms at the median, 1600 ms at worst p99/)
+  t.match(text, /\n- MISSED: me: pm2 cluster \(2 workers\) ≥ 80% of its ceiling twin: 75% \(goal ≥ 80%\)/)
+  t.notMatch(text, /Not a ranking/)
+  const bad = compareResults()
+  bad.results[1]!.loadgenSaturated = true
+  annotate(bad)
+  t.match(compareFigures(bad, 'f.json'), /\n> \*\*Not a ranking: /, 'an untrusted run says so above its figures')
+  t.throws(() => compareFigures({ schema: 'nope' }, 'f.json'), /^f\.json does not match the runway-loadtest\/1 schema/)
+})
+
+t.test('a bench:nginx run: one row per variant', async (t) => {
+  const text = nginxCostFigures(
+    {
+      createdAt: '2026-11-30T15:00:00.000Z',
+      machine: { cpus: 2, loadAverageBefore: [1.5, 1, 1], loadAverageAfter: [2, 1, 1] },
+      settings: { engine: 'wrk', connections: 50, seconds: 5, runs: 5, nginxWorkers: 1, upstreamWorkers: 2 },
+      variants: [
+        { id: 'rendered', label: 'rendered template (as deployed)', status: 'ok', rps: 20000, runs: [20000], ofRendered: 1, ofMinimal: 0.8, otherCpu: 4 },
+        { id: 'minimal', label: 'minimal proxy', status: 'ok', rps: 25000, runs: [25000], ofRendered: 1.25, ofMinimal: 1, otherCpu: 4 },
+      ],
+    },
+    'docs/results/nginx-cost/results.json',
+  )
+  t.match(text, /^From `docs\/results\/nginx-cost\/results\.json` \(2026-11-30T15:00:00\.000Z\): 2 CPUs, load average 1\.5 \/ 1 \/ 1 before; wrk -c50, 5 × 5 s interleaved/)
+  t.match(text, /\n\| rendered template \(as deployed\) \| 20,000 \| 1\.00 \| 0\.80 \| 4 % \|/)
+  t.match(text, /\n\| minimal proxy \| 25,000 \| 1\.25 \| 1\.00 \| 4 % \|$/)
+})
+
+t.test('every block names its document, its results file and how to produce it', async (t) => {
+  t.same(BLOCKS.map((b) => b.id), ['drill-figures', 'compare-figures', 'nginx-cost-figures'])
+  for (const b of BLOCKS) t.match(missingResults(b.results, b.produce), new RegExp(`^No results file yet: \`${b.results.replaceAll('.', '\\.')}\` is missing`))
+})
