@@ -4,7 +4,7 @@
 // report.md and report.html. Every stack is stopped in a finally; the stacks' own reapers kill
 // what is left if this process is interrupted. The stages themselves are defined in stages.ts.
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PostgresStore } from '../../api/store/postgres.js'
@@ -16,9 +16,8 @@ import { obtainTokens } from './http.js'
 import { machineFacts } from './machine.js'
 import { measureInterleaved, type MeasureSettings } from './measure.js'
 import type { Progress } from './progress.js'
-import { renderHtml } from './report-html.js'
-import { renderMarkdown } from './report-md.js'
-import { assertResults, type ResultRow, type Results, type Stage, type Target } from './schema.js'
+import { buildResults, writeResults } from './results.js'
+import type { ResultRow, Results, Stage, Target } from './schema.js'
 import { scenario as scenarioByName, type ScenarioContext, type ScenarioName } from './scenarios.js'
 import { benchPassword, createBenchUsers, type BenchUsers } from './users.js'
 import { mintAccessToken } from './hs256.js'
@@ -225,28 +224,22 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
     process.removeListener('exit', removeWork)
   }
 
-  const results: Results = {
-    schema: 'runway-loadtest/1',
+  const results = buildResults({
     tool: 'compare',
-    createdAt: new Date().toISOString(),
     engine: o.engine,
-    settings: { scenarios: o.scenarios, connections: o.settings.connections, durationSec: o.settings.durationSec, ...(o.settings.amount ? { amount: o.settings.amount } : {}), warmupSec: o.settings.warmupSec, runs: o.settings.runs, workers: o.settings.workers, ceiling: o.ceiling },
+    scenarios: o.scenarios,
+    settings: o.settings,
+    ceiling: o.ceiling,
     machine: await machineFacts({
       nginxBin,
       sharedWith: `the load generator (${describeEngine(o.engine)}${o.settings.workers ? `, ${o.settings.workers} threads` : ', one thread'}) ran on the same ${availableParallelism()} CPUs as the server under test; each row's otherCpu says what else used them`,
     }),
     stages,
-    results: rows,
-    targets: [],
-    thresholds: [],
+    rows,
     warnings,
-  }
+  })
   annotate(results)
-  assertResults(results)
-  mkdirSync(o.outDir, { recursive: true })
-  writeFileSync(join(o.outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`)
-  writeFileSync(join(o.outDir, 'report.md'), renderMarkdown(results))
-  writeFileSync(join(o.outDir, 'report.html'), renderHtml(results))
+  writeResults(o.outDir, results)
   return { results, dir: o.outDir }
 }
 

@@ -1,5 +1,5 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { availableParallelism } from 'node:os'
 import { CliError, parseFlags, print, type Command } from '../command.js'
 import { engineFlag, int, MEASURE_FLAGS, MEASURE_HELP, measureSettings, scenarioList } from '../measure-flags.js'
@@ -8,8 +8,7 @@ import { obtainTokens, requestJson } from '../../bench/loadtest/http.js'
 import { machineFacts } from '../../bench/loadtest/machine.js'
 import { measureScenario } from '../../bench/loadtest/measure.js'
 import { Progress } from '../../bench/loadtest/progress.js'
-import { renderHtml } from '../../bench/loadtest/report-html.js'
-import { renderMarkdown } from '../../bench/loadtest/report-md.js'
+import { buildResults, writeResults } from '../../bench/loadtest/results.js'
 import { assertResults, type ResultRow, type Results, type RunFigures, type Threshold } from '../../bench/loadtest/schema.js'
 import { scenario as scenarioByName, type ScenarioContext } from '../../bench/loadtest/scenarios.js'
 import { errorRate, failures } from '../../bench/loadtest/stats.js'
@@ -195,12 +194,12 @@ export const loadtestCommand: Command = {
       const b = baseFigures.get(row.scenario)
       if (b && row.summary) thresholds.push(...checkRegression(row.scenario, row.summary, b, maxRegression))
     }
-    const results: Results = {
-      schema: 'runway-loadtest/1',
+    const results = buildResults({
       tool: 'loadtest',
-      createdAt: new Date().toISOString(),
       engine,
-      settings: { scenarios, connections: settings.connections, durationSec: settings.durationSec, ...(settings.amount ? { amount: settings.amount } : {}), warmupSec: settings.warmupSec, runs: settings.runs, workers: settings.workers, ceiling: false },
+      scenarios,
+      settings,
+      ceiling: false,
       machine: await machineFacts({
         nginxBin: null,
         sharedWith: ['localhost', '127.0.0.1', '[::1]'].includes(target.hostname)
@@ -208,22 +207,15 @@ export const loadtestCommand: Command = {
           : `the load generator ran alone on this machine's ${availableParallelism()} CPUs; the target is remote`,
       }),
       stages: [{ id: 'target', label: base, kind: 'target', status: rows.every((r) => r.status === 'ok') ? 'ok' : 'failed', explanation: `The deployment at ${base}, measured from this machine over the network.`, url: base }],
-      results: rows,
-      targets: [],
+      rows,
       thresholds,
       warnings: rows.flatMap((r) => [
         ...(r.loadgenSaturated ? [`${r.scenario}: the load generator used ${r.summary!.loadgenCpu}% CPU, a full core per thread: it may be the bottleneck; try --workers ${Math.max(2, settings.workers + 1)}`] : []),
         ...(r.summary && failures(r.summary) ? [`${r.scenario}: ${failures(r.summary)} failed responses (${Math.round(errorRate(r.summary) * 1000) / 1000}%): ${failureBreakdown(r.summary)}`] : []),
       ]),
-    }
-    assertResults(results)
-    if (values.out) {
-      const dir = resolve(values.out)
-      mkdirSync(dir, { recursive: true })
-      writeFileSync(join(dir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`)
-      writeFileSync(join(dir, 'report.md'), renderMarkdown(results))
-      writeFileSync(join(dir, 'report.html'), renderHtml(results))
-    }
+    })
+    if (values.out) writeResults(resolve(values.out), results)
+    else assertResults(results)
     if (values.json) print(JSON.stringify(results, null, 2))
     else {
       for (const name of scenarios) print(`\n${name}\n${textTable(scenarioTable(results, name))}`)
