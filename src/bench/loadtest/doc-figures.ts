@@ -7,7 +7,7 @@ import type { DrillResults } from './drill/run.js'
 import { assertResults, type Results } from './schema.js'
 import { describeEngine } from './engines.js'
 import { latencyOf, rowsFor, stageLabel, targetLines } from './table.js'
-import { fmtInt, fmtMs, fmtPct, failures } from './stats.js'
+import { fmtInt, fmtMs, fmtPct, failures, OTHER_CPU_LIMIT } from './stats.js'
 
 export interface FiguresBlock {
   /** Marker name in the document. */
@@ -44,7 +44,8 @@ export function compareFigures(doc: unknown, file: string): string {
     `From \`${file}\` (${r.createdAt}): ${m.cpuModel}, ${m.cpuCount} CPUs, Node ${m.node}, nginx ${m.nginx ?? 'none'}; ${describeEngine(r.engine)}, ${s.connections} connections, ${s.durationSec} s × ${s.runs} runs after ${s.warmupSec} s warm-up, medians; load average at the end ${m.loadAverage.join(' / ')} (the machine is shared).`,
     '',
   ]
-  if (r.verdict) out.push(`> **${r.verdict}**`, '')
+  // The docs quote no figure from a run that cannot rank the stacks: they would teach its noise.
+  if (r.verdict) return [...out, `> **${r.verdict}**`, '', WITHHELD].join('\n')
   if (s.scenarios.includes('me')) {
     out.push('`GET /api/me/` with a valid token:', '', '| stack | req/s | p99 | server CPU | load gen CPU | other CPU | of its twin | failed |', '|---|---:|---:|---:|---:|---:|---:|---:|')
     for (const x of rowsFor(r, 'me')) {
@@ -82,15 +83,22 @@ export interface NginxCostResults {
 
 export function nginxCostFigures(doc: unknown, file: string): string {
   const r = doc as NginxCostResults
-  const out = [
+  const busiest = Math.max(0, ...r.variants.map((v) => v.otherCpu))
+  const head = [
     `From \`${file}\`${r.createdAt ? ` (${r.createdAt})` : ''}: ${r.machine.cpus} CPUs, load average ${r.machine.loadAverageBefore.join(' / ')} before; ${r.settings.engine} -c${r.settings.connections}, ${r.settings.runs} × ${r.settings.seconds} s interleaved, medians; one nginx worker (TLS) in front of a bare ${r.settings.upstreamWorkers}-worker node:cluster.`,
     '',
+  ]
+  if (busiest > OTHER_CPU_LIMIT) return [...head, `> **Other processes used up to ${Math.round(busiest)}% CPU during these runs.**`, '', WITHHELD].join('\n')
+  const out = [
+    ...head,
     '| nginx config | req/s | ÷ rendered | ÷ minimal proxy | other CPU |',
     '|---|---:|---:|---:|---:|',
     ...r.variants.map((v) => `| ${v.label} | ${v.status === 'ok' ? fmtInt(v.rps) : v.status} | ${v.ofRendered.toFixed(2)} | ${v.ofMinimal.toFixed(2)} | ${Math.round(v.otherCpu)} % |`),
   ]
   return out.join('\n')
 }
+
+const WITHHELD = 'Its figures are not quoted here: the machine, not the stacks, set them. Rerun the command that produces the file on a quiet machine and run `npm run docs:figures`.'
 
 export const BLOCKS: readonly FiguresBlock[] = [
   {

@@ -20,7 +20,9 @@ t.test('a compare run: settings, the me table, the session line, the goals', asy
   const bad = compareResults()
   bad.results[1]!.loadgenSaturated = true
   annotate(bad)
-  t.match(compareFigures(bad, 'f.json'), /\n> \*\*Not a ranking: /, 'an untrusted run says so above its figures')
+  const withheld = compareFigures(bad, 'f.json')
+  t.match(withheld, /\n> \*\*Not a ranking: [^\n]*\*\*\n\nIts figures are not quoted here: the machine, not the stacks, set them\./, 'an untrusted run says so')
+  t.notMatch(withheld, /\| stack \||9,000|Goals:/, 'and none of its figures reach the docs')
   t.throws(() => compareFigures({ schema: 'nope' }, 'f.json'), /^f\.json does not match the runway-loadtest\/1 schema/)
 })
 
@@ -40,6 +42,13 @@ t.test('a bench:nginx run: one row per variant', async (t) => {
   t.match(text, /^From `docs\/results\/nginx-cost\/results\.json` \(2026-11-30T15:00:00\.000Z\): 2 CPUs, load average 1\.5 \/ 1 \/ 1 before; wrk -c50, 5 × 5 s interleaved/)
   t.match(text, /\n\| rendered template \(as deployed\) \| 20,000 \| 1\.00 \| 0\.80 \| 4 % \|/)
   t.match(text, /\n\| minimal proxy \| 25,000 \| 1\.25 \| 1\.00 \| 4 % \|$/)
+})
+
+t.test('a bench:nginx run on a busy machine quotes no figure', async (t) => {
+  const v = (id: string, otherCpu: number) => ({ id, label: id, status: 'ok', rps: 9999, runs: [9999], ofRendered: 1, ofMinimal: 1, otherCpu })
+  const text = nginxCostFigures({ machine: { cpus: 2, loadAverageBefore: [9, 9, 9], loadAverageAfter: [9, 9, 9] }, settings: { engine: 'wrk', connections: 50, seconds: 4, runs: 5, nginxWorkers: 1, upstreamWorkers: 2 }, variants: [v('rendered', 10), v('minimal', 131)] }, 'n.json')
+  t.match(text, /> \*\*Other processes used up to 131% CPU during these runs\.\*\*\n\nIts figures are not quoted here/)
+  t.notMatch(text, /9,999/)
 })
 
 t.test('every block names its document, its results file and how to produce it', async (t) => {
