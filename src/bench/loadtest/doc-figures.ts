@@ -73,6 +73,21 @@ export function compareFigures(doc: unknown, file: string): string {
   return out.join('\n').trimEnd()
 }
 
+/** What each stack costs besides throughput, from the same compare run: start-up, processes, memory, CPU. */
+export function stackFigures(doc: unknown, file: string): string {
+  const r: Results = assertResults(doc, file)
+  const m = r.machine
+  const out = [`From \`${file}\` (${r.createdAt}; ${m.cpuCount} CPUs, load average at the end ${m.loadAverage.join(' / ')}), \`GET /api/me/\` under load:`, '']
+  if (r.verdict) return [...out, `> **${r.verdict}**`, '', WITHHELD].join('\n')
+  out.push('| stack | start → ready | processes | server RSS under load | server CPU | req/s |', '|---|---:|---:|---:|---:|---:|')
+  for (const s of r.stages.filter((x) => x.kind === 'stage')) {
+    const me = rowsFor(r, 'me').find((x) => x.stage === s.id && x.summary)
+    const f = me?.summary
+    out.push(`| ${s.label} | ${s.startupMs === undefined ? '–' : `${(s.startupMs / 1000).toFixed(1)} s`} | ${s.processes ?? '–'} | ${f ? `${Math.round(f.serverRssMb)} MiB` : '–'} | ${f ? `${Math.round(f.serverCpu)} %` : '–'} | ${f ? fmtInt(f.rps) : s.status} |`)
+  }
+  return out.join('\n')
+}
+
 /** `npm run bench:nginx -- --json`: what each part of the template costs. */
 export interface NginxCostResults {
   createdAt?: string
@@ -114,6 +129,13 @@ export const BLOCKS: readonly FiguresBlock[] = [
     results: 'docs/results/compare/results.json',
     produce: 'flock /tmp/runway-heavy.lock npm run compare -- --ceiling --scenarios me,session -d 5 --warmup 2 --out docs/results/compare',
     render: compareFigures,
+  },
+  {
+    id: 'stack-figures',
+    doc: 'docs/running.md',
+    results: 'docs/results/compare/results.json',
+    produce: 'flock /tmp/runway-heavy.lock npm run compare -- --ceiling --scenarios me,session -d 5 --warmup 2 --out docs/results/compare',
+    render: stackFigures,
   },
   {
     id: 'nginx-cost-figures',

@@ -3,7 +3,7 @@
 // stacks); a bench:nginx run becomes the template-cost table.
 import t from 'tap'
 import { annotate } from '../../../src/bench/loadtest/compare.js'
-import { BLOCKS, compareFigures, missingResults, nginxCostFigures } from '../../../src/bench/loadtest/doc-figures.js'
+import { BLOCKS, compareFigures, missingResults, nginxCostFigures, stackFigures } from '../../../src/bench/loadtest/doc-figures.js'
 import { compareResults } from '../../helpers/loadtest.js'
 
 t.test('a compare run: settings, the me table, the session line, the goals', async (t) => {
@@ -24,6 +24,18 @@ t.test('a compare run: settings, the me table, the session line, the goals', asy
   t.match(withheld, /\n> \*\*Not a ranking: [^\n]*\*\*\n\nIts figures are not quoted here: the machine, not the stacks, set them\./, 'an untrusted run says so')
   t.notMatch(withheld, /\| stack \||9,000|Goals:/, 'and none of its figures reach the docs')
   t.throws(() => compareFigures({ schema: 'nope' }, 'f.json'), /^f\.json does not match the runway-loadtest\/1 schema/)
+})
+
+t.test('each stack\'s start-up, processes, memory and CPU from the same run', async (t) => {
+  const r = compareResults()
+  annotate(r)
+  const text = stackFigures(r, 'c.json')
+  t.match(text, /\| stack \| start → ready \| processes \| server RSS under load \| server CPU \| req\/s \|/)
+  t.match(text, /\n\| dev server \| 0\.5 s \| 1 \| 120 MiB \| 95 % \| 4,000 \|/)
+  t.notMatch(text, /ceiling/, 'stages only, not their twins')
+  r.results[0]!.summary!.otherCpu = 99
+  annotate(r)
+  t.match(stackFigures(r, 'c.json'), /Its figures are not quoted here/)
 })
 
 t.test('a bench:nginx run: one row per variant', async (t) => {
@@ -52,6 +64,6 @@ t.test('a bench:nginx run on a busy machine quotes no figure', async (t) => {
 })
 
 t.test('every block names its document, its results file and how to produce it', async (t) => {
-  t.same(BLOCKS.map((b) => b.id), ['drill-figures', 'compare-figures', 'nginx-cost-figures'])
+  t.same(BLOCKS.map((b) => b.id), ['drill-figures', 'compare-figures', 'stack-figures', 'nginx-cost-figures'])
   for (const b of BLOCKS) t.match(missingResults(b.results, b.produce), new RegExp(`^No results file yet: \`${b.results.replaceAll('.', '\\.')}\` is missing`))
 })
