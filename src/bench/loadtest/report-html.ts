@@ -84,7 +84,14 @@ document.body.dataset.charts = 'drawn';
 function table(r: Results, scenario: string): string {
   const t = scenarioTable(r, scenario)
   const head = t.headers.map((h, i) => `<th${i < 2 ? ' class="l"' : ''}>${esc(h)}</th>`).join('')
-  const body = t.rows.map((row) => `<tr>${row.map((c, i) => `<td${i < 2 ? ' class="l"' : ''}>${esc(c)}</td>`).join('')}</tr>`).join('\n')
+  // The table's rows are rowsFor's, in order: a row the machine limited is tinted, its reason on hover.
+  const rows = rowsFor(r, scenario)
+  const body = t.rows
+    .map((row, n) => {
+      const why = rows[n]?.untrusted
+      return `<tr${why ? ` class="untrusted" title="${esc(`not trusted: ${why}`)}"` : ''}>${row.map((c, i) => `<td${i < 2 ? ' class="l"' : ''}>${esc(c)}</td>`).join('')}</tr>`
+    })
+    .join('\n')
   // In a scroller of its own: a narrow window scrolls the table, never cuts its last column.
   return `<div class="table"><table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`
 }
@@ -130,7 +137,7 @@ table { border-collapse: collapse; width: 100%; font-size: .8rem; font-variant-n
 th, td { padding: .3rem .35rem; border-bottom: 1px solid #e6eaf0; text-align: right; white-space: nowrap; }
 th { white-space: normal; vertical-align: bottom; } td.l:first-child { white-space: normal; min-width: 9rem; }
 th.l, td.l { text-align: left; } th { background: #f4f6fa; }
-.warn li { color: #8a4b00; } .verdict { border-left: 4px solid #d9534f; background: #fdf1f0; padding: .6rem .9rem; font-weight: 600; } small { color: #6b7280; font-weight: normal; }
+.warn li { color: #8a4b00; } tr.untrusted td { background: #fdf1f0; color: #6b4a48; } .verdict { border-left: 4px solid #d9534f; background: #fdf1f0; padding: .6rem .9rem; font-weight: 600; } small { color: #6b7280; font-weight: normal; }
 @media (max-width: 800px) { .charts { grid-template-columns: 1fr; } }
 </style>
 </head>

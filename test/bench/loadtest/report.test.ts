@@ -52,6 +52,18 @@ t.test('html is one self-contained page', async (t) => {
   t.same(charts[0]!.twin, [false, false, true, false, true])
 })
 
+t.test('a run the machine limited: its verdict above the tables, its limited rows marked', async (t) => {
+  const r = compareResults()
+  r.results[3]!.loadgenSaturated = true // cluster me
+  annotate(r)
+  const html = renderHtml(r)
+  t.match(html, /<p class="verdict">Not a ranking: 1 of 8 measurements/)
+  t.ok(html.indexOf('class="verdict"') < html.indexOf('<table>'), 'before any table')
+  const marked = [...html.matchAll(/<tr class="untrusted" title="not trusted: ([^"]*)"><td class="l">([^<]*)</g)].map((m) => m[2])
+  t.same(marked, ['pm2 cluster (2 workers)'])
+  t.notMatch(renderHtml(compareResults()), /class="verdict"|class="untrusted"/, 'a trusted run has neither')
+})
+
 t.test('nothing in the data can close the script element', async (t) => {
   const evil = compareResults()
   evil.stages[0]!.label = '</script><script>alert(1)</script>'
