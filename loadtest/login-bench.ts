@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import { OWASP_ARGON2 } from '../src/api/auth/passwords.js'
 import { runAutocannon } from '../src/bench/loadtest/engines.js'
+import { writeJsonResults } from '../src/bench/loadtest/results.js'
 import { CpuSampler, waitForIdle } from '../src/bench/loadtest/sampler.js'
 import { scenario } from '../src/bench/loadtest/scenarios.js'
 import { benchPassword, createBenchUsers } from '../src/bench/loadtest/users.js'
@@ -30,6 +31,7 @@ Options:
   --connections N     concurrent clients (default 16)
   --users N           users the logins rotate over (default 20)
   --json              one JSON object on stdout instead of the table
+  --out DIR           also write it to DIR/results.json (docs/results/login feeds the docs)
   --help
 
 Run it alone on the machine (flock /tmp/runway-heavy.lock …): the figures are CPU-bound.`
@@ -64,6 +66,7 @@ async function main() {
       connections: { type: 'string', default: '16' },
       users: { type: 'string', default: '20' },
       json: { type: 'boolean', default: false },
+      out: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   })
@@ -156,11 +159,13 @@ async function main() {
   }
 
   const out = {
+    createdAt: new Date().toISOString(),
     argon2: { ...OWASP_ARGON2, note: 'the API default; ARGON2_* in the environment override it' },
     machine: { cpus: availableParallelism(), loadAverageBefore: loadBefore.map((n) => Math.round(n * 100) / 100), loadAverageAfter: loadavg().map((n) => Math.round(n * 100) / 100) },
     settings: { durationSec, connections, users: userCount },
     results,
   }
+  if (values.out) writeJsonResults(values.out, out)
   if (values.json) return console.log(JSON.stringify(out, null, 2))
   console.log(`machine: ${out.machine.cpus} CPUs, load average ${out.machine.loadAverageBefore.join(' ')} before, ${out.machine.loadAverageAfter.join(' ')} after`)
   for (const r of results) {

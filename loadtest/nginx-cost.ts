@@ -6,13 +6,14 @@
 //   npm run bench:nginx -- [--seconds 5] [--runs 3] [--connections 50] [--json]
 // On a shared machine run it as `flock /tmp/runway-heavy.lock npm run bench:nginx`.
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ENGINES } from '../src/bench/loadtest/engines.js'
 import { mintAccessToken } from '../src/bench/loadtest/hs256.js'
 import { measureInterleaved } from '../src/bench/loadtest/measure.js'
+import { writeJsonResults } from '../src/bench/loadtest/results.js'
 import { scenario } from '../src/bench/loadtest/scenarios.js'
 import { nginxOver, startCeiling, type Running, type StageContext } from '../src/bench/loadtest/stages.js'
 import { benchPassword, createBenchUsers } from '../src/bench/loadtest/users.js'
@@ -28,7 +29,7 @@ Options:
   --runs N         runs per variant; the median is reported (default 3)
   --connections N  wrk connections (default 50)
   --json           one JSON object on stdout
-  --out DIR        also write it to DIR/results.json (docs/results/nginx-cost feeds the README)
+  --out DIR        also write it to DIR/results.json (docs/results/nginx-cost feeds the docs)
   --help`
 
 /** One variant: a name and how it changes the rendered config (none = as rendered). */
@@ -133,10 +134,7 @@ async function main() {
         otherCpu: r.summary?.otherCpu ?? 0,
       })),
     }
-    if (values.out) {
-      mkdirSync(values.out, { recursive: true })
-      writeFileSync(join(values.out, 'results.json'), `${JSON.stringify(out, null, 2)}\n`)
-    }
+    if (values.out) writeJsonResults(values.out, out)
     if (values.json) console.log(JSON.stringify(out, null, 2))
     else {
       console.log(`nginx template cost, GET /api/me/ over TLS, wrk -c${connections}, ${runs} × ${seconds} s interleaved, median; load average ${load0.map((n) => n.toFixed(2)).join(' / ')} before`)

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import { runAutocannon } from '../src/bench/loadtest/engines.js'
+import { writeJsonResults } from '../src/bench/loadtest/results.js'
 import { obtainTokens } from '../src/bench/loadtest/http.js'
 import { processStat } from '../src/bench/loadtest/sampler.js'
 import { scenario } from '../src/bench/loadtest/scenarios.js'
@@ -30,6 +31,7 @@ Options:
   --instances N      pm2 workers (default: one per CPU)
   --env K=V          a setting for the workers (repeatable), e.g. --env OPENAPI_UI=false
   --json             one JSON object on stdout
+  --out DIR          also write it to DIR/results.json (docs/results/rss feeds the docs)
   --help`
 
 const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10
@@ -58,6 +60,7 @@ async function main() {
       instances: { type: 'string', default: String(availableParallelism()) },
       env: { type: 'string', multiple: true, default: [] },
       json: { type: 'boolean', default: false },
+      out: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   })
@@ -117,6 +120,7 @@ async function main() {
       const after = await peakRss(pids, () => new Promise((r) => setTimeout(r, 3000)))
       const restarts = (await cluster.workers()).reduce((n, w) => n + w.restarts, 0)
       const out = {
+        createdAt: new Date().toISOString(),
         machine: { cpus: availableParallelism(), loadAverageBefore: loadBefore.map((n) => Math.round(n * 100) / 100), loadAverageAfter: loadavg().map((n) => Math.round(n * 100) / 100) },
         settings: { instances, connections, meSeconds, loginSeconds, env: extraEnv },
         pm2StartMs: cluster.startMs,
@@ -124,6 +128,7 @@ async function main() {
         loads: { meRps, loginsPerSec: loginFigures.rps, loginStatusCodes: loginFigures.statusCodes },
         workerRestarts: restarts,
       }
+      if (values.out) writeJsonResults(values.out, out)
       if (values.json) return console.log(JSON.stringify(out, null, 2))
       console.log(`machine: ${out.machine.cpus} CPUs, load average ${out.machine.loadAverageBefore.join(' ')} before, ${out.machine.loadAverageAfter.join(' ')} after`)
       console.log(`pm2 start (every worker ready): ${cluster.startMs} ms`)

@@ -113,6 +113,65 @@ export function nginxCostFigures(doc: unknown, file: string): string {
   return out.join('\n')
 }
 
+/** `npm run bench:login -- --out DIR`: logins per second and CPU per login, per stack. */
+export interface LoginResults {
+  createdAt?: string
+  argon2: { memoryCost: number; timeCost: number; parallelism: number }
+  machine: { cpus: number; loadAverageBefore: number[]; loadAverageAfter: number[] }
+  settings: { durationSec: number; connections: number; users: number }
+  results: { stack: string; loginsPerSec: number; cpuMsPerLogin: number; serverRssMb: number; loadgenCpuPct: number; otherCpuPct: number; latencyMs: { p50: number; p99: number }; errors: number; statusCodes: Record<string, number> }[]
+}
+
+export function loginFigures(doc: unknown, file: string): string {
+  const r = doc as LoginResults
+  const a = r.argon2
+  const head = [
+    `From \`${file}\`${r.createdAt ? ` (${r.createdAt})` : ''}: ${r.machine.cpus} CPUs, load average ${r.machine.loadAverageBefore.join(' / ')} before; argon2id m=${Math.round(a.memoryCost / 1024)} MiB, t=${a.timeCost}, p=${a.parallelism}; ${r.settings.connections} connections over ${r.settings.users} users, ${r.settings.durationSec} s.`,
+    '',
+  ]
+  const busiest = Math.max(0, ...r.results.map((x) => x.otherCpuPct))
+  if (busiest > OTHER_CPU_LIMIT) return [...head, `> **Other processes used up to ${Math.round(busiest)}% CPU during these runs.**`, '', WITHHELD].join('\n')
+  return [
+    ...head,
+    '| stack | logins/s | CPU per login | p50 | p99 | server RSS | load gen CPU | other CPU | failed |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...r.results.map((x) => {
+      const failed = x.errors + Object.entries(x.statusCodes).filter(([c]) => !c.startsWith('2')).reduce((n, [, v]) => n + v, 0)
+      return `| ${x.stack} | ${x.loginsPerSec} | ${x.cpuMsPerLogin} ms | ${fmtMs(x.latencyMs.p50)} | ${fmtMs(x.latencyMs.p99)} | ${Math.round(x.serverRssMb)} MB | ${Math.round(x.loadgenCpuPct)} % | ${Math.round(x.otherCpuPct)} % | ${failed} |`
+    }),
+  ].join('\n')
+}
+
+/** `npm run probe:rss -- --out DIR`: each worker's resident memory, idle and at its peaks. */
+export interface RssResults {
+  createdAt?: string
+  machine: { cpus: number; loadAverageBefore: number[] }
+  settings: { instances: number; connections: number; meSeconds: number; loginSeconds: number; env: Record<string, string> }
+  pm2StartMs: number
+  workersRssMb: { idle: number[]; peakUnderMe: number[]; peakUnderLoginStorm: number[]; afterStorm: number[] }
+  loads: { meRps: number; loginsPerSec: number }
+  workerRestarts: number
+}
+
+export function rssFigures(doc: unknown, file: string): string {
+  const r = doc as RssResults
+  const w = r.workersRssMb
+  const env = Object.entries(r.settings.env).map(([k, v]) => `${k}=${v}`).join(' ')
+  const mb = (v: number[]) => v.map((n) => Math.round(n)).join(' / ') + ' MB'
+  return [
+    `From \`${file}\`${r.createdAt ? ` (${r.createdAt})` : ''}: ${r.machine.cpus} CPUs, load average ${r.machine.loadAverageBefore.join(' / ')} before; pm2 cluster of ${r.settings.instances} workers${env ? ` with ${env}` : ''}, ${r.settings.connections} connections (memory is not set by the neighbours the way CPU figures are).`,
+    '',
+    '| worker RSS | per worker |',
+    '|---|---:|',
+    `| idle, 10 s after ready | ${mb(w.idle)} |`,
+    `| peak under ${r.settings.meSeconds} s of \`GET /api/me/\` (${fmtInt(r.loads.meRps)} req/s) | ${mb(w.peakUnderMe)} |`,
+    `| peak under a ${r.settings.loginSeconds} s login storm (${r.loads.loginsPerSec} logins/s) | ${mb(w.peakUnderLoginStorm)} |`,
+    `| 3 s after the storm | ${mb(w.afterStorm)} |`,
+    '',
+    `\`pm2 start\` returned with every worker ready after ${(r.pm2StartMs / 1000).toFixed(1)} s; ${r.workerRestarts} restarts.`,
+  ].join('\n')
+}
+
 const WITHHELD = 'Its figures are not quoted here: the machine, not the stacks, set them. Rerun the command that produces the file on a quiet machine and run `npm run docs:figures`.'
 
 export const BLOCKS: readonly FiguresBlock[] = [
@@ -136,6 +195,20 @@ export const BLOCKS: readonly FiguresBlock[] = [
     results: 'docs/results/compare/results.json',
     produce: 'flock /tmp/runway-heavy.lock npm run compare -- --ceiling --scenarios me,session -d 5 --warmup 2 --out docs/results/compare',
     render: stackFigures,
+  },
+  {
+    id: 'login-figures',
+    doc: 'docs/load-testing.md',
+    results: 'docs/results/login/results.json',
+    produce: 'flock /tmp/runway-heavy.lock npm run bench:login -- --out docs/results/login',
+    render: loginFigures,
+  },
+  {
+    id: 'rss-figures',
+    doc: 'docs/load-testing.md',
+    results: 'docs/results/rss/results.json',
+    produce: 'flock /tmp/runway-heavy.lock npm run probe:rss -- --out docs/results/rss',
+    render: rssFigures,
   },
   {
     id: 'nginx-cost-figures',

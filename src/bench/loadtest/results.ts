@@ -40,6 +40,12 @@ export function buildResults(p: ResultsParts): Results {
   }
 }
 
+/** A benchmark's JSON (bench:login, probe:rss, bench:nginx) as DIR/results.json, for docs:figures. */
+export function writeJsonResults(dir: string, doc: object): void {
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'results.json'), `${JSON.stringify(doc, null, 2)}\n`)
+}
+
 /** Validates the document and writes results.json, report.md and report.html into dir (created). */
 export function writeResults(dir: string, r: Results): void {
   assertResults(r)

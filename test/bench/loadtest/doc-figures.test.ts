@@ -3,7 +3,7 @@
 // stacks); a bench:nginx run becomes the template-cost table.
 import t from 'tap'
 import { annotate } from '../../../src/bench/loadtest/compare.js'
-import { BLOCKS, compareFigures, missingResults, nginxCostFigures, stackFigures } from '../../../src/bench/loadtest/doc-figures.js'
+import { BLOCKS, compareFigures, loginFigures, missingResults, nginxCostFigures, rssFigures, stackFigures } from '../../../src/bench/loadtest/doc-figures.js'
 import { compareResults } from '../../helpers/loadtest.js'
 
 t.test('a compare run: settings, the me table, the session line, the goals', async (t) => {
@@ -38,6 +38,36 @@ t.test('each stack\'s start-up, processes, memory and CPU from the same run', as
   t.match(stackFigures(r, 'c.json'), /Its figures are not quoted here/)
 })
 
+t.test('bench:login and probe:rss runs: their tables; a busy machine\'s logins are not quoted', async (t) => {
+  const login = {
+    createdAt: '2026-11-30T16:00:00.000Z',
+    argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 },
+    machine: { cpus: 2, loadAverageBefore: [0.5, 0.4, 0.3], loadAverageAfter: [1, 1, 1] },
+    settings: { durationSec: 10, connections: 16, users: 20 },
+    results: [{ stack: 'single', loginsPerSec: 51.2, cpuMsPerLogin: 19.5, serverRssMb: 98.4, loadgenCpuPct: 3, otherCpuPct: 4, latencyMs: { p50: 300, p99: 420 }, errors: 0, statusCodes: { '200': 512, '503': 2 } }],
+  }
+  const text = loginFigures(login, 'l.json')
+  t.match(text, /argon2id m=19 MiB, t=2, p=1; 16 connections over 20 users, 10 s\./)
+  t.match(text, /\n\| single \| 51\.2 \| 19\.5 ms \| 300 ms \| 420 ms \| 98 MB \| 3 % \| 4 % \| 2 \|$/)
+  login.results[0]!.otherCpuPct = 77
+  t.match(loginFigures(login, 'l.json'), /Other processes used up to 77% CPU[\s\S]*not quoted/)
+  const rss = rssFigures(
+    {
+      createdAt: '2026-11-30T16:00:00.000Z',
+      machine: { cpus: 2, loadAverageBefore: [1, 1, 1] },
+      settings: { instances: 2, connections: 50, meSeconds: 60, loginSeconds: 20, env: {} },
+      pm2StartMs: 2160,
+      workersRssMb: { idle: [85.6, 83.1], peakUnderMe: [101, 104.7], peakUnderLoginStorm: [99, 98], afterStorm: [97, 96] },
+      loads: { meRps: 12345.6, loginsPerSec: 40.1 },
+      workerRestarts: 0,
+    },
+    'r.json',
+  )
+  t.match(rss, /\n\| idle, 10 s after ready \| 86 \/ 83 MB \|/)
+  t.match(rss, /\n\| peak under 60 s of `GET \/api\/me\/` \(12,346 req\/s\) \| 101 \/ 105 MB \|/)
+  t.match(rss, /every worker ready after 2\.2 s; 0 restarts\./)
+})
+
 t.test('a bench:nginx run: one row per variant', async (t) => {
   const text = nginxCostFigures(
     {
@@ -64,6 +94,6 @@ t.test('a bench:nginx run on a busy machine quotes no figure', async (t) => {
 })
 
 t.test('every block names its document, its results file and how to produce it', async (t) => {
-  t.same(BLOCKS.map((b) => b.id), ['drill-figures', 'compare-figures', 'stack-figures', 'nginx-cost-figures'])
+  t.same(BLOCKS.map((b) => b.id), ['drill-figures', 'compare-figures', 'stack-figures', 'login-figures', 'rss-figures', 'nginx-cost-figures'])
   for (const b of BLOCKS) t.match(missingResults(b.results, b.produce), new RegExp(`^No results file yet: \`${b.results.replaceAll('.', '\\.')}\` is missing`))
 })
