@@ -16,6 +16,7 @@ import securityPlugin from './plugins/security.js'
 import authPlugin from './plugins/auth.js'
 import passwordsPlugin from './plugins/passwords.js'
 import loginPlugin from './plugins/login.js'
+import rateLimitPlugin from './plugins/rate-limit.js'
 import openapiPlugin from './plugins/openapi.js'
 import healthRoutes from './routes/health.js'
 import tokenRoutes from './routes/token.js'
@@ -25,11 +26,13 @@ import passwordRoutes from './routes/password.js'
 import registerRoutes from './routes/register.js'
 import jwksRoutes from './routes/jwks.js'
 import { openStore } from './store/open.js'
-import type { Store } from './store/store.js'
+import type { RateLimitStore, Store } from './store/store.js'
 
 export interface AppDeps {
   /** Defaults to the configured store (openStore), closed with the app. */
   store?: Store
+  /** Where rate limits count; defaults to the store. */
+  rateLimits?: RateLimitStore
   keys?: KeyRing
   /** Pretty logs (the dev server); otherwise JSON. */
   prettyLogs?: boolean
@@ -94,7 +97,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(openapiPlugin, { ui: config.openapiUi, version })
   await app.register(authPlugin, { config, keys })
   await app.register(passwordsPlugin, { config })
-  await app.register(loginPlugin, { config })
+  await app.register(rateLimitPlugin, { config, store: deps.rateLimits ?? store })
+  await app.register(loginPlugin)
   await app.register(healthRoutes)
   await app.register(jwksRoutes, { keys })
   await app.register(tokenRoutes, { config })

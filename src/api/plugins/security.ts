@@ -1,17 +1,13 @@
-// Response headers (the security set and the request id), body parsing limits, login rate limits
-// shared by every worker, and load shedding. Rate-limit counters live in the store, so N pm2
-// workers do not allow N times the limit.
+// Response headers (the security set and the request id), body parsing limits and load shedding.
+// (Rate limits: plugins/rate-limit.ts.)
 import fp from 'fastify-plugin'
 import helmet from 'helmet'
-import { createHash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import formbody from '@fastify/formbody'
-import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.js'
 import { errors } from '../errors.js'
 import { startLagMonitor } from './event-loop-lag.js'
-import type { Store } from '../store/store.js'
 
 /**
  * helmet's security headers for this API never vary by request, so helmet computes them once here
@@ -26,36 +22,6 @@ function securityHeaders(options: Parameters<typeof helmet>[0]): Record<string, 
   }
   helmet(options)({} as IncomingMessage, res as unknown as ServerResponse, () => {})
   return headers
-}
-
-/** Longest rate-limit key stored as is; longer ones are stored as their SHA-256. */
-const MAX_KEY_LENGTH = 128
-
-/**
- * Keys hold client text (an X-Forwarded-For address, a username): an 8 KB header made an 8 KB
- * row per request. Long keys keep their prefix ("login-ip:") and become a fixed-size digest.
- */
-export function boundedKey(key: string): string {
-  if (key.length <= MAX_KEY_LENGTH) return key
-  const colon = key.indexOf(':')
-  const prefix = colon > 0 && colon < 32 ? key.slice(0, colon + 1) : ''
-  return `${prefix}sha256:${createHash('sha256').update(key).digest('base64url')}`
-}
-
-/** @fastify/rate-limit's store contract, backed by runway's store (SQLite: one file per host). */
-function sharedRateLimitStore(store: Store) {
-  return class SharedRateLimitStore {
-    incr(key: string, cb: (err: Error | null, res?: { current: number; ttl: number }) => void, timeWindow: number) {
-      const now = Date.now()
-      store.hit(boundedKey(key), timeWindow, now).then(
-        (r) => cb(null, { current: r.count, ttl: Math.max(0, r.resetAt - now) }),
-        (err: Error) => cb(err),
-      )
-    }
-    child() {
-      return this
-    }
-  }
 }
 
 export default fp(
@@ -106,7 +72,6 @@ export default fp(
     // Bodies are JSON or form-encoded, as DRF's parsers; anything else is a 415.
     app.removeContentTypeParser('text/plain')
     await app.register(formbody, { bodyLimit: config.bodyLimit })
-    await app.register(rateLimit, { global: false, store: sharedRateLimitStore(app.store) })
   },
-  { name: 'runway-security', dependencies: ['runway-store'] },
+  { name: 'runway-security' },
 )

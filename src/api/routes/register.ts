@@ -27,7 +27,7 @@ const registerRoutes: FastifyPluginAsyncTypebox = async (app) => {
         body: ObtainBody,
         response: { 201: Registered, ...errorResponses(400, 429, 503) },
       },
-      onRequest: app.login.limitByIp,
+      onRequest: app.limits.loginByIp,
     },
     async (request, reply) => {
       const { username, password } = request.body

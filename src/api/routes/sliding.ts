@@ -29,8 +29,8 @@ const slidingRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
         body: ObtainBody,
         response: { 200: Sliding, ...errorResponses(400, 401, 429, 503) },
       },
-      onRequest: app.login.limitByIp,
-      preHandler: app.login.limitByUser,
+      onRequest: app.limits.loginByIp,
+      preHandler: app.limits.loginByUser,
     },
     async (request) => {
       const user = await app.login.checkCredentials(request.body.username, request.body.password)

@@ -43,8 +43,8 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
         response: { 200: Pair, ...errorResponses(400, 401, 429, 503) },
       },
       // Brute-force protection: per client IP before the body is read, per username after.
-      onRequest: app.login.limitByIp,
-      preHandler: app.login.limitByUser,
+      onRequest: app.limits.loginByIp,
+      preHandler: app.limits.loginByUser,
     },
     async (request) => {
       const user = await app.login.checkCredentials(request.body.username, request.body.password)

@@ -338,10 +338,13 @@ export class PostgresStore implements Store {
     return this.tx(async (c) => {
       const n = (await c.query('DELETE FROM refresh_tokens WHERE expires_at <= $1', [at])).rowCount ?? 0
       await c.query('DELETE FROM sessions WHERE expires_at <= $1 AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.session_id = sessions.id)', [at])
-      await c.query('DELETE FROM rate_limits WHERE reset_at <= $1', [at * 1000])
       await c.query('DELETE FROM revocations WHERE expires_at <= $1', [at - REVOCATION_LOG_KEEP_SECONDS])
       return n
     })
+  }
+
+  async flushRateLimits(at: number): Promise<void> {
+    await this.rows('DELETE FROM rate_limits WHERE reset_at <= $1', [at])
   }
 
   /**

@@ -394,7 +394,6 @@ export class SqliteStore implements Store {
       return this.db.transaction(() => {
         const n = this.q.flushTokens.run(at).changes
         this.q.flushSessions.run(at)
-        this.q.flushHits.run(at * 1000)
         this.q.flushRevocations.run(at - REVOCATION_LOG_KEEP_SECONDS)
         return n
       }).immediate()
@@ -419,6 +418,10 @@ export class SqliteStore implements Store {
       this.q.pruneHits.run(at)
       this.db.pragma('wal_checkpoint(PASSIVE)')
     })
+  }
+
+  async flushRateLimits(at: number): Promise<void> {
+    this.guard(() => void this.q.flushHits.run(at))
   }
 
   async hit(key: string, windowMs: number, at: number): Promise<{ count: number; resetAt: number }> {

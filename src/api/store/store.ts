@@ -34,7 +34,25 @@ export interface RevocationEntry {
   expiresAt: number
 }
 
-export interface Store {
+/**
+ * Where rate limits count: fixed-window counters shared by every process that uses the same
+ * backing (so N workers or hosts do not allow N times a limit). SqliteStore and PostgresStore
+ * implement it on their rate_limits table; another backing (Redis, say) implements this interface
+ * and is given to buildApp as `deps.rateLimits`. The limiters themselves live in
+ * plugins/rate-limit.ts.
+ */
+export interface RateLimitStore {
+  /**
+   * Counts a hit on `key`: the count in its current window (1 for the first hit) and when that
+   * window ends (epoch ms, in the caller's clock `now`). A window starts with the first hit after
+   * the previous one ended and lasts `windowMs`.
+   */
+  hit(key: string, windowMs: number, now: number): Promise<{ count: number; resetAt: number }>
+  /** Deletes the counters whose window ended at or before `now` (epoch ms); `runway tokens flush-expired` calls it. */
+  flushRateLimits(now: number): Promise<void>
+}
+
+export interface Store extends RateLimitStore {
   readonly kind: string
   /** Applies pending migrations; safe when several processes call it at once. */
   migrate(): Promise<void>
@@ -96,11 +114,12 @@ export interface Store {
    * not, readers must poll. Absent: the store cannot push (SQLite: poll, it is one local file).
    */
   watchRevocations?(onChange: (entry?: RevocationEntry) => void, onState: (listening: boolean, why: string) => void): { close(): Promise<void> }
-  /** Deletes expired refresh tokens and sessions; returns how many tokens went. */
+  /**
+   * Deletes expired refresh tokens and sessions, and revocation log entries
+   * REVOCATION_LOG_KEEP_SECONDS past their expiry; returns how many tokens went. (Rate-limit
+   * counters: flushRateLimits.)
+   */
   flushExpired(now: number): Promise<number>
-
-  /** A fixed-window counter shared by every process on the store (login rate limits). */
-  hit(key: string, windowMs: number, now: number): Promise<{ count: number; resetAt: number }>
   /**
    * Housekeeping each process runs every few seconds (optional): SQLite prunes expired rate-limit
    * counters a batch at a time, so a flood of distinct keys does not grow the file for good.

@@ -161,6 +161,18 @@ export function storeBehaviour(t: Test, fresh: (t: Test) => Promise<Store>) {
     t.ok(near(c.resetAt, t1 + 600))
   })
 
+  t.test('rate-limit counters: flushRateLimits deletes ended windows only; flushExpired leaves counters alone', async (t) => {
+    const store = await fresh(t)
+    await store.hit('short', 300, Date.now())
+    await store.hit('long', 600_000, Date.now())
+    await new Promise((r) => setTimeout(r, 400))
+    await store.flushExpired(now() + 3600)
+    t.equal((await store.hit('long', 600_000, Date.now())).count, 2, 'flushExpired: counters untouched')
+    await store.flushRateLimits(Date.now())
+    t.equal((await store.hit('long', 600_000, Date.now())).count, 3, 'a running window stays')
+    t.equal((await store.hit('short', 300, Date.now())).count, 1, 'an ended one starts over')
+  })
+
   t.test('ping, migrate twice, close', async (t) => {
     const store = await fresh(t)
     await store.ping()
