@@ -80,6 +80,7 @@ export class RevocationCache {
         this.log(listening ? `revocations pushed (LISTEN): polling every ${PUSH_POLL_MS} ms as a safety net` : `revocations not pushed (${why}): polling every ${this.pollMs} ms`)
         this.schedule()
       },
+      (publishing) => this.log(publishing ? `revocation publisher: this process announces every process's revocations (NOTIFY)` : 'no longer the revocation publisher'),
     )
     this.schedule()
   }

@@ -302,7 +302,11 @@ export class PostgresStore implements Store {
     return row !== undefined
   }
 
-  watchRevocations(onChange: (entry?: RevocationEntry) => void, onState: (listening: boolean, why: string) => void): { close(): Promise<void> } {
+  watchRevocations(
+    onChange: (entry?: RevocationEntry) => void,
+    onState: (listening: boolean, why: string) => void,
+    onPublisher?: (publishing: boolean) => void,
+  ): { close(): Promise<void> } {
     if (this.opts.listenUrl === null) {
       onState(false, 'revocation push is off')
       return { close: async () => {} }
@@ -320,7 +324,10 @@ export class PostgresStore implements Store {
         for (const e of entries) onChange(e)
       },
       onState,
-      ...(this.opts.onPublisher ? { onPublisher: this.opts.onPublisher } : {}),
+      onPublisher: (publishing) => {
+        onPublisher?.(publishing)
+        this.opts.onPublisher?.(publishing)
+      },
       ...(this.opts.listenHeartbeatMs ? { heartbeatMs: this.opts.listenHeartbeatMs } : {}),
     })
   }

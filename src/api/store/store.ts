@@ -112,8 +112,14 @@ export interface Store extends RateLimitStore {
    * on a dedicated connection), with the log entry when the notification carried it (then no
    * read is needed), without one when the reader should read the log. `onState` says whether pushes currently arrive; while they do
    * not, readers must poll. Absent: the store cannot push (SQLite: poll, it is one local file).
+   * `onPublisher`: this process started (true) or stopped announcing every process's revocations
+   * to the others (PostgreSQL: one publisher per database, see store/pg-listen.ts).
    */
-  watchRevocations?(onChange: (entry?: RevocationEntry) => void, onState: (listening: boolean, why: string) => void): { close(): Promise<void> }
+  watchRevocations?(
+    onChange: (entry?: RevocationEntry) => void,
+    onState: (listening: boolean, why: string) => void,
+    onPublisher?: (publishing: boolean) => void,
+  ): { close(): Promise<void> }
   /**
    * Deletes expired refresh tokens and sessions, and revocation log entries
    * REVOCATION_LOG_KEEP_SECONDS past their expiry; returns how many tokens went. (Rate-limit

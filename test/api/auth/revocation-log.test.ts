@@ -253,7 +253,8 @@ if (problem && process.env.CI !== 'true') {
     const { store, open } = await pgStores(t)
     const u = await store.createUser('alice', 'h')
     const roles = new Map<number, boolean>()
-    const caches = [0, 1].map((i) => new RevocationCache(open({ listenHeartbeatMs: 200, onPublisher: (p) => roles.set(i, p) }), 60_000, SLACK))
+    const logs: string[][] = [[], []]
+    const caches = [0, 1].map((i) => new RevocationCache(open({ listenHeartbeatMs: 200, onPublisher: (p) => roles.set(i, p) }), 60_000, SLACK, undefined, (msg) => logs[i]!.push(msg)))
     t.teardown(() => Promise.all(caches.map((c) => c.stop())))
     for (const c of caches) await c.start()
     const waited = Date.now()
@@ -265,6 +266,7 @@ if (problem && process.env.CI !== 'true') {
     const stopped = Date.now()
     while (!roles.get(other) && Date.now() - stopped < 10_000) await sleep(20)
     t.ok(roles.get(other), `the other process publishes after ${Date.now() - stopped} ms`)
+    t.ok(logs[other]!.some((m) => m.startsWith('revocation publisher: this process announces')), 'and logs it')
     await store.createSession({ sessionId: 's1', userId: u.id, refreshJti: 'r1', issuedAt: now(), expiresAt: now() + 60 })
     await store.blacklistRefresh('r1', now())
     const started = Date.now()
