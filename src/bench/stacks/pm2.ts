@@ -56,12 +56,44 @@ export async function startPm2Cluster(o: Pm2Options = {}): Promise<Pm2Stack> {
   for (const file of ['dist/api/server.js', 'ecosystem.config.js']) {
     if (!existsSync(join(cwd, file))) throw new Error(`${join(cwd, file)} is missing: run \`npm run build\` first`)
   }
-  const instances = o.instances ?? availableParallelism()
-  const port = o.port ?? (await freePort())
-  const url = `http://127.0.0.1:${port}`
   const ownHome = o.pm2Home === undefined
   const pm2Home = o.pm2Home ?? mkdtempSync(join(tmpdir(), 'runway-pm2-'))
   mkdirSync(pm2Home, { recursive: true })
+  const h = pm2Handle({ ...o, cwd, pm2Home, port: o.port ?? (await freePort()) }, ownHome)
+  try {
+    const started = Date.now()
+    await h.pm2(['start', join(cwd, 'ecosystem.config.js'), '--env', 'production'])
+    const startMs = Date.now() - started
+    h.started()
+    await h.waitForWorkers()
+    await waitForHttp(`${h.url}/readyz`, { timeoutMs: 15_000 })
+    return { ...h, startMs }
+  } catch (err) {
+    const logs = join(h.env.RUNWAY_LOG_DIR!, 'runway.err.log')
+    // The last lines that say something (not stack frames) of what the workers wrote to stderr.
+    const said = existsSync(logs) ? readFileSync(logs, 'utf8').split('\n').filter((l) => l.trim() && !/^\s+at /.test(l)) : []
+    const tail = [...new Set(said.slice(-3))].join(' | ')
+    await h.stop()
+    throw new Error(`pm2 cluster did not start: ${(err as Error).message}${tail ? ` (worker stderr: ${tail})` : ''}`)
+  }
+}
+
+/**
+ * A cluster something else started under `pm2Home` (a `runway deploy` to a local target): its
+ * workers, `pm2 reload`, and stop() (pm2 kill, then SIGKILL to whatever is left) — the same
+ * handle as startPm2Cluster's. The daemon must be running.
+ */
+export function attachPm2Cluster(o: { pm2Home: string; cwd: string; port: number; instances: number }): Pm2Stack {
+  const h = pm2Handle(o, false)
+  h.started()
+  if (!h.daemonPid) throw new Error(`no pm2 daemon under ${o.pm2Home} (no pm2.pid)`)
+  return { ...h, startMs: 0 }
+}
+
+function pm2Handle(o: Pm2Options & { cwd: string; pm2Home: string; port: number }, ownHome: boolean) {
+  const { cwd, pm2Home, port } = o
+  const instances = o.instances ?? availableParallelism()
+  const url = `http://127.0.0.1:${port}`
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     HOST: '127.0.0.1',
@@ -130,32 +162,23 @@ export async function startPm2Cluster(o: Pm2Options = {}): Promise<Pm2Stack> {
     if (ownHome) rmSync(pm2Home, { recursive: true, force: true })
   }
 
-  try {
-    const started = Date.now()
-    await pm2(['start', join(cwd, 'ecosystem.config.js'), '--env', 'production'])
-    const startMs = Date.now() - started
-    daemonPid = readDaemonPid()
-    await waitForWorkers()
-    await waitForHttp(`${url}/readyz`, { timeoutMs: 15_000 })
-    return {
-      name: `pm2 cluster (${instances} workers)`,
-      url,
-      pm2Home,
-      daemonPid,
-      startMs,
-      instances,
-      pm2,
-      workers,
-      waitForWorkers,
-      pids: async () => [daemonPid, ...(await workers()).map((w) => w.pid).filter((p) => p > 0)],
-      stop,
-    }
-  } catch (err) {
-    const logs = join(env.RUNWAY_LOG_DIR!, 'runway.err.log')
-    // The last lines that say something (not stack frames) of what the workers wrote to stderr.
-    const said = existsSync(logs) ? readFileSync(logs, 'utf8').split('\n').filter((l) => l.trim() && !/^\s+at /.test(l)) : []
-    const tail = [...new Set(said.slice(-3))].join(' | ')
-    await stop()
-    throw new Error(`pm2 cluster did not start: ${(err as Error).message}${tail ? ` (worker stderr: ${tail})` : ''}`)
+  return {
+    name: `pm2 cluster (${instances} workers)`,
+    url,
+    env,
+    pm2Home,
+    get daemonPid() {
+      return daemonPid
+    },
+    /** Reads the daemon's pid once pm2 has started it. */
+    started() {
+      daemonPid = readDaemonPid()
+    },
+    instances,
+    pm2,
+    workers,
+    waitForWorkers,
+    pids: async () => [daemonPid, ...(await workers()).map((w) => w.pid).filter((p) => p > 0)],
+    stop,
   }
 }

@@ -10,7 +10,8 @@ import http from 'node:http'
 import https from 'node:https'
 import { join } from 'node:path'
 import { APP_NAME } from '../../stacks/pm2.js'
-import type { Running, StageId } from '../stages.js'
+import type { Running, StageContext, StageId } from '../stages.js'
+import { startDeployed, type Deployed } from './deployed.js'
 import { type Analysis, kinds, percentile } from './analyse.js'
 import { kill9, listenerPid } from './faults.js'
 import { runLoad, type RequestSpec } from './load.js'
@@ -113,6 +114,8 @@ export interface Drill {
   stages: readonly StageId[]
   /** Run the nginx stages with nginx's limit_req on /api/token/ (its 429), as the rendered config does. */
   nginxRateLimit?: boolean
+  /** A stack of its own for a stage instead of the stage's (the deploy drill's `runway deploy` target). */
+  startOn?(id: StageId): { label: string; start(ctx: StageContext): Promise<Running> } | null
   /** Why this drill does not apply to a stage, or null. */
   skip(id: StageId): string | null
   request(token: string): RequestSpec
@@ -199,18 +202,32 @@ async function waitFor<T>(probe: () => Promise<T | null> | T | null, timeoutMs: 
 
 export const deploy: Drill = {
   name: 'deploy',
-  title: 'deploy: new code goes live (dev file-watch restart vs pm2 reload)',
-  durationSec: 12,
+  title: 'deploy: new code goes live (dev file-watch restart vs pm2 reload vs runway deploy behind nginx)',
+  durationSec: 20,
   faultAtSec: 3,
-  duringSec: 7,
+  duringSec: 15,
   stages: ['dev', 'cluster', 'nginx'],
   explanation:
-    "A code change going live under load. The dev server's watcher sees the changed file, kills the running server and starts a new one: requests in between are refused, much like Django's runserver autoreloader restarting its child. `pm2 reload` replaces the workers one at a time, each old one only after its successor listens, and the master keeps the socket open throughout, so no request should fail (the production goal is 0); gunicorn's HUP reload does the same for Django. A lone production process has no reload: deploying it means a stop and a start (the crash drill shows that gap), so it is skipped here.",
+    "A code change going live under load. The dev server's watcher sees the changed file, kills the running server and starts a new one: requests in between are refused, much like Django's runserver autoreloader restarting its child. `pm2 reload` replaces the workers one at a time, each old one only after its successor listens, and the master keeps the socket open throughout, so no request should fail (the production goal is 0); gunicorn's HUP reload does the same for Django. Behind nginx the change goes out as a release does: `runway deploy --path` to a target on this machine builds the artifact, installs its dependencies, migrates, starts the new release once on a spare port, switches the `current` link and runs `pm2 startOrReload`, then waits for the health gate — the whole way, under the same load, with 0 failed requests as the goal. A lone production process has no reload: deploying it means a stop and a start (the crash drill shows that gap), so it is skipped here.",
+  startOn: (id) => (id === 'nginx' ? { label: 'nginx → runway deploy --path (pm2 cluster)', start: startDeployed } : null),
   skip: (id) => (id === 'single' || id === 'single-pg' ? 'a lone process has no reload: deploying it is a stop and a start (see the crash drill)' : null),
   request: me,
   async inject(t) {
     const dir = t.running.dir
     if (!dir) return { action: 'change the code', confirmed: false, detail: 'the stage has no staged copy to change' }
+    if ('redeploy' in t.running && t.running.pm2) {
+      const pm2 = t.running.pm2
+      const before = (await pm2.workers()).map((w) => w.pid)
+      const t0 = Date.now()
+      const r = await (t.running as Deployed).redeploy()
+      const after = await pm2.waitForWorkers(30_000).catch(() => [])
+      const fresh = after.length > 0 && after.every((w) => !before.includes(w.pid))
+      return {
+        action: 'runway deploy --path of a changed release (build, npm ci, migrate, verify, switch, pm2 startOrReload, health gate)',
+        confirmed: r.ok && fresh,
+        detail: `${r.detail}; ${fresh ? `all ${after.length} workers replaced (pids ${before.join(', ')} → ${after.map((w) => w.pid).join(', ')})` : `old workers still running (${after.map((w) => w.pid).join(', ')})`} in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+      }
+    }
     if (t.running.pm2) {
       const pm2 = t.running.pm2
       const before = (await pm2.workers()).map((w) => w.pid)

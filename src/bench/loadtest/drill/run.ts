@@ -91,8 +91,10 @@ export async function drill(o: DrillOptions): Promise<{ results: DrillResults; d
     const cred = await benchPassword()
     for (const [i, { drill: d, stages }] of plan.entries()) {
       for (const def of stages.map((id) => allDefs.find((x) => x.id === id)!)) {
-        const label = `[${++n}/${total}] ${d.name} · ${def.label}`
-        const result: DrillStageResult = { stage: def.id, label: def.label, status: 'ok' }
+        const own = d.startOn?.(def.id) ?? null
+        const stageLabel = own?.label ?? def.label
+        const label = `[${++n}/${total}] ${d.name} · ${stageLabel}`
+        const result: DrillStageResult = { stage: def.id, label: stageLabel, status: 'ok' }
         results[i]!.stages.push(result)
         const skip = cannotRun(d, def.id) ?? (def.nginx && !nginxBin ? 'nginx is not installed (apt-get install -y nginx)' : null) ?? (o.signal?.aborted ? 'interrupted' : null)
         if (skip) {
@@ -111,10 +113,10 @@ export async function drill(o: DrillOptions): Promise<{ results: DrillResults; d
         let running: Awaited<ReturnType<typeof def.start>> | undefined
         try {
           const users = await createBenchUsers(dataDir, 8, cred)
-          running = await def.start(ctx)
+          running = await (own?.start ?? def.start)(ctx)
           result.url = running.url
           const token = (await obtainTokens(running.url, users.usernames[0]!, users.password, running.ca)).access
-          const target: DrillTarget = { id: def.id, label: def.label, running, token, users: { usernames: users.usernames, password: users.password }, timeoutMs: o.timeoutMs }
+          const target: DrillTarget = { id: def.id, label: stageLabel, running, token, users: { usernames: users.usernames, password: users.password }, timeoutMs: o.timeoutMs }
           o.onStarted?.(def.id, d.name, await running.pids(), target)
           say(`${label}: load for ${d.durationSec} s, fault at ${d.faultAtSec} s`)
           let fault: Promise<FaultRecord> | undefined
@@ -142,7 +144,7 @@ export async function drill(o: DrillOptions): Promise<{ results: DrillResults; d
           result.fault = await fault
           result.settled = await d.settle(target, result.fault).catch((err: unknown) => `could not tell: ${(err as Error).message}`)
           result.analysis = analyse(rec, d.durationSec * 1000, result.fault.atMs, d.duringSec * 1000)
-          result.verdict = d.verdict(def.label, result.analysis, result.fault)
+          result.verdict = d.verdict(stageLabel, result.analysis, result.fault)
           if (!result.fault.confirmed) {
             result.status = 'failed'
             result.reason = `${result.fault.action}: ${result.fault.detail}`
