@@ -53,6 +53,27 @@ t.test('every injected failure is counted once, by kind', async (t) => {
   t.equal(a.timeline.reduce((s, x) => s + x.ok + Object.values(x.failed).reduce((p, q) => p + q, 0), 0), rec.t.length, 'so does the timeline')
 })
 
+t.test('honourRetryAfter: a client told Retry-After: 1 waits a second before its next request', async (t) => {
+  const seen: number[] = []
+  const server = http.createServer((_req, res) => {
+    seen.push(performance.now())
+    res.writeHead(503, { 'retry-after': '1' }).end('busy')
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => {
+    server.closeAllConnections()
+    server.close()
+  })
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const polite = await runLoad({ url, connections: 1, timeoutMs: 400, durationMs: 1500, request: () => ({ method: 'GET', path: '/' }), honourRetryAfter: true })
+  t.equal(polite.t.length, 2, 'one request at 0 s, one after the 1 s wait, none in the last 0.5 s wait')
+  t.equal(polite.retryAfter, 2)
+  t.ok(seen[1]! - seen[0]! >= 990, `the second came ${Math.round(seen[1]! - seen[0]!)} ms after the first`)
+  seen.length = 0
+  const eager = await runLoad({ url, connections: 1, timeoutMs: 400, durationMs: 300, request: () => ({ method: 'GET', path: '/' }) })
+  t.ok(eager.t.length > 2, `without it the client goes straight on (${eager.t.length} requests in 0.3 s)`)
+})
+
 t.test('a port nobody listens on: every attempt is refused, none succeeds', async (t) => {
   const port = await freePort()
   const rec = await runLoad({ url: `http://127.0.0.1:${port}`, connections: 2, timeoutMs: 300, durationMs: 300, request: () => ({ method: 'GET', path: '/' }) })

@@ -272,7 +272,7 @@ const FLOOD_CLIENTS = 256
 
 /** A second load during the fault: what became of its requests. */
 async function sideLoad(t: DrillTarget, what: string, clients: number, durationMs: number, request: (n: number) => RequestSpec): Promise<SideLoad> {
-  const rec = await runLoad({ url: t.running.url, ...(t.running.ca ? { ca: t.running.ca } : {}), connections: clients, timeoutMs: t.timeoutMs, durationMs, request })
+  const rec = await runLoad({ url: t.running.url, ...(t.running.ca ? { ca: t.running.ca } : {}), connections: clients, timeoutMs: t.timeoutMs, durationMs, request, honourRetryAfter: true })
   const byOutcome: Record<string, number> = {}
   const answeredMs: number[] = []
   for (const [i, o] of rec.outcome.entries()) {
@@ -295,7 +295,7 @@ export const overload: Drill = {
   stages: ['single', 'cluster', 'nginx'],
   nginxRateLimit: true,
   explanation:
-    "Offered load far above capacity: a login costs a deliberately slow password hash, so a storm of logins can occupy every core, and a flood of cheap requests fills every queue. What matters is that every client gets an answer within its timeout — a success, 429 (nginx's limit_req on /api/token/) or 503 + Retry-After (the app's bounded hash queue, or its event-loop lag guard) — rather than waiting in a queue until it gives up, and that /api/me/ keeps flowing. The app's own per-IP and per-user login limits are off here (every client is 127.0.0.1; they would answer 429 to nearly all of the storm and hide the shedding); nginx's limit_req stays on, as in the rendered config. Gunicorn has no such guard: its sync workers queue in the listen backlog and clients time out.",
+    "Offered load far above capacity: a login costs a deliberately slow password hash, so a storm of logins can occupy every core, and a flood of cheap requests fills every queue. What matters is that every client gets an answer within its timeout — a success, 429 (nginx's limit_req on /api/token/) or 503 + Retry-After (the app's bounded hash queue, or its event-loop lag guard) — rather than waiting in a queue until it gives up, and that /api/me/ keeps flowing. The storm's and the flood's clients behave: told Retry-After, they wait that long before trying again. The app's own per-IP and per-user login limits are off here (every client is 127.0.0.1; they would answer 429 to nearly all of the storm and hide the shedding); nginx's limit_req stays on, as in the rendered config. Gunicorn has no such guard: its sync workers queue in the listen backlog and clients time out.",
   skip: () => null,
   request: me,
   async inject(t) {

@@ -25,6 +25,8 @@ export interface LoadOptions {
   /** Called every second with the successes and failures of that second (progress lines). */
   onSecond?: (second: number, ok: number, failed: number) => void
   signal?: AbortSignal
+  /** A client told Retry-After: N (a 503 or 429) waits N seconds (at most until the end) before its next request, as a well-behaved client does. */
+  honourRetryAfter?: boolean
 }
 
 /** How a request ended that did not end in a 2xx. `http_503` etc. for answers. */
@@ -56,7 +58,7 @@ function classify(err: NodeJS.ErrnoException): Outcome {
   return `error_${err.code ?? err.message}`
 }
 
-function once(o: LoadOptions, agent: http.Agent, spec: RequestSpec, rec: LoadRecord): Promise<Outcome> {
+function once(o: LoadOptions, agent: http.Agent, spec: RequestSpec, rec: LoadRecord, told: { retryAfterSec: number }): Promise<Outcome> {
   const url = new URL(spec.path, o.url)
   const mod = url.protocol === 'https:' ? https : http
   return new Promise((resolve) => {
@@ -76,7 +78,10 @@ function once(o: LoadOptions, agent: http.Agent, spec: RequestSpec, rec: LoadRec
         ...(o.ca ? { ca: o.ca } : {}),
       },
       (res) => {
-        if ((res.statusCode! < 200 || res.statusCode! >= 300) && res.headers['retry-after'] !== undefined) rec.retryAfter++
+        if ((res.statusCode! < 200 || res.statusCode! >= 300) && res.headers['retry-after'] !== undefined) {
+          rec.retryAfter++
+          told.retryAfterSec = Number(res.headers['retry-after']) || 0
+        }
         res.on('data', () => {})
         res.on('end', () => finish(res.statusCode! >= 200 && res.statusCode! < 300 ? 'ok' : `http_${res.statusCode!}`))
         res.on('error', (err) => finish(classify(err)))
@@ -105,7 +110,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadRecord> {
   const client = async (n: number) => {
     while (performance.now() < end && !o.signal?.aborted) {
       const started = performance.now()
-      const outcome = await once(o, agent, o.request(n), rec)
+      const told = { retryAfterSec: 0 }
+      const outcome = await once(o, agent, o.request(n), rec, told)
       const now = performance.now()
       rec.t.push(Math.round(now - t0))
       rec.ms.push(Math.round((now - started) * 10) / 10)
@@ -113,6 +119,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadRecord> {
       if (outcome === 'ok') ok++
       else failed++
       if (outcome === 'refused' || outcome === 'reset' || outcome.startsWith('error_')) await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS))
+      else if (o.honourRetryAfter && told.retryAfterSec > 0) await new Promise((r) => setTimeout(r, Math.max(0, Math.min(told.retryAfterSec * 1000, end - performance.now()))))
     }
   }
   try {
