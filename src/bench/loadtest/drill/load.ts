@@ -119,7 +119,11 @@ export async function runLoad(o: LoadOptions): Promise<LoadRecord> {
       if (outcome === 'ok') ok++
       else failed++
       if (outcome === 'refused' || outcome === 'reset' || outcome.startsWith('error_')) await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS))
-      else if (o.honourRetryAfter && told.retryAfterSec > 0) await new Promise((r) => setTimeout(r, Math.max(0, Math.min(told.retryAfterSec * 1000, end - performance.now()))))
+      else if (o.honourRetryAfter && told.retryAfterSec > 0) {
+        // Told to come back after the end of the run: this client is done.
+        if (performance.now() + told.retryAfterSec * 1000 >= end) break
+        await new Promise((r) => setTimeout(r, told.retryAfterSec * 1000))
+      }
     }
   }
   try {
