@@ -104,6 +104,8 @@ export function watchNotifications(o: ListenOptions): { close(): Promise<void> }
   let timer: NodeJS.Timeout | undefined
   /** The connection holding the publisher lock (undefined: not publishing). */
   let publishing: pg.Client | undefined
+  /** The connection whose session settings suit a publisher (set once per connection). */
+  let tuned: pg.Client | undefined
   const probes = new Map<string, () => void>()
   const probeChannel = `runway_probe_${randomBytes(8).toString('hex')}`
 
@@ -184,11 +186,13 @@ export function watchNotifications(o: ListenOptions): { close(): Promise<void> }
   const tryPublish = async (c: pg.Client) => {
     if (publishing || closed) return
     try {
+      // Set before the lock is taken (a failure here leaves no lock behind). Not durable anyway (a
+      // notification is lost with the connection): no wait for a WAL flush. Keepalives: if this
+      // host vanishes, the server ends this session (and frees the lock) in seconds, not hours.
+      if (tuned !== c) await c.query('SET synchronous_commit = off; SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3')
+      tuned = c
       const got = (await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext(current_schema())) AS ok', [PUBLISHER_LOCK])).rows[0]!.ok
       if (!got || client !== c) return
-      // Not durable anyway (a notification is lost with the connection): no wait for a WAL flush.
-      // Keepalives: if this host vanishes, the server ends this session (and frees the lock) in seconds, not hours.
-      await c.query('SET synchronous_commit = off; SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3')
     } catch {
       return // the heartbeat finds out whether the connection is still good
     }
