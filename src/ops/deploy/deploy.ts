@@ -15,32 +15,14 @@ import { inUseScript, linkSharedScript, prepareScript, pruneScript, readState, r
 import { acquireLock, readLock, type LockHolder } from './lock.js'
 import { fleetChecks, type FleetFacts } from './fleet.js'
 import { configCheck, failed, preflight, type Check } from './preflight.js'
-import { reasonLine, q, type Target, TargetError } from './target.js'
+import { migrate, npmCi, pm2, releaseScript, remoteJs, render } from './commands.js'
+import { SharedProxy, upstreamAddress } from './proxy.js'
+import { batches, describePlan, ONE_AT_A_TIME, rollOut, type FleetSummary, type RollingPlan } from './rolling.js'
+import { HostRun, StepError, StopSignal, type Reporter, type StepRecord } from './steps.js'
+import { LocalTarget, reasonLine, q, type Target, TargetError } from './target.js'
 
-export interface StepRecord {
-  name: string
-  ms: number
-  ok: boolean
-  detail?: string
-}
+export { StepError, stopCleanlyOnSignals, StopSignal, type Reporter, type StepRecord } from './steps.js'
 
-export interface Reporter {
-  /** A step finished (or failed). */
-  step(target: Target, s: StepRecord): void
-  check(target: Target, c: Check): void
-  info(text: string): void
-}
-
-export class StepError extends Error {
-  constructor(
-    readonly step: string,
-    message: string,
-  ) {
-    super(message)
-  }
-}
-
-/** A release failed after the switch and the previous one was put back; `live` is what `current` points to now. */
 export class RolledBack extends Error {
   constructor(
     message: string,
@@ -71,92 +53,27 @@ export interface DeployTiming {
 
 const DEFAULT_TIMING: DeployTiming = { verifyTimeoutMs: 30_000, healthTimeoutMs: 60_000 }
 
-/** The environment app-facing commands get on the target: nothing from the deploying shell leaks into the workers. */
-function appEnv(settings: TargetSettings, root: string): string {
-  const vars = [
-    'HOME="$HOME"',
-    'PATH="$PATH"',
-    'USER="${USER:-$(id -un)}"',
-    'LANG=C.UTF-8',
-    `PM2_HOME=${q(settings.pm2Home)}`,
-    `RUNWAY_LOG_DIR=${q(`${root}/shared/logs`)}`,
-    ...(settings.workers ? [`WEB_CONCURRENCY=${settings.workers}`] : []),
-    ...(settings.healthCa ? [`NODE_EXTRA_CA_CERTS=${q(settings.healthCa)}`] : []),
-  ]
-  return `env -i ${vars.join(' ')}`
-}
-
 /** The app's PORT from shared/.env, as the workers will read it. */
 async function appPort(target: Target): Promise<number | undefined> {
+  return (await appListen(target)).port
+}
+
+/** The app's HOST and PORT from shared/.env. */
+async function appListen(target: Target): Promise<{ host?: string; port?: number }> {
   const r = await target.sh('cat shared/.env')
-  return r.code === 0 ? configCheck(r.stdout).port : undefined
+  if (r.code !== 0) return {}
+  const c = configCheck(r.stdout)
+  return { host: c.config?.host, port: c.port }
 }
 
 export function healthUrl(settings: TargetSettings, port: number | undefined): string {
   return settings.healthUrl ?? `http://127.0.0.1:${port ?? DEFAULT_PORT}/readyz`
 }
 
-/**
- * Ctrl-C (or SIGTERM from CI) during a deploy does not kill it mid-step: the step in progress ends
- * (a terminal's Ctrl-C also reaches its child ssh/npm), no further step starts, a release already
- * switched to is rolled back, the lock is released and the log says "interrupted". A second
- * signal exits at once (the lock then stays, for --break-lock).
- */
-let interrupted: NodeJS.Signals | null = null
-export function stopCleanlyOnSignals(note: (text: string) => void): () => NodeJS.Signals | null {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      if (interrupted) process.exit(130)
-      interrupted = signal
-      note(`runway: ${signal}: stopping after the current step and leaving the target consistent (send it again to abort at once)`)
-    })
-  }
-  return () => interrupted
-}
-
-class HostRun {
-  readonly steps: StepRecord[] = []
-  constructor(
-    readonly target: Target,
-    readonly reporter: Reporter,
-  ) {}
-
-  /** `cleanup` steps (rolling back) still run after an interrupt; the others do not start. */
-  async step<T>(name: string, fn: () => Promise<T>, detail?: (v: T) => string | undefined, o: { cleanup?: boolean } = {}): Promise<T> {
-    const started = Date.now()
-    try {
-      if (interrupted && !o.cleanup) throw new Error(`interrupted by ${interrupted}`)
-      const value = await fn()
-      const rec = { name, ms: Date.now() - started, ok: true, detail: detail?.(value) }
-      this.steps.push(rec)
-      this.reporter.step(this.target, rec)
-      return value
-    } catch (err) {
-      const message = interrupted && !o.cleanup ? `interrupted by ${interrupted}` : (err as Error).message
-      const rec = { name, ms: Date.now() - started, ok: false, detail: message }
-      this.steps.push(rec)
-      this.reporter.step(this.target, rec)
-      throw err instanceof StepError && !interrupted ? err : new StepError(name, message)
-    }
-  }
-
-  /** Runs a script on the target; a non-zero exit becomes a StepError with its last output line. */
-  async sh(script: string, timeoutMs = 120_000): Promise<string> {
-    const r = await this.target.sh(script, { timeoutMs })
-    if (r.code !== 0) throw new Error(reasonLine(r.stderr) || reasonLine(r.stdout) || `exit code ${r.code}`)
-    return r.stdout
-  }
-
-  /** remote.js verbs print one JSON line; ok:false carries the reason. */
-  async remote(script: string, timeoutMs: number): Promise<{ ok: boolean; detail: string; [k: string]: unknown }> {
-    const r = await this.target.sh(script, { timeoutMs: timeoutMs + 30_000 })
-    const line = r.stdout.trim().split('\n').pop() ?? ''
-    try {
-      return JSON.parse(line)
-    } catch {
-      return { ok: false, detail: reasonLine(r.stderr) || line || `exit code ${r.code}` }
-    }
-  }
+/** Taking a host out of the shared proxy's rotation while it changes, and back once healthy. */
+export interface Rotation {
+  leave(): Promise<string>
+  rejoin(): Promise<string>
 }
 
 interface Context {
@@ -164,6 +81,11 @@ interface Context {
   settings: TargetSettings
   url: string
   timing: DeployTiming
+  rotation?: Rotation
+}
+
+async function rejoin(ctx: Context): Promise<void> {
+  if (ctx.rotation) await ctx.run.step('rejoin upstream', () => ctx.rotation!.rejoin(), (d) => d)
 }
 
 /**
@@ -204,7 +126,7 @@ async function reload(ctx: Context, release: string): Promise<string> {
   // remote.js roll; pm2 records <root>/current/... as their script and cwd (--preserve-symlinks),
   // so every later restart starts from whatever current points to at that moment.
   const r = await ctx.run.remote(
-    `cd ${q(root)} && ${appEnv(ctx.settings, root)} node releases/${q(release)}/dist/ops/deploy/remote.js roll --pm2-root ${q(runtime)} --ecosystem ${q(`${root}/current/ecosystem.config.js`)}`,
+    render(remoteJs({ settings: ctx.settings, root, script: releaseScript(release), verb: 'roll', flags: { 'pm2-root': runtime, ecosystem: `${root}/current/ecosystem.config.js` } })),
     ctx.timing.healthTimeoutMs + 60_000,
   )
   if (!r.ok) throw new Error(r.detail)
@@ -214,7 +136,7 @@ async function reload(ctx: Context, release: string): Promise<string> {
 async function gate(ctx: Context, release: string): Promise<string> {
   const root = ctx.run.target.root
   const r = await ctx.run.remote(
-    `cd ${q(root)} && ${appEnv(ctx.settings, root)} node releases/${q(release)}/dist/ops/deploy/remote.js gate --release ${q(`${root}/releases/${release}`)} --url ${q(ctx.url)} --timeout ${ctx.timing.healthTimeoutMs}`,
+    render(remoteJs({ settings: ctx.settings, root, script: releaseScript(release), verb: 'gate', flags: { release: `${root}/releases/${release}`, url: ctx.url, timeout: ctx.timing.healthTimeoutMs } })),
     ctx.timing.healthTimeoutMs,
   )
   if (!r.ok) throw new Error(r.detail)
@@ -224,7 +146,7 @@ async function gate(ctx: Context, release: string): Promise<string> {
 async function savePm2(ctx: Context, release: string): Promise<void> {
   // The process list the systemd unit resurrects after a reboot (deploy/runway.service).
   const runtime = await pm2Runtime(ctx, release)
-  await ctx.run.sh(`${appEnv(ctx.settings, ctx.run.target.root)} node ${q(`${runtime}/node_modules/pm2/bin/pm2`)} save --force >/dev/null`)
+  await ctx.run.sh(`${render(pm2(ctx.settings, ctx.run.target.root, runtime, ['save', '--force']))} >/dev/null`)
 }
 
 /**
@@ -233,6 +155,7 @@ async function savePm2(ctx: Context, release: string): Promise<void> {
  */
 async function activate(ctx: Context, to: string, from: string | null): Promise<void> {
   const { run } = ctx
+  if (ctx.rotation) await run.step('leave upstream', () => ctx.rotation!.leave(), (d) => d)
   try {
     await run.step('switch current', () => run.sh(switchScript(to)), () => `current -> releases/${to}`)
     await run.step('pm2 start/reload', () => reload(ctx, to), (d) => d)
@@ -242,18 +165,20 @@ async function activate(ctx: Context, to: string, from: string | null): Promise<
     if (!from) {
       // Nothing was live before: take the failed release down again rather than leave it serving.
       await run
-        .step('roll back', () => pm2Runtime(ctx, to).then((rt) => run.sh(`${appEnv(ctx.settings, run.target.root)} node ${q(`${rt}/node_modules/pm2/bin/pm2`)} delete releases/${q(to)}/ecosystem.config.js >/dev/null 2>&1; rm -f current; true`)), undefined, { cleanup: true })
+        .step('roll back', () => pm2Runtime(ctx, to).then((rt) => run.sh(`${render(pm2(ctx.settings, run.target.root, rt, ['delete', `releases/${to}/ecosystem.config.js`]))} >/dev/null 2>&1; rm -f current; true`)), undefined, { cleanup: true })
         .catch(() => {})
-      throw new RolledBack(`${reason}; nothing was live before, so the app was stopped and current removed`, null)
+      throw new RolledBack(`${reason}; nothing was live before, so the app was stopped and current removed${ctx.rotation ? '; the host stays out of the upstream' : ''}`, null)
     }
     await run.step('roll back', async () => {
       await run.sh(switchScript(from))
       await reload(ctx, from)
       return gate(ctx, from)
     }, () => `current -> releases/${from}, healthy`, { cleanup: true }).catch((rollbackErr: Error) => {
-      throw new RolledBack(`${reason}; ROLLBACK TO ${from} ALSO FAILED: ${rollbackErr.message}`, null)
+      throw new RolledBack(`${reason}; ROLLBACK TO ${from} ALSO FAILED: ${rollbackErr.message}${ctx.rotation ? '; the host stays out of the upstream' : ''}`, null)
     })
-    throw new RolledBack(`${reason}; rolled back to ${from}`, from)
+    // Healthy again on the release it ran: back into rotation (a failure to do so is said, not hidden).
+    const back = ctx.rotation ? await ctx.run.step('rejoin upstream', () => ctx.rotation!.rejoin(), (d) => d, { cleanup: true }).then(() => '', (e: Error) => `; ${e.message}: the host stays out of the upstream`) : ''
+    throw new RolledBack(`${reason}; rolled back to ${from}${back}`, from)
   }
 }
 
@@ -268,6 +193,14 @@ export interface DeployOptions {
   breakLock: boolean
   reporter: Reporter
   timing?: Partial<DeployTiming>
+  /** How the hosts of a fleet are taken through (default: one at a time, fleet rollback on failure). */
+  plan?: RollingPlan
+  /** After the canary batch passed its health gates: null, or why its hosts are not good enough (e.g. load-test thresholds). */
+  canaryCheck?: (hosts: Array<{ target: string; url: string }>) => Promise<string | null>
+  /** Ctrl-C/SIGTERM from the CLI (stopCleanlyOnSignals); none by default. */
+  stop?: StopSignal
+  /** Opens the shared proxy's host ("local" or [user@]host[:port]) the way the fleet's hosts were opened. */
+  openTarget?: (host: string, path: string) => Target
 }
 
 export interface DeployReport {
@@ -275,93 +208,164 @@ export interface DeployReport {
   dryRun: boolean
   sha: string
   hosts: HostReport[]
-  /** A rolling deploy stops at the first failed host; these were not touched. */
+  /** Hosts not attempted (a rollout stops at the first failure). */
   skipped: string[]
+  /** Several hosts: the plan, the batches, the first failure, the fleet rollback, and which host runs what. */
+  fleet?: FleetSummary
+}
+
+/** The gate's URL on one host of a fleet: that host's own app, whatever a public URL would reach. */
+export function hostHealthUrl(appHost: string | undefined, port: number | undefined): string {
+  const h = !appHost || appHost === '0.0.0.0' || appHost === '::' ? '127.0.0.1' : appHost
+  return `http://${h.includes(':') ? `[${h}]` : h}:${port ?? 3000}/readyz`
+}
+
+const isLoopbackUrl = (url: string) => /^(127\.|\[::1\]$|localhost$)/.test(new URL(url).hostname)
+
+/** The shared proxy of a fleet, from the hosts' settings (they must agree), opened once. */
+function openProxy(settings: TargetSettings[], open: DeployOptions['openTarget']): SharedProxy | Check | null {
+  const seen = [...new Set(settings.map((s) => JSON.stringify(s.proxy ?? null)))]
+  if (seen.length > 1) return { name: 'proxy', level: 'error', message: `the hosts name different proxies (${seen.join(' vs ')}): give --proxy/--proxy-conf for all of them` }
+  const p = settings[0]?.proxy
+  if (!p) return null
+  const dir = SharedProxy.targetDir(p)
+  return new SharedProxy(p.host === 'local' || !open ? new LocalTarget(dir) : open(p.host, dir), p)
+}
+
+function rotationFor(proxy: SharedProxy | null, addr: string): Rotation | undefined {
+  return proxy ? { leave: () => proxy.leave(addr), rejoin: () => proxy.rejoin(addr) } : undefined
+}
+
+interface Planned {
+  state: TargetState
+  settings: TargetSettings
+  checks: Check[]
+  url: string
+  lock: LockHolder | null | undefined
+  fleet?: FleetFacts
+  addr: string
 }
 
 export async function deploy(o: DeployOptions): Promise<DeployReport> {
   const timing = { ...DEFAULT_TIMING, ...o.timing }
   const started = Date.now()
-  const runs = o.targets.map((t) => new HostRun(t, o.reporter))
-  const planned: Array<{ state: TargetState; settings: TargetSettings; checks: Check[]; url: string; lock: LockHolder | null | undefined; fleet?: FleetFacts }> = []
+  const stop = o.stop ?? new StopSignal()
+  const runs = o.targets.map((t) => new HostRun(t, o.reporter, stop))
+  const planned: Planned[] = []
+  const many = o.targets.length > 1
 
-  // Preflight every host before touching any: a rolling deploy must not stop half-way on
-  // something that was knowable up front.
-  for (const [i, run] of runs.entries()) {
-    try {
-      await run.step('preflight', async () => {
+  // Preflight every host before touching any (all at once: it only reads): a rolling deploy must
+  // not stop half-way on something that was knowable up front.
+  const outcomes = await Promise.all(
+    runs.map((run, i) =>
+      run.step('preflight', async () => {
         const state = await readState(run.target)
         const settings = { ...state.settings, ...o.overrides }
         const pre = await preflight({ target: run.target, settings, artifactBytes: o.artifact.estimateBytes, gitChanges: o.artifact.gitChanges, allowDirty: o.allowDirty })
         for (const c of pre.checks) o.reporter.check(run.target, c)
-        const value = { state, settings, checks: pre.checks, url: healthUrl(settings, pre.port), lock: await readLock(run.target), fleet: pre.fleet }
-        planned.push(value)
+        // In a fleet the gate asks each host's own app: a URL through the shared nginx may be
+        // answered by any host, so it would not say whether this one is healthy.
+        const url = (many || settings.proxy) && (!settings.healthUrl || !isLoopbackUrl(settings.healthUrl)) ? hostHealthUrl(pre.appHost, pre.port) : healthUrl(settings, pre.port)
+        const addr = upstreamAddress({ upstream: settings.upstream, hostname: run.target.hostname, appHost: pre.appHost, port: pre.port })
+        const value = { state, settings, checks: pre.checks, url, lock: await readLock(run.target), fleet: pre.fleet, addr }
+        planned[i] = value
         const errors = failed(pre.checks)
         // A dry run fails its preflight step too (✗, not ✓): it goes on only to print the plan.
         if (errors.length) throw new Error(`${errors.length} problem${errors.length > 1 ? 's' : ''}: ${errors.map((e) => `${e.name}: ${e.message}`).join('; ')}`)
         return value
-      }, (v) => `${v.checks.filter((c) => c.level === 'ok').length} ok, ${v.checks.filter((c) => c.level === 'warn').length} warnings`)
-    } catch (err) {
+      }, (v) => `${v.checks.filter((c) => c.level === 'ok').length} ok, ${v.checks.filter((c) => c.level === 'warn').length} warnings`).then(() => null, (err: Error) => err),
+    ),
+  )
+  for (const [i, run] of runs.entries()) {
+    const err = outcomes[i]
+    if (err) {
       if (o.dryRun && planned[i]) continue
       const p = planned[i]
       const report = hostReport(run, 'deploy', '', p?.state.current ?? null, 'failed', p?.checks ?? [], Date.now() - started)
-      report.reason = `preflight: ${(err as Error).message}`
+      report.reason = `preflight: ${err.message}`
       return { ok: false, dryRun: o.dryRun, sha: o.artifact.sha, hosts: [report], skipped: o.targets.filter((_, j) => j !== i).map((t) => t.label) }
     }
   }
 
-  // Several hosts serve one API: one signing key, one database. Compared before any host changes.
+  // Several hosts serve one API: one signing key, one database, one proxy that lists them all.
+  // Compared before any host changes.
   const fleet = fleetChecks(runs.flatMap((run, i) => (planned[i]?.fleet ? [{ label: run.target.label, facts: planned[i]!.fleet! }] : [])))
+  const proxy = openProxy(planned.map((p) => p.settings), o.openTarget)
+  if (proxy instanceof SharedProxy) fleet.push(await proxy.check(runs.map((run, i) => ({ label: run.target.label, addr: planned[i]!.addr }))))
+  else if (proxy) fleet.push(proxy)
+  const shared = proxy instanceof SharedProxy ? proxy : null
   for (const c of fleet) o.reporter.check(runs[0]!.target, c)
+  if (many && planned.some((p) => p.settings.healthUrl && !isLoopbackUrl(p.settings.healthUrl))) o.reporter.info(`  health gate: each host's own app (${planned[0]!.url} on ${runs[0]!.target.label}), not --health-url: through a shared proxy any host could answer it`)
   const fleetErrors = failed(fleet)
   if (fleetErrors.length) {
     for (const p of planned) p.checks.push(...fleetErrors)
     if (!o.dryRun) {
+      await shared?.target.close()
       const report = hostReport(runs[0]!, 'deploy', '', planned[0]?.state.current ?? null, 'failed', planned[0]?.checks ?? [], Date.now() - started)
       report.reason = `preflight: ${fleetErrors.map((e) => e.message).join('; ')}`
       return { ok: false, dryRun: false, sha: o.artifact.sha, hosts: [report], skipped: o.targets.slice(1).map((t) => t.label) }
     }
   }
 
+  const plan = o.plan ?? ONE_AT_A_TIME
   const name = releaseName(o.artifact.sha)
   if (o.dryRun) {
+    await shared?.target.close()
     const hosts = runs.map((run, i) => {
       const p = planned[i]!
       const report = hostReport(run, 'deploy', name, p.state.current, 'planned', p.checks, 0)
-      report.reason = planText(run.target, name, p)
+      report.reason = planText(run.target, name, p, shared)
       return report
     })
     // A dry run "fails" when the real deploy would: a preflight error or a held lock.
     const ok = planned.every((p) => !failed(p.checks).length && p.lock === undefined)
+    const groups = batches(runs.length, plan)
+    if (many) o.reporter.info(`would roll out in ${groups.length} batch${groups.length > 1 ? 'es' : ''} (${describePlan(plan)}): ${groups.map((g) => g.map((i) => runs[i]!.target.label).join(' + ')).join(' → ')}`)
     return { ok, dryRun: true, sha: o.artifact.sha, hosts, skipped: [] }
   }
 
   const artifact = await runs[0]!.step('build artifact', () => o.artifact.get(), (a) => `${(a.bytes / 1048576).toFixed(1)} MB, sha ${a.revision.sha}${a.revision.dirty ? ' (dirty)' : ''}`)
-  const hosts: HostReport[] = []
   try {
-    for (const [i, run] of runs.entries()) {
-      const hostStarted = Date.now()
-      const p = planned[i]!
-      const report = await deployHost(run, p.state, p.settings, p.url, artifact, name, o.breakLock, timing)
-      report.durationMs = Date.now() - hostStarted
+    if (!many) {
+      const p = planned[0]!
+      const report = await deployHost(runs[0]!, p, artifact, name, o.breakLock, timing, rotationFor(shared, p.addr))
       report.checks = p.checks
-      hosts.push(report)
-      if (report.result !== 'ok') {
-        return { ok: false, dryRun: false, sha: artifact.revision.sha, hosts, skipped: o.targets.slice(i + 1).map((t) => t.label) }
-      }
+      return { ok: report.result === 'ok', dryRun: false, sha: artifact.revision.sha, hosts: [report], skipped: [] }
     }
+    if (many) o.reporter.info(`rolling out to ${runs.length} hosts: ${describePlan(plan)}${shared ? `; each host leaves ${shared.label} while it changes` : ''}`)
+    const out = await rollOut({
+      targets: runs.map((r) => r.target.label),
+      before: planned.map((p) => p.state.current),
+      plan,
+      info: (text) => o.reporter.info(text),
+      stopped: () => stop.signal,
+      change: async (i) => {
+        const p = planned[i]!
+        const report = await deployHost(runs[i]!, p, artifact, name, o.breakLock, timing, rotationFor(shared, p.addr))
+        report.checks = p.checks
+        return report
+      },
+      canary: o.canaryCheck ? (idx) => o.canaryCheck!(idx.map((i) => ({ target: runs[i]!.target.label, url: `http://${planned[i]!.addr}` }))) : undefined,
+      revert: async (i, r) => {
+        const p = planned[i]!
+        if (!r.from) throw new Error(`nothing ran on ${r.target} before this deploy: it keeps ${r.release} (stop it with pm2 or deploy again)`)
+        return rollback({ target: runs[i]!.target, to: r.from ?? undefined, breakLock: false, reporter: o.reporter, overrides: o.overrides, timing, dryRun: false, stop, fleet: { rotation: rotationFor(shared, p.addr), url: p.url, reason: 'fleet rollback: a later host of this deploy failed' } })
+      },
+    })
+    return { ok: out.ok, dryRun: false, sha: artifact.revision.sha, hosts: out.reports, skipped: out.skipped, fleet: out.summary }
   } finally {
     artifact.remove()
+    await shared?.target.close()
   }
-  return { ok: true, dryRun: false, sha: artifact.revision.sha, hosts, skipped: [] }
 }
 
-function planText(target: Target, name: string, p: { state: TargetState; settings: TargetSettings; url: string; lock: LockHolder | null | undefined }): string {
+function planText(target: Target, name: string, p: Planned, proxy: SharedProxy | null): string {
   const prune = releasesToPrune([...p.state.releases, name], name, p.settings.keep)
+  const rotation = (step: string) => (proxy ? `${step} (${p.addr} in ${proxy.label}) → ` : '')
   return [
     `would deploy releases/${name} to ${target.label} (live now: ${p.state.current ?? 'nothing'})`,
     p.lock !== undefined ? `the target is LOCKED by ${p.lock ? `${p.lock.by} (${p.lock.command}, since ${p.lock.since})` : 'an unknown holder'}` : 'lock: free',
-    `steps: upload → npm ci --omit=dev (deps cache: ${p.settings.depsCache}) → link shared/.env, data, logs → runway migrate → verify on a spare port → switch current → pm2 startOrReload (PM2_HOME=${p.settings.pm2Home}) → health gate ${p.url} → keep ${p.settings.keep} releases${prune.length ? ` (would remove ${prune.join(', ')})` : ''}`,
+    `steps: upload → npm ci --omit=dev (deps cache: ${p.settings.depsCache}) → link shared/.env, data, logs → runway migrate → verify on a spare port → ${rotation('leave upstream')}switch current → pm2 startOrReload (PM2_HOME=${p.settings.pm2Home}) → health gate ${p.url} → ${proxy ? 'rejoin upstream → ' : ''}keep ${p.settings.keep} releases${prune.length ? ` (would remove ${prune.join(', ')})` : ''}`,
   ].join('; ')
 }
 
@@ -369,8 +373,9 @@ function hostReport(run: HostRun, action: Action, release: string, from: string 
   return { target: run.target.label, action, release, from, result, live: from, checks, steps: run.steps, durationMs }
 }
 
-async function deployHost(run: HostRun, state: TargetState, settings: TargetSettings, url: string, artifact: Artifact, name: string, breakLock: boolean, timing: DeployTiming): Promise<HostReport> {
+async function deployHost(run: HostRun, p: Planned, artifact: Artifact, name: string, breakLock: boolean, timing: DeployTiming, rotation?: Rotation): Promise<HostReport> {
   const { target } = run
+  const { state, settings, url } = p
   const started = Date.now()
   let from = state.current
   const report = hostReport(run, 'deploy', name, from, 'failed', [], 0)
@@ -380,7 +385,8 @@ async function deployHost(run: HostRun, state: TargetState, settings: TargetSett
     report.reason = lock.message
     return report
   }
-  const ctx: Context = { run, settings, url, timing }
+  const ctx: Context = { run, settings, url, timing, rotation }
+  let activated = false
   try {
     // What is live is read under the lock: a deploy that finished while this one was in
     // preflight or building changed it, and `from` is what a failure rolls back to.
@@ -400,15 +406,17 @@ async function deployHost(run: HostRun, state: TargetState, settings: TargetSett
     }, () => `${(artifact.bytes / 1048576).toFixed(1)} MB to ${rel}`)
     await run.step('npm ci --omit=dev', () => run.sh(depsScript(settings, target.root, name), 900_000).then((o) => reasonLine(o)), (d) => d)
     await run.step('link shared', () => run.sh(linkSharedScript(name)), () => '.env, data, logs -> shared/')
-    await run.step('migrate', () => run.sh(`cd ${q(rel)} && ${appEnv(settings, target.root)} NODE_ENV=production node bin/runway.js migrate`).then((o) => reasonLine(o)), (d) => d)
+    await run.step('migrate', () => run.sh(render(migrate(settings, target.root, name))).then((o) => reasonLine(o)), (d) => d)
     await run.step('verify', async () => {
-      const r = await run.remote(`cd ${q(rel)} && ${appEnv(settings, target.root)} node dist/ops/deploy/remote.js verify --release "$PWD" --timeout ${timing.verifyTimeoutMs}`, timing.verifyTimeoutMs)
+      const r = await run.remote(render(remoteJs({ settings, root: target.root, cwd: rel, script: '.', verb: 'verify', flags: { release: { sh: '"$PWD"' }, timeout: timing.verifyTimeoutMs } })), timing.verifyTimeoutMs)
       if (!r.ok) throw new Error(`the release does not start: ${r.detail}`)
       return r.detail
     }, (d) => d)
     await activate(ctx, name, from)
-    report.result = 'ok'
+    activated = true
     report.live = name
+    await rejoin(ctx)
+    report.result = 'ok'
     // The release is live and healthy from here on: housekeeping that fails is reported, and does
     // not turn a good deploy into a failed one.
     await run
@@ -417,7 +425,7 @@ async function deployHost(run: HostRun, state: TargetState, settings: TargetSett
         const inUse = new Set((await run.sh(inUseScript(target.root))).split('\n').filter(Boolean))
         // The daemon's own pm2 (its title hides it from /proc): a daemon an older runway started
         // from a release keeps that release, or every later worker restart would fail.
-        const d = await run.remote(`cd ${q(target.root)} && ${appEnv(settings, target.root)} node releases/${q(name)}/dist/ops/deploy/remote.js daemon --release ${q(`${target.root}/releases/${name}`)}`, 30_000)
+        const d = await run.remote(render(remoteJs({ settings, root: target.root, script: releaseScript(name), verb: 'daemon', flags: { release: `${target.root}/releases/${name}` } })), 30_000)
         const daemonRelease = typeof d.script === 'string' ? /\/releases\/([^/]+)\/node_modules\/pm2\//.exec(d.script)?.[1] : undefined
         if (daemonRelease) inUse.add(daemonRelease)
         const candidates = releasesToPrune([...(await readState(target)).releases], name, settings.keep)
@@ -436,7 +444,7 @@ async function deployHost(run: HostRun, state: TargetState, settings: TargetSett
     } else {
       report.result = 'failed'
       report.reason = `${(err as StepError).step ?? 'deploy'}: ${(err as Error).message}`
-      report.live = from
+      report.live = activated ? name : from
     }
   } finally {
     report.durationMs = Date.now() - started
@@ -465,7 +473,7 @@ function depsScript(settings: TargetSettings, root: string, release: string): st
     '  touch "$cache/$key"',
     '  echo "reused node_modules installed by npm ci from the same lockfile ($key)"',
     'else',
-    `  (cd "$rel" && ${appEnv(settings, root)} npm ci --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)`,
+    `  ${npmCi(settings, root, { sh: '"$rel"' })}`,
     '  if [ "$cache" != off ]; then',
     '    mkdir -p "$cache"; tmp="$cache/.tmp.$$"; rm -rf "$tmp"; mkdir "$tmp"',
     '    cp -al "$rel/node_modules" "$tmp/node_modules" 2>/dev/null || cp -a "$rel/node_modules" "$tmp/node_modules"',
@@ -488,6 +496,9 @@ export interface RollbackOptions {
   overrides: Partial<TargetSettings>
   timing?: Partial<DeployTiming>
   dryRun: boolean
+  stop?: StopSignal
+  /** Part of a fleet: the host's own health URL, its place in the shared proxy, why (for the log). */
+  fleet?: { url?: string; rotation?: Rotation; reason?: string }
 }
 
 /** Switches back to an earlier release (default: the newest one before the live one that did not fail). */
@@ -511,7 +522,7 @@ async function rollbackPlan(o: RollbackOptions): Promise<{ state: TargetState; f
 /** Switches back to an earlier release (default: the newest one before the live one that did not fail). */
 export async function rollback(o: RollbackOptions): Promise<HostReport> {
   const timing = { ...DEFAULT_TIMING, ...o.timing }
-  const run = new HostRun(o.target, o.reporter)
+  const run = new HostRun(o.target, o.reporter, o.stop)
   if (o.dryRun) {
     const { from, to } = await rollbackPlan(o)
     const report = hostReport(run, 'rollback', to, from, 'planned', [], 0)
@@ -532,25 +543,99 @@ export async function rollback(o: RollbackOptions): Promise<HostReport> {
   }
   const { state, from, to } = plan
   const settings = { ...state.settings, ...o.overrides }
-  const ctx: Context = { run, settings, url: healthUrl(settings, await appPort(o.target)), timing }
+  const ctx: Context = { run, settings, url: o.fleet?.url ?? healthUrl(settings, await appPort(o.target)), timing, rotation: o.fleet?.rotation }
   const report = hostReport(run, 'rollback', to, from, 'failed', [], 0)
   const sha = to.split('-').pop() ?? ''
+  let activated = false
   try {
     await activate(ctx, to, from)
-    report.result = 'ok'
+    activated = true
     report.live = to
+    await rejoin(ctx)
+    report.result = 'ok'
+    if (o.fleet?.reason) report.reason = o.fleet.reason
     await run.step('pm2 save', () => savePm2(ctx, to)).catch((err: Error) => run.reporter.info(`warning: ${o.target.label}: pm2 save: ${err.message}`))
   } catch (err) {
-    if (!(err instanceof RolledBack)) throw err
-    report.result = err.live === from && from !== null ? 'rolled-back' : 'failed'
-    report.reason = err.message.replace(/rolled back to/, 'restored')
-    report.live = err.live
+    if (!(err instanceof RolledBack)) {
+      if (!activated) throw err
+      // Live and healthy, but not back in the shared proxy's upstream.
+      report.result = 'failed'
+      report.reason = `${(err as StepError).step ?? 'rollback'}: ${(err as Error).message}`
+    } else {
+      report.result = err.live === from && from !== null ? 'rolled-back' : 'failed'
+      report.reason = err.message.replace(/rolled back to/, 'restored')
+      report.live = err.live
+    }
   } finally {
     report.durationMs = Date.now() - started
     await appendAudit(o.target, entry({ action: 'rollback', sha, from, to, result: report.result as Result, live: report.live, reason: report.reason, durationMs: report.durationMs }))
     await lock.release()
   }
   return report
+}
+
+export interface FleetRollbackOptions extends Omit<RollbackOptions, 'target' | 'fleet'> {
+  targets: Target[]
+  plan?: RollingPlan
+  openTarget?: DeployOptions['openTarget']
+}
+
+export interface FleetRollbackReport {
+  ok: boolean
+  hosts: HostReport[]
+  skipped: string[]
+  fleet?: FleetSummary
+}
+
+/**
+ * `runway rollback` over several hosts: the same rollout as a deploy (canary, batches, pause,
+ * each host out of the shared proxy while it switches), and on a failure either a stop or the
+ * hosts already switched back are put forward again to what they ran.
+ */
+export async function rollbackFleet(o: FleetRollbackOptions): Promise<FleetRollbackReport> {
+  if (o.targets.length === 1 && !o.plan) {
+    const r = await rollback({ ...o, target: o.targets[0]! })
+    return { ok: r.result === 'ok' || r.result === 'planned', hosts: [r], skipped: [] }
+  }
+  const hosts = await Promise.all(
+    o.targets.map(async (target) => {
+      const state = await readState(target)
+      const settings = { ...state.settings, ...o.overrides }
+      const listen = await appListen(target)
+      return { state, settings, url: hostHealthUrl(listen.host, listen.port), addr: upstreamAddress({ upstream: settings.upstream, hostname: target.hostname, appHost: listen.host, port: listen.port }) }
+    }),
+  )
+  if (o.dryRun) {
+    const reports: HostReport[] = []
+    for (const target of o.targets) reports.push(await rollback({ ...o, target }))
+    return { ok: true, hosts: reports, skipped: [] }
+  }
+  const proxy = openProxy(hosts.map((h) => h.settings), o.openTarget)
+  if (proxy && !(proxy instanceof SharedProxy)) throw new TargetError(proxy.message)
+  const shared = proxy instanceof SharedProxy ? proxy : null
+  if (shared) {
+    const c = await shared.check(o.targets.map((t, i) => ({ label: t.label, addr: hosts[i]!.addr })))
+    if (c.level === 'error') {
+      await shared.target.close()
+      throw new TargetError(c.message)
+    }
+  }
+  const plan = o.plan ?? ONE_AT_A_TIME
+  o.reporter.info(`rolling back ${o.targets.length} hosts: ${describePlan(plan)}${shared ? `; each host leaves ${shared.label} while it switches` : ''}`)
+  try {
+    const out = await rollOut({
+      targets: o.targets.map((t) => t.label),
+      before: hosts.map((h) => h.state.current),
+      plan,
+      info: (text) => o.reporter.info(text),
+      stopped: () => o.stop?.signal ?? null,
+      change: (i) => rollback({ ...o, target: o.targets[i]!, fleet: { url: hosts[i]!.url, rotation: rotationFor(shared, hosts[i]!.addr) } }),
+      revert: (i, r) => rollback({ ...o, to: r.from ?? undefined, target: o.targets[i]!, fleet: { url: hosts[i]!.url, rotation: rotationFor(shared, hosts[i]!.addr), reason: 'fleet rollback: the rollback failed on another host, so this host went back to the release it ran' } }),
+    })
+    return { ok: out.ok, hosts: out.reports, skipped: out.skipped, fleet: out.summary }
+  } finally {
+    await shared?.target.close()
+  }
 }
 
 export interface ReleaseInfo {
@@ -594,7 +679,7 @@ export async function status(target: Target, overrides: Partial<TargetSettings> 
   const base = { target: target.label, current: state.current, lastDeploy: log.pop() }
   const url = healthUrl(settings, await appPort(target))
   if (!state.current) return { ...base, healthy: false, health: { url, healthy: false, detail: 'nothing deployed yet' }, workers: [] }
-  const r = await target.sh(`cd current && ${appEnv(settings, target.root)} node dist/ops/deploy/remote.js probe --release "$(pwd -P)" --url ${q(url)}`, { timeoutMs: 60_000 })
+  const r = await target.sh(render(remoteJs({ settings, root: target.root, cwd: 'current', script: '.', verb: 'probe', flags: { release: { sh: '"$(pwd -P)"' }, url } })), { timeoutMs: 60_000 })
   try {
     const p = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as Omit<StatusReport, 'target' | 'current'> & { ok: boolean }
     return { ...base, healthy: p.ok, health: p.health, workers: p.workers, pm2Error: p.pm2Error, reason: p.reason, metrics: p.metrics }
@@ -605,6 +690,7 @@ export async function status(target: Target, overrides: Partial<TargetSettings> 
 
 export interface RestartOptions {
   target: Target
+  stop?: StopSignal
   breakLock: boolean
   reporter: Reporter
   overrides: Partial<TargetSettings>
@@ -618,7 +704,7 @@ export interface RestartOptions {
  */
 export async function restart(o: RestartOptions): Promise<{ target: string; live: string; detail: string; steps: StepRecord[] }> {
   const timing = { ...DEFAULT_TIMING, ...o.timing }
-  const run = new HostRun(o.target, o.reporter)
+  const run = new HostRun(o.target, o.reporter, o.stop)
   const lock = await run.step('lock', () => acquireLock(o.target, 'restart', { breakLock: o.breakLock }))
   try {
     const state = await readState(o.target)

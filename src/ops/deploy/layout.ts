@@ -33,10 +33,24 @@ export interface TargetSettings {
   nginxPrefix?: string
   /** Extra TLS certificate files to check for expiry. */
   tlsCerts?: string[]
+  /**
+   * The nginx in front of a fleet, shared by its hosts: where it runs ("local" or
+   * [user@]host[:port] over ssh), its rendered config and -p prefix. A host leaves that config's
+   * upstream (`down`, then `nginx -s reload`) while it changes. See proxy.ts.
+   */
+  proxy?: ProxySettings
+  /** How that nginx reaches this host's app, HOST:PORT (default: the --host name, or HOST from shared/.env, and PORT). */
+  upstream?: string
   /** Releases to keep (the live one is always kept). */
   keep: number
   /** Where installed node_modules are cached by lockfile; "off" always runs a fresh `npm ci`. */
   depsCache: string
+}
+
+export interface ProxySettings {
+  host: string
+  conf: string
+  prefix?: string
 }
 
 export function defaultSettings(root: string): TargetSettings {

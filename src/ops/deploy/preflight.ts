@@ -90,6 +90,8 @@ export interface PreflightResult {
   checks: Check[]
   /** The app's PORT from shared/.env (for the default health URL). */
   port?: number
+  /** The app's HOST from shared/.env. */
+  appHost?: string
   /** What a deploy to several hosts compares (absent when the settings are invalid). */
   fleet?: FleetFacts
 }
@@ -151,7 +153,7 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
     const own = new Set(['runway.E001', 'runway.E002', 'runway.E003', 'runway.E007', 'runway.E009', 'runway.E010', 'runway.W007'])
     for (const f of audit.findings.filter((x) => !x.silenced && !own.has(x.id))) checks.push({ name: f.id, level: f.id === 'runway.E004' ? 'error' : 'warn', message: f.message })
   }
-  return { checks, port, fleet }
+  return { checks, port, appHost: config?.host, fleet }
 }
 
 export const failed = (checks: Check[]) => checks.filter((c) => c.level === 'error')

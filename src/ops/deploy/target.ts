@@ -25,6 +25,8 @@ export interface Target {
   label: string
   /** Absolute deploy root on the target. */
   root: string
+  /** The machine's name or address as this side reaches it ("127.0.0.1" for a local target). */
+  hostname: string
   /** Runs a bash script on the target (cwd = root when it exists). Never throws on a non-zero exit. */
   sh(script: string, o?: ShOptions): Promise<ShResult>
   /** Copies the contents of a local directory into `dest` (absolute, on the target), creating it. */
@@ -71,6 +73,7 @@ const prelude = (root: string) => `set -o pipefail; cd ${q(root)} 2>/dev/null ||
 export class LocalTarget implements Target {
   readonly root: string
   readonly label: string
+  readonly hostname = '127.0.0.1'
   constructor(path: string) {
     this.root = resolve(path)
     this.label = `local:${this.root}`
@@ -100,6 +103,15 @@ export function parseHost(spec: string): { destination: string; port?: number } 
   return { destination: m[1]!.replace(/\[|\]/g, ''), port: m[2] ? Number(m[2]) : undefined }
 }
 
+/**
+ * `[user@]host[:port][:/path]`: a host with its own deploy root (what a target's label reads),
+ * for fleets whose hosts keep the app in different directories.
+ */
+export function splitHostPath(spec: string): { host: string; path?: string } {
+  const i = spec.indexOf(':/')
+  return i < 0 ? { host: spec } : { host: spec.slice(0, i), path: spec.slice(i + 1) }
+}
+
 export class SshTarget implements Target {
   readonly root: string
   readonly label: string
@@ -108,11 +120,13 @@ export class SshTarget implements Target {
   private readonly controlDir: string
   private rsync: boolean | undefined
   private readonly port: number | undefined
+  readonly hostname: string
 
   constructor(o: SshOptions) {
     if (!isAbsolute(o.path)) throw new InvalidSetting('path', o.path, 'an absolute path for an SSH target')
     const { destination, port } = parseHost(o.host)
     this.destination = destination
+    this.hostname = destination.replace(/^.*@/, '')
     this.port = port
     this.root = o.path.replace(/\/+$/, '') || '/'
     this.label = `${o.host}:${this.root}`
