@@ -229,7 +229,8 @@ function openProxy(settings: TargetSettings[], open: DeployOptions['openTarget']
   const p = settings[0]?.proxy
   if (!p) return null
   const dir = SharedProxy.targetDir(p)
-  return new SharedProxy(p.host === 'local' || !open ? new LocalTarget(dir) : open(p.host, dir), p)
+  if (p.host !== 'local' && !open) return { name: 'proxy', level: 'error', message: `the proxy ${p.host} is on another host and this caller cannot open ssh connections` }
+  return new SharedProxy(p.host === 'local' ? new LocalTarget(dir) : open!(p.host, dir), p)
 }
 
 function rotationFor(proxy: SharedProxy | null, addr: string): Rotation | undefined {
@@ -332,7 +333,7 @@ export async function deploy(o: DeployOptions): Promise<DeployReport> {
       report.checks = p.checks
       return { ok: report.result === 'ok', dryRun: false, sha: artifact.revision.sha, hosts: [report], skipped: [] }
     }
-    if (many) o.reporter.info(`rolling out to ${runs.length} hosts: ${describePlan(plan)}${shared ? `; each host leaves ${shared.label} while it changes` : ''}`)
+    o.reporter.info(`rolling out to ${runs.length} hosts: ${describePlan(plan)}${shared ? `; each host leaves ${shared.label} while it changes` : ''}`)
     const out = await rollOut({
       targets: runs.map((r) => r.target.label),
       before: planned.map((p) => p.state.current),
