@@ -46,10 +46,10 @@ async function fleetSuite() {
     v1: null,
     v2: null,
     // pm2 workers answer /readyz 503 (it passes the pre-switch verify): only the gate catches it.
-    sick: (dir) => patchFile(join(dir, 'dist', 'routes', 'health.js'), 'const fault = await app.storeHealth.check(request.id);', "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);"),
+    sick: (dir) => patchFile(join(dir, 'dist', 'api', 'routes', 'health.js'), 'const fault = await app.storeHealth.check(request.id);', "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);"),
     // The same, on the second host only (its workers run in its root): the failure comes in the second batch.
     sickOnB: (dir) =>
-      patchFile(join(dir, 'dist', 'routes', 'health.js'), 'const fault = await app.storeHealth.check(request.id);', `if (process.env.NODE_APP_INSTANCE !== undefined && process.cwd().startsWith(${JSON.stringify(roots[1])})) return reply.code(503).send({ status: 'sick', detail: 'sick on host b on purpose' }); const fault = await app.storeHealth.check(request.id);`),
+      patchFile(join(dir, 'dist', 'api', 'routes', 'health.js'), 'const fault = await app.storeHealth.check(request.id);', `if (process.env.NODE_APP_INSTANCE !== undefined && process.cwd().startsWith(${JSON.stringify(roots[1])})) return reply.code(503).send({ status: 'sick', detail: 'sick on host b on purpose' }); const fault = await app.storeHealth.check(request.id);`),
   })
 
   const nginx = await startNginx({ upstreams: ports.map((p) => `127.0.0.1:${p}`), rateLimit: false })
