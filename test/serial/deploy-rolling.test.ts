@@ -7,11 +7,12 @@
 // the rollout with the other host untouched; a failure on the second batch rolls the fleet back.
 //
 // The load is GET /api/me/ on keep-alive connections from a client that does what RFC 9110 §9.2.2
-// allows and Node documents (http.ClientRequest.reusedSocket): an idempotent request whose reused
-// connection was closed before any answer is sent again (at most 3 times). nginx's graceful reload closes its
-// old workers' idle keep-alive connections, and a request racing that close never reached the
-// app; autocannon counts it as an error, a browser or Go's client retries it. Retries are counted
-// and reported; any answer that is not a 200 with the user, or a second failure, is a failed request.
+// allows (and Node documents for reused sockets, http.ClientRequest.reusedSocket): an idempotent
+// request whose connection was reset before any answer is sent again, at most 3 times. nginx's
+// graceful reload closes its old workers' idle connections (kept-alive ones, and ones accepted a
+// moment before whose request was not read yet); a request racing that close never reached the
+// app. autocannon counts it as an error; browsers and Go's client retry it. Retries are counted
+// and reported; any answer that is not a 200 with the user, or a 4th reset, is a failed request.
 import t, { type Test } from 'tap'
 import { Agent, request } from 'node:http'
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs'
@@ -193,8 +194,8 @@ function idempotentLoad(base: string, tokens: string[], maxS: number): { stop():
       })
       req.on('timeout', () => req.destroy(new Error('timed out after 5 s')))
       req.on('error', (err: NodeJS.ErrnoException) => {
-        // The agent may hand the retry another idle socket of the same exiting nginx worker.
-        if (req.reusedSocket && err.code === 'ECONNRESET' && attempt < 3) {
+        // A retry may meet the same race again (another idle socket of the same exiting worker).
+        if (err.code === 'ECONNRESET' && attempt < 3) {
           result.retried++
           resolve(once(token, attempt + 1))
         } else {
