@@ -25,7 +25,9 @@ export interface TestApp {
 }
 
 export function testConfig(env: Record<string, string> = {}, dataDir?: string): Config {
-  return loadConfig({ NODE_ENV: 'test', JWT_SIGNING_KEY: SIGNING_KEY, LOG_LEVEL: 'info', DATA_DIR: dataDir ?? '/nonexistent', ...(env.NODE_ENV === 'production' ? {} : FIXTURE_ARGON2_ENV), ...env })
+  // Load shedding off unless a test is about it (test/api/plugins/security.test.ts sets it): it
+  // answers the machine's load, and on a busy CI host a test app would shed its first login.
+  return loadConfig({ NODE_ENV: 'test', JWT_SIGNING_KEY: SIGNING_KEY, LOG_LEVEL: 'info', DATA_DIR: dataDir ?? '/nonexistent', MAX_EVENT_LOOP_DELAY: '0', ...(env.NODE_ENV === 'production' ? {} : FIXTURE_ARGON2_ENV), ...env })
 }
 
 /**

@@ -188,8 +188,10 @@ async function gate(release: string, url: string, timeoutMs: number) {
   const firstRestarts = new Map<number, number>()
   let checked = false
   // The deadline never cuts a verdict short: at least one full check runs (pm2 jlist can take
-  // seconds on a loaded host), and a release healthy at the deadline gets its stability window.
-  const more = () => !checked || Date.now() - started < timeoutMs || (since !== undefined && Date.now() - since < stableMs)
+  // seconds on a loaded host), and a release healthy at the deadline is checked until its
+  // stability window is confirmed or broken (a check after the window returns either way), for
+  // at most 10 s past the deadline (workers that keep changing never settle).
+  const more = () => !checked || Date.now() - started < timeoutMs || (since !== undefined && Date.now() - started < timeoutMs + 10_000)
   while (more()) {
     try {
       workers = await pm2List(release)
@@ -213,6 +215,7 @@ async function gate(release: string, url: string, timeoutMs: number) {
         if (since === undefined || fingerprint !== restarts) {
           since = Date.now()
           restarts = fingerprint
+          last = `healthy, but not yet for ${stableMs} ms`
         } else if (Date.now() - since >= stableMs) {
           return out({ ms: Date.now() - started, workers, detail: `${workers.length} workers online from this release; ${url} answered 200` }, true)
         }
