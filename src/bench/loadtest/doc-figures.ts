@@ -1,6 +1,6 @@
 // Measured figures in the docs, regenerated from results files committed beside them: each block
 // between `<!-- ID:begin … -->` and `<!-- ID:end -->` in a document is rendered from one results
-// file by one function, so no figure in the README or the guides is typed by hand.
+// file by one function, so no figure in docs/ is typed by hand.
 // loadtest/doc-figures.ts rewrites every block (or, with --check, fails when one disagrees).
 import { guideFigures } from './drill/guide.js'
 import type { DrillResults } from './drill/run.js'
@@ -35,7 +35,7 @@ export function replaceBlock(text: string, id: string, block: string): string {
 export const missingResults = (file: string, produce: string) =>
   `No results file yet: \`${file}\` is missing, so no figure is quoted here. Produce it with \`${produce}\`, then \`npm run docs:figures\`.`
 
-/** A `runway compare --ceiling` run as the README shows it: the me table, goals, session line. */
+/** A `runway compare --ceiling` run as docs/load-testing.md shows it: the me table, goals, session line. */
 export function compareFigures(doc: unknown, file: string): string {
   const r: Results = assertResults(doc, file)
   const m = r.machine

@@ -1,4 +1,4 @@
-// The README's measured figures are rendered from results files: a compare run becomes the `me`
+// The measured figures in docs/ are rendered from results files: a compare run becomes the `me`
 // table, the session line and the goals (with the run's verdict on top when it cannot rank the
 // stacks); a bench:nginx run becomes the template-cost table.
 import t from 'tap'
