@@ -18,7 +18,7 @@ import { configCheck, failed, preflight, type Check } from './preflight.js'
 import { migrate, npmCi, pm2, releaseScript, remoteJs, render } from './commands.js'
 import { SharedProxy, upstreamAddress } from './proxy.js'
 import { batches, describePlan, ONE_AT_A_TIME, rollOut, type FleetSummary, type RollingPlan } from './rolling.js'
-import { HostRun, StepError, StopSignal, type Reporter, type StepRecord } from './steps.js'
+import { HostRun, type StepError, StopSignal, type Reporter, type StepRecord } from './steps.js'
 import { LocalTarget, reasonLine, q, type Target, TargetError } from './target.js'
 
 export { StepError, stopCleanlyOnSignals, StopSignal, type Reporter, type StepRecord } from './steps.js'
@@ -101,7 +101,7 @@ export const pm2RuntimeScript = (settings: TargetSettings, release: string) =>
     `rec=.runway/pm2-runtime; pidfile=${q(`${settings.pm2Home}/pm2.pid`)}`,
     'if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && [ -s "$rec" ] && [ -d "$(cat "$rec")/node_modules/pm2" ]; then cat "$rec"; exit 0; fi',
     `src=releases/${q(release)}/node_modules`,
-    'dir="$PWD/shared/pm2/$(node -p "require(\"./$src/pm2/package.json\").version")-$(node -p process.version)"',
+    `dir="$PWD/shared/pm2/$(node -p "require('./$src/pm2/package.json').version")-$(node -p process.version)"`,
     'if [ ! -d "$dir/node_modules/pm2" ]; then',
     '  tmp="$dir.tmp.$$"; rm -rf "$tmp"; mkdir -p "$tmp"',
     '  cp -al "$src" "$tmp/node_modules" 2>/dev/null || cp -a "$src" "$tmp/node_modules"',

@@ -90,6 +90,11 @@ t.test('a release that fails the health gate after the switch is rolled back to 
   t.match(v1.steps.find((s: { name: string }) => s.name === 'npm ci --omit=dev'), { ok: true, detail: /^reused node_modules/ }, 'dependencies came from the cache (no npm ci)')
   t.equal(current(), v1.release)
   t.match(await serving(), { status: 200, body: { release: 'v1' } })
+  // pm2 runs from a copy outside the release, named by its version and Node's, so a new pm2 or
+  // Node gets a new copy (an unquoted require() once named it "-v20…" for every version).
+  const pm2Version = (JSON.parse(readFileSync(join(ROOT, 'node_modules', 'pm2', 'package.json'), 'utf8')) as { version: string }).version
+  const copies = readdirSync(join(root, 'shared', 'pm2')).filter((n) => n !== 'active')
+  t.same(copies, [`${pm2Version}-${process.version}`], 'the pm2 runtime copy is named by both versions')
 
   const started = Date.now()
   const r = await deploy(tinyRelease(t, 'sick', { sick: true }), '2')
