@@ -7,7 +7,7 @@
 // CommonJS on purpose: pm2 require()s this file (the package root is CommonJS, src/ and dist/
 // are ESM). Only pm2 settings live here; the API's own settings (PORT, DATA_DIR, JWT_*, ...) come
 // from the environment or .env and are validated by src/api/config.ts in each worker.
-'use strict'
+
 const { readFileSync } = require('node:fs')
 const { availableParallelism } = require('node:os')
 const { join } = require('node:path')

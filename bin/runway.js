@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `runway` entry point. In a checkout (src/ and tsx present) it runs the TypeScript sources, so
 // the CLI never lags behind the code; in a deployed release (dist/ only) it runs compiled code.
-'use strict'
+
 const { existsSync } = require('node:fs')
 const { join } = require('node:path')
 const { pathToFileURL } = require('node:url')

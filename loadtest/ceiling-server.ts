@@ -52,9 +52,9 @@ function serve(): void {
     const header = req.headers.authorization
     if (!header?.startsWith('Bearer ')) return send(res, 401, '{"detail":"Authentication credentials were not provided."}')
     const claims = verifyCached(header.slice(7))
-    if (!claims || claims.token_type !== 'access') return send(res, 401, NOT_VALID)
+    if (claims?.token_type !== 'access') return send(res, 401, NOT_VALID)
     const user = findUser.get(Number(claims.user_id))
-    if (!user || user.is_active !== 1) return send(res, 401, '{"detail":"User not found","code":"user_not_found"}')
+    if (user?.is_active !== 1) return send(res, 401, '{"detail":"User not found","code":"user_not_found"}')
     send(res, 200, JSON.stringify({ id: user.id, username: user.username }))
   }
 

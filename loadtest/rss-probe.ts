@@ -39,7 +39,11 @@ const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10
 /** Peak RSS per pid while `during` runs (and the last sample). */
 async function peakRss(pids: number[], during: () => Promise<unknown>): Promise<number[]> {
   const peak = pids.map(() => 0)
-  const sample = () => pids.forEach((pid, i) => (peak[i] = Math.max(peak[i]!, processStat(pid)?.rssBytes ?? 0)))
+  const sample = () => {
+    pids.forEach((pid, i) => {
+      peak[i] = Math.max(peak[i]!, processStat(pid)?.rssBytes ?? 0)
+    })
+  }
   const timer = setInterval(sample, 250)
   try {
     sample()

@@ -65,7 +65,10 @@ const sessionListeners = new Set()
 /** @type {BroadcastChannel | undefined} */
 let sessionChannel
 function sessionDone(/** @type {number} */ ms) {
-  if (isMainThread) return void sessionListeners.forEach((l) => l(ms))
+  if (isMainThread) {
+    for (const l of sessionListeners) l(ms)
+    return
+  }
   if (!sessionChannel) {
     sessionChannel = new BroadcastChannel(SESSION_CHANNEL)
     sessionChannel.unref()

@@ -11,7 +11,7 @@ import { StoreNeedsOperatorError } from './store/store.js'
 import { appRegistry } from './plugins/metrics.js'
 import { startMetricsListener, type MetricsListener } from './metrics/cluster.js'
 
-function devBanner(config: Config, url: string): string {
+function devBanner(url: string): string {
   return [
     '',
     `Starting development server at ${url}/`,
@@ -70,7 +70,7 @@ async function main(): Promise<void> {
     metrics = await startMetricsListener({ ...config.metrics, worker: config.workerId, registry: appRegistry(app, config.workerId), log: app.log })
     app.log.info({ metrics: metrics.address }, 'metrics for the whole cluster at GET /metrics')
   }
-  if (dev) process.stdout.write(devBanner(config, address))
+  if (dev) process.stdout.write(devBanner(address))
   // pm2's wait_ready: only now, listening with the store migrated and reachable, is this worker
   // given traffic and the previous one stopped.
   process.send?.('ready')

@@ -46,7 +46,9 @@ t.test('graceful stop: requests in flight at SIGINT complete with 200', async (t
   t.equal((await idle.request('/healthz')).status, 200)
 
   const conns = Array.from({ length: 4 }, () => new Connection(stack.url))
-  t.teardown(() => conns.forEach((c) => c.close()))
+  t.teardown(() => {
+    for (const c of conns) c.close()
+  })
   const logins = conns.map((c) => c.request('/api/token/', { json: { username: 'bob', password: PASSWORD } }).then((a) => ({ ...a, at: Date.now() })))
   await sleep(25)
   const signalled = Date.now()

@@ -64,7 +64,7 @@ const slidingRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
       if (claims.refreshExp! <= at - config.jwt.leeway) throw errors.tokenNotValid("Token 'refresh_exp' claim has expired")
       const id = userIdOf(claims)
       const user = id === null ? null : await store.findUserById(id)
-      if (!user || !user.isActive) throw noActiveAccountForToken()
+      if (!user?.isActive) throw noActiveAccountForToken()
       return { token: tokens.slide(claims, at).token }
     },
   )

@@ -78,7 +78,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
       }
       const id = userIdOf(claims)
       const user = id === null ? null : await store.findUserById(id)
-      if (!user || !user.isActive) {
+      if (!user?.isActive) {
         metrics.refreshes.invalid++
         throw noActiveAccountForToken()
       }

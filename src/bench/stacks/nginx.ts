@@ -9,7 +9,7 @@ import { renderNginx } from '../../ops/proxy/nginx/render.js'
 import type { NginxSettings } from '../../ops/proxy/nginx/options.js'
 import { createSelfSigned } from '../../ops/tls/self-signed.js'
 import { freePort, processTree, startService, waitForHttp } from '../../lib/process.js'
-import { type RunningStack } from './api.js'
+import type { RunningStack } from './api.js'
 
 export { findNginx, type RunningStack }
 

@@ -8,7 +8,7 @@ import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ROOT } from '../../lib/build.js'
 import { parseJlist } from '../../lib/pm2-list.js'
-import { type RunningStack } from './api.js'
+import type { RunningStack } from './api.js'
 import { freePort, isAlive, killGroup, killOnExit, waitForHttp } from '../../lib/process.js'
 
 export interface Pm2Options {

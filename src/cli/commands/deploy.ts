@@ -4,7 +4,7 @@ import { CliError, note, parseFlags, print, type Command } from '../command.js'
 import { ArtifactError, buildArtifact, directoryBytes, gitState, readArtifact } from '../../ops/deploy/artifact.js'
 import { spawn } from 'node:child_process'
 import { asCliError, closeAll, fleetText, openTargets, ROLLING_USAGE, rollingFlags, rollingPlan, seconds, settingsFlags, settingsOverrides, SETTINGS_USAGE, stderrReporter, targetFlags, targetOpener, TARGET_USAGE } from '../deploy-flags.js'
-import { deploy, stopCleanlyOnSignals, type DeployReport } from '../../ops/deploy/deploy.js'
+import { deploy, stopCleanlyOnSignals, type ArtifactSource, type DeployReport } from '../../ops/deploy/deploy.js'
 
 const usage = `Usage: runway deploy --path DIR [--host [USER@]HOST[:PORT] ...] [options]
 
@@ -107,7 +107,7 @@ export const deployCommand: Command = {
       if (thresholds.length && !plan.canary) throw new CliError('--canary-threshold needs --canary N', 2)
       const canaryMs = seconds('canary-duration', values['canary-duration'], 10)
       const timing = { healthTimeoutMs: seconds('health-timeout', values['health-timeout'], 60), verifyTimeoutMs: seconds('verify-timeout', values['verify-timeout'], 30) }
-      let artifact
+      let artifact: ArtifactSource
       if (values.artifact) {
         const given = readArtifact(resolve(values.artifact))
         artifact = {

@@ -120,7 +120,7 @@ export const loadtestCommand: Command = {
     const engine = engineFlag(values.engine)
     if (values.amount) settings.amount = int(values.amount, '--amount', 0, 1, 100_000_000)
     if (settings.amount && !ENGINES[engine].amount) throw new CliError(`${engine} runs for a duration: drop --amount or --engine ${engine}`, 2)
-    let specs
+    let specs: ReturnType<typeof parseThreshold>[]
     let maxRegression = 10
     try {
       specs = (values.threshold ?? []).map(parseThreshold)

@@ -237,7 +237,7 @@ async function serve(values: Values): Promise<number> {
   // A private prefix per run unless one is given: two `serve` runs never share a pid file.
   const prefix = resolve(pick(values, 'prefix') ?? mkdtempSync(join(tmpdir(), 'runway-nginx-serve-')))
   const rate = pick(values, 'rate')
-  let stack
+  let stack: Awaited<ReturnType<typeof startNginx>>
   try {
     stack = await startNginx({
       upstreams,

@@ -182,12 +182,20 @@ async function activate(ctx: Context, to: string, from: string | null): Promise<
   }
 }
 
+/** What a deploy ships: its size and sha known before preflight, the bytes built only after it. */
+export interface ArtifactSource {
+  estimateBytes: number
+  sha: string
+  gitChanges: string[]
+  get(): Promise<Artifact>
+}
+
 export interface DeployOptions {
   targets: Target[]
   /** Flag overrides for each target's saved settings. */
   overrides: Partial<TargetSettings>
   /** Builds the artifact (after preflight), or returns one given with --artifact. */
-  artifact: { estimateBytes: number; sha: string; gitChanges: string[]; get(): Promise<Artifact> }
+  artifact: ArtifactSource
   allowDirty: boolean
   dryRun: boolean
   breakLock: boolean

@@ -46,7 +46,7 @@ interface Pm2Api {
   list(cb: (err: Error | null, list: ProcEntry[]) => void): void
   launchBus(cb: (err: Error | null, bus: Bus) => void): void
   delete(id: number | string, cb: (err: Error | null) => void): void
-  Client: { executeRemote(method: string, arg: unknown, cb: (err: Error | null, res: any) => void): void }
+  Client: { executeRemote<T>(method: string, arg: unknown, cb: (err: Error | null, res: T) => void): void }
 }
 
 export interface RollOptions {
@@ -278,7 +278,7 @@ export async function daemonScript(pm2Root: string): Promise<string> {
   const api = (control as unknown as { api: Pm2Api }).api
   await new Promise<void>((resolve, reject) => api.connect((err) => (err ? reject(err) : resolve())))
   try {
-    const report = await new Promise<{ argv?: string[] }>((resolve, reject) => api.Client.executeRemote('getReport', {}, (err, r) => (err ? reject(err) : resolve(r))))
+    const report = await new Promise<{ argv?: string[] }>((resolve, reject) => api.Client.executeRemote<{ argv?: string[] }>('getReport', {}, (err, r) => (err ? reject(err) : resolve(r))))
     return report.argv?.[1] ?? ''
   } finally {
     api.disconnect()

@@ -45,9 +45,7 @@ export function pidFile(conf: string, prefix: string | undefined): string {
   return isAbsolute(file) ? file : `${(prefix ?? '/etc/nginx').replace(/\/$/, '')}/${file}`
 }
 
-export interface ProxyNote {
-  (text: string): void
-}
+export type ProxyNote = (text: string) => void
 
 const NGINX = `bin=$(PATH="$PATH:/usr/sbin:/usr/local/sbin:/sbin" command -v nginx) || { echo 'runway: nginx is not installed on the proxy host'; exit 1; }`
 

@@ -104,7 +104,9 @@ export async function rollOut(o: RollOutInput): Promise<{ ok: boolean; reports: 
     }
     if (groups.length > 1) o.info(`batch ${b + 1} of ${groups.length}${b === 0 && o.plan.canary ? ' (canary)' : ''}: ${group.map((i) => o.targets[i]).join(', ')}`)
     const results = await Promise.all(group.map((i) => safely(o.targets[i]!, 'deploy', o.before[i] ?? null, () => o.change(i))))
-    results.forEach((r, j) => reports.set(group[j]!, r))
+    results.forEach((r, j) => {
+      reports.set(group[j]!, r)
+    })
     done = b + 1
     const bad = results.find((r) => r.result !== 'ok' && r.result !== 'planned')
     if (bad) {
@@ -133,7 +135,9 @@ export async function rollOut(o: RollOutInput): Promise<{ ok: boolean; reports: 
     for (let k = 0; k < back.length; k += size) {
       const group = back.slice(k, k + size)
       const results = await Promise.all(group.map((i) => safely(o.targets[i]!, 'rollback', reports.get(i)!.live, () => o.revert(i, reports.get(i)!))))
-      results.forEach((r, j) => reverted.set(group[j]!, r))
+      results.forEach((r, j) => {
+        reverted.set(group[j]!, r)
+      })
     }
     const all = [...reverted.values()]
     summary.rollback = { ok: all.every((r) => r.result === 'ok'), ms: Date.now() - started, hosts: all }

@@ -138,7 +138,7 @@ t.test('several problems: one line each, all reported at once', async (t) => {
   const root = makeTarget(t, { env: { JWT_SIGNING_KEY: 'short' } })
   writeFileSync(join(root, 'shared', 'data'), 'x')
   const err = await refused(t, root, ['--tls-cert', '/nonexistent/cert.pem'])
-  t.match(err, /✗ config: .*\n[^]*✗ tls: \/nonexistent\/cert\.pem: cannot read the certificate/)
+  t.match(err, /✗ config: .*\n[\s\S]*✗ tls: \/nonexistent\/cert\.pem: cannot read the certificate/)
   t.match(err, /preflight: 2 problems: config: .*; tls: /)
 })
 
