@@ -17,7 +17,7 @@ const env = process.env
 const workers = Number(env.CEILING_WORKERS ?? '0')
 const key = env.JWT_SIGNING_KEY ?? ''
 if (!key || !env.DATA_DIR) {
-  process.stderr.write('ceiling-server: set JWT_SIGNING_KEY and DATA_DIR (the stack\'s SQLite directory)\n')
+  process.stderr.write("ceiling-server: set JWT_SIGNING_KEY and DATA_DIR (the stack's SQLite directory)\n")
   process.exit(78)
 }
 

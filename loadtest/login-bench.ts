@@ -77,7 +77,11 @@ async function main() {
   const durationSec = Number(values.duration)
   const connections = Number(values.connections)
   const userCount = Number(values.users)
-  for (const [name, v] of [['--duration', durationSec], ['--connections', connections], ['--users', userCount]] as const) {
+  for (const [name, v] of [
+    ['--duration', durationSec],
+    ['--connections', connections],
+    ['--users', userCount],
+  ] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a whole number of 1 or more`)
   }
   const say = (text: string) => process.stderr.write(`bench:login: ${text}\n`)
@@ -93,7 +97,13 @@ async function main() {
     for (const stack of stacks) {
       const dataDir = join(work, stack, 'data')
       const users = await createBenchUsers(dataDir, userCount, cred)
-      const env = { DATA_DIR: dataDir, JWT_SIGNING_KEY: key, LOGIN_RATE_LIMIT_IP: '0', LOGIN_RATE_LIMIT_USER: '0', TRUST_PROXY: stack === 'full' ? '127.0.0.1' : 'false' }
+      const env = {
+        DATA_DIR: dataDir,
+        JWT_SIGNING_KEY: key,
+        LOGIN_RATE_LIMIT_IP: '0',
+        LOGIN_RATE_LIMIT_USER: '0',
+        TRUST_PROXY: stack === 'full' ? '127.0.0.1' : 'false',
+      }
       say(`${stack}: starting`)
       let running: Running
       if (stack === 'single') {
@@ -161,13 +171,19 @@ async function main() {
   const out = {
     createdAt: new Date().toISOString(),
     argon2: { ...OWASP_ARGON2, note: 'the API default; ARGON2_* in the environment override it' },
-    machine: { cpus: availableParallelism(), loadAverageBefore: loadBefore.map((n) => Math.round(n * 100) / 100), loadAverageAfter: loadavg().map((n) => Math.round(n * 100) / 100) },
+    machine: {
+      cpus: availableParallelism(),
+      loadAverageBefore: loadBefore.map((n) => Math.round(n * 100) / 100),
+      loadAverageAfter: loadavg().map((n) => Math.round(n * 100) / 100),
+    },
     settings: { durationSec, connections, users: userCount },
     results,
   }
   if (values.out) writeJsonResults(values.out, out)
   if (values.json) return console.log(JSON.stringify(out, null, 2))
-  console.log(`machine: ${out.machine.cpus} CPUs, load average ${out.machine.loadAverageBefore.join(' ')} before, ${out.machine.loadAverageAfter.join(' ')} after`)
+  console.log(
+    `machine: ${out.machine.cpus} CPUs, load average ${out.machine.loadAverageBefore.join(' ')} before, ${out.machine.loadAverageAfter.join(' ')} after`,
+  )
   for (const r of results) {
     console.log(
       `${r.stack}: ${r.loginsPerSec} logins/s, ${r.cpuMsPerLogin} ms CPU per login (server ${r.serverCpuPct}% CPU, ${r.serverRssMb} MB RSS, ` +

@@ -30,11 +30,25 @@ const KEY = 'bench-signing-key-0123456789-0123456789-abcdef'
 
 async function serve(dataDir: string, on: boolean, scrapeEverySeconds: number) {
   const metricsPort = on ? await freePort() : 0
-  const config = loadConfig({ NODE_ENV: 'production', JWT_SIGNING_KEY: KEY, DATA_DIR: dataDir, LOG_LEVEL: 'warn', PORT: '0', METRICS_PORT: on ? String(metricsPort) : '' })
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    JWT_SIGNING_KEY: KEY,
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'warn',
+    PORT: '0',
+    METRICS_PORT: on ? String(metricsPort) : '',
+  })
   const app = await buildApp(config)
   const address = await app.listen({ host: '127.0.0.1', port: 0 })
   if (on) {
-    await startMetricsListener({ host: '127.0.0.1', port: metricsPort, socketDir: join(dataDir, `metrics-${process.pid}`), worker: '0', registry: appRegistry(app, '0'), log: app.log })
+    await startMetricsListener({
+      host: '127.0.0.1',
+      port: metricsPort,
+      socketDir: join(dataDir, `metrics-${process.pid}`),
+      worker: '0',
+      registry: appRegistry(app, '0'),
+      log: app.log,
+    })
     setInterval(() => void fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text()), scrapeEverySeconds * 1000).unref()
   }
   process.send!(address)
@@ -42,7 +56,13 @@ async function serve(dataDir: string, on: boolean, scrapeEverySeconds: number) {
 
 async function main() {
   const { values } = parseArgs({
-    options: { rounds: { type: 'string', default: '5' }, duration: { type: 'string', default: '5' }, connections: { type: 'string', default: '50' }, 'scrape-every': { type: 'string', default: '1' }, help: { type: 'boolean' } },
+    options: {
+      rounds: { type: 'string', default: '5' },
+      duration: { type: 'string', default: '5' },
+      connections: { type: 'string', default: '50' },
+      'scrape-every': { type: 'string', default: '1' },
+      help: { type: 'boolean' },
+    },
   })
   if (values.help) {
     console.log('Usage: npm run bench:metrics -- [--rounds N] [--duration SECONDS] [--connections N] [--scrape-every SECONDS]')
@@ -57,7 +77,11 @@ async function main() {
   const children = [true, false].map((on) => fork(import.meta.filename, ['--serve', dataDir, String(on), values['scrape-every']], { stdio: 'inherit' }))
   try {
     const urls = await Promise.all(children.map((c) => new Promise<string>((resolve) => c.once('message', (m) => resolve(String(m))))))
-    const login = await fetch(`${urls[0]}/api/token/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'bench', password: 'bench-password' }) })
+    const login = await fetch(`${urls[0]}/api/token/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'bench', password: 'bench-password' }),
+    })
     const { access } = (await login.json()) as { access: string }
     const run = (url: string, duration: number) =>
       autocannon({ url: `${url}/api/me/`, headers: { authorization: `Bearer ${access}` }, connections: Number(values.connections), duration })
@@ -74,7 +98,9 @@ async function main() {
         if (r.errors || r.non2xx || r.timeouts) throw new Error(`round ${i}: ${r.errors} errors, ${r.non2xx} non-2xx, ${r.timeouts} timeouts`)
         rps[k as 0 | 1].push(r.requests.average)
         cpuUs[k as 0 | 1].push(perRequest)
-        process.stderr.write(`round ${i + 1}/${values.rounds} ${k === 0 ? 'metrics on ' : 'metrics off'}: ${r.requests.average.toFixed(0)} req/s, ${perRequest.toFixed(1)} µs CPU per request\n`)
+        process.stderr.write(
+          `round ${i + 1}/${values.rounds} ${k === 0 ? 'metrics on ' : 'metrics off'}: ${r.requests.average.toFixed(0)} req/s, ${perRequest.toFixed(1)} µs CPU per request\n`,
+        )
       }
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!

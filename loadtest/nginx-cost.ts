@@ -49,7 +49,11 @@ const drop = (re: RegExp) => (conf: string) => {
 export const VARIANTS: Variant[] = [
   { id: 'rendered', label: 'rendered template (as deployed)' },
   { id: 'log-unbuffered', label: 'access log written per request (no buffer=)', edit: (c) => c.replace(/(access_log \S+ \S+_json)[^;]*;/g, '$1;') },
-  { id: 'log-buffered', label: 'access log buffered (buffer=64k flush=1s)', edit: (c) => c.replace(/(access_log \S+ \S+_json)[^;]*;/g, '$1 buffer=64k flush=1s;') },
+  {
+    id: 'log-buffered',
+    label: 'access log buffered (buffer=64k flush=1s)',
+    edit: (c) => c.replace(/(access_log \S+ \S+_json)[^;]*;/g, '$1 buffer=64k flush=1s;'),
+  },
   { id: 'no-log', label: 'without the access log', edit: (c) => c.replace(/access_log \S+ \S+_json[^;]*;/g, 'access_log off;') },
   { id: 'no-headers', label: 'without the security headers (add_header)', edit: drop(/^\s*add_header [^\n]*\n/gm) },
   { id: 'no-gzip', label: 'without gzip', edit: drop(/^\s*gzip[^\n]*\n/gm) },
@@ -109,7 +113,10 @@ async function main() {
     const token = mintAccessToken(users.ids[0]!, key)
     const load0 = loadavg()
     const rows = await measureInterleaved(
-      fronts.map(({ v, run }) => ({ target: { stage: v.id, label: v.label, url: run.url, ...(run.ca ? { ca: run.ca } : {}), pids: run.pids }, context: { scenario: 'me', tokens: [token] } })),
+      fronts.map(({ v, run }) => ({
+        target: { stage: v.id, label: v.label, url: run.url, ...(run.ca ? { ca: run.ca } : {}), pids: run.pids },
+        context: { scenario: 'me', tokens: [token] },
+      })),
       scenario('me'),
       { connections, durationSec: seconds, warmupSec: 2, runs, workers: 0 },
       'wrk',
@@ -137,7 +144,9 @@ async function main() {
     if (values.out) writeJsonResults(values.out, out)
     if (values.json) console.log(JSON.stringify(out, null, 2))
     else {
-      console.log(`nginx template cost, GET /api/me/ over TLS, wrk -c${connections}, ${runs} × ${seconds} s interleaved, median; load average ${load0.map((n) => n.toFixed(2)).join(' / ')} before`)
+      console.log(
+        `nginx template cost, GET /api/me/ over TLS, wrk -c${connections}, ${runs} × ${seconds} s interleaved, median; load average ${load0.map((n) => n.toFixed(2)).join(' / ')} before`,
+      )
       for (const v of out.variants) {
         console.log(
           `${v.label.padEnd(56)} ${String(Math.round(v.rps)).padStart(7)} req/s  ×rendered ${v.ofRendered.toFixed(2)}  ×minimal ${v.ofMinimal.toFixed(2)}  runs ${v.runs.map(Math.round).join('/')}  other CPU ${Math.round(v.otherCpu)}%${v.status !== 'ok' ? `  ${v.status}: ${v.reason}` : ''}`,

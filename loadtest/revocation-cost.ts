@@ -40,7 +40,15 @@ GET /api/me/ throughput of one app process with and without revocation churn els
 
 /** The app process: production settings over the given store, reports its URL. */
 async function serve(env: Record<string, string>) {
-  const config = loadConfig({ NODE_ENV: 'production', JWT_SIGNING_KEY: KEY, LOG_LEVEL: 'warn', PORT: '0', LOGIN_RATE_LIMIT_IP: '0', LOGIN_RATE_LIMIT_USER: '0', ...env })
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    JWT_SIGNING_KEY: KEY,
+    LOG_LEVEL: 'warn',
+    PORT: '0',
+    LOGIN_RATE_LIMIT_IP: '0',
+    LOGIN_RATE_LIMIT_USER: '0',
+    ...env,
+  })
   const app = await buildApp(config)
   const address = await app.listen({ host: '127.0.0.1', port: 0 })
   process.send!({ address, revoked: app.revocations.size })
@@ -121,7 +129,10 @@ async function main() {
          SELECT 'revoked-' || i, $1, $2::bigint, $2::bigint + 86400, $2::bigint, 'logout' FROM generate_series(1, $3) i`,
         [uid, now, revoked],
       )
-      await s.pool.query(`INSERT INTO revocations (session_id, user_id, expires_at) SELECT 'revoked-' || i, $1, $2::bigint + 86400 FROM generate_series(1, $3) i`, [uid, now, revoked])
+      await s.pool.query(
+        `INSERT INTO revocations (session_id, user_id, expires_at) SELECT 'revoked-' || i, $1, $2::bigint + 86400 FROM generate_series(1, $3) i`,
+        [uid, now, revoked],
+      )
     })
   }
   cleanups.unshift(() => store.close())
@@ -135,7 +146,11 @@ async function main() {
       child.once('exit', (code) => reject(new Error(`the app process exited (${code})`)))
     })
     say(`app process ready in ${Date.now() - started} ms holding ${loaded} revoked sessions (${kind})`)
-    const login = await fetch(`${address}/api/token/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'bench', password: PASSWORD }) })
+    const login = await fetch(`${address}/api/token/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'bench', password: PASSWORD }),
+    })
     const { access } = (await login.json()) as { access: string }
     const run = (duration: number) =>
       autocannon({ url: `${address}/api/me/`, headers: { authorization: `Bearer ${access}` }, connections: Number(values.connections), duration })
@@ -165,7 +180,9 @@ async function main() {
         if (r.errors || r.non2xx || r.timeouts) throw new Error(`round ${i + 1} ${phase}: ${r.errors} errors, ${r.non2xx} non-2xx, ${r.timeouts} timeouts`)
         rps[phase].push(r.requests.average)
         p99[phase].push(r.latency.p99)
-        say(`round ${i + 1}/${values.rounds} ${phase === 'quiet' ? 'no churn ' : `churn ${churn}/s`}: ${r.requests.average.toFixed(0)} req/s, p99 ${r.latency.p99} ms${phase === 'churn' ? ` (${revocations - before} revocations)` : ''}`)
+        say(
+          `round ${i + 1}/${values.rounds} ${phase === 'quiet' ? 'no churn ' : `churn ${churn}/s`}: ${r.requests.average.toFixed(0)} req/s, p99 ${r.latency.p99} ms${phase === 'churn' ? ` (${revocations - before} revocations)` : ''}`,
+        )
       }
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
@@ -182,14 +199,16 @@ async function main() {
       met: median(rps.churn) / median(rps.quiet) >= 0.95,
     }
     if (values.json) console.log(JSON.stringify(result))
-    else say(`${kind}: ${result.quietRps} req/s without churn, ${result.churnRps} with ${churn} revocations/s → ${(result.ratio * 100).toFixed(1)}% (${result.met ? 'within' : 'NOT within'} 5%); p99 ${result.quietP99Ms} → ${result.churnP99Ms} ms`)
+    else
+      say(
+        `${kind}: ${result.quietRps} req/s without churn, ${result.churnRps} with ${churn} revocations/s → ${(result.ratio * 100).toFixed(1)}% (${result.met ? 'within' : 'NOT within'} 5%); p99 ${result.quietP99Ms} → ${result.churnP99Ms} ms`,
+      )
   } finally {
     clearInterval(churning)
     child.kill('SIGKILL')
     for (const c of cleanups) await c().catch(() => {})
   }
 }
-
 
 if (process.argv[2] === '--serve') await serve(JSON.parse(process.argv[3]!) as Record<string, string>)
 else {

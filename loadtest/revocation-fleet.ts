@@ -101,7 +101,9 @@ async function fleet(base: string, values: { push?: string; poll?: string; idle?
   const needed = n * 2 + 20
   if (used + needed > max - 5) {
     await admin.end()
-    throw new Error(`${n} caches need ${needed} connections; ${base.replace(/\/\/[^@]*@/, '//')} allows ${max} and ${used} are in use: lower --processes or use a server with max_connections ≥ ${used + needed + 5}`)
+    throw new Error(
+      `${n} caches need ${needed} connections; ${base.replace(/\/\/[^@]*@/, '//')} allows ${max} and ${used} are in use: lower --processes or use a server with max_connections ≥ ${used + needed + 5}`,
+    )
   }
   const writer = new PostgresStore(url.toString(), { poolSize: 20, listenUrl: null })
   const stores: PostgresStore[] = []
@@ -152,7 +154,9 @@ async function fleet(base: string, values: { push?: string; poll?: string; idle?
       say(`${pushedCount}/${n} caches receive pushes`)
     }
     const backends = async () =>
-      (await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()", [app])).rows.map((r) => r.pid)
+      (await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()', [app])).rows.map(
+        (r) => r.pid,
+      )
 
     // 1. Idle.
     const idleSec = Number(values.idle)
@@ -163,7 +167,9 @@ async function fleet(base: string, values: { push?: string; poll?: string; idle?
     const after = await backends()
     const ticks = after.reduce((sum, p) => sum + Math.max(0, cpuTicks(p) - (before.get(p) ?? 0)), 0)
     const idleCpuPct = local ? (ticks / TICKS_PER_SECOND / idleSec) * 100 : null
-    say(`idle: ${after.length} backends, ${idleCpuPct === null ? 'CPU n/a (database not on this machine)' : `${idleCpuPct.toFixed(2)}% of one core`} over ${idleSec} s`)
+    say(
+      `idle: ${after.length} backends, ${idleCpuPct === null ? 'CPU n/a (database not on this machine)' : `${idleCpuPct.toFixed(2)}% of one core`} over ${idleSec} s`,
+    )
 
     // 2. Churn: `rate` logouts a second, each issued on time (bounded in flight).
     let sent = 0

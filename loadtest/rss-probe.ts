@@ -105,7 +105,8 @@ async function main() {
       say(`ready: pm2 start took ${cluster.startMs} ms; idle 10 s`)
       const idle = await peakRss(pids, () => new Promise((r) => setTimeout(r, 10_000)))
       const tokens: string[] = []
-      for (const u of users.usernames.slice(0, Math.min(connections, users.usernames.length))) tokens.push((await obtainTokens(cluster.url, u, users.password)).access)
+      for (const u of users.usernames.slice(0, Math.min(connections, users.usernames.length)))
+        tokens.push((await obtainTokens(cluster.url, u, users.password)).access)
       const load = (name: 'me' | 'login', seconds: number) =>
         runAutocannon({
           url: cluster.url,
@@ -125,7 +126,11 @@ async function main() {
       const restarts = (await cluster.workers()).reduce((n, w) => n + w.restarts, 0)
       const out = {
         createdAt: new Date().toISOString(),
-        machine: { cpus: availableParallelism(), loadAverageBefore: loadBefore.map((n) => Math.round(n * 100) / 100), loadAverageAfter: loadavg().map((n) => Math.round(n * 100) / 100) },
+        machine: {
+          cpus: availableParallelism(),
+          loadAverageBefore: loadBefore.map((n) => Math.round(n * 100) / 100),
+          loadAverageAfter: loadavg().map((n) => Math.round(n * 100) / 100),
+        },
         settings: { instances, connections, meSeconds, loginSeconds, env: extraEnv },
         pm2StartMs: cluster.startMs,
         workersRssMb: { idle, peakUnderMe: underMe, peakUnderLoginStorm: underLogin, afterStorm: after },
@@ -134,9 +139,13 @@ async function main() {
       }
       if (values.out) writeJsonResults(values.out, out)
       if (values.json) return console.log(JSON.stringify(out, null, 2))
-      console.log(`machine: ${out.machine.cpus} CPUs, load average ${out.machine.loadAverageBefore.join(' ')} before, ${out.machine.loadAverageAfter.join(' ')} after`)
+      console.log(
+        `machine: ${out.machine.cpus} CPUs, load average ${out.machine.loadAverageBefore.join(' ')} before, ${out.machine.loadAverageAfter.join(' ')} after`,
+      )
       console.log(`pm2 start (every worker ready): ${cluster.startMs} ms`)
-      console.log(`worker RSS (MB): idle ${idle.join(' / ')}; peak under me ${underMe.join(' / ')} (${meRps} req/s); peak under login storm ${underLogin.join(' / ')} (${loginFigures.rps} logins/s, ${JSON.stringify(loginFigures.statusCodes)}); 3 s after ${after.join(' / ')}; restarts ${restarts}`)
+      console.log(
+        `worker RSS (MB): idle ${idle.join(' / ')}; peak under me ${underMe.join(' / ')} (${meRps} req/s); peak under login storm ${underLogin.join(' / ')} (${loginFigures.rps} logins/s, ${JSON.stringify(loginFigures.statusCodes)}); 3 s after ${after.join(' / ')}; restarts ${restarts}`,
+      )
     } finally {
       await cluster.stop()
     }

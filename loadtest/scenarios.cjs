@@ -27,11 +27,31 @@ const { BroadcastChannel, isMainThread } = require('node:worker_threads')
 /** @type {Scenario[]} */
 const SCENARIOS = [
   { name: 'healthz', summary: 'GET /healthz: the framework and event loop, nothing else', needs: 'nothing', get: '/healthz', twin: true, loginBound: false },
-  { name: 'me', summary: 'GET /api/me/ with a valid access token: token check, revocation check, one user read', needs: 'token', get: '/api/me/', twin: true, loginBound: false },
+  {
+    name: 'me',
+    summary: 'GET /api/me/ with a valid access token: token check, revocation check, one user read',
+    needs: 'token',
+    get: '/api/me/',
+    twin: true,
+    loginBound: false,
+  },
   { name: 'verify', summary: 'POST /api/token/verify/: signature and revocation check of a token', needs: 'token', twin: true, loginBound: false },
   { name: 'login', summary: 'POST /api/token/: bound by argon2id password hashing', needs: 'credentials', twin: false, loginBound: true },
-  { name: 'refresh', summary: 'each connection logs in once, then rotates its own refresh chain (a store write per request)', needs: 'credentials', twin: false, loginBound: false },
-  { name: 'session', summary: 'per connection: login, several GET /api/me/, refresh, logout; then again', needs: 'credentials', twin: false, loginBound: true, session: true },
+  {
+    name: 'refresh',
+    summary: 'each connection logs in once, then rotates its own refresh chain (a store write per request)',
+    needs: 'credentials',
+    twin: false,
+    loginBound: false,
+  },
+  {
+    name: 'session',
+    summary: 'per connection: login, several GET /api/me/, refresh, logout; then again',
+    needs: 'credentials',
+    twin: false,
+    loginBound: true,
+    session: true,
+  },
 ]
 
 const JSON_HEADERS = { 'content-type': 'application/json' }
@@ -170,8 +190,8 @@ function machine(ctx, n) {
     case 'session':
       // step 0 login, 1..meCalls me, then refresh, then logout (blacklist), then a new login.
       next = () => {
-        if (s.step === 0 || !s.refresh) return (s.step = 0), (s.t0 = performance.now()), login()
-        if (s.step <= meCalls) return (check = expect.me), { method: 'GET', path: '/api/me/', headers: bearer(s.access ?? '') }
+        if (s.step === 0 || !s.refresh) return ((s.step = 0), (s.t0 = performance.now()), login())
+        if (s.step <= meCalls) return ((check = expect.me), { method: 'GET', path: '/api/me/', headers: bearer(s.access ?? '') })
         check = s.step === meCalls + 1 ? expect.pair : expect.empty
         const path = s.step === meCalls + 1 ? '/api/token/refresh/' : '/api/token/blacklist/'
         return { method: 'POST', path, headers: JSON_HEADERS, body: JSON.stringify({ refresh: s.refresh }) }

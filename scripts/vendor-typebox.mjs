@@ -22,7 +22,9 @@ export async function vendorTypebox(root, distDir = join(root, 'dist')) {
   const vendored = join(distDir, 'vendor', 'typebox.js')
   await build({
     stdin: {
-      contents: Object.entries(EXPORTS).map(([from, names]) => `export { ${names.join(', ')} } from '${from}'`).join('\n'),
+      contents: Object.entries(EXPORTS)
+        .map(([from, names]) => `export { ${names.join(', ')} } from '${from}'`)
+        .join('\n'),
       resolveDir: root,
       loader: 'js',
     },
@@ -43,7 +45,10 @@ export async function vendorTypebox(root, distDir = join(root, 'dist')) {
     let target = relative(dirname(file), vendored)
     if (!target.startsWith('.')) target = `./${target}`
     const out = text.replace(IMPORT, (_, names, from) => {
-      const wanted = names.split(',').map((n) => n.trim()).filter(Boolean)
+      const wanted = names
+        .split(',')
+        .map((n) => n.trim())
+        .filter(Boolean)
       const missing = wanted.filter((n) => !EXPORTS[from]?.includes(n))
       if (missing.length) throw new Error(`${file} imports ${missing.join(', ')} from ${from}: add it to EXPORTS in scripts/vendor-typebox.mjs`)
       return `import {${names}} from '${target}'`

@@ -18,7 +18,10 @@ const Bool = (def: boolean, description: string) => Type.Boolean({ default: def,
 const Int = (def: number, min: number, max: number, description: string) =>
   Type.Integer({ default: def, minimum: min, maximum: max, description, expected: `an integer from ${min} to ${max}` })
 const Enum = <T extends string>(values: readonly T[], def: T, description: string) =>
-  Type.Union(values.map((v) => Type.Literal(v)), { default: def, description, expected: `one of ${values.join(', ')}` })
+  Type.Union(
+    values.map((v) => Type.Literal(v)),
+    { default: def, description, expected: `one of ${values.join(', ')}` },
+  )
 const Str = (def: string, description: string) => Type.String({ default: def, description, expected: 'a string' })
 
 export const ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'ES256', 'EdDSA'] as const
@@ -32,8 +35,18 @@ export const EnvSchema = Type.Object({
   HOST: Str('127.0.0.1', 'Address to listen on'),
   PORT: Int(DEFAULT_PORT, 0, 65535, 'Port to listen on (0 picks a free one)'),
   DATA_DIR: Str('./data', 'Directory of the embedded SQLite database'),
-  DATABASE_URL: Type.String({ default: '', pattern: '^(postgres(ql)?://.*)?$', description: 'PostgreSQL URL; empty = embedded SQLite in DATA_DIR', expected: 'empty, or a postgres:// URL' }),
-  DB_POOL_SIZE: Int(10, 1, 1000, 'PostgreSQL connections each process may open (see "Connections" in docs/operations.md: hosts x workers x pool must stay under max_connections)'),
+  DATABASE_URL: Type.String({
+    default: '',
+    pattern: '^(postgres(ql)?://.*)?$',
+    description: 'PostgreSQL URL; empty = embedded SQLite in DATA_DIR',
+    expected: 'empty, or a postgres:// URL',
+  }),
+  DB_POOL_SIZE: Int(
+    10,
+    1,
+    1000,
+    'PostgreSQL connections each process may open (see "Connections" in docs/operations.md: hosts x workers x pool must stay under max_connections)',
+  ),
   DB_IDLE_TIMEOUT: Duration('30s', 'A PostgreSQL connection idle this long is closed (0 = never)'),
   DB_CONNECT_TIMEOUT: Duration('3s', 'Longest wait for a PostgreSQL connection (connect, or a free one from the pool); then 503'),
   DB_STATEMENT_TIMEOUT: Duration('5s', 'PostgreSQL cancels a statement running longer (sent at connect; 0 = not sent, e.g. through PgBouncer)'),
@@ -46,23 +59,47 @@ export const EnvSchema = Type.Object({
   REFRESH_TOKEN_LIFETIME: Duration('1d', 'Refresh token lifetime'),
   ROTATE_REFRESH_TOKENS: Bool(true, 'Refresh returns a new refresh token'),
   BLACKLIST_AFTER_ROTATION: Bool(true, 'A rotated refresh token is blacklisted'),
-  REFRESH_REUSE_GRACE: Duration('2s', 'Reuse of a just-rotated refresh token within this window is refused without revoking the session (concurrent refreshes)'),
+  REFRESH_REUSE_GRACE: Duration(
+    '2s',
+    'Reuse of a just-rotated refresh token within this window is refused without revoking the session (concurrent refreshes)',
+  ),
   JWT_LEEWAY: Duration('0', 'Clock skew tolerated when checking exp'),
   JWT_ISSUER: Str('', 'iss claim set and required when not empty'),
   JWT_AUDIENCE: Str('', 'aud claim set and required when not empty'),
   USER_ID_CLAIM: Type.String({ default: 'user_id', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Claim holding the user id', expected: 'a claim name' }),
-  AUTH_HEADER_TYPES: Type.String({ default: 'Bearer', pattern: '^[A-Za-z][A-Za-z0-9]*(,[A-Za-z][A-Za-z0-9]*)*$', description: 'Accepted Authorization schemes, comma-separated', expected: 'comma-separated words such as Bearer,JWT' }),
+  AUTH_HEADER_TYPES: Type.String({
+    default: 'Bearer',
+    pattern: '^[A-Za-z][A-Za-z0-9]*(,[A-Za-z][A-Za-z0-9]*)*$',
+    description: 'Accepted Authorization schemes, comma-separated',
+    expected: 'comma-separated words such as Bearer,JWT',
+  }),
   LOG_LEVEL: Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'pino log level'),
   LOG_REQUESTS: Enum(['auto', 'true', 'false'], 'auto', 'Per-request log lines; auto = on in development, off in production (nginx keeps the access log)'),
-  TRUST_PROXY: Type.String({ default: 'false', description: 'Trust X-Forwarded-* from: false, true, a hop count, or comma-separated addresses/CIDRs', expected: 'false, true, a number, or addresses' }),
+  TRUST_PROXY: Type.String({
+    default: 'false',
+    description: 'Trust X-Forwarded-* from: false, true, a hop count, or comma-separated addresses/CIDRs',
+    expected: 'false, true, a number, or addresses',
+  }),
   BODY_LIMIT: Int(65536, 1024, 10485760, 'Largest request body in bytes (keep nginx client_max_body_size equal)'),
   LOGIN_RATE_LIMIT_IP: Int(20, 0, 1000000, 'Login attempts per client IP per window (0 disables)'),
   LOGIN_RATE_LIMIT_USER: Int(10, 0, 1000000, 'Login attempts per username per window (0 disables)'),
   LOGIN_RATE_LIMIT_WINDOW: Duration('1m', 'Login rate limit window'),
   REVOCATION_POLL_INTERVAL: Duration('250ms', 'How often each process checks the store for new revocations when they are not pushed'),
-  REVOCATION_PUSH: Enum(['listen', 'off'], 'listen', 'PostgreSQL: learn of revocations by LISTEN/NOTIFY (polling only as a safety net every 5 s); off = poll every REVOCATION_POLL_INTERVAL'),
-  REVOCATION_LISTEN_URL: Type.String({ default: '', pattern: '^(postgres(ql)?://.*)?$', description: 'Direct PostgreSQL connection for LISTEN when DATABASE_URL goes through a transaction-pooling PgBouncer; empty = DATABASE_URL', expected: 'empty, or a postgres:// URL' }),
-  AUTH_USER_CACHE_TTL: Duration('5s', 'How long each process reuses the user behind a token without reading the store (0 disables); any revocation drops it at once'),
+  REVOCATION_PUSH: Enum(
+    ['listen', 'off'],
+    'listen',
+    'PostgreSQL: learn of revocations by LISTEN/NOTIFY (polling only as a safety net every 5 s); off = poll every REVOCATION_POLL_INTERVAL',
+  ),
+  REVOCATION_LISTEN_URL: Type.String({
+    default: '',
+    pattern: '^(postgres(ql)?://.*)?$',
+    description: 'Direct PostgreSQL connection for LISTEN when DATABASE_URL goes through a transaction-pooling PgBouncer; empty = DATABASE_URL',
+    expected: 'empty, or a postgres:// URL',
+  }),
+  AUTH_USER_CACHE_TTL: Duration(
+    '5s',
+    'How long each process reuses the user behind a token without reading the store (0 disables); any revocation drops it at once',
+  ),
   AUTH_USER_CACHE_MAX_STALE: Duration('60s', 'During a store fault, authenticated requests of users seen this recently are still served from the cache'),
   WORKER_HEADER: Enum(['auto', 'true', 'false'], 'auto', 'Send x-runway-worker with the pm2 instance id; auto = on outside production'),
   KEEP_ALIVE_TIMEOUT: Duration('65s', 'Idle keep-alive socket timeout; keep it above nginx upstream keepalive_timeout (60s)'),
@@ -73,24 +110,67 @@ export const EnvSchema = Type.Object({
   OPENAPI_UI: Bool(true, 'Serve the OpenAPI document (/docs/json) and UI (/docs); false = no /docs, and neither plugin is loaded'),
   // Read by ecosystem.config.js (pm2) and `runway check --deploy`, not by the app; listed here so
   // that .env may hold them and a bad value is refused in one line.
-  WEB_CONCURRENCY: Type.String({ default: '', pattern: '^([1-9][0-9]*)?$', description: 'pm2 worker count; empty = one per CPU', expected: 'a whole number of workers, 1 or more (empty = one per CPU)' }),
+  WEB_CONCURRENCY: Type.String({
+    default: '',
+    pattern: '^([1-9][0-9]*)?$',
+    description: 'pm2 worker count; empty = one per CPU',
+    expected: 'a whole number of workers, 1 or more (empty = one per CPU)',
+  }),
   RUNWAY_LOG_DIR: Str('', 'Directory of the pm2 log files; empty = ./logs'),
-  RUNWAY_MAX_MEMORY: Type.String({ default: '512M', pattern: '^[1-9][0-9]*[KMG]?$', description: 'pm2 max_memory_restart per worker', expected: 'a size such as 512M or 1G' }),
-  SILENCED_CHECKS: Type.String({ default: '', pattern: '^(runway\\.[EW][0-9]{3})?(,\\s*runway\\.[EW][0-9]{3})*$', description: '`runway check --deploy` ids silenced on purpose', expected: 'comma-separated ids such as runway.W001' }),
+  RUNWAY_MAX_MEMORY: Type.String({
+    default: '512M',
+    pattern: '^[1-9][0-9]*[KMG]?$',
+    description: 'pm2 max_memory_restart per worker',
+    expected: 'a size such as 512M or 1G',
+  }),
+  SILENCED_CHECKS: Type.String({
+    default: '',
+    pattern: '^(runway\\.[EW][0-9]{3})?(,\\s*runway\\.[EW][0-9]{3})*$',
+    description: '`runway check --deploy` ids silenced on purpose',
+    expected: 'comma-separated ids such as runway.W001',
+  }),
   SLIDING_TOKENS: Bool(false, "simplejwt's sliding tokens: /api/token/sliding/ and /api/token/sliding/refresh/"),
   SLIDING_TOKEN_LIFETIME: Duration('5m', 'Sliding token lifetime (exp), renewed by each sliding refresh'),
   SLIDING_TOKEN_REFRESH_LIFETIME: Duration('1d', 'How long after login a sliding token can still be refreshed (refresh_exp)'),
-  CORS_ALLOWED_ORIGINS: Type.String({ default: '', description: 'Origins browsers may call the API from, exact (https://app.example.com), comma-separated; * = any, without credentials', expected: 'comma-separated origins such as https://app.example.com' }),
-  CORS_ALLOWED_ORIGIN_REGEXES: Type.String({ default: '', description: 'Regular expressions an origin may match in full instead, separated by spaces', expected: 'space-separated regular expressions' }),
+  CORS_ALLOWED_ORIGINS: Type.String({
+    default: '',
+    description: 'Origins browsers may call the API from, exact (https://app.example.com), comma-separated; * = any, without credentials',
+    expected: 'comma-separated origins such as https://app.example.com',
+  }),
+  CORS_ALLOWED_ORIGIN_REGEXES: Type.String({
+    default: '',
+    description: 'Regular expressions an origin may match in full instead, separated by spaces',
+    expected: 'space-separated regular expressions',
+  }),
   CORS_ALLOW_CREDENTIALS: Bool(false, 'Let browsers send cookies/HTTP auth cross-origin (Access-Control-Allow-Credentials)'),
   CORS_PREFLIGHT_MAX_AGE: Int(86400, 0, 86400 * 7, 'Seconds browsers may cache a preflight answer (Access-Control-Max-Age)'),
   REGISTRATION_ENABLED: Bool(false, 'Open sign-up: POST /api/register/'),
-  ARGON2_MEMORY_COST: Int(OWASP_ARGON2.memoryKiB, 8, 4194304, 'argon2id memory per password hash, in KiB (production: at least OWASP\'s minimum, 19456 with ARGON2_TIME_COST=2)'),
+  ARGON2_MEMORY_COST: Int(
+    OWASP_ARGON2.memoryKiB,
+    8,
+    4194304,
+    "argon2id memory per password hash, in KiB (production: at least OWASP's minimum, 19456 with ARGON2_TIME_COST=2)",
+  ),
   ARGON2_TIME_COST: Int(OWASP_ARGON2.iterations, 1, 100, 'argon2id passes over that memory'),
   ARGON2_PARALLELISM: Int(OWASP_ARGON2.parallelism, 1, 64, 'argon2id lanes per hash'),
-  PASSWORD_HASH_CONCURRENCY: Type.String({ default: 'auto', pattern: '^(auto|[1-9][0-9]{0,2})$', description: 'Password hashes run at once per process; auto = the CPUs per worker, at most UV_THREADPOOL_SIZE', expected: 'auto or a number from 1 to 999' }),
-  PASSWORD_HASH_QUEUE: Type.String({ default: 'auto', pattern: '^(auto|[0-9]{1,5})$', description: 'Password hashes that may wait per process; beyond that logins get 503 + Retry-After at once. auto = 64 x PASSWORD_HASH_CONCURRENCY', expected: 'auto or a number from 0 to 99999' }),
-  METRICS_PORT: Type.String({ default: '', pattern: '^([1-9][0-9]{0,4})?$', description: 'Port of the Prometheus endpoint (GET /metrics) for the whole pm2 cluster; empty = off', expected: 'empty (off) or a port from 1 to 65535' }),
+  PASSWORD_HASH_CONCURRENCY: Type.String({
+    default: 'auto',
+    pattern: '^(auto|[1-9][0-9]{0,2})$',
+    description: 'Password hashes run at once per process; auto = the CPUs per worker, at most UV_THREADPOOL_SIZE',
+    expected: 'auto or a number from 1 to 999',
+  }),
+  PASSWORD_HASH_QUEUE: Type.String({
+    default: 'auto',
+    pattern: '^(auto|[0-9]{1,5})$',
+    description: 'Password hashes that may wait per process; beyond that logins get 503 + Retry-After at once. auto = 64 x PASSWORD_HASH_CONCURRENCY',
+    expected: 'auto or a number from 0 to 99999',
+  }),
+  METRICS_PORT: Type.String({
+    default: '',
+    pattern: '^([1-9][0-9]{0,4})?$',
+    description: 'Port of the Prometheus endpoint (GET /metrics) for the whole pm2 cluster; empty = off',
+    expected: 'empty (off) or a port from 1 to 65535',
+  }),
   METRICS_HOST: Str('127.0.0.1', 'Address of the metrics listener; keep it private (loopback, or an internal interface Prometheus reaches)'),
   METRICS_SOCKET_DIR: Str('', 'Directory of the per-worker metrics sockets; empty = DATA_DIR/metrics'),
 })
@@ -175,9 +255,11 @@ function parseTrustProxy(text: string): boolean | number | string[] {
   if (text === 'true') return true
   if (text === 'false' || text === '') return false
   if (/^[0-9]+$/.test(text)) return Number(text)
-  return text.split(',').map((s) => s.trim()).filter(Boolean)
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
 }
-
 
 /**
  * The one parser for .env text, wherever it was read (this host's .env, a target's shared/.env
@@ -238,7 +320,9 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
       algorithm: e.JWT_ALGORITHM,
       signingKey: e.JWT_SIGNING_KEY,
       privateKeyFile: e.JWT_PRIVATE_KEY_FILE,
-      publicKeyFiles: e.JWT_PUBLIC_KEY_FILE.split(',').map((s) => s.trim()).filter(Boolean),
+      publicKeyFiles: e.JWT_PUBLIC_KEY_FILE.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
       accessLifetime: durationMs(e.ACCESS_TOKEN_LIFETIME) / 1000,
       refreshLifetime: durationMs(e.REFRESH_TOKEN_LIFETIME) / 1000,
       rotateRefreshTokens: e.ROTATE_REFRESH_TOKENS,
@@ -297,28 +381,38 @@ export function parseCors(originsText: string, regexesText: string, credentials:
     // (they also go into nginx's config).
     if (!url || !/^https?:$/.test(url.protocol) || url.origin !== o || !/^https?:\/\/(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?$/.test(o)) {
       const hint = url && /^https?:$/.test(url.protocol) ? `; write it as ${url.origin}` : ''
-      throw new ConfigError(`CORS_ALLOWED_ORIGINS has ${JSON.stringify(o)}: expected an origin such as https://app.example.com (scheme and host, optional port, no path)${hint}`)
+      throw new ConfigError(
+        `CORS_ALLOWED_ORIGINS has ${JSON.stringify(o)}: expected an origin such as https://app.example.com (scheme and host, optional port, no path)${hint}`,
+      )
     }
   }
-  if (origins.includes('*') && origins.length > 1) throw new ConfigError('CORS_ALLOWED_ORIGINS mixes * with origins: use * alone (any origin) or list the origins')
+  if (origins.includes('*') && origins.length > 1)
+    throw new ConfigError('CORS_ALLOWED_ORIGINS mixes * with origins: use * alone (any origin) or list the origins')
   if (origins.includes('*') && credentials) {
     // django-cors-headers reflects any origin here, which lets every web site act as the user.
-    throw new ConfigError('CORS_ALLOWED_ORIGINS=* cannot be combined with CORS_ALLOW_CREDENTIALS=true: any web site could make credentialed calls; list the origins instead')
+    throw new ConfigError(
+      'CORS_ALLOWED_ORIGINS=* cannot be combined with CORS_ALLOW_CREDENTIALS=true: any web site could make credentialed calls; list the origins instead',
+    )
   }
-  const originRegexes = regexesText.split(/\s+/).filter(Boolean).map((text) => {
-    try {
-      // Anchored: a regex must match the whole origin, not a piece of it (https://app.example.com.evil.test).
-      return new RegExp(`^(?:${text})$`)
-    } catch (err) {
-      throw new ConfigError(`CORS_ALLOWED_ORIGIN_REGEXES has ${JSON.stringify(text)}: not a regular expression (${(err as Error).message})`)
-    }
-  })
+  const originRegexes = regexesText
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((text) => {
+      try {
+        // Anchored: a regex must match the whole origin, not a piece of it (https://app.example.com.evil.test).
+        return new RegExp(`^(?:${text})$`)
+      } catch (err) {
+        throw new ConfigError(`CORS_ALLOWED_ORIGIN_REGEXES has ${JSON.stringify(text)}: not a regular expression (${(err as Error).message})`)
+      }
+    })
   // A regex that takes any origin (`.*`, `https?://.*`) with credentials is `*` with credentials.
   const probe = 'https://cors-probe.invalid'
   const anyOrigin = originRegexes.findIndex((re) => re.test(probe))
   if (anyOrigin >= 0 && credentials) {
     const text = regexesText.split(/\s+/).filter(Boolean)[anyOrigin]
-    throw new ConfigError(`CORS_ALLOWED_ORIGIN_REGEXES has ${JSON.stringify(text)}, which matches any origin (${probe}), and CORS_ALLOW_CREDENTIALS=true: any web site could make credentialed calls; match your own domains only`)
+    throw new ConfigError(
+      `CORS_ALLOWED_ORIGIN_REGEXES has ${JSON.stringify(text)}, which matches any origin (${probe}), and CORS_ALLOW_CREDENTIALS=true: any web site could make credentialed calls; match your own domains only`,
+    )
   }
   return { origins, originRegexes, credentials, maxAgeSeconds }
 }
@@ -333,7 +427,8 @@ function passwordHashSettings(e: Env, raw: Record<string, string | undefined>): 
   const cpus = availableParallelism()
   const workers = raw.NODE_APP_INSTANCE === undefined ? 1 : Number(raw.WEB_CONCURRENCY) || cpus
   const threadPool = Number(raw.UV_THREADPOOL_SIZE) || 4
-  const concurrency = e.PASSWORD_HASH_CONCURRENCY === 'auto' ? Math.max(1, Math.min(threadPool, Math.floor(cpus / workers))) : Number(e.PASSWORD_HASH_CONCURRENCY)
+  const concurrency =
+    e.PASSWORD_HASH_CONCURRENCY === 'auto' ? Math.max(1, Math.min(threadPool, Math.floor(cpus / workers))) : Number(e.PASSWORD_HASH_CONCURRENCY)
   const queueLimit = e.PASSWORD_HASH_QUEUE === 'auto' ? 64 * concurrency : Number(e.PASSWORD_HASH_QUEUE)
   return { argon2: { memoryKiB: e.ARGON2_MEMORY_COST, iterations: e.ARGON2_TIME_COST, parallelism: e.ARGON2_PARALLELISM }, concurrency, queueLimit }
 }
@@ -346,7 +441,8 @@ function checkConsistency(c: Config): void {
       `ARGON2_MEMORY_COST=${argon2.memoryKiB} with ARGON2_TIME_COST=${argon2.iterations} is weaker than OWASP's argon2id minimum (memory KiB/passes: ${floors}): production refuses it`,
     )
   }
-  if (argon2.memoryKiB < 8 * argon2.parallelism) throw new ConfigError(`ARGON2_MEMORY_COST must be at least 8 KiB per lane (ARGON2_PARALLELISM=${argon2.parallelism})`)
+  if (argon2.memoryKiB < 8 * argon2.parallelism)
+    throw new ConfigError(`ARGON2_MEMORY_COST must be at least 8 KiB per lane (ARGON2_PARALLELISM=${argon2.parallelism})`)
   const { jwt } = c
   const hmac = jwt.algorithm.startsWith('HS')
   if (hmac) {
@@ -368,5 +464,6 @@ function checkConsistency(c: Config): void {
   if (c.db.connectTimeoutMs === 0) throw new ConfigError('DB_CONNECT_TIMEOUT must be longer than 0: without it a hung PostgreSQL holds every request')
   if (c.headersTimeoutMs > c.requestTimeoutMs) throw new ConfigError('HEADERS_TIMEOUT must not exceed REQUEST_TIMEOUT')
   if (c.metrics && c.metrics.port > 65535) throw new ConfigError(`METRICS_PORT=${c.metrics.port} is invalid: expected empty (off) or a port from 1 to 65535`)
-  if (c.metrics && c.metrics.port === c.port) throw new ConfigError(`METRICS_PORT=${c.metrics.port} is the API's PORT: the metrics listener needs a port of its own`)
+  if (c.metrics && c.metrics.port === c.port)
+    throw new ConfigError(`METRICS_PORT=${c.metrics.port} is the API's PORT: the metrics listener needs a port of its own`)
 }

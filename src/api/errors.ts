@@ -31,8 +31,7 @@ export const errors = {
   noActiveAccount: () => unauthorized({ detail: 'No active account found with the given credentials' }),
   tokenNotValid: (message: string) => unauthorized({ detail: message, code: 'token_not_valid' }),
   notAuthenticated: () => unauthorized({ detail: 'Authentication credentials were not provided.' }),
-  badAuthorizationHeader: () =>
-    unauthorized({ detail: 'Authorization header must contain two space-delimited values', code: 'bad_authorization_header' }),
+  badAuthorizationHeader: () => unauthorized({ detail: 'Authorization header must contain two space-delimited values', code: 'bad_authorization_header' }),
   /** simplejwt's JWTAuthentication: one message per accepted token class (SlidingToken when on). */
   accessTokenNotValid: (message: string, slidingMessage?: string) =>
     unauthorized({
@@ -47,9 +46,12 @@ export const errors = {
   userInactive: () => unauthorized({ detail: 'User is inactive', code: 'user_inactive' }),
   fields: (problems: Record<string, string[]>) => new ApiError(400, problems),
   throttled: (seconds: number) =>
-    new ApiError(429, { detail: `Request was throttled. Expected available in ${seconds} second${seconds === 1 ? '' : 's'}.` }, { 'retry-after': String(seconds) }),
+    new ApiError(
+      429,
+      { detail: `Request was throttled. Expected available in ${seconds} second${seconds === 1 ? '' : 's'}.` },
+      { 'retry-after': String(seconds) },
+    ),
   /** The store cannot serve (down, full, read-only, corrupt): worth retrying in a few seconds. */
-  storeUnavailable: () =>
-    new ApiError(503, { detail: 'Service temporarily unavailable, try again later.' }, { 'retry-after': String(STORE_RETRY_AFTER_S) }),
+  storeUnavailable: () => new ApiError(503, { detail: 'Service temporarily unavailable, try again later.' }, { 'retry-after': String(STORE_RETRY_AFTER_S) }),
   overloaded: () => new ApiError(503, { detail: 'Service temporarily unavailable, try again later.' }, { 'retry-after': '1' }),
 }

@@ -48,8 +48,6 @@ function loggerOptions(config: Config, pretty: boolean): LoggerOptions {
       },
     },
     base: { pid: process.pid, worker: config.workerId },
-    ...(pretty
-      ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname,worker' } } }
-      : {}),
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname,worker' } } } : {}),
   }
 }

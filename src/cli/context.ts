@@ -34,7 +34,11 @@ export async function withStore<T>(fn: (store: Store, config: Config) => Promise
   try {
     const value = await fn(store, config)
     // Which store this was, so a command run against the wrong one is noticed.
-    note(config.databaseUrl ? `(PostgreSQL store: ${new URL(config.databaseUrl).host}${new URL(config.databaseUrl).pathname})` : `(SQLite store: ${config.dataDir})`)
+    note(
+      config.databaseUrl
+        ? `(PostgreSQL store: ${new URL(config.databaseUrl).host}${new URL(config.databaseUrl).pathname})`
+        : `(SQLite store: ${config.dataDir})`,
+    )
     return value
   } finally {
     await store.close()

@@ -75,7 +75,11 @@ interface TargetValues {
 
 export function openTargets(v: TargetValues, o: { single?: boolean } = {}): Target[] {
   const hosts = (v.host ?? []).map(splitHostPath)
-  if (!v.path && (!hosts.length || hosts.some((h) => !h.path))) throw new CliError(`--path is required: the deploy root on the target, e.g. --path /srv/runway${hosts.length ? ' (or --host HOST:/PATH for each host)' : ''}`, 2)
+  if (!v.path && (!hosts.length || hosts.some((h) => !h.path)))
+    throw new CliError(
+      `--path is required: the deploy root on the target, e.g. --path /srv/runway${hosts.length ? ' (or --host HOST:/PATH for each host)' : ''}`,
+      2,
+    )
   if (o.single && hosts.length > 1) throw new CliError('give one --host for this command', 2)
   try {
     if (!hosts.length) return [new LocalTarget(v.path!)]
@@ -131,8 +135,10 @@ export function settingsOverrides(v: Record<string, unknown>): Partial<TargetSet
     out.proxy = { host: str('proxy')!, conf: str('proxy-conf')!, ...(str('proxy-prefix') ? { prefix: str('proxy-prefix') } : {}) }
   }
   if (str('upstream')) {
-    if (Array.isArray(v.host) && v.host.length > 1) throw new CliError('--upstream is one host\'s address: give it with one --host (it is saved in that host\'s settings)', 2)
-    if (!/^(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$/.test(str('upstream')!)) throw new CliError(`--upstream ${JSON.stringify(str('upstream'))} is not HOST:PORT`, 2)
+    if (Array.isArray(v.host) && v.host.length > 1)
+      throw new CliError("--upstream is one host's address: give it with one --host (it is saved in that host's settings)", 2)
+    if (!/^(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$/.test(str('upstream')!))
+      throw new CliError(`--upstream ${JSON.stringify(str('upstream'))} is not HOST:PORT`, 2)
     out.upstream = str('upstream')
   }
   if (str('nginx-conf')) out.nginxConf = str('nginx-conf')
@@ -153,26 +159,44 @@ export function rollingPlan(v: Record<string, unknown>): RollingPlan {
   const pct = /^([1-9][0-9]?|100)%$/.exec(b)
   if (!pct && !/^[1-9][0-9]*$/.test(b)) throw new CliError(`--batch must be a number of hosts or a percentage (1%-100%), not ${JSON.stringify(b)}`, 2)
   const onFailure = str('on-failure') ?? 'rollback-fleet'
-  if (onFailure !== 'rollback-fleet' && onFailure !== 'stop') throw new CliError(`--on-failure must be rollback-fleet or stop, not ${JSON.stringify(onFailure)}`, 2)
+  if (onFailure !== 'rollback-fleet' && onFailure !== 'stop')
+    throw new CliError(`--on-failure must be rollback-fleet or stop, not ${JSON.stringify(onFailure)}`, 2)
   const pause = str('pause-between')
   return { canary, batch: pct ? { percent: Number(pct[1]) } : Number(b), onFailure, pauseMs: pause === undefined ? 0 : seconds('pause-between', pause, 0) }
 }
 
 /** Opens a proxy host the way --host targets are opened (same ssh config and options). */
-export const targetOpener = (v: TargetValues) => (host: string, path: string): Target =>
-  host === 'local' ? new LocalTarget(path) : new SshTarget({ host, path, configFile: v['ssh-config'], options: v['ssh-option'] })
+export const targetOpener =
+  (v: TargetValues) =>
+  (host: string, path: string): Target =>
+    host === 'local' ? new LocalTarget(path) : new SshTarget({ host, path, configFile: v['ssh-config'], options: v['ssh-option'] })
 
 /** The fleet's end state in the terminal: one line per host, the failure, the fleet rollback. */
 export function fleetText(f: FleetSummary): string {
   const width = Math.max(...f.hosts.map((h) => h.target.length))
   const lines = [`fleet (${f.plan}; batches ${f.batches.map((b) => b.length).join('+')}):`]
   for (const h of f.hosts) {
-    const what = { updated: `updated from ${h.before ?? 'nothing'}`, unchanged: 'unchanged', failed: 'FAILED', reverted: 'put back by the fleet rollback', 'revert failed': 'FLEET ROLLBACK FAILED' }[h.outcome]
+    const what = {
+      updated: `updated from ${h.before ?? 'nothing'}`,
+      unchanged: 'unchanged',
+      failed: 'FAILED',
+      reverted: 'put back by the fleet rollback',
+      'revert failed': 'FLEET ROLLBACK FAILED',
+    }[h.outcome]
     lines.push(`  ${h.target.padEnd(width)}  on ${h.live ?? 'nothing'}  ${what}${h.reason ? `: ${h.reason}` : ''}`)
   }
   if (f.failure) lines.push(`stopped: ${f.failure.stage === 'canary' ? 'canary check on ' : ''}${f.failure.target}: ${f.failure.reason}`)
-  if (f.rollback) lines.push(`fleet rollback: ${f.rollback.ok ? 'every host this run changed is back on what it ran' : 'NOT every host could be put back (see above)'} (${(f.rollback.ms / 1000).toFixed(1)}s)`)
-  else if (f.failure && f.hosts.some((h) => h.outcome === 'updated')) lines.push(`no fleet rollback (--on-failure stop): ${f.hosts.filter((h) => h.outcome === 'updated').map((h) => h.target).join(', ')} keep the new release`)
+  if (f.rollback)
+    lines.push(
+      `fleet rollback: ${f.rollback.ok ? 'every host this run changed is back on what it ran' : 'NOT every host could be put back (see above)'} (${(f.rollback.ms / 1000).toFixed(1)}s)`,
+    )
+  else if (f.failure && f.hosts.some((h) => h.outcome === 'updated'))
+    lines.push(
+      `no fleet rollback (--on-failure stop): ${f.hosts
+        .filter((h) => h.outcome === 'updated')
+        .map((h) => h.target)
+        .join(', ')} keep the new release`,
+    )
   return lines.join('\n')
 }
 

@@ -23,7 +23,27 @@ import { restartCommand } from './commands/restart.js'
 import { hostCommand } from './commands/host.js'
 import { settingsCommand } from './commands/settings.js'
 
-export const commands: Command[] = [userCommand, migrateCommand, tokensCommand, keysCommand, nginxCommand, tlsCommand, deployCommand, rollbackCommand, restartCommand, releasesCommand, settingsCommand, hostCommand, statusCommand, startCommand, reloadCommand, checkCommand, compareCommand, drillCommand, loadtestCommand]
+export const commands: Command[] = [
+  userCommand,
+  migrateCommand,
+  tokensCommand,
+  keysCommand,
+  nginxCommand,
+  tlsCommand,
+  deployCommand,
+  rollbackCommand,
+  restartCommand,
+  releasesCommand,
+  settingsCommand,
+  hostCommand,
+  statusCommand,
+  startCommand,
+  reloadCommand,
+  checkCommand,
+  compareCommand,
+  drillCommand,
+  loadtestCommand,
+]
 
 /** `runway 0.1.0`, plus the commit a deployed release was built from (its REVISION file). */
 function version(): string {
@@ -51,8 +71,8 @@ function help(): string {
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv
-  if (!name || name === '--help' || name === '-h' || name === 'help') return print(help()), name ? 0 : 2
-  if (name === '--version' || name === '-V' || name === 'version') return print(version()), 0
+  if (!name || name === '--help' || name === '-h' || name === 'help') return (print(help()), name ? 0 : 2)
+  if (name === '--version' || name === '-V' || name === 'version') return (print(version()), 0)
   const command = commands.find((c) => c.name === name)
   try {
     if (!command) throw new CliError(`unknown command ${JSON.stringify(name)}: run \`runway --help\` for the list`, 2)
@@ -70,7 +90,9 @@ export async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (err: unknown) => {
-    process.stderr.write(`runway: unexpected error: ${redactSecrets(err instanceof Error ? err.message : String(err))} (run with NODE_DEBUG=runway for details)\n`)
+    process.stderr.write(
+      `runway: unexpected error: ${redactSecrets(err instanceof Error ? err.message : String(err))} (run with NODE_DEBUG=runway for details)\n`,
+    )
     if (process.env.NODE_DEBUG?.includes('runway')) console.error(err)
     process.exitCode = 1
   },

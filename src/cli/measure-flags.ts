@@ -36,20 +36,25 @@ export const MEASURE_HELP = `  --scenarios LIST      comma-separated, from: ${SC
 
 export function int(value: string | undefined, flag: string, def: number, min: number, max: number): number {
   if (value === undefined) return def
-  if (!/^[0-9]+$/.test(value.trim()) || Number(value) < min || Number(value) > max) throw new CliError(`${flag} must be a whole number from ${min} to ${max}, not ${JSON.stringify(value)}`, 2)
+  if (!/^[0-9]+$/.test(value.trim()) || Number(value) < min || Number(value) > max)
+    throw new CliError(`${flag} must be a whole number from ${min} to ${max}, not ${JSON.stringify(value)}`, 2)
   return Number(value)
 }
 
 export function seconds(value: string | undefined, flag: string, def: number, min: number): number {
   if (value === undefined) return def
   const m = /^([0-9]+(?:\.[0-9]+)?)(s)?$/.exec(value.trim())
-  if (!m || Number(m[1]) < min || Number(m[1]) > 3600) throw new CliError(`${flag} takes seconds from ${min} to 3600 (e.g. 10 or 10s), not ${JSON.stringify(value)}`, 2)
+  if (!m || Number(m[1]) < min || Number(m[1]) > 3600)
+    throw new CliError(`${flag} takes seconds from ${min} to 3600 (e.g. 10 or 10s), not ${JSON.stringify(value)}`, 2)
   return Number(m[1])
 }
 
 export function scenarioList(value: string | undefined, def: readonly ScenarioName[]): ScenarioName[] {
   if (value === undefined) return [...def]
-  const names = value.split(',').map((s) => s.trim()).filter(Boolean)
+  const names = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
   const unknown = names.find((n) => !SCENARIO_NAMES.includes(n as ScenarioName))
   if (unknown || names.length === 0) throw new CliError(`unknown scenario ${JSON.stringify(unknown ?? value)}: choose from ${SCENARIO_NAMES.join(', ')}`, 2)
   return [...new Set(names)] as ScenarioName[]
@@ -77,5 +82,13 @@ export function measureSettings(values: Record<string, unknown>, defaults: { run
 
 /** loadtest/results/<UTC timestamp>/ in the checkout. */
 export function defaultOutDir(now = new Date()): string {
-  return join(ROOT, 'loadtest', 'results', now.toISOString().replace(/\.[0-9]+Z$/, 'Z').replaceAll(':', '-'))
+  return join(
+    ROOT,
+    'loadtest',
+    'results',
+    now
+      .toISOString()
+      .replace(/\.[0-9]+Z$/, 'Z')
+      .replaceAll(':', '-'),
+  )
 }

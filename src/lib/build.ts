@@ -59,7 +59,9 @@ async function compileInto(root: string, outDir: string): Promise<void> {
   }
   cpSync(join(root, 'src', 'package.json'), join(outDir, 'package.json'))
   // typebox compiled in, exactly as `npm run build` does it.
-  const { vendorTypebox } = (await import(pathToFileURL(join(root, 'scripts', 'vendor-typebox.mjs')).href)) as { vendorTypebox(root: string, distDir: string): Promise<void> }
+  const { vendorTypebox } = (await import(pathToFileURL(join(root, 'scripts', 'vendor-typebox.mjs')).href)) as {
+    vendorTypebox(root: string, distDir: string): Promise<void>
+  }
   await vendorTypebox(root, outDir)
 }
 

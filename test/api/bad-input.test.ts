@@ -23,7 +23,10 @@ t.test('paths that look like route patterns get 404/405 JSON, never a 500', asyn
   const docs = await call(url, '/docs/static/whatever.css', { method: 'DELETE' })
   t.equal(docs.status, 405)
   t.equal(docs.headers.get('allow'), 'GET, HEAD, OPTIONS')
-  t.notOk(logs.some((l) => l.includes('request failed')), 'no server error logged')
+  t.notOk(
+    logs.some((l) => l.includes('request failed')),
+    'no server error logged',
+  )
 })
 
 t.test('CONNECT gets a 405 JSON answer, not a closed connection', async (t) => {

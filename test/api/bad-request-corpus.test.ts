@@ -67,24 +67,123 @@ function corpus(seed: number, host: string, real: { access: string; refresh: str
     `${b64('{')}.${b64('{')}.${b64('{')}`,
   ]
   const paths = [
-    '/api/token/', '/api/token/refresh/', '/api/token/verify/', '/api/token/blacklist/', '/api/me/', '/api/me', '/api/password/change/',
-    '/api/register/', '/healthz', '/readyz', '/docs', '/docs/json', '/.well-known/jwks.json', '/', '/**', '/*/*', '/api/**', '/docs/**',
-    '/:a(', '/api/*:a', '/api/:a(^(a+)+$)', '/%', '/%zz', '/%00', '/api/me/%2e%2e/', '/../../etc/passwd', '//api//me//', '/api/me/?a=%',
-    '/api/token/?__proto__[x]=1', `/${'a'.repeat(8000)}`, '/ü/€', '/api/me/#frag', '*', 'http://evil.example/api/me/', 'api/me/',
-    '/api/me/;jsessionid=1', '/api/token/verify/?token=x', '/docs/static/../../package.json',
+    '/api/token/',
+    '/api/token/refresh/',
+    '/api/token/verify/',
+    '/api/token/blacklist/',
+    '/api/me/',
+    '/api/me',
+    '/api/password/change/',
+    '/api/register/',
+    '/healthz',
+    '/readyz',
+    '/docs',
+    '/docs/json',
+    '/.well-known/jwks.json',
+    '/',
+    '/**',
+    '/*/*',
+    '/api/**',
+    '/docs/**',
+    '/:a(',
+    '/api/*:a',
+    '/api/:a(^(a+)+$)',
+    '/%',
+    '/%zz',
+    '/%00',
+    '/api/me/%2e%2e/',
+    '/../../etc/passwd',
+    '//api//me//',
+    '/api/me/?a=%',
+    '/api/token/?__proto__[x]=1',
+    `/${'a'.repeat(8000)}`,
+    '/ü/€',
+    '/api/me/#frag',
+    '*',
+    'http://evil.example/api/me/',
+    'api/me/',
+    '/api/me/;jsessionid=1',
+    '/api/token/verify/?token=x',
+    '/docs/static/../../package.json',
   ]
-  const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', 'PROPFIND', 'MKCOL', 'LOCK', 'SEARCH', 'PURGE', 'QUERY', 'M-SEARCH', 'get', 'FOO', 'G ET', '', 'GET\x00']
+  const methods = [
+    'GET',
+    'HEAD',
+    'POST',
+    'PUT',
+    'PATCH',
+    'DELETE',
+    'OPTIONS',
+    'TRACE',
+    'CONNECT',
+    'PROPFIND',
+    'MKCOL',
+    'LOCK',
+    'SEARCH',
+    'PURGE',
+    'QUERY',
+    'M-SEARCH',
+    'get',
+    'FOO',
+    'G ET',
+    '',
+    'GET\x00',
+  ]
   const jsonBodies = [
-    '{}', '[]', 'null', '1', '"str"', '{', '{"username":', '{"username":"alice","password":"x"}', `{"username":"alice","password":"${PASSWORD}"}`,
-    '{"username":{"$gt":""},"password":{"$ne":null}}', '{"username":["alice"],"password":true}', '{"__proto__":{"admin":true},"username":"a","password":"b"}',
-    '{"constructor":{"prototype":{"x":1}}}', '{"username":"\\u0000","password":"\\ud800"}', `{"username":"${'a'.repeat(200)}","password":"x"}`,
-    `{"username":"a","password":"${'p'.repeat(5000)}"}`, '['.repeat(60000), '{"a":'.repeat(10000), '1e999999', '{"refresh":1}', '{"refresh":null}',
-    '{"token":{}}', '{"token":"a.b.c"}', `{"refresh":"${real.access}"}`, `{"token":"${real.refresh}"}`, `{"refresh":"${real.refresh}"}`,
-    '{"old_password":1,"new_password":[]}', '\ufeff{}', '{"a":1,"a":2}', 'x'.repeat(70000),
+    '{}',
+    '[]',
+    'null',
+    '1',
+    '"str"',
+    '{',
+    '{"username":',
+    '{"username":"alice","password":"x"}',
+    `{"username":"alice","password":"${PASSWORD}"}`,
+    '{"username":{"$gt":""},"password":{"$ne":null}}',
+    '{"username":["alice"],"password":true}',
+    '{"__proto__":{"admin":true},"username":"a","password":"b"}',
+    '{"constructor":{"prototype":{"x":1}}}',
+    '{"username":"\\u0000","password":"\\ud800"}',
+    `{"username":"${'a'.repeat(200)}","password":"x"}`,
+    `{"username":"a","password":"${'p'.repeat(5000)}"}`,
+    '['.repeat(60000),
+    '{"a":'.repeat(10000),
+    '1e999999',
+    '{"refresh":1}',
+    '{"refresh":null}',
+    '{"token":{}}',
+    '{"token":"a.b.c"}',
+    `{"refresh":"${real.access}"}`,
+    `{"token":"${real.refresh}"}`,
+    `{"refresh":"${real.refresh}"}`,
+    '{"old_password":1,"new_password":[]}',
+    '\ufeff{}',
+    '{"a":1,"a":2}',
+    'x'.repeat(70000),
   ]
-  const contentTypes = ['application/json', 'application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x', 'application/json; charset=utf-16',
-    'application/xml', '', 'application/json, text/html', 'application/json;;;', 'image/png', 'application/vnd.api+json', 'application/*']
-  const formBodies = ['username=alice&password=x', 'username[]=a&password[]=b', 'username=%zz', '&&&===', `username=${'a'.repeat(1000)}`, '__proto__[x]=1', 'a'.repeat(3000)]
+  const contentTypes = [
+    'application/json',
+    'application/x-www-form-urlencoded',
+    'text/plain',
+    'multipart/form-data; boundary=x',
+    'application/json; charset=utf-16',
+    'application/xml',
+    '',
+    'application/json, text/html',
+    'application/json;;;',
+    'image/png',
+    'application/vnd.api+json',
+    'application/*',
+  ]
+  const formBodies = [
+    'username=alice&password=x',
+    'username[]=a&password[]=b',
+    'username=%zz',
+    '&&&===',
+    `username=${'a'.repeat(1000)}`,
+    '__proto__[x]=1',
+    'a'.repeat(3000),
+  ]
   const extraHeaders = [
     () => [`Authorization: Bearer ${r.pick(tokens)}`],
     () => [`Authorization: ${r.pick(['Bearer', 'JWT', 'Token', 'Basic', 'bearer', ''])} ${r.pick(tokens)}`],
@@ -152,7 +251,13 @@ function corpus(seed: number, host: string, real: { access: string; refresh: str
     else if (body || r.int(2)) headers.push(`Content-Length: ${Buffer.byteLength(body)}`)
     const payload = chunked ? `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n` : body
     const version = r.pick(['HTTP/1.1', 'HTTP/1.1', 'HTTP/1.1', 'HTTP/1.0'])
-    out.push({ name: `${method} ${path.slice(0, 60)} [${headers.slice(2).map((h) => h.slice(0, 40)).join(' | ')}] ${body.slice(0, 40)}`, bytes: Buffer.from(`${method} ${path} ${version}\r\n${headers.join('\r\n')}\r\n\r\n${payload}`, 'utf8') })
+    out.push({
+      name: `${method} ${path.slice(0, 60)} [${headers
+        .slice(2)
+        .map((h) => h.slice(0, 40))
+        .join(' | ')}] ${body.slice(0, 40)}`,
+      bytes: Buffer.from(`${method} ${path} ${version}\r\n${headers.join('\r\n')}\r\n\r\n${payload}`, 'utf8'),
+    })
   }
   return out
 }
@@ -170,12 +275,25 @@ t.test(`a seeded corpus of ${SIZE} bad requests over raw sockets: 0 5xx, 0 unans
   // Load shedding off: a 503 from a busy test machine is not what this test is about.
   const { url, service } = await startServerProcess(
     t,
-    { DATA_DIR: data, LOG_REQUESTS: 'false', MAX_EVENT_LOOP_DELAY: '0', LOGIN_RATE_LIMIT_IP: '0', LOGIN_RATE_LIMIT_USER: '0', REQUEST_TIMEOUT: '10s', HEADERS_TIMEOUT: '5s', ...FIXTURE_ARGON2_ENV },
+    {
+      DATA_DIR: data,
+      LOG_REQUESTS: 'false',
+      MAX_EVENT_LOOP_DELAY: '0',
+      LOGIN_RATE_LIMIT_IP: '0',
+      LOGIN_RATE_LIMIT_USER: '0',
+      REQUEST_TIMEOUT: '10s',
+      HEADERS_TIMEOUT: '5s',
+      ...FIXTURE_ARGON2_ENV,
+    },
     { logFile },
   )
   let exited = false
   void service.exited.then(() => (exited = true))
-  const loginRes = await fetch(`${url}/api/token/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: PASSWORD }) })
+  const loginRes = await fetch(`${url}/api/token/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'alice', password: PASSWORD }),
+  })
   const real = (await loginRes.json()) as { access: string; refresh: string }
   const host = new URL(url).host
 

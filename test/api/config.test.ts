@@ -25,7 +25,14 @@ t.test('defaults follow simplejwt and the issue', async (t) => {
 })
 
 t.test('values are converted and validated', async (t) => {
-  const c = loadConfig({ PORT: '8080', ACCESS_TOKEN_LIFETIME: '90s', REFRESH_TOKEN_LIFETIME: '2h', ROTATE_REFRESH_TOKENS: 'false', TRUST_PROXY: '1', AUTH_HEADER_TYPES: 'Bearer,JWT' })
+  const c = loadConfig({
+    PORT: '8080',
+    ACCESS_TOKEN_LIFETIME: '90s',
+    REFRESH_TOKEN_LIFETIME: '2h',
+    ROTATE_REFRESH_TOKENS: 'false',
+    TRUST_PROXY: '1',
+    AUTH_HEADER_TYPES: 'Bearer,JWT',
+  })
   t.equal(c.port, 8080)
   t.equal(c.jwt.accessLifetime, 90)
   t.equal(c.jwt.refreshLifetime, 7200)
@@ -76,7 +83,12 @@ t.test('the server process stops with the one line and exit code 78', async (t) 
   const cwd = mkdtempSync(join(tmpdir(), 'runway-start-'))
   const server = join(import.meta.dirname, '..', '..', 'src', 'api', 'server.ts')
   const start = (env: Record<string, string>) =>
-    spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), server], { cwd, env: { PATH: process.env.PATH!, ...env }, encoding: 'utf8', timeout: 20_000 })
+    spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), server], {
+      cwd,
+      env: { PATH: process.env.PATH!, ...env },
+      encoding: 'utf8',
+      timeout: 20_000,
+    })
   for (const [env, line] of [
     [{ NODE_ENV: 'production', JWT_SIGNING_KEY: EXAMPLE_SIGNING_KEY }, /^runway: configuration error: JWT_SIGNING_KEY is the example value/],
     [{ NODE_ENV: 'production' }, /^runway: configuration error: JWT_SIGNING_KEY is missing/],

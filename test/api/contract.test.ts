@@ -42,7 +42,10 @@ t.test('obtain a token pair', async (t) => {
     t.type(r.body.access, 'string')
   })
   t.test('wrong password, unknown user', async (t) => {
-    for (const body of [{ username: 'alice', password: 'wrong' }, { username: 'mallory', password: 'x' }]) {
+    for (const body of [
+      { username: 'alice', password: 'wrong' },
+      { username: 'mallory', password: 'x' },
+    ]) {
       const r = await call(url, '/api/token/', { json: body })
       t.equal(r.status, 401)
       t.strictSame(r.body, { detail: 'No active account found with the given credentials' })
@@ -238,8 +241,18 @@ t.test('GET /api/me/ authentication failures', async (t) => {
   const cases: Array<[string, Record<string, string>, number, unknown]> = [
     ['no header', {}, 401, { detail: 'Authentication credentials were not provided.' }],
     ['other scheme', { authorization: `Token ${pair.access}` }, 401, { detail: 'Authentication credentials were not provided.' }],
-    ['Bearer without token', { authorization: 'Bearer' }, 401, { detail: 'Authorization header must contain two space-delimited values', code: 'bad_authorization_header' }],
-    ['three parts', { authorization: `Bearer ${pair.access} extra` }, 401, { detail: 'Authorization header must contain two space-delimited values', code: 'bad_authorization_header' }],
+    [
+      'Bearer without token',
+      { authorization: 'Bearer' },
+      401,
+      { detail: 'Authorization header must contain two space-delimited values', code: 'bad_authorization_header' },
+    ],
+    [
+      'three parts',
+      { authorization: `Bearer ${pair.access} extra` },
+      401,
+      { detail: 'Authorization header must contain two space-delimited values', code: 'bad_authorization_header' },
+    ],
     ['garbage', { authorization: 'Bearer garbage' }, 401, notValidForAny('Token is invalid or expired')],
     ['refresh token', { authorization: `Bearer ${pair.refresh}` }, 401, notValidForAny('Token has wrong type')],
   ]

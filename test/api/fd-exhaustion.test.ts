@@ -59,12 +59,18 @@ t.test(`${SOCKETS} idle keep-alive sockets against ulimit -n ${LIMIT}: the proce
   const sample = served.slice(0, 20)
   for (const c of sample) c.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
   for (const until = Date.now() + 5000; Date.now() < until && !sample.every((c) => c.answers >= 2); ) await sleep(50)
-  t.ok(sample.every((c) => c.answers >= 2), 'open connections still answered')
+  t.ok(
+    sample.every((c) => c.answers >= 2),
+    'open connections still answered',
+  )
 
   for (const c of clients) c.socket.destroy()
   let recovered = false
   for (const until = Date.now() + 5000; !recovered && Date.now() < until; await sleep(100)) {
-    recovered = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false)
+    recovered = await fetch(`${url}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    )
   }
   t.ok(recovered, 'new connections served once fds free up')
   t.notOk(exited, 'never exited')

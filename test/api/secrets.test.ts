@@ -47,7 +47,12 @@ t.test('the server and the CLI print no secret on a configuration error or a sto
   t.teardown(() => rmSync(cwd, { recursive: true, force: true }))
   const closed = await freePort()
   const run = (args: string[], env: Record<string, string>) =>
-    spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, ...args], { cwd, env: { PATH: process.env.PATH!, ENV_FILE: '/nonexistent', ...env }, encoding: 'utf8', timeout: 30_000 })
+    spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, ...args], {
+      cwd,
+      env: { PATH: process.env.PATH!, ENV_FILE: '/nonexistent', ...env },
+      encoding: 'utf8',
+      timeout: 30_000,
+    })
   const server = ['--import', import.meta.resolve('tsx'), join(ROOT, 'src', 'api', 'server.ts')]
   const cli = [join(ROOT, 'bin', 'runway.js')]
   const runs = {
@@ -55,7 +60,10 @@ t.test('the server and the CLI print no secret on a configuration error or a sto
     'server, unreachable PostgreSQL': run(server, { DATABASE_URL: `postgres://runway:${PW}@127.0.0.1:${closed}/runway`, JWT_SIGNING_KEY: KEY }),
     'CLI migrate, bad DATABASE_URL': run([...cli, 'migrate'], { DATABASE_URL: `mysql://runway:${PW}@db/runway` }),
     'CLI migrate, unreachable PostgreSQL': run([...cli, 'migrate'], { DATABASE_URL: `postgres://runway:${PW}@127.0.0.1:${closed}/runway?sslpassword=${PW}` }),
-    'CLI user list, unreachable PostgreSQL': run([...cli, 'user', 'list'], { DATABASE_URL: `postgres://runway:${PW}@127.0.0.1:${closed}/runway`, JWT_SIGNING_KEY: KEY }),
+    'CLI user list, unreachable PostgreSQL': run([...cli, 'user', 'list'], {
+      DATABASE_URL: `postgres://runway:${PW}@127.0.0.1:${closed}/runway`,
+      JWT_SIGNING_KEY: KEY,
+    }),
   }
   for (const [name, r] of Object.entries(runs)) {
     const out = r.stdout + r.stderr

@@ -38,7 +38,11 @@ export function relativeImports(text: string): string[] {
 
 t.test('every file of src/ sits in one of the products', async (t) => {
   const strays = sources(SRC).filter((f) => !(productOf(f) in ALLOWED))
-  t.same(strays.map((f) => relative(SRC, f)), [], `src/ holds only ${Object.keys(ALLOWED).join(', ')}`)
+  t.same(
+    strays.map((f) => relative(SRC, f)),
+    [],
+    `src/ holds only ${Object.keys(ALLOWED).join(', ')}`,
+  )
 })
 
 t.test('imports go one way: lib <- api <- ops <- bench <- cli', async (t) => {
@@ -59,5 +63,10 @@ t.test('imports go one way: lib <- api <- ops <- bench <- cli', async (t) => {
 })
 
 t.test('the checker sees what it must', async (t) => {
-  t.same(relativeImports(`import { a } from '../cli/command.js'\nexport * from "./x.js"\nconst m = await import('../ops/y.js')\nimport './side.js'`), ['../cli/command.js', './x.js', '../ops/y.js', './side.js'])
+  t.same(relativeImports(`import { a } from '../cli/command.js'\nexport * from "./x.js"\nconst m = await import('../ops/y.js')\nimport './side.js'`), [
+    '../cli/command.js',
+    './x.js',
+    '../ops/y.js',
+    './side.js',
+  ])
 })

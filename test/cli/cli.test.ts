@@ -140,7 +140,7 @@ t.test('help and mistakes', async (t) => {
   t.match(bad.stderr, /^runway migrate: configuration error: PORT="x" is invalid/)
 })
 
-t.test('a relative DATA_DIR is the app root\'s, whatever the current directory, and the store is named', async (t) => {
+t.test("a relative DATA_DIR is the app root's, whatever the current directory, and the store is named", async (t) => {
   const rel = `data-cli-test-${process.pid}`
   const root = join(import.meta.dirname, '..', '..')
   t.teardown(() => rmSync(join(root, rel), { recursive: true, force: true }))
@@ -160,8 +160,20 @@ t.test('runway --version', async (t) => {
 })
 
 t.test('npm start with WEB_CONCURRENCY=abc: one line, exit 78, nothing started', async (t) => {
-  const r = spawnSync(process.execPath, [bin, 'start'], { encoding: 'utf8', env: { ...process.env, WEB_CONCURRENCY: 'abc', JWT_SIGNING_KEY: 'cli-test-signing-key-0123456789-abcdefghijklmnop', PM2_HOME: join(tmpdir(), 'runway-no-pm2-here') }, timeout: 60_000 })
+  const r = spawnSync(process.execPath, [bin, 'start'], {
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      WEB_CONCURRENCY: 'abc',
+      JWT_SIGNING_KEY: 'cli-test-signing-key-0123456789-abcdefghijklmnop',
+      PM2_HOME: join(tmpdir(), 'runway-no-pm2-here'),
+    },
+    timeout: 60_000,
+  })
   t.equal(r.status, 78)
-  t.equal(r.stderr, 'runway start: configuration error: WEB_CONCURRENCY="abc" is invalid: expected a whole number of workers, 1 or more (empty = one per CPU)\n')
+  t.equal(
+    r.stderr,
+    'runway start: configuration error: WEB_CONCURRENCY="abc" is invalid: expected a whole number of workers, 1 or more (empty = one per CPU)\n',
+  )
   t.throws(() => statSync(join(tmpdir(), 'runway-no-pm2-here')), 'no pm2 daemon was started')
 })

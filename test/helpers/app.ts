@@ -27,7 +27,15 @@ export interface TestApp {
 export function testConfig(env: Record<string, string> = {}, dataDir?: string): Config {
   // Load shedding off unless a test is about it (test/api/plugins/security.test.ts sets it): it
   // answers the machine's load, and on a busy CI host a test app would shed its first login.
-  return loadConfig({ NODE_ENV: 'test', JWT_SIGNING_KEY: SIGNING_KEY, LOG_LEVEL: 'info', DATA_DIR: dataDir ?? '/nonexistent', MAX_EVENT_LOOP_DELAY: '0', ...(env.NODE_ENV === 'production' ? {} : FIXTURE_ARGON2_ENV), ...env })
+  return loadConfig({
+    NODE_ENV: 'test',
+    JWT_SIGNING_KEY: SIGNING_KEY,
+    LOG_LEVEL: 'info',
+    DATA_DIR: dataDir ?? '/nonexistent',
+    MAX_EVENT_LOOP_DELAY: '0',
+    ...(env.NODE_ENV === 'production' ? {} : FIXTURE_ARGON2_ENV),
+    ...env,
+  })
 }
 
 /**
@@ -78,7 +86,19 @@ export interface Reply {
 }
 
 /** fetch with JSON in and out; `body` is parsed JSON (or undefined). */
-export async function call(url: string, path: string, init: { method?: string; json?: unknown; form?: Record<string, string>; raw?: string; contentType?: string; token?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+export async function call(
+  url: string,
+  path: string,
+  init: {
+    method?: string
+    json?: unknown
+    form?: Record<string, string>
+    raw?: string
+    contentType?: string
+    token?: string
+    headers?: Record<string, string>
+  } = {},
+): Promise<Reply> {
   const headers: Record<string, string> = { ...init.headers }
   let body: string | undefined
   if (init.json !== undefined) {

@@ -41,7 +41,12 @@ export function makeTarget(t: Test, o: { port?: number; env?: Record<string, str
   t.teardown(() => rmSync(root, { recursive: true, force: true }))
   mkdirSync(join(root, 'shared'), { recursive: true })
   const env = { NODE_ENV: 'production', PORT: String(o.port ?? 3000), JWT_SIGNING_KEY: STRONG_KEY, LOG_LEVEL: 'warn', ...o.env }
-  writeFileSync(join(root, 'shared', '.env'), Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(''))
+  writeFileSync(
+    join(root, 'shared', '.env'),
+    Object.entries(env)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(''),
+  )
   return root
 }
 
@@ -50,7 +55,8 @@ export function fakeArtifact(t: Test, sha = 'fake123'): string {
   const dir = mkdtempSync(join(tmpdir(), 'runway-fake-artifact-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   for (const sub of ['api', 'ops/deploy']) mkdirSync(join(dir, 'dist', sub), { recursive: true })
-  for (const f of ['dist/api/server.js', 'dist/ops/deploy/remote.js', 'package.json', 'package-lock.json', 'ecosystem.config.js']) writeFileSync(join(dir, f), '{}\n')
+  for (const f of ['dist/api/server.js', 'dist/ops/deploy/remote.js', 'package.json', 'package-lock.json', 'ecosystem.config.js'])
+    writeFileSync(join(dir, f), '{}\n')
   writeFileSync(join(dir, 'REVISION'), JSON.stringify({ sha, dirty: false, builtAt: new Date().toISOString(), builtBy: 'test' }))
   return dir
 }
@@ -86,7 +92,10 @@ export function reapPm2(t: Test, pm2Home: string): void {
   t.teardown(async () => {
     known = [...new Set([...known, ...pids()])]
     await new Promise<void>((resolve) => {
-      const child = spawn(process.execPath, [join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2'), 'kill'], { env: { ...process.env, PM2_HOME: pm2Home }, stdio: 'ignore' })
+      const child = spawn(process.execPath, [join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2'), 'kill'], {
+        env: { ...process.env, PM2_HOME: pm2Home },
+        stdio: 'ignore',
+      })
       const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
       child.on('close', () => (clearTimeout(timer), resolve()))
     })

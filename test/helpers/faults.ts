@@ -101,7 +101,16 @@ export function runServer(env: Record<string, string>, o: { uid?: number; gid?: 
     // child's user); the child is the server alone.
     const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, '--import', 'tsx', join(ROOT, 'src', 'api', 'server.ts')], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmpdir(), NODE_ENV: 'test', ENV_FILE: '/nonexistent', JWT_SIGNING_KEY: SIGNING_KEY, HOST: '127.0.0.1', PORT: '0', ...env },
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: tmpdir(),
+        NODE_ENV: 'test',
+        ENV_FILE: '/nonexistent',
+        JWT_SIGNING_KEY: SIGNING_KEY,
+        HOST: '127.0.0.1',
+        PORT: '0',
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(o.uid !== undefined ? { uid: o.uid, gid: o.gid } : {}),
     })
@@ -133,7 +142,16 @@ export async function startServerProcess(
     command: 'sh',
     args: ['-c', `${o.nofile ? `ulimit -n ${o.nofile} && ` : ''}exec ${node}`],
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmpdir(), NODE_ENV: 'test', ENV_FILE: '/nonexistent', JWT_SIGNING_KEY: SIGNING_KEY, HOST: '127.0.0.1', PORT: String(port), ...env },
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: tmpdir(),
+      NODE_ENV: 'test',
+      ENV_FILE: '/nonexistent',
+      JWT_SIGNING_KEY: SIGNING_KEY,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      ...env,
+    },
     logFile: o.logFile,
   })
   t.teardown(() => service.stop(5000))

@@ -24,7 +24,11 @@ export function pgbouncerProblem(): string | null {
   return existsSync(PGBOUNCER_BIN) ? null : `${PGBOUNCER_BIN} not found (apt-get install pgbouncer, or set TEST_PGBOUNCER_BIN)`
 }
 
-export async function startPgBouncer(t: Test, target: PrivatePostgres, o: { poolMode?: 'transaction' | 'session'; poolSize?: number } = {}): Promise<PgBouncer> {
+export async function startPgBouncer(
+  t: Test,
+  target: PrivatePostgres,
+  o: { poolMode?: 'transaction' | 'session'; poolSize?: number } = {},
+): Promise<PgBouncer> {
   const dir = mkdtempSync(join(tmpdir(), 'runway-pgbouncer-'))
   const uid = Number((await run('id', ['-u', 'postgres'])).stdout.trim())
   const gid = Number((await run('id', ['-g', 'postgres'])).stdout.trim())
@@ -56,7 +60,12 @@ export async function startPgBouncer(t: Test, target: PrivatePostgres, o: { pool
     )
     for (const f of [ini, users]) chownSync(f, uid, gid)
     // In the foreground (no -d): our child, in its own process group, stopped by PID.
-    const service = startService({ name: 'pgbouncer', command: 'runuser', args: ['-u', 'postgres', '--', PGBOUNCER_BIN, ini], logFile: join(dir, 'stdout.log') })
+    const service = startService({
+      name: 'pgbouncer',
+      command: 'runuser',
+      args: ['-u', 'postgres', '--', PGBOUNCER_BIN, ini],
+      logFile: join(dir, 'stdout.log'),
+    })
     const pidOf = () => {
       try {
         return Number(readFileSync(join(dir, 'pgbouncer.pid'), 'utf8').trim()) || 0

@@ -35,7 +35,11 @@ export function stackEnv(dir: string, extra: Record<string, string> = {}): Recor
 }
 
 /** Creates a user in the stack's SQLite file (migrating it first, as the app would); cheap fixture hash by default. */
-export async function seedUser(dir: string, username = 'alice', hash: (password: string) => Promise<string> = (p) => hashPassword(p, FIXTURE_ARGON2)): Promise<void> {
+export async function seedUser(
+  dir: string,
+  username = 'alice',
+  hash: (password: string) => Promise<string> = (p) => hashPassword(p, FIXTURE_ARGON2),
+): Promise<void> {
   mkdirSync(join(dir, 'data'), { recursive: true })
   const store = SqliteStore.open(join(dir, 'data'))
   try {

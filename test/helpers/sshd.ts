@@ -31,8 +31,19 @@ export async function startSshd(t: Test): Promise<TestSshd> {
   writeFileSync(
     join(dir, 'sshd_config'),
     [
-      `Port ${sshPort}`, 'ListenAddress 127.0.0.1', `HostKey ${dir}/host_key`, `PidFile ${dir}/sshd.pid`, `AuthorizedKeysFile ${dir}/authorized_keys`,
-      'PubkeyAuthentication yes', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'PermitRootLogin prohibit-password', 'StrictModes no', 'UsePAM no', 'Subsystem sftp internal-sftp', '',
+      `Port ${sshPort}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${dir}/host_key`,
+      `PidFile ${dir}/sshd.pid`,
+      `AuthorizedKeysFile ${dir}/authorized_keys`,
+      'PubkeyAuthentication yes',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PermitRootLogin prohibit-password',
+      'StrictModes no',
+      'UsePAM no',
+      'Subsystem sftp internal-sftp',
+      '',
     ].join('\n'),
   )
   mkdirSync('/run/sshd', { recursive: true })
@@ -40,12 +51,19 @@ export async function startSshd(t: Test): Promise<TestSshd> {
   t.teardown(() => sshd.stop(2000))
   const hostKey = readFileSync(join(dir, 'host_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ')
   writeFileSync(join(dir, 'known_hosts'), `[127.0.0.1]:${sshPort} ${hostKey}\n`)
-  writeFileSync(join(dir, 'ssh_config'), [`Host *`, `  IdentityFile ${dir}/client_key`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${dir}/known_hosts`, '  StrictHostKeyChecking yes', ''].join('\n'))
+  writeFileSync(
+    join(dir, 'ssh_config'),
+    [`Host *`, `  IdentityFile ${dir}/client_key`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${dir}/known_hosts`, '  StrictHostKeyChecking yes', ''].join(
+      '\n',
+    ),
+  )
   const user = userInfo().username
   const deadline = Date.now() + 15_000
   let up = false
   while (!up && Date.now() < deadline) {
-    up = spawnSync('ssh', ['-F', join(dir, 'ssh_config'), '-p', String(sshPort), '-o', 'BatchMode=yes', `${user}@127.0.0.1`, 'true'], { timeout: 5000 }).status === 0
+    up =
+      spawnSync('ssh', ['-F', join(dir, 'ssh_config'), '-p', String(sshPort), '-o', 'BatchMode=yes', `${user}@127.0.0.1`, 'true'], { timeout: 5000 }).status ===
+      0
     if (!up) await new Promise((r) => setTimeout(r, 200))
   }
   if (!up) throw new Error(`sshd did not accept the test key: ${readFileSync(join(dir, 'sshd.log'), 'utf8').slice(-500)}`)

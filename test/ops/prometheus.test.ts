@@ -49,11 +49,22 @@ if (!PROMTOOL) {
     const { app, url } = await startApp(t, { METRICS_PORT: String(metricsPort) })
     const dir = mkdtempSync(join(tmpdir(), 'runway-prom-'))
     t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-    const listener = await startMetricsListener({ host: '127.0.0.1', port: metricsPort, socketDir: join(dir, 's'), worker: '0', registry: appRegistry(app, '0'), log: { error: () => {} } })
+    const listener = await startMetricsListener({
+      host: '127.0.0.1',
+      port: metricsPort,
+      socketDir: join(dir, 's'),
+      worker: '0',
+      registry: appRegistry(app, '0'),
+      log: { error: () => {} },
+    })
     t.teardown(() => listener.close())
     await call(url, '/api/me/')
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
-    const names = new Set([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap(([, name, type]) => (type === 'histogram' ? [name!, `${name}_bucket`, `${name}_sum`, `${name}_count`] : [name!])))
+    const names = new Set(
+      [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap(([, name, type]) =>
+        type === 'histogram' ? [name!, `${name}_bucket`, `${name}_sum`, `${name}_count`] : [name!],
+      ),
+    )
     const used = new Set([...readFileSync(RULES, 'utf8').matchAll(/\b((?:runway|nodejs|process)_[a-z0-9_]+)/g)].map((m) => m[1]!))
     t.ok(used.size >= 6, `the rules name ${used.size} metrics`)
     for (const name of used) t.ok(names.has(name), `${name} is in the scrape`)
@@ -61,6 +72,10 @@ if (!PROMTOOL) {
     const lint = promtool(['check', 'metrics'], { input: text })
     const problems = `${lint.stdout}${lint.stderr}`.split('\n').filter((l) => l.trim())
     // prom-client's own default metrics name three gauges *_total; runway's must have no problem.
-    t.same(problems.filter((l) => !/^nodejs_active_(handles|requests|resources)_total /.test(l)), [], 'no lint problem but the three known prom-client ones')
+    t.same(
+      problems.filter((l) => !/^nodejs_active_(handles|requests|resources)_total /.test(l)),
+      [],
+      'no lint problem but the three known prom-client ones',
+    )
   })
 }

@@ -32,7 +32,14 @@ t.test('passing thresholds exit 0; --json and --out give a valid results.json', 
   t.same(resultsProblems(measured), [])
   t.same(resultsProblems(JSON.parse(readFileSync(join(dir, 'out', 'results.json'), 'utf8'))), [])
   t.match(readFileSync(join(dir, 'out', 'report.html'), 'utf8'), /<canvas id="rps-me"/)
-  t.same(measured.thresholds.map((x) => [x.expression, x.pass]), [['p99<10s', true], ['errors<0.1%', true], ['rps>1', true]])
+  t.same(
+    measured.thresholds.map((x) => [x.expression, x.pass]),
+    [
+      ['p99<10s', true],
+      ['errors<0.1%', true],
+      ['rps>1', true],
+    ],
+  )
   const me = measured.results[0]!
   t.equal(me.status, 'ok')
   t.ok(me.summary!.rps > 0)
@@ -87,12 +94,33 @@ t.test('a target with the default login rate limits: failures broken down by sta
   const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
     execFile(
       process.execPath,
-      ['bin/runway.js', 'loadtest', '--target', limited.url, '--scenarios', 'login', '--username', 'gate', '-c', '2', '--amount', '60', '--warmup', '0', '--quiet', '--threshold', 'errors<1%'],
+      [
+        'bin/runway.js',
+        'loadtest',
+        '--target',
+        limited.url,
+        '--scenarios',
+        'login',
+        '--username',
+        'gate',
+        '-c',
+        '2',
+        '--amount',
+        '60',
+        '--warmup',
+        '0',
+        '--quiet',
+        '--threshold',
+        'errors<1%',
+      ],
       { env: { ...process.env, LOADTEST_PASSWORD: PASSWORD }, timeout: 120_000 },
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     )
   })
   t.equal(r.code, 99, r.stderr)
-  t.match(r.stdout, /^warning: login: \d+ failed responses .*: 429 × \d+ \(rate limited: the login\/token limits of the app \(LOGIN_RATE_LIMIT_IP, LOGIN_RATE_LIMIT_USER\)/m)
+  t.match(
+    r.stdout,
+    /^warning: login: \d+ failed responses .*: 429 × \d+ \(rate limited: the login\/token limits of the app \(LOGIN_RATE_LIMIT_IP, LOGIN_RATE_LIMIT_USER\)/m,
+  )
   t.match(r.stderr, /^runway loadtest: threshold errors<1% failed on login: .*\(failures by cause: login: 429 × \d+ \(rate limited/)
 })

@@ -53,10 +53,13 @@ if (problem && process.env.CI !== 'true') {
   })
 
   t.test('SQLite and PostgreSQL side by side, measured, 0 failures', async (t) => {
-    t.same(results.stages.map((s) => [s.id, s.status, s.reason ?? '']), [
-      ['single', 'ok', ''],
-      ['single-pg', 'ok', ''],
-    ])
+    t.same(
+      results.stages.map((s) => [s.id, s.status, s.reason ?? '']),
+      [
+        ['single', 'ok', ''],
+        ['single-pg', 'ok', ''],
+      ],
+    )
     for (const row of results.results) {
       t.equal(row.status, 'ok', `${row.stage} ${row.scenario}`)
       t.ok(row.summary && row.summary.responses > 0, `${row.stage} ${row.scenario}: ${row.summary?.rps} req/s`)

@@ -17,7 +17,9 @@ import { findNginx } from '../../src/bench/stacks/nginx.js'
 import { isAlive, killGroup } from '../../src/lib/process.js'
 
 const CHROMIUM = '/usr/bin/chromium'
-const requirements = [findNginx() ? null : 'nginx (apt-get install -y nginx)', existsSync(CHROMIUM) ? null : 'chromium (apt-get install -y chromium)'].filter(Boolean)
+const requirements = [findNginx() ? null : 'nginx (apt-get install -y nginx)', existsSync(CHROMIUM) ? null : 'chromium (apt-get install -y chromium)'].filter(
+  Boolean,
+)
 if (requirements.length) {
   // CI installs both (.ci/run); elsewhere say what is missing rather than pass quietly.
   if (process.env.CI === 'true') t.fail(`missing ${requirements.join(' and ')}`)
@@ -53,7 +55,10 @@ if (requirements.length) {
       results.stages.map((s) => [s.id, s.status, s.reason ?? '']),
       ['dev', 'single', 'bare-single', 'cluster', 'bare-cluster', 'nginx', 'bare-nginx', 'tls', 'bare-tls', 'proxy-tls'].map((id) => [id, 'ok', '']),
     )
-    t.same(started.map((s) => s.stage), results.stages.map((s) => s.id))
+    t.same(
+      started.map((s) => s.stage),
+      results.stages.map((s) => s.id),
+    )
     for (const s of started) t.ok(s.pids.length >= 1, `${s.stage}: ${s.pids.length} processes`)
     t.match(started.find((s) => s.stage === 'tls')?.url, /^https:/)
     for (const row of results.results) {
@@ -67,7 +72,11 @@ if (requirements.length) {
       t.equal(row.runs.length, 1, `${name}: one run`)
       const s = row.summary!
       t.equal(s.responses, AMOUNT, `${name}: exactly ${AMOUNT} responses`)
-      t.same(Object.keys(s.statusCodes).filter((code) => !code.startsWith('2')), [], `${name}: only 2xx status codes`)
+      t.same(
+        Object.keys(s.statusCodes).filter((code) => !code.startsWith('2')),
+        [],
+        `${name}: only 2xx status codes`,
+      )
       t.equal(failures(s), 0, `${name}: no failed responses`)
       t.ok(s.rps > 0, `${name}: ${s.rps} req/s (any rate: only its presence is checked)`)
       t.ok(s.serverRssMb > 10 && s.serverCpu >= 0, `${name}: server RSS (${s.serverRssMb} MB) and CPU (${s.serverCpu}%) sampled`)
@@ -75,12 +84,18 @@ if (requirements.length) {
     // A stage and its twin are up together and measured in alternating runs: the twin's `me` run
     // comes before the stage's next scenario, not after all of them.
     const firstRun = (stage: string, scenario: string) => results.results.find((r) => r.stage === stage && r.scenario === scenario)?.runs[0]?.startedAt ?? ''
-    t.ok(firstRun('single', 'me') < firstRun('bare-single', 'me') && firstRun('bare-single', 'me') < firstRun('single', 'session'), 'twin runs interleaved with its stage\'s')
+    t.ok(
+      firstRun('single', 'me') < firstRun('bare-single', 'me') && firstRun('bare-single', 'me') < firstRun('single', 'session'),
+      "twin runs interleaved with its stage's",
+    )
     const eff = results.results.find((r) => r.stage === 'cluster' && r.scenario === 'me')?.efficiency
     t.ok(eff !== undefined && eff > 0, `cluster efficiency against its twin: ${eff}`)
     const template = results.results.find((r) => r.stage === 'bare-tls' && r.scenario === 'me')?.efficiency
     t.ok(template !== undefined && template > 0, `the rendered TLS template against the minimal proxy: ${template}`)
-    t.ok(results.targets.some((x) => /rendered nginx template \(TLS\) ≥ 90% of a minimal TLS proxy/.test(x.name)), 'the template goal is shown')
+    t.ok(
+      results.targets.some((x) => /rendered nginx template \(TLS\) ≥ 90% of a minimal TLS proxy/.test(x.name)),
+      'the template goal is shown',
+    )
     t.ok(results.targets.length >= 10, 'targets shown')
   })
 
@@ -153,7 +168,10 @@ if (requirements.length) {
         return { id: c.id, width: c.width, height: c.height, painted, bars }
       }),
     )
-    t.same(canvases.map((c) => c.id), ['rps-me', 'lat-me', 'rps-session', 'lat-session'])
+    t.same(
+      canvases.map((c) => c.id),
+      ['rps-me', 'lat-me', 'rps-session', 'lat-session'],
+    )
     for (const c of canvases) {
       t.ok(c.width > 100 && c.height > 100, `${c.id} is ${c.width}×${c.height}`)
       t.ok(c.bars > 200, `${c.id} has ${c.bars} bar pixels (${c.painted} painted)`)

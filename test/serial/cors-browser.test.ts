@@ -58,7 +58,10 @@ if (!existsSync(CHROMIUM)) {
       (async (): Promise<Outcome> => {
         const out: Outcome = {}
         try {
-          const body = args.contentType === 'application/json' ? JSON.stringify({ username: args.username, password: args.password }) : `username=${args.username}&password=${args.password}`
+          const body =
+            args.contentType === 'application/json'
+              ? JSON.stringify({ username: args.username, password: args.password })
+              : `username=${args.username}&password=${args.password}`
           const login = await fetch(`${args.api}/api/token/`, { method: 'POST', headers: { 'content-type': args.contentType }, body })
           const tokens = (await login.json()) as { access: string }
           out.login = { status: login.status, keys: Object.keys(tokens).sort() }
@@ -72,7 +75,11 @@ if (!existsSync(CHROMIUM)) {
 
     await page.goto(`${allowed}/`)
     const ok = await page.evaluate(spa, { api: api.url, username: 'alice', password: PASSWORD, contentType: 'application/json' })
-    t.strictSame(ok, { login: { status: 200, keys: ['access', 'refresh'] }, me: { status: 200, body: { id: 1, username: 'alice' } } }, 'allowed origin: login and me work')
+    t.strictSame(
+      ok,
+      { login: { status: 200, keys: ['access', 'refresh'] }, me: { status: 200, body: { id: 1, username: 'alice' } } },
+      'allowed origin: login and me work',
+    )
     t.ok((await api.store.findUserByUsername('alice'))!.lastLogin, 'the login reached the API')
 
     await page.goto(`${other}/`)
@@ -80,7 +87,10 @@ if (!existsSync(CHROMIUM)) {
     t.match(blocked, { error: /TypeError: Failed to fetch/ }, 'other origin: the browser refuses the JSON login')
     t.notOk(blocked.login, 'the page never saw an answer')
     t.equal((await api.store.findUserByUsername('bob'))!.lastLogin, null, 'the preflight failed, so the POST was never sent')
-    t.ok(console.some((m) => /blocked by CORS policy/.test(m)), 'Chromium says why')
+    t.ok(
+      console.some((m) => /blocked by CORS policy/.test(m)),
+      'Chromium says why',
+    )
 
     // A form-encoded login needs no preflight: the API runs it (as Django does, row
     // cors.simple.denied), but the browser still hides the answer from the page.

@@ -16,7 +16,11 @@ import { artifacts, DEPS_CACHE, makeTarget, patchFile, reapPm2, runway } from '.
 const art = await artifacts(t, {
   ...Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`v${i + 1}`, null])),
   sick: (dir) =>
-    patchFile(join(dir, 'dist', 'api', 'routes', 'health.js'), 'const fault = await app.storeHealth.check(request.id);', "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);"),
+    patchFile(
+      join(dir, 'dist', 'api', 'routes', 'health.js'),
+      'const fault = await app.storeHealth.check(request.id);',
+      "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);",
+    ),
 })
 
 const log = (root: string) =>
@@ -31,7 +35,9 @@ t.test('7 deploys with --keep 2, then kill -9 of a worker: pm2 replaces it and t
   const root = makeTarget(t, { port })
   reapPm2(t, join(root, '.pm2'))
   for (let i = 1; i <= 7; i++) {
-    const r = await runway(['deploy', '--path', root, '--workers', '2', '--keep', '2', '--deps-cache', DEPS_CACHE, '--artifact', art[`v${i}`]!, '--json'], { timeoutMs: 600_000 })
+    const r = await runway(['deploy', '--path', root, '--workers', '2', '--keep', '2', '--deps-cache', DEPS_CACHE, '--artifact', art[`v${i}`]!, '--json'], {
+      timeoutMs: 600_000,
+    })
     t.equal(r.code, 0, `deploy v${i}: ${r.err}`)
   }
   const releases = readdirSync(join(root, 'releases'))
@@ -64,7 +70,10 @@ t.test('7 deploys with --keep 2, then kill -9 of a worker: pm2 replaces it and t
   t.equal((await runway(['status', '--path', root])).code, 0, 'status exits 0')
 
   // The daemon gone (a reboot without the systemd unit): status says so, restart brings it back.
-  execFileSync(process.execPath, [join(runtime, 'node_modules', 'pm2', 'bin', 'pm2'), 'kill'], { env: { ...process.env, PM2_HOME: join(root, '.pm2') }, stdio: 'ignore' })
+  execFileSync(process.execPath, [join(runtime, 'node_modules', 'pm2', 'bin', 'pm2'), 'kill'], {
+    env: { ...process.env, PM2_HOME: join(root, '.pm2') },
+    stdio: 'ignore',
+  })
   const down = await runway(['status', '--path', root])
   t.equal(down.code, 1)
   t.match(down.err, /not healthy: no pm2 daemon running under PM2_HOME=/, 'status names the real reason')
@@ -141,11 +150,24 @@ t.test('a daemon an older runway started from a release: check --deploy flags it
   execFileSync(process.execPath, [join(runtime, 'node_modules', 'pm2', 'bin', 'pm2'), 'kill'], { env, stdio: 'ignore' })
   rmSync(join(root, '.runway', 'pm2-runtime'))
   rmSync(join(root, 'shared', 'pm2'), { recursive: true, force: true })
-  execFileSync(process.execPath, ['--preserve-symlinks', join(root, 'releases', v1, 'node_modules', 'pm2', 'bin', 'pm2'), 'resurrect'], { cwd: root, env, stdio: 'ignore' })
+  execFileSync(process.execPath, ['--preserve-symlinks', join(root, 'releases', v1, 'node_modules', 'pm2', 'bin', 'pm2'), 'resurrect'], {
+    cwd: root,
+    env,
+    stdio: 'ignore',
+  })
   t.equal((await runway(['status', '--path', root])).code, 0, 'serving again, from the legacy daemon')
 
   const check = await runway(['check', '--deploy', '--path', root, '--json'])
-  t.match(JSON.parse(check.out).findings.filter((f: { id: string }) => f.id === 'runway.E013'), [{ id: 'runway.E013', level: 'error', message: new RegExp(`the pm2 daemon runs from ${root}/releases/${v1}/node_modules/pm2, inside a release that pruning can remove`) }])
+  t.match(
+    JSON.parse(check.out).findings.filter((f: { id: string }) => f.id === 'runway.E013'),
+    [
+      {
+        id: 'runway.E013',
+        level: 'error',
+        message: new RegExp(`the pm2 daemon runs from ${root}/releases/${v1}/node_modules/pm2, inside a release that pruning can remove`),
+      },
+    ],
+  )
   t.equal(check.code, 1)
 
   const second = await runway(['deploy', ...common, '--artifact', art.v2!, '--keep', '1'], { timeoutMs: 600_000 })

@@ -42,7 +42,12 @@ if (!haveSshd()) {
     const before = snapshot(root)
     const r = await runway(['deploy', ...flags, '--path', root, '--artifact', fakeArtifact(t)], { timeoutMs: 120_000 })
     t.equal(r.code, 1)
-    t.match(r.err, new RegExp(`\\nrunway deploy: deploy failed on ${sshd.host.replace(/\./g, '\\.')}:.*: preflight: 1 problem: database: PostgreSQL postgres://runway@127\\.0\\.0\\.1:${pgPort}/runway unreachable from the target: ECONNREFUSED`))
+    t.match(
+      r.err,
+      new RegExp(
+        `\\nrunway deploy: deploy failed on ${sshd.host.replace(/\./g, '\\.')}:.*: preflight: 1 problem: database: PostgreSQL postgres://runway@127\\.0\\.0\\.1:${pgPort}/runway unreachable from the target: ECONNREFUSED`,
+      ),
+    )
     t.notOk((r.out + r.err).includes(PASSWORD), 'the password is never printed')
     t.same(snapshot(root), before, 'the target was not touched')
     t.match(sshd.log(), /Accepted publickey for /, 'it went through our sshd')

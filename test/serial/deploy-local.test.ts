@@ -25,14 +25,27 @@ const art = await artifacts(t, {
   // Starts and passes the pre-switch check alone, but its pm2 workers answer /readyz 503: only
   // the health gate after the switch can catch it, and must roll back.
   sick: (dir) =>
-    patchFile(join(dir, 'dist', 'api', 'routes', 'health.js'), 'const fault = await app.storeHealth.check(request.id);', "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);"),
+    patchFile(
+      join(dir, 'dist', 'api', 'routes', 'health.js'),
+      'const fault = await app.storeHealth.check(request.id);',
+      "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);",
+    ),
 })
 
 // nginx with TLS in front, as in production: preflight runs `nginx -t` on its config and checks its
 // certificate, and the health gate polls /readyz through it (trusting the test CA).
 const nginx = await startNginx({ upstreams: [`127.0.0.1:${port}`], tls: true, rateLimit: false })
 t.teardown(() => nginx.stop())
-const viaNginx = ['--nginx-conf', join(nginx.prefix, 'conf', 'nginx.conf'), '--nginx-prefix', `${nginx.prefix}/`, '--health-url', `${nginx.httpsUrl}/readyz`, '--health-ca', nginx.caFile!]
+const viaNginx = [
+  '--nginx-conf',
+  join(nginx.prefix, 'conf', 'nginx.conf'),
+  '--nginx-prefix',
+  `${nginx.prefix}/`,
+  '--health-url',
+  `${nginx.httpsUrl}/readyz`,
+  '--health-ca',
+  nginx.caFile!,
+]
 
 const common = ['--path', root, '--workers', '2', '--deps-cache', DEPS_CACHE, '--json']
 const deploy = (sha: string, extra: string[] = []) => runway(['deploy', ...common, '--artifact', art[sha]!, ...extra], { timeoutMs: 900_000 })
@@ -72,7 +85,7 @@ async function underLoad<T>(fn: () => Promise<T>): Promise<{ value: T; load: Loa
 let v1 = ''
 let v2 = ''
 
-t.test('first deploy: v1 goes live under pm2 with the target\'s PM2_HOME', async (t) => {
+t.test("first deploy: v1 goes live under pm2 with the target's PM2_HOME", async (t) => {
   const r = await deploy('v1', viaNginx)
   t.equal(r.code, 0, r.err)
   const report = JSON.parse(r.out)
@@ -91,11 +104,28 @@ t.test('first deploy: v1 goes live under pm2 with the target\'s PM2_HOME', async
   t.equal(current(), v1)
   t.same(
     report.hosts[0].steps.map((s: { name: string }) => s.name),
-    ['preflight', 'build artifact', 'lock', 'upload', 'npm ci --omit=dev', 'link shared', 'migrate', 'verify', 'switch current', 'pm2 start/reload', 'health gate', 'prune'],
+    [
+      'preflight',
+      'build artifact',
+      'lock',
+      'upload',
+      'npm ci --omit=dev',
+      'link shared',
+      'migrate',
+      'verify',
+      'switch current',
+      'pm2 start/reload',
+      'health gate',
+      'prune',
+    ],
   )
   t.match(r.err, /✓ health gate +\d+\.\ds +2 workers online from this release/, 'each step is printed with its duration')
-  t.match(JSON.parse(readFileSync(join(root, '.runway', 'target.json'), 'utf8')), { healthUrl: `${nginx.httpsUrl}/readyz`, workers: 2 }, 'the target remembers its settings')
-  t.ok(existsSync(join(pm2Home, 'pm2.pid')), 'pm2 runs under the target\'s PM2_HOME')
+  t.match(
+    JSON.parse(readFileSync(join(root, '.runway', 'target.json'), 'utf8')),
+    { healthUrl: `${nginx.httpsUrl}/readyz`, workers: 2 },
+    'the target remembers its settings',
+  )
+  t.ok(existsSync(join(pm2Home, 'pm2.pid')), "pm2 runs under the target's PM2_HOME")
   t.ok(existsSync(join(pm2Home, 'dump.pm2')), 'the process list is saved for the boot-time resurrect')
   t.ok(existsSync(join(root, 'releases', v1, 'node_modules', 'fastify')), 'production dependencies installed in the release')
   t.notOk(existsSync(join(root, 'releases', v1, 'node_modules', 'typescript')), 'dev dependencies are not')
@@ -150,8 +180,15 @@ t.test('a release that cannot start is refused before the switch; traffic never 
   const { value: r, load } = await underLoad(() => deploy('broken'))
   t.equal(r.code, 1)
   const host = JSON.parse(r.out).hosts[0]
-  t.match(host, { result: 'failed', live: v1, reason: /^verify: the release does not start: the release exited with code 1 before it was ready: .*broken on purpose/ })
-  t.notOk(host.steps.some((s: { name: string }) => s.name === 'switch current'), 'it never got to the switch')
+  t.match(host, {
+    result: 'failed',
+    live: v1,
+    reason: /^verify: the release does not start: the release exited with code 1 before it was ready: .*broken on purpose/,
+  })
+  t.notOk(
+    host.steps.some((s: { name: string }) => s.name === 'switch current'),
+    'it never got to the switch',
+  )
   assertClean(t, load)
   t.equal(current(), v1, 'the live release is unchanged')
   const after = (await status()).report.workers.map((w: { pid: number }) => w.pid).sort()
@@ -178,7 +215,10 @@ t.test('Ctrl-C stops a deploy after the current step, leaving the live release a
   t.match(err, /SIGINT: stopping after the current step/)
   const host = JSON.parse(out).hosts[0]
   t.match(host, { result: 'failed', live: v1, reason: /^(migrate|verify|switch current): interrupted by SIGINT$/ })
-  t.notOk(host.steps.some((s: { name: string; ok: boolean }) => s.name === 'pm2 start/reload'), 'it never reloaded pm2')
+  t.notOk(
+    host.steps.some((s: { name: string; ok: boolean }) => s.name === 'pm2 start/reload'),
+    'it never reloaded pm2',
+  )
   t.equal(current(), v1, 'the live release is unchanged')
   t.notOk(existsSync(join(root, '.runway', 'lock')), 'the lock was released')
   t.match(log().pop(), { sha: 'v2', result: 'failed', reason: /interrupted by SIGINT/ })
@@ -203,7 +243,10 @@ t.test('a release that fails the health gate after the switch is rolled back aut
   for (const w of s.report.workers) t.equal(w.dir, join(root, 'releases', v1), 'and v1 workers serve')
   t.match(log().pop(), { action: 'deploy', sha: 'sick', from: v1, result: 'rolled-back', reason: /HTTP 503/ })
   const list = JSON.parse((await runway(['releases', '--path', root, '--json'])).out)[0]
-  t.match(list.releases.find((x: { name: string }) => x.name.endsWith('-sick')), { live: false, failed: /health gate/ })
+  t.match(
+    list.releases.find((x: { name: string }) => x.name.endsWith('-sick')),
+    { live: false, failed: /health gate/ },
+  )
 })
 
 t.test('a successful deploy keeps only the newest --keep releases', async (t) => {
@@ -212,7 +255,10 @@ t.test('a successful deploy keeps only the newest --keep releases', async (t) =>
   const host = JSON.parse(r.out).hosts[0]
   t.match(host.steps.pop(), { name: 'prune', ok: true, detail: new RegExp(`removed ${v1}, ${v2}, \\d{8}T\\d{6}Z-broken`) })
   const left = readdirSync(join(root, 'releases')).sort()
-  t.same(left.map((n) => n.replace(/^\d{8}T\d{6}Z-/, '')), ['sick', 'v2'])
+  t.same(
+    left.map((n) => n.replace(/^\d{8}T\d{6}Z-/, '')),
+    ['sick', 'v2'],
+  )
   t.equal(current(), host.release)
   t.equal(log().length, 7, 'the log keeps every attempt, pruned releases included')
 })
@@ -220,9 +266,17 @@ t.test('a successful deploy keeps only the newest --keep releases', async (t) =>
 t.test('a first deploy that fails its health gate leaves nothing running', async (t) => {
   const fresh = makeTarget(t, { port: await freePort() })
   reapPm2(t, join(fresh, '.pm2'))
-  const r = await runway(['deploy', '--path', fresh, '--workers', '1', '--deps-cache', DEPS_CACHE, '--json', '--artifact', art.sick!, '--health-timeout', '3'], { timeoutMs: 900_000 })
+  const r = await runway(
+    ['deploy', '--path', fresh, '--workers', '1', '--deps-cache', DEPS_CACHE, '--json', '--artifact', art.sick!, '--health-timeout', '3'],
+    { timeoutMs: 900_000 },
+  )
   t.equal(r.code, 1)
-  t.match(JSON.parse(r.out).hosts[0], { result: 'failed', from: null, live: null, reason: /HTTP 503.*; nothing was live before, so the app was stopped and current removed$/ })
+  t.match(JSON.parse(r.out).hosts[0], {
+    result: 'failed',
+    from: null,
+    live: null,
+    reason: /HTTP 503.*; nothing was live before, so the app was stopped and current removed$/,
+  })
   t.notOk(existsSync(join(fresh, 'current')), 'no current link')
   const s = JSON.parse((await runway(['status', '--path', fresh, '--json'])).out)[0]
   t.match(s, { current: null, healthy: false, workers: [] })

@@ -47,10 +47,19 @@ async function fleetSuite() {
     v1: null,
     v2: null,
     // pm2 workers answer /readyz 503 (it passes the pre-switch verify): only the gate catches it.
-    sick: (dir) => patchFile(join(dir, 'dist', 'api', 'routes', 'health.js'), 'const fault = await app.storeHealth.check(request.id);', "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);"),
+    sick: (dir) =>
+      patchFile(
+        join(dir, 'dist', 'api', 'routes', 'health.js'),
+        'const fault = await app.storeHealth.check(request.id);',
+        "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);",
+      ),
     // The same, on the second host only (its workers run in its root): the failure comes in the second batch.
     sickOnB: (dir) =>
-      patchFile(join(dir, 'dist', 'api', 'routes', 'health.js'), 'const fault = await app.storeHealth.check(request.id);', `if (process.env.NODE_APP_INSTANCE !== undefined && process.cwd().startsWith(${JSON.stringify(roots[1])})) return reply.code(503).send({ status: 'sick', detail: 'sick on host b on purpose' }); const fault = await app.storeHealth.check(request.id);`),
+      patchFile(
+        join(dir, 'dist', 'api', 'routes', 'health.js'),
+        'const fault = await app.storeHealth.check(request.id);',
+        `if (process.env.NODE_APP_INSTANCE !== undefined && process.cwd().startsWith(${JSON.stringify(roots[1])})) return reply.code(503).send({ status: 'sick', detail: 'sick on host b on purpose' }); const fault = await app.storeHealth.check(request.id);`,
+      ),
   })
 
   const nginx = await startNginx({ upstreams: ports.map((p) => `127.0.0.1:${p}`), rateLimit: false })
@@ -60,7 +69,25 @@ async function fleetSuite() {
   const proxy = ['--proxy', 'local', '--proxy-conf', conf, '--proxy-prefix', `${nginx.prefix}/`]
 
   const deploy = (sha: string, extra: string[] = []) =>
-    runway(['deploy', ...hosts.flatMap((h) => ['--host', h]), ...sshConfig, ...proxy, '--workers', '2', '--deps-cache', DEPS_CACHE, '--health-timeout', '5', '--artifact', art[sha]!, '--json', ...extra], { timeoutMs: 900_000 })
+    runway(
+      [
+        'deploy',
+        ...hosts.flatMap((h) => ['--host', h]),
+        ...sshConfig,
+        ...proxy,
+        '--workers',
+        '2',
+        '--deps-cache',
+        DEPS_CACHE,
+        '--health-timeout',
+        '5',
+        '--artifact',
+        art[sha]!,
+        '--json',
+        ...extra,
+      ],
+      { timeoutMs: 900_000 },
+    )
   const live = () => roots.map((r) => (existsSync(join(r, 'current')) ? readlinkSync(join(r, 'current')).replace('releases/', '') : null))
   const releases = (i: number) => readdirSync(join(roots[i]!, 'releases')).sort()
   const figures: string[] = []
@@ -68,7 +95,11 @@ async function fleetSuite() {
 
   /** GET /api/me/ through nginx (4 connections, a session each) while `fn` runs; bounded to 120 s. */
   async function underLoad<T>(fn: () => Promise<T>): Promise<{ value: T; load: Load }> {
-    const load = idempotentLoad(nginx.url, (await sessions(nginx.url, 4)).map((s) => s.access), 120)
+    const load = idempotentLoad(
+      nginx.url,
+      (await sessions(nginx.url, 4)).map((s) => s.access),
+      120,
+    )
     try {
       await new Promise((r) => setTimeout(r, 300))
       const value = await fn()
@@ -101,19 +132,56 @@ async function fleetSuite() {
   t.test('a canary rollout under load: every host on v2, 0 failed requests', async (t) => {
     const { value: r, load } = await underLoad(() => deploy('v2', ['--canary', '1', '--canary-threshold', 'errors<1%', '--canary-duration', '2']))
     t.equal(r.code, 0, r.err)
-    t.match(r.err, new RegExp(`canary load test: runway loadtest --target http://127\\.0\\.0\\.1:${ports[0]} --threshold 'errors<1%'`), 'the canary was load-tested at its own address')
+    t.match(
+      r.err,
+      new RegExp(`canary load test: runway loadtest --target http://127\\.0\\.0\\.1:${ports[0]} --threshold 'errors<1%'`),
+      'the canary was load-tested at its own address',
+    )
     t.match(r.err, /\] {3}pass {2}/, 'and its threshold held')
     const report = JSON.parse(r.out)
     v2 = report.hosts[0].release
     t.same(live(), [v2, v2])
-    t.match(report.fleet, { plan: /^canary 1, then 1 at a time/, batches: [[hosts[0]], [hosts[1]]], hosts: [{ live: v2, before: v1, outcome: 'updated' }, { live: v2, before: v1, outcome: 'updated' }] })
+    t.match(report.fleet, {
+      plan: /^canary 1, then 1 at a time/,
+      batches: [[hosts[0]], [hosts[1]]],
+      hosts: [
+        { live: v2, before: v1, outcome: 'updated' },
+        { live: v2, before: v1, outcome: 'updated' },
+      ],
+    })
     t.notOk(report.fleet.failure)
     // Each host left the upstream before its switch and came back after its gate.
-    for (const h of report.hosts) t.same(h.steps.map((s: { name: string }) => s.name).filter((n: string) => n !== 'preflight' && n !== 'build artifact'), ['lock', 'upload', 'npm ci --omit=dev', 'link shared', 'migrate', 'verify', 'leave upstream', 'switch current', 'pm2 start/reload', 'health gate', 'rejoin upstream', 'prune'])
-    t.match(report.hosts[0].steps.find((s: { name: string }) => s.name === 'leave upstream').detail, `127.0.0.1:${ports[0]} out of the upstream, nginx reloaded, in-flight requests done`)
-    t.match(r.err, new RegExp(`health gate +[0-9.]+s +2 workers online from this release; http://127\\.0\\.0\\.1:${ports[1]}/readyz answered 200`), "the gate asked the host's own app")
+    for (const h of report.hosts)
+      t.same(
+        h.steps.map((s: { name: string }) => s.name).filter((n: string) => n !== 'preflight' && n !== 'build artifact'),
+        [
+          'lock',
+          'upload',
+          'npm ci --omit=dev',
+          'link shared',
+          'migrate',
+          'verify',
+          'leave upstream',
+          'switch current',
+          'pm2 start/reload',
+          'health gate',
+          'rejoin upstream',
+          'prune',
+        ],
+      )
+    t.match(
+      report.hosts[0].steps.find((s: { name: string }) => s.name === 'leave upstream').detail,
+      `127.0.0.1:${ports[0]} out of the upstream, nginx reloaded, in-flight requests done`,
+    )
+    t.match(
+      r.err,
+      new RegExp(`health gate +[0-9.]+s +2 workers online from this release; http://127\\.0\\.0\\.1:${ports[1]}/readyz answered 200`),
+      "the gate asked the host's own app",
+    )
     assertClean(t, load)
-    figures.push(`rolling deploy per host ${report.hosts.map((h: { durationMs: number }) => `${(h.durationMs / 1000).toFixed(1)}s`).join(', ')}, ${load.requests} requests, ${load.failed.length} failed, ${load.retried} retried`)
+    figures.push(
+      `rolling deploy per host ${report.hosts.map((h: { durationMs: number }) => `${(h.durationMs / 1000).toFixed(1)}s`).join(', ')}, ${load.requests} requests, ${load.failed.length} failed, ${load.retried} retried`,
+    )
   })
 
   t.test('the canary fails its gate: stopped, the other host untouched', async (t) => {
@@ -121,7 +189,13 @@ async function fleetSuite() {
     const { value: r, load } = await underLoad(() => deploy('sick', ['--canary', '1']))
     t.equal(r.code, 1)
     const report = JSON.parse(r.out)
-    t.match(report.fleet, { failure: { target: hosts[0], stage: 'change', reason: /^health gate: .*503.*rolled back to/ }, hosts: [{ live: v2, outcome: 'failed' }, { live: v2, outcome: 'unchanged' }] })
+    t.match(report.fleet, {
+      failure: { target: hosts[0], stage: 'change', reason: /^health gate: .*503.*rolled back to/ },
+      hosts: [
+        { live: v2, outcome: 'failed' },
+        { live: v2, outcome: 'unchanged' },
+      ],
+    })
     t.notOk(report.fleet.rollback, 'nothing else was changed, so nothing to roll back')
     t.same(report.skipped, [hosts[1]])
     t.same(live(), [v2, v2])
@@ -144,10 +218,15 @@ async function fleetSuite() {
       ],
     })
     t.same(live(), [v2, v2])
-    const log = readFileSync(join(roots[0]!, '.runway', 'deploys.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    const log = readFileSync(join(roots[0]!, '.runway', 'deploys.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
     t.match(log.at(-1), { action: 'rollback', to: v2, result: 'ok', reason: /^fleet rollback/ }, "the first host's audit log says why it went back")
     assertClean(t, load)
-    figures.push(`fleet rollback ${(report.fleet.rollback.ms / 1000).toFixed(1)}s, ${load.requests} requests, ${load.failed.length} failed, ${load.retried} retried`)
+    figures.push(
+      `fleet rollback ${(report.fleet.rollback.ms / 1000).toFixed(1)}s, ${load.requests} requests, ${load.failed.length} failed, ${load.retried} retried`,
+    )
     const human = await runway(['deploy', ...hosts.flatMap((h) => ['--host', h]), ...sshConfig, '--artifact', art.v2!, '--dry-run', '--canary', '1'])
     t.match(human.err, /would roll out in 2 batches \(canary 1, then 1 at a time, on failure rollback-fleet\)/)
   })

@@ -29,7 +29,8 @@ async function sshSuite() {
   reapPm2(t, join(root, '.pm2'))
   await seedUser(join(root, 'shared'))
   const art = await artifacts(t, { v1: null, v2: null })
-  const deploy = (sha: string) => runway(['deploy', ...ssh, '--path', root, '--workers', '2', '--deps-cache', DEPS_CACHE, '--artifact', art[sha]!, '--json'], { timeoutMs: 900_000 })
+  const deploy = (sha: string) =>
+    runway(['deploy', ...ssh, '--path', root, '--workers', '2', '--deps-cache', DEPS_CACHE, '--artifact', art[sha]!, '--json'], { timeoutMs: 900_000 })
   const current = () => readlinkSync(join(root, 'current')).replace('releases/', '')
   let v1 = ''
   let v2 = ''
@@ -45,7 +46,10 @@ async function sshSuite() {
     v2 = JSON.parse(second.out).hosts[0].release
     t.equal(current(), v2)
     t.ok(existsSync(join(root, 'releases', v1, 'dist', 'api', 'server.js')), 'v1 kept')
-    const log = readFileSync(join(root, '.runway', 'deploys.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    const log = readFileSync(join(root, '.runway', 'deploys.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
     t.match(log, [
       { sha: 'v1', from: null, to: v1, result: 'ok' },
       { sha: 'v2', from: v1, to: v2, result: 'ok' },
@@ -80,10 +84,29 @@ async function sshSuite() {
   t.test('a rolling deploy preflights every host before touching any', async (t) => {
     const closed = await freePort() // nothing listens there
     const before = readdirSync(join(root, 'releases')).sort()
-    const r = await runway(['deploy', '--host', host, '--host', `${user}@127.0.0.1:${closed}`, '--ssh-config', join(dir, 'ssh_config'), '--path', root, '--artifact', art.v2!, '--json'], { timeoutMs: 60_000 })
+    const r = await runway(
+      [
+        'deploy',
+        '--host',
+        host,
+        '--host',
+        `${user}@127.0.0.1:${closed}`,
+        '--ssh-config',
+        join(dir, 'ssh_config'),
+        '--path',
+        root,
+        '--artifact',
+        art.v2!,
+        '--json',
+      ],
+      { timeoutMs: 60_000 },
+    )
     t.equal(r.code, 1)
     const report = JSON.parse(r.out)
-    t.match(report, { ok: false, hosts: [{ target: `${user}@127.0.0.1:${closed}:${root}`, result: 'failed', reason: /^preflight: ssh .* failed: .*(refused|closed)/ }] })
+    t.match(report, {
+      ok: false,
+      hosts: [{ target: `${user}@127.0.0.1:${closed}:${root}`, result: 'failed', reason: /^preflight: ssh .* failed: .*(refused|closed)/ }],
+    })
     t.same(report.skipped, [`${host}:${root}`], 'the reachable host was not deployed to')
     t.same(readdirSync(join(root, 'releases')).sort(), before, 'no release was uploaded anywhere')
     t.equal(current(), v1)

@@ -25,7 +25,15 @@ if (!findNginx()) {
   t.teardown(() => {
     for (const pid of started) if (isAlive(pid)) killGroup(pid, 'SIGKILL')
   })
-  const { results } = await drill({ drills: [overload, slow, wire, badInput], stages: ['single', 'tls'], connections: 4, timeoutMs: 2000, instances: 2, outDir: out, onStarted: (_s, _d, pids) => started.push(...pids) })
+  const { results } = await drill({
+    drills: [overload, slow, wire, badInput],
+    stages: ['single', 'tls'],
+    connections: 4,
+    timeoutMs: 2000,
+    instances: 2,
+    outDir: out,
+    onStarted: (_s, _d, pids) => started.push(...pids),
+  })
   const [single, nginx] = results.drills[0]!.stages
   const [slowSingle, slowNginx] = results.drills[1]!.stages
 
@@ -35,7 +43,10 @@ if (!findNginx()) {
       for (const side of [s.fault!.side!, s.fault!.flood!]) {
         t.ok(side.sent > 0, `${s.stage}: ${side.sent} ${side.what} sent`)
         t.equal(side.answered + side.unanswered, side.sent)
-        t.equal(Object.values(side.byOutcome).reduce((a, b) => a + b, 0), side.sent)
+        t.equal(
+          Object.values(side.byOutcome).reduce((a, b) => a + b, 0),
+          side.sent,
+        )
       }
       t.match(s.verdict, /logins answered .*; flood: [0-9]+ of [0-9]+ \/api\/me\/ answered .*; steady \/api\/me\/ during the storm/)
     }
@@ -76,14 +87,22 @@ if (!findNginx()) {
       t.equal(s.status, 'ok', s.reason ?? '')
       for (const x of s.fault!.bad!) {
         t.ok(x.sent > 0, `${s.stage} ${x.kind}: ${x.sent} sent`)
-        t.same(Object.keys(x.byOutcome).filter((k) => /^http_5/.test(k)), [], `${s.stage} ${x.kind}: no 5xx (${JSON.stringify(x.byOutcome)})`)
+        t.same(
+          Object.keys(x.byOutcome).filter((k) => /^http_5/.test(k)),
+          [],
+          `${s.stage} ${x.kind}: no 5xx (${JSON.stringify(x.byOutcome)})`,
+        )
       }
     }
     const big = tls!.fault!.bad!.find((x) => x.kind.startsWith('oversized body'))!
     t.equal(big.byResponder.app ?? 0, 0, `behind nginx the app never answers a 2 MiB body (${JSON.stringify(big.byResponder)})`)
     t.ok((big.byOutcome.http_413 ?? 0) > 0, JSON.stringify(big.byOutcome))
     const cut = tls!.fault!.bad!.find((x) => x.kind.startsWith('malformed JSON'))!
-    t.same(cut.byResponder, { app: cut.sent }, 'cut JSON passes nginx and is refused by the app (its x-request-id), not misread as nginx by the Server header nginx sets')
+    t.same(
+      cut.byResponder,
+      { app: cut.sent },
+      'cut JSON passes nginx and is refused by the app (its x-request-id), not misread as nginx by the Server header nginx sets',
+    )
   })
 
   t.test('nothing is left running', async (t) => {

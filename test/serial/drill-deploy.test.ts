@@ -23,19 +23,34 @@ if (!findNginx()) {
   t.teardown(() => {
     for (const pid of started) if (isAlive(pid)) killGroup(pid, 'SIGKILL')
   })
-  const { results } = await drill({ drills: [deploy], stages: ['nginx'], connections: 4, timeoutMs: 2000, instances: 2, outDir: out, onStarted: (_s, _d, pids) => started.push(...pids) })
+  const { results } = await drill({
+    drills: [deploy],
+    stages: ['nginx'],
+    connections: 4,
+    timeoutMs: 2000,
+    instances: 2,
+    outDir: out,
+    onStarted: (_s, _d, pids) => started.push(...pids),
+  })
   const s = results.drills[0]!.stages[0]!
 
   t.test('runway deploy put the changed release live and replaced every worker', async (t) => {
     t.equal(s.status, 'ok', s.reason ?? '')
     t.equal(s.label, 'nginx → runway deploy --path (pm2 cluster)')
-    t.match(s.fault, { confirmed: true, action: /^runway deploy --path of a changed release/, detail: /^runway deploy exit 0, release [0-9TZ]+-drill-v2 live; all 2 workers replaced/ })
+    t.match(s.fault, {
+      confirmed: true,
+      action: /^runway deploy --path of a changed release/,
+      detail: /^runway deploy exit 0, release [0-9TZ]+-drill-v2 live; all 2 workers replaced/,
+    })
   })
 
   t.test('every request counted once; healthy before the deploy', async (t) => {
     const a = s.analysis!
     t.equal(a.ok + a.failed, a.requests)
-    t.equal(a.windows.reduce((n, w) => n + w.ok + w.failed, 0), a.requests)
+    t.equal(
+      a.windows.reduce((n, w) => n + w.ok + w.failed, 0),
+      a.requests,
+    )
     t.equal(a.windows[0]!.failed, 0)
     t.ok(a.windows[2]!.ok > 0, 'served after the deploy')
     t.match(s.verdict, /^nginx → runway deploy --path \(pm2 cluster\): .*new code live\.$/)

@@ -76,8 +76,14 @@ if (!existsSync(CHROMIUM)) {
       for (const s of d.stages.filter((x) => x.analysis)) {
         const a = s.analysis!
         t.equal(a.ok + a.failed, a.requests, `${d.name} ${s.stage}`)
-        t.equal(a.windows.reduce((n, w) => n + w.ok + w.failed, 0), a.requests)
-        t.equal(a.timeline.reduce((n, x) => n + x.ok + Object.values(x.failed).reduce((p, q) => p + q, 0), 0), a.requests)
+        t.equal(
+          a.windows.reduce((n, w) => n + w.ok + w.failed, 0),
+          a.requests,
+        )
+        t.equal(
+          a.timeline.reduce((n, x) => n + x.ok + Object.values(x.failed).reduce((p, q) => p + q, 0), 0),
+          a.requests,
+        )
         t.equal(a.windows[0]!.failed, 0, `${d.name} ${s.stage}: healthy before the fault`)
       }
     }
@@ -100,7 +106,10 @@ if (!existsSync(CHROMIUM)) {
   t.test('results.json, report.md and report.html', async (t) => {
     const doc = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as DrillResults
     t.equal(doc.schema, 'runway-drill/1')
-    t.same(doc.drills.map((d) => d.name), ['crash', 'deploy'])
+    t.same(
+      doc.drills.map((d) => d.name),
+      ['crash', 'deploy'],
+    )
     t.match(readFileSync(join(out, 'report.md'), 'utf8'), /## crash: kill -9[\s\S]*- dev server: down for the rest of the run/)
     const profile = mkdtempSync(join(tmpdir(), 'runway-chromium-'))
     t.teardown(() => rmSync(profile, { recursive: true, force: true }))
@@ -124,7 +133,11 @@ if (!existsSync(CHROMIUM)) {
     t.same(fetched, [], 'offline')
     const drilled = doc.drills.flatMap((d) => d.stages.filter((s) => s.analysis).map((s) => `timeline-${d.name}-${s.stage}`))
     t.equal(drilled.length, 5)
-    t.equal(await page.evaluate(() => (globalThis as unknown as { document: { body: { dataset: { charts: string } } } }).document.body.dataset.charts), '5', 'one timeline drawn per stage drilled')
+    t.equal(
+      await page.evaluate(() => (globalThis as unknown as { document: { body: { dataset: { charts: string } } } }).document.body.dataset.charts),
+      '5',
+      'one timeline drawn per stage drilled',
+    )
     interface Canvas {
       id: string
       width: number
@@ -144,7 +157,10 @@ if (!existsSync(CHROMIUM)) {
         return { id: c.id, bars, fault }
       }),
     )
-    t.same(canvases.map((c) => c.id), drilled)
+    t.same(
+      canvases.map((c) => c.id),
+      drilled,
+    )
     for (const c of canvases) {
       t.ok(c.bars > 100, `${c.id}: success bars drawn (${c.bars} px)`)
       t.ok(c.fault > 20, `${c.id}: the fault line drawn (${c.fault} px)`)

@@ -20,14 +20,23 @@ if (!haveSshd()) {
   t.teardown(() => rmSync(base, { recursive: true, force: true }))
   const root = join(base, 'srv', 'runway') // does not exist yet: a fresh host
   const port = await freePort()
-  const init = (extra: string[] = []) => runway(['host', 'init', ...sshd.flags, '--path', root, '--server-name', 'api.example.test', '--port', String(port), '--json', ...extra], { timeoutMs: 120_000 })
+  const init = (extra: string[] = []) =>
+    runway(['host', 'init', ...sshd.flags, '--path', root, '--server-name', 'api.example.test', '--port', String(port), '--json', ...extra], {
+      timeoutMs: 120_000,
+    })
 
   t.test('first contact with an unknown host key: one line saying how to accept it', async (t) => {
     writeFileSync(join(sshd.dir, 'empty_known_hosts'), '')
-    writeFileSync(join(sshd.dir, 'ssh_config_new'), readFileSync(join(sshd.dir, 'ssh_config'), 'utf8').replace(`${sshd.dir}/known_hosts`, `${sshd.dir}/empty_known_hosts`))
+    writeFileSync(
+      join(sshd.dir, 'ssh_config_new'),
+      readFileSync(join(sshd.dir, 'ssh_config'), 'utf8').replace(`${sshd.dir}/known_hosts`, `${sshd.dir}/empty_known_hosts`),
+    )
     const r = await runway(['status', '--host', sshd.host, '--ssh-config', join(sshd.dir, 'ssh_config_new'), '--path', root], { timeoutMs: 30_000 })
     t.equal(r.code, 1)
-    t.match(r.err, /^runway status: ssh .*127\.0\.0\.1 failed: Host key verification failed\. \(the host key of .*127\.0\.0\.1 is not in known_hosts: check its fingerprint, then `ssh-keyscan -p \d+ 127\.0\.0\.1 >> ~\/\.ssh\/known_hosts` \(or ssh to it once interactively\)\)\n$/)
+    t.match(
+      r.err,
+      /^runway status: ssh .*127\.0\.0\.1 failed: Host key verification failed\. \(the host key of .*127\.0\.0\.1 is not in known_hosts: check its fingerprint, then `ssh-keyscan -p \d+ 127\.0\.0\.1 >> ~\/\.ssh\/known_hosts` \(or ssh to it once interactively\)\)\n$/,
+    )
   })
 
   t.test('--dry-run on a fresh host says what it would do and writes nothing', async (t) => {
@@ -35,7 +44,10 @@ if (!haveSshd()) {
     t.equal(r.code, 0, r.err)
     const report = JSON.parse(r.out)
     t.ok(report.actions.length >= 10)
-    t.ok(report.actions.every((a: { status: string }) => a.status === 'would create'), 'everything would be created')
+    t.ok(
+      report.actions.every((a: { status: string }) => a.status === 'would create'),
+      'everything would be created',
+    )
     t.notOk(existsSync(root), 'nothing was written')
   })
 
@@ -51,11 +63,19 @@ if (!haveSshd()) {
     t.match(env, new RegExp(`^PORT=${port}$`, 'm'))
     t.ok(/^JWT_SIGNING_KEY=[A-Za-z0-9+/=]{64}$/m.test(env), 'a 48-byte random key')
     t.equal(statSync(join(root, 'shared', '.env')).mode & 0o777, 0o600, '.env readable by its owner only')
-    t.match(readFileSync(join(root, 'shared', 'host', 'runway.service'), 'utf8'), new RegExp(`ExecStart=/usr/bin/env node ${root}/shared/pm2/active/node_modules/pm2/bin/pm2 resurrect`))
+    t.match(
+      readFileSync(join(root, 'shared', 'host', 'runway.service'), 'utf8'),
+      new RegExp(`ExecStart=/usr/bin/env node ${root}/shared/pm2/active/node_modules/pm2/bin/pm2 resurrect`),
+    )
     t.notMatch(readFileSync(join(root, 'shared', 'host', 'logrotate.conf'), 'utf8'), /@[A-Z_]+@/)
     const site = readFileSync(join(root, 'shared', 'host', 'nginx-site.conf'), 'utf8')
     t.match(site, new RegExp(`ssl_certificate ${root}/shared/nginx/tls/placeholder.crt;`))
-    t.match(execFileSync('openssl', ['x509', '-noout', '-ext', 'subjectAltName', '-in', join(root, 'shared', 'nginx', 'tls', 'placeholder.crt')], { encoding: 'utf8' }), /DNS:api\.example\.test/)
+    t.match(
+      execFileSync('openssl', ['x509', '-noout', '-ext', 'subjectAltName', '-in', join(root, 'shared', 'nginx', 'tls', 'placeholder.crt')], {
+        encoding: 'utf8',
+      }),
+      /DNS:api\.example\.test/,
+    )
     const nginx = findNginx()
     if (nginx) await testRendered(nginx, site, 'site')
     else if (process.env.CI === 'true') t.fail('nginx is missing (CI=true)')
@@ -67,14 +87,19 @@ if (!haveSshd()) {
     const r = await init()
     t.equal(r.code, 0, r.err)
     const statuses = JSON.parse(r.out).actions.map((a: { status: string }) => a.status)
-    t.ok(statuses.every((s: string) => s === 'unchanged' || s === 'kept'), statuses.join(','))
+    t.ok(
+      statuses.every((s: string) => s === 'unchanged' || s === 'kept'),
+      statuses.join(','),
+    )
     t.equal(readFileSync(join(root, 'shared', '.env'), 'utf8'), key)
   })
 
   t.test('then runway deploy over ssh works end to end', async (t) => {
     reapPm2(t, join(root, '.pm2'))
     const art = await artifacts(t, { v1: null })
-    const r = await runway(['deploy', ...sshd.flags, '--path', root, '--workers', '1', '--deps-cache', DEPS_CACHE, '--artifact', art.v1!, '--json'], { timeoutMs: 900_000 })
+    const r = await runway(['deploy', ...sshd.flags, '--path', root, '--workers', '1', '--deps-cache', DEPS_CACHE, '--artifact', art.v1!, '--json'], {
+      timeoutMs: 900_000,
+    })
     t.equal(r.code, 0, r.err)
     t.match(JSON.parse(r.out), { ok: true, hosts: [{ result: 'ok' }] })
     const res = await fetch(`http://127.0.0.1:${port}/readyz`)

@@ -30,7 +30,12 @@ interface Chain {
 }
 
 async function post(url: string, path: string, body: unknown): Promise<{ status: number; body: any }> {
-  const r = await fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(5000) })
+  const r = await fetch(url + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  })
   return { status: r.status, body: await r.json().catch(() => undefined) }
 }
 

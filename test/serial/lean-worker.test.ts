@@ -36,7 +36,10 @@ async function loaded(t: Test, name: string, env: Record<string, string>) {
 t.test('default production worker on SQLite: typebox vendored, no pg, OpenAPI served', async (t) => {
   const { packages, own, docs } = await loaded(t, 'default', {})
   t.notOk(packages.has('typebox'), 'typebox is not loaded module by module from node_modules')
-  t.ok(own.some((u) => u.endsWith('/dist/vendor/typebox.js')), 'but as the one vendored file')
+  t.ok(
+    own.some((u) => u.endsWith('/dist/vendor/typebox.js')),
+    'but as the one vendored file',
+  )
   t.notOk(packages.has('pg'), 'pg is not loaded by a worker on SQLite')
   t.ok(packages.has('better-sqlite3'), 'the chosen store is')
   t.ok(packages.has('@fastify/swagger') && packages.has('@fastify/swagger-ui'), 'the OpenAPI plugins are loaded when docs are on')

@@ -32,7 +32,8 @@ const scrape = () =>
       })
       .on('error', reject)
   })
-const meCount = (samples: Sample[], where: Record<string, string> = {}) => total(samples, 'runway_http_requests_total', { route: '/api/me/', method: 'GET', status: '2xx', ...where })
+const meCount = (samples: Sample[], where: Record<string, string> = {}) =>
+  total(samples, 'runway_http_requests_total', { route: '/api/me/', method: 'GET', status: '2xx', ...where })
 
 t.test('a known number of requests, read exactly from one scrape, whichever worker answers it', async (t) => {
   const [w0, w1] = [await connectToWorker(t, stack.url, '0'), await connectToWorker(t, stack.url, '1')]
@@ -68,17 +69,27 @@ t.test("runway status's probe: each worker's figures from the same endpoint", as
     return n
   })
   const probe = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
-    execFile(process.execPath, [join(copy.dir, 'dist', 'ops', 'deploy', 'remote.js'), 'probe', '--release', copy.dir, '--url', `${stack.url}/readyz`], { env: { ...process.env, PM2_HOME: stack.pm2Home, METRICS_PORT: String(metricsPort) }, timeout: 60_000 }, (err, stdout, stderr) =>
-      err && !stdout ? reject(err) : resolve({ stdout, stderr }),
+    execFile(
+      process.execPath,
+      [join(copy.dir, 'dist', 'ops', 'deploy', 'remote.js'), 'probe', '--release', copy.dir, '--url', `${stack.url}/readyz`],
+      { env: { ...process.env, PM2_HOME: stack.pm2Home, METRICS_PORT: String(metricsPort) }, timeout: 60_000 },
+      (err, stdout, stderr) => (err && !stdout ? reject(err) : resolve({ stdout, stderr })),
     ),
   ).finally(() => (probing = false))
   const sent = await Promise.all(traffic)
   type Figures = { worker: string; requests: number; requestsPerSec: number; errorRate: number; p99Seconds: number; lagP99Seconds: number; ready: boolean }
   const report = JSON.parse(probe.stdout.trim().split('\n').pop()!) as { metrics: { url: string; workers: Figures[]; host: Figures } }
   t.equal(report.metrics.url, `http://127.0.0.1:${metricsPort}/metrics`)
-  t.same(report.metrics.workers.map((w) => w.worker), ['0', '1'], 'figures for both workers')
+  t.same(
+    report.metrics.workers.map((w) => w.worker),
+    ['0', '1'],
+    'figures for both workers',
+  )
   for (const w of report.metrics.workers) {
-    t.ok(w.requests > 0 && w.requests <= sent[Number(w.worker)]!, `worker ${w.worker}: ${w.requests} of its ${sent[Number(w.worker)]} requests fell in the window (${w.requestsPerSec.toFixed(0)}/s)`)
+    t.ok(
+      w.requests > 0 && w.requests <= sent[Number(w.worker)]!,
+      `worker ${w.worker}: ${w.requests} of its ${sent[Number(w.worker)]} requests fell in the window (${w.requestsPerSec.toFixed(0)}/s)`,
+    )
     t.equal(w.errorRate, 0, 'no 5xx')
     t.ok(w.p99Seconds > 0 && w.lagP99Seconds >= 0, `p99 ${w.p99Seconds}, lag p99 ${w.lagP99Seconds}`)
     t.equal(w.ready, true)
@@ -103,7 +114,10 @@ t.test('a killed worker: its replacement is in the next scrape, its socket file 
   t.equal(total(samples, 'runway_metrics_workers', { state: 'failed' }), 0, 'the dead one is not a failure')
   t.equal(meCount(samples, { worker: '0' }), worker0, `worker 0 kept its count (${worker0})`)
   t.equal(meCount(samples, { worker: '1' }), 0, 'worker 1 is a new process: its counter restarted (a counter reset for Prometheus)')
-  t.notOk(readdirSync(socketDir).some((n) => n.endsWith(`-${victim.pid}.sock`)), 'no socket file of the killed process is left')
+  t.notOk(
+    readdirSync(socketDir).some((n) => n.endsWith(`-${victim.pid}.sock`)),
+    'no socket file of the killed process is left',
+  )
 })
 
 t.test('after pm2 reload every scrape holds the two new workers', async (t) => {
@@ -114,5 +128,11 @@ t.test('after pm2 reload every scrape holds the two new workers', async (t) => {
     t.equal(total(samples, 'runway_metrics_workers', { state: 'answered' }), 2, `scrape ${i + 1}: two workers`)
     t.same(new Set(samples.filter((s) => s.name === 'runway_build_info').map((s) => s.labels.worker)), new Set(['0', '1']))
   }
-  t.same(readdirSync(socketDir).map((n) => Number(/-([0-9]+)\.sock$/.exec(n)?.[1])).sort(), after.map((w) => w.pid).sort(), 'exactly the new workers have sockets')
+  t.same(
+    readdirSync(socketDir)
+      .map((n) => Number(/-([0-9]+)\.sock$/.exec(n)?.[1]))
+      .sort(),
+    after.map((w) => w.pid).sort(),
+    'exactly the new workers have sockets',
+  )
 })

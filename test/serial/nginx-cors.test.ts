@@ -27,22 +27,38 @@ if (bin) {
   t.test('preflights pass through to the app, uncounted by the rate limit', async (t) => {
     const preflights = await Promise.all(
       Array.from({ length: 12 }, () =>
-        request(`${edge.httpUrl}/api/token/`, { method: 'OPTIONS', localAddress: '127.0.0.5', headers: { origin: APP, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } }),
+        request(`${edge.httpUrl}/api/token/`, {
+          method: 'OPTIONS',
+          localAddress: '127.0.0.5',
+          headers: { origin: APP, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+        }),
       ),
     )
-    t.strictSame(preflights.map((r) => r.status), Array(12).fill(200), '12 preflights at once with burst 2: none refused')
+    t.strictSame(
+      preflights.map((r) => r.status),
+      Array(12).fill(200),
+      '12 preflights at once with burst 2: none refused',
+    )
     for (const r of preflights) {
       t.equal(r.headers['access-control-allow-origin'], APP)
       t.equal(r.headers['access-control-allow-methods'], 'DELETE, GET, OPTIONS, PATCH, POST, PUT', "the app's answer")
     }
-    const login = await request(`${edge.httpUrl}/api/token/`, { localAddress: '127.0.0.5', headers: { origin: APP }, json: { username: 'alice', password: PASSWORD } })
+    const login = await request(`${edge.httpUrl}/api/token/`, {
+      localAddress: '127.0.0.5',
+      headers: { origin: APP },
+      json: { username: 'alice', password: PASSWORD },
+    })
     t.equal(login.status, 200, 'and the login after them still has its budget')
     t.equal(login.headers['access-control-allow-origin'], APP)
   })
 
   t.test("nginx's own 429 is readable by an allowed origin only", async (t) => {
     const burst = async (origin: string, from: string) =>
-      Promise.all(Array.from({ length: 6 }, () => request(`${edge.httpUrl}/api/token/`, { localAddress: from, headers: { origin }, json: { username: 'alice', password: 'wrong' } })))
+      Promise.all(
+        Array.from({ length: 6 }, () =>
+          request(`${edge.httpUrl}/api/token/`, { localAddress: from, headers: { origin }, json: { username: 'alice', password: 'wrong' } }),
+        ),
+      )
     const allowed = (await burst(APP, '127.0.0.6')).filter((r) => r.status === 429)
     t.ok(allowed.length >= 1, `${allowed.length} answered 429 by nginx`)
     for (const r of allowed) {
@@ -59,7 +75,9 @@ if (bin) {
 
   t.test('sign-up is behind the same brake as login', async (t) => {
     const burst = await Promise.all(
-      Array.from({ length: 6 }, (_, i) => request(`${edge.httpUrl}/api/register/`, { localAddress: '127.0.0.8', json: { username: `u${i}`, password: PASSWORD } })),
+      Array.from({ length: 6 }, (_, i) =>
+        request(`${edge.httpUrl}/api/register/`, { localAddress: '127.0.0.8', json: { username: `u${i}`, password: PASSWORD } }),
+      ),
     )
     t.ok(burst.filter((r) => r.status === 429).length >= 1, `429 from nginx (${burst.map((r) => r.status).join(' ')})`)
   })

@@ -33,7 +33,10 @@ async function nginx(o: Parameters<typeof startNginx>[0]): Promise<NginxStack> {
   return stack
 }
 
-function handshake(port: number, o: tls.ConnectionOptions): Promise<{ protocol?: string | null; alpn?: string | false | null; ticket?: boolean; error?: string }> {
+function handshake(
+  port: number,
+  o: tls.ConnectionOptions,
+): Promise<{ protocol?: string | null; alpn?: string | false | null; ticket?: boolean; error?: string }> {
   return new Promise((resolve) => {
     const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ...o }, () => {
       const result = { protocol: socket.getProtocol(), alpn: socket.alpnProtocol, ticket: socket.getTLSTicket() !== undefined }
@@ -71,7 +74,7 @@ if (bin) {
     const again = await request(`${base}/api/token/refresh/`, { ...opts, json: { refresh: refreshed.body.refresh } })
     t.same([again.status, again.body.detail], [401, 'Token is blacklisted'], 'a blacklisted refresh token is refused')
     const bad = await request(`${base}/api/token/`, { ...opts, json: { username: 'alice', password: 'wrong' } })
-    t.same([bad.status, bad.body], [401, { detail: 'No active account found with the given credentials' }], 'the app\'s 401 passes through unchanged')
+    t.same([bad.status, bad.body], [401, { detail: 'No active account found with the given credentials' }], "the app's 401 passes through unchanged")
     return me
   }
 
@@ -103,13 +106,21 @@ if (bin) {
     mkdirSync(dir, { recursive: true })
     writeFileSync(join(dir, 'token-123'), 'token-123.thumbprint')
     const challenge = await request(`${secure.httpUrl}/.well-known/acme-challenge/token-123`)
-    t.same([challenge.status, challenge.text, challenge.headers['content-type']], [200, 'token-123.thumbprint', 'text/plain'], 'certbot webroot file served over HTTP')
+    t.same(
+      [challenge.status, challenge.text, challenge.headers['content-type']],
+      [200, 'token-123.thumbprint', 'text/plain'],
+      'certbot webroot file served over HTTP',
+    )
   })
 
   t.test('requests for an unknown Host are dropped (444)', async (t) => {
     await t.rejects(request(`${plain.httpUrl}/healthz`, { headers: { host: 'evil.example' } }), /socket hang up|ECONNRESET/, 'HTTP')
     await t.rejects(request(`${secure.httpUrl}/healthz`, { headers: { host: 'evil.example' } }), /socket hang up|ECONNRESET/, 'HTTP on the redirect port')
-    await t.rejects(request(`${secure.httpsUrl}/healthz`, { ca, servername: 'localhost', headers: { host: 'evil.example' } }), /socket hang up|ECONNRESET/, 'HTTPS')
+    await t.rejects(
+      request(`${secure.httpsUrl}/healthz`, { ca, servername: 'localhost', headers: { host: 'evil.example' } }),
+      /socket hang up|ECONNRESET/,
+      'HTTPS',
+    )
     t.equal((await request(`${plain.httpUrl}/healthz`, { headers: { host: 'localhost' } })).status, 200, 'a known Host is served')
   })
 
@@ -157,22 +168,34 @@ if (bin) {
 
   t.test('request.ip is the client address from X-Forwarded-For; a forged header is not trusted', async (t) => {
     // Through nginx from 127.0.0.2, with a forged X-Forwarded-For: nginx replaces it.
-    const r = await request(`${plain.httpUrl}/healthz`, { localAddress: '127.0.0.2', headers: { 'x-forwarded-for': '203.0.113.7', 'x-request-id': 'ip-through-nginx' } })
+    const r = await request(`${plain.httpUrl}/healthz`, {
+      localAddress: '127.0.0.2',
+      headers: { 'x-forwarded-for': '203.0.113.7', 'x-request-id': 'ip-through-nginx' },
+    })
     t.equal(r.status, 200)
-    t.equal(r.headers['x-request-id'], 'ip-through-nginx', 'the client\'s request id is kept end to end')
-    t.equal(appLogLine(app, 'ip-through-nginx')?.req.remoteAddress, '127.0.0.2', 'the app logs the client\'s address, not nginx\'s nor the forged one')
+    t.equal(r.headers['x-request-id'], 'ip-through-nginx', "the client's request id is kept end to end")
+    t.equal(appLogLine(app, 'ip-through-nginx')?.req.remoteAddress, '127.0.0.2', "the app logs the client's address, not nginx's nor the forged one")
     // The access log is buffered and flushed at least every second: wait for the line.
-    const accessLine = () => readFileSync(plain.accessLog, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, string | number>).find((l) => l.request_id === 'ip-through-nginx')
+    const accessLine = () =>
+      readFileSync(plain.accessLog, 'utf8')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, string | number>)
+        .find((l) => l.request_id === 'ip-through-nginx')
     let line = accessLine()
     for (let i = 0; !line && i < 30; i++) {
       await new Promise((r) => setTimeout(r, 100))
       line = accessLine()
     }
-    t.equal(line?.remote_addr, '127.0.0.2', 'nginx\'s JSON access log has the request id and client address')
+    t.equal(line?.remote_addr, '127.0.0.2', "nginx's JSON access log has the request id and client address")
     t.match(String(line?.upstream_response_time), /^[0-9.]+$/, 'and the upstream time')
 
     // Straight to the app from 127.0.0.2 (not the proxy): the forged header is ignored.
-    const direct = await request(`${app.url}/healthz`, { localAddress: '127.0.0.2', headers: { 'x-forwarded-for': '203.0.113.7', 'x-request-id': 'ip-direct' } })
+    const direct = await request(`${app.url}/healthz`, {
+      localAddress: '127.0.0.2',
+      headers: { 'x-forwarded-for': '203.0.113.7', 'x-request-id': 'ip-direct' },
+    })
     t.equal(direct.status, 200)
     t.equal(appLogLine(app, 'ip-direct')?.req.remoteAddress, '127.0.0.2', 'TRUST_PROXY=127.0.0.1: a header from elsewhere is not believed')
 
@@ -214,7 +237,9 @@ if (bin) {
     // From 127.0.0.3, so the limit zone's bucket for this test is its own.
     const started = Date.now()
     const burst = await Promise.all(
-      Array.from({ length: 20 }, () => request(`${secure.httpsUrl}/api/token/`, { ca, localAddress: '127.0.0.3', json: { username: 'alice', password: 'wrong-password' } })),
+      Array.from({ length: 20 }, () =>
+        request(`${secure.httpsUrl}/api/token/`, { ca, localAddress: '127.0.0.3', json: { username: 'alice', password: 'wrong-password' } }),
+      ),
     )
     const limited = burst.filter((r) => r.status === 429)
     const passed = burst.filter((r) => r.status === 401)
@@ -235,21 +260,36 @@ if (bin) {
   })
 
   t.test('a body over the limit gets 413 JSON from nginx; one at the limit reaches the app', async (t) => {
-    const over = await request(`${plain.httpUrl}/api/password/change/`, { raw: `{"pad":"${'x'.repeat(65536)}"}`, headers: { 'content-type': 'application/json' } })
+    const over = await request(`${plain.httpUrl}/api/password/change/`, {
+      raw: `{"pad":"${'x'.repeat(65536)}"}`,
+      headers: { 'content-type': 'application/json' },
+    })
     t.equal(over.status, 413)
     t.same(over.body, { detail: 'Request body is too large.' })
     t.equal(over.headers['content-type'], 'application/json')
     t.notOk(over.headers['x-runway-worker'], 'refused by nginx')
     const pad = 65536 - '{"pad":""}'.length
-    const atLimit = await request(`${plain.httpUrl}/api/password/change/`, { raw: `{"pad":"${'x'.repeat(pad)}"}`, headers: { 'content-type': 'application/json' } })
-    t.same([atLimit.status, Object.keys(atLimit.body ?? {})], [400, ['old_password', 'new_password']], 'exactly BODY_LIMIT bytes pass nginx and the app (whose schema then wants its fields)')
+    const atLimit = await request(`${plain.httpUrl}/api/password/change/`, {
+      raw: `{"pad":"${'x'.repeat(pad)}"}`,
+      headers: { 'content-type': 'application/json' },
+    })
+    t.same(
+      [atLimit.status, Object.keys(atLimit.body ?? {})],
+      [400, ['old_password', 'new_password']],
+      'exactly BODY_LIMIT bytes pass nginx and the app (whose schema then wants its fields)',
+    )
     t.equal(atLimit.headers['x-runway-worker'], 'app-a')
   })
 
   t.test('malformed requests nginx answers before picking a server get JSON too', async (t) => {
     const cases: [string, Promise<Awaited<ReturnType<typeof request>>>, number, string][] = [
       ['an overlong URI', request(`${secure.httpsUrl}/${'a'.repeat(10_000)}`, { ca, servername: 'localhost' }), 414, 'Request URI is too long.'],
-      ['an overlong header', request(`${secure.httpsUrl}/healthz`, { ca, servername: 'localhost', headers: { 'x-big': 'b'.repeat(20_000) } }), 400, 'Bad request.'],
+      [
+        'an overlong header',
+        request(`${secure.httpsUrl}/healthz`, { ca, servername: 'localhost', headers: { 'x-big': 'b'.repeat(20_000) } }),
+        400,
+        'Bad request.',
+      ],
       ['plain HTTP to the HTTPS port', request(`http://127.0.0.1:${httpsPort}/healthz`), 400, 'Bad request.'],
       ['an overlong URI over plain HTTP', request(`${plain.httpUrl}/${'a'.repeat(10_000)}`), 414, 'Request URI is too long.'],
     ]

@@ -24,7 +24,19 @@ async function appProcess(name: string, dataDir: string): Promise<{ service: Ser
     command: process.execPath,
     args: [tsxCli, 'src/api/server.ts'],
     cwd: root,
-    env: { ...process.env, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: String(port), DATA_DIR: dataDir, JWT_SIGNING_KEY: SIGNING_KEY, ENV_FILE: join(dataDir, 'none.env'), TRUST_PROXY: '127.0.0.1', WORKER_HEADER: 'true', NODE_APP_INSTANCE: name, LOG_LEVEL: 'warn' },
+    env: {
+      ...process.env,
+      NODE_ENV: 'test',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      JWT_SIGNING_KEY: SIGNING_KEY,
+      ENV_FILE: join(dataDir, 'none.env'),
+      TRUST_PROXY: '127.0.0.1',
+      WORKER_HEADER: 'true',
+      NODE_APP_INSTANCE: name,
+      LOG_LEVEL: 'warn',
+    },
     logFile: join(dataDir, `${name}.log`),
   })
   t.teardown(() => service.stop(2000))
@@ -88,10 +100,20 @@ if (bin) {
       stoppedAt = Date.now()
     })
     const failed = outcomes.filter((o) => o.status !== 200)
-    t.equal(failed.length, 0, `${outcomes.length} GETs, none lost (${failed.slice(0, 3).map((o) => o.status).join(', ')})`)
+    t.equal(
+      failed.length,
+      0,
+      `${outcomes.length} GETs, none lost (${failed
+        .slice(0, 3)
+        .map((o) => o.status)
+        .join(', ')})`,
+    )
     const late = outcomes.filter((o) => o.startedAt > stoppedAt)
     t.ok(late.length > 0 && late.every((o) => o.worker === 'b'), `after the stop, b answers all ${late.length}`)
-    t.ok(outcomes.some((o) => o.worker === 'a'), 'a answered before it stopped')
+    t.ok(
+      outcomes.some((o) => o.worker === 'a'),
+      'a answered before it stopped',
+    )
   })
 
   t.test('SIGKILL of one app server mid-load loses no idempotent request', async (t) => {
@@ -107,7 +129,14 @@ if (bin) {
       killedAt = Date.now()
     })
     const failed = outcomes.filter((o) => o.status !== 200)
-    t.equal(failed.length, 0, `${outcomes.length} GETs, none lost (${failed.slice(0, 3).map((o) => o.status).join(', ')})`)
+    t.equal(
+      failed.length,
+      0,
+      `${outcomes.length} GETs, none lost (${failed
+        .slice(0, 3)
+        .map((o) => o.status)
+        .join(', ')})`,
+    )
     t.ok(outcomes.some((o) => o.worker === 'c') && outcomes.some((o) => o.worker === 'd'), 'both answered')
     const late = outcomes.filter((o) => o.startedAt > killedAt)
     t.ok(late.length > 0 && late.every((o) => o.worker === 'd'), `only d after the kill (${late.length})`)

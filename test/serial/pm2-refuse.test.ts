@@ -23,7 +23,15 @@ t.test('a corrupt database under pm2: exit 78, one line, no restart loop', async
   const file = sqliteFile(join(dir, 'data'))
   corruptTable(file, 'users')
   const pm2Home = join(dir, 'pm2')
-  const env: NodeJS.ProcessEnv = { ...process.env, ...stackEnv(dir), HOST: '127.0.0.1', PORT: String(await freePort()), PM2_HOME: pm2Home, RUNWAY_LOG_DIR: join(dir, 'logs'), WEB_CONCURRENCY: '2' }
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...stackEnv(dir),
+    HOST: '127.0.0.1',
+    PORT: String(await freePort()),
+    PM2_HOME: pm2Home,
+    RUNWAY_LOG_DIR: join(dir, 'logs'),
+    WEB_CONCURRENCY: '2',
+  }
   delete env.NODE_OPTIONS
   const pm2 = (args: string[]) =>
     new Promise<{ code: number; out: string }>((resolve) => {
@@ -42,7 +50,9 @@ t.test('a corrupt database under pm2: exit 78, one line, no restart loop', async
   const start = await pm2(['start', join(copy.dir, 'ecosystem.config.js'), '--env', 'production'])
   t.comment(`pm2 start exited ${start.code}`)
   const jlist = async () =>
-    (JSON.parse((await pm2(['jlist'])).out.trim().split('\n').pop() || '[]') as { pm2_env: { status: string; restart_time: number; exit_code?: number } }[]).map((p) => p.pm2_env)
+    (
+      JSON.parse((await pm2(['jlist'])).out.trim().split('\n').pop() || '[]') as { pm2_env: { status: string; restart_time: number; exit_code?: number } }[]
+    ).map((p) => p.pm2_env)
   await sleep(4000)
   const first = await jlist()
   await sleep(6000)
@@ -50,13 +60,32 @@ t.test('a corrupt database under pm2: exit 78, one line, no restart loop', async
   t.equal(later.length, 2, 'two workers')
   // pm2 shows "waiting restart" for a stop exit code when exp_backoff_restart_delay is set (its
   // handleExit sets that status before deciding not to restart); no restart is ever scheduled.
-  t.ok(later.every((w) => w.status !== 'online'), `no worker online: ${later.map((w) => w.status).join(', ')}`)
-  t.same(later.map((w) => w.exit_code), [78, 78], 'both exited 78')
-  t.same(later.map((w) => w.restart_time), first.map((w) => w.restart_time), 'no restarts while we watched')
-  t.ok(later.every((w) => w.restart_time === 0), 'never restarted')
-  const errLog = readdirSync(join(dir, 'logs')).filter((f) => f.includes('err')).map((f) => readFileSync(join(dir, 'logs', f), 'utf8')).join('')
+  t.ok(
+    later.every((w) => w.status !== 'online'),
+    `no worker online: ${later.map((w) => w.status).join(', ')}`,
+  )
+  t.same(
+    later.map((w) => w.exit_code),
+    [78, 78],
+    'both exited 78',
+  )
+  t.same(
+    later.map((w) => w.restart_time),
+    first.map((w) => w.restart_time),
+    'no restarts while we watched',
+  )
+  t.ok(
+    later.every((w) => w.restart_time === 0),
+    'never restarted',
+  )
+  const errLog = readdirSync(join(dir, 'logs'))
+    .filter((f) => f.includes('err'))
+    .map((f) => readFileSync(join(dir, 'logs', f), 'utf8'))
+    .join('')
   const lines = errLog.trim().split('\n').filter(Boolean)
-  t.ok(lines.length >= 1 && lines.every((l) => l.startsWith(`runway: cannot start: SQLite database ${file} is corrupt`)), `the error log holds the one line per worker:\n${errLog}`)
+  t.ok(
+    lines.length >= 1 && lines.every((l) => l.startsWith(`runway: cannot start: SQLite database ${file} is corrupt`)),
+    `the error log holds the one line per worker:\n${errLog}`,
+  )
   t.match(lines[0], /; fix: restore it from a backup/)
 })
-

@@ -93,7 +93,10 @@ if (problem && process.env.CI !== 'true') {
 
       // Two tabs refresh the same token at once, one through each host: the second is refused
       // within the grace window, and the session lives on (no reuse detection, no logout).
-      for (const [first, second, order] of [[a.url, b.url, 'A then B (ahead)'], [b.url, a.url, 'B (ahead) then A']] as const) {
+      for (const [first, second, order] of [
+        [a.url, b.url, 'A then B (ahead)'],
+        [b.url, a.url, 'B (ahead) then A'],
+      ] as const) {
         const tabs = await login(a.url, 'erin')
         const tab1 = await call(first, '/api/token/refresh/', { json: { refresh: tabs.refresh } })
         const tab2 = await call(second, '/api/token/refresh/', { json: { refresh: tabs.refresh } })
@@ -112,7 +115,10 @@ if (problem && process.env.CI !== 'true') {
 
       const race = await Promise.all([a.url, b.url, front, a.url, b.url, front].map((u) => call(u, '/api/token/refresh/', { json: { refresh: pair.refresh } })))
       t.same(race.filter((r) => r.status === 200).length, 1, 'one refresh token sent to both hosts at once rotates exactly once')
-      t.ok(race.every((r) => r.status === 200 || r.status === 401), `the others are refused (${race.map((r) => r.status).join(' ')})`)
+      t.ok(
+        race.every((r) => r.status === 200 || r.status === 401),
+        `the others are refused (${race.map((r) => r.status).join(' ')})`,
+      )
       const winner = race.find((r) => r.status === 200)!.body as { access: string; refresh: string }
 
       // Logout on A → B refuses the session's access token.
@@ -122,7 +128,16 @@ if (problem && process.env.CI !== 'true') {
 
       // Password change on A → B refuses every earlier token of the user.
       const bob = await login(b.url, 'bob')
-      t.equal((await call(a.url, '/api/password/change/', { token: (await login(a.url, 'bob')).access, json: { old_password: PASSWORD, new_password: 'another-horse-battery-9' } })).status, 200, 'password change on A')
+      t.equal(
+        (
+          await call(a.url, '/api/password/change/', {
+            token: (await login(a.url, 'bob')).access,
+            json: { old_password: PASSWORD, new_password: 'another-horse-battery-9' },
+          })
+        ).status,
+        200,
+        'password change on A',
+      )
       const changed = await refusedAfter(b.url, bob.access)
       t.equal(changed.status, 401, `password change on A enforced on B after ${changed.ms} ms`)
 

@@ -53,7 +53,10 @@ if (problem && process.env.CI !== 'true') {
   async function stillRunning(t: Test, stack: ProcessStack, logFile: string) {
     const exited = await Promise.race([stack.exited.then(() => true), sleep(100).then(() => false)])
     t.notOk(exited, 'the process did not exit')
-    t.notOk(logLines(logFile).some((l) => /fatal/.test(l.msg)), 'no fatal error logged')
+    t.notOk(
+      logLines(logFile).some((l) => /fatal/.test(l.msg)),
+      'no fatal error logged',
+    )
   }
 
   t.test('pg_terminate_backend and pg_ctl stop -m fast: 503 + Retry-After, no exit, recovery', async (t) => {
@@ -85,7 +88,11 @@ if (problem && process.env.CI !== 'true') {
       [lockerPid],
     )
     t.ok(killed.length >= 3, `terminated ${killed.length} backends of the app`)
-    t.same((await held).map((r) => r.status), [503, 503, 503], 'the refreshes in flight: 503')
+    t.same(
+      (await held).map((r) => r.status),
+      [503, 503, 503],
+      'the refreshes in flight: 503',
+    )
     await locker.query('ROLLBACK')
     await sleep(500)
     t.equal((await call(stack.url, '/api/me/', { token: pair.access })).status, 200, 'the pool reconnected after pg_terminate_backend')
@@ -111,7 +118,11 @@ if (problem && process.env.CI !== 'true') {
 
     const seen = await load.stop()
     t.comment(`answers during the test: ${JSON.stringify(seen.statuses)}`)
-    t.same(Object.keys(seen.statuses).filter((s) => s !== '200' && s !== '503'), [], 'only 200 and 503: no 500, no dropped connection')
+    t.same(
+      Object.keys(seen.statuses).filter((s) => s !== '200' && s !== '503'),
+      [],
+      'only 200 and 503: no 500, no dropped connection',
+    )
     t.ok((seen.statuses[503] ?? 0) > 0, 'the load saw the outage as 503s')
     t.equal(seen.unavailableWithoutRetryAfter, 0, 'every 503 carried Retry-After')
     await stillRunning(t, stack, logFile)
@@ -136,7 +147,11 @@ if (problem && process.env.CI !== 'true') {
     await waitForStatus(`${stack.url}/readyz`, 200, 20_000)
     t.equal((await call(stack.url, '/api/me/', { token: pair.access })).status, 200, 'recovered')
     const seen = await load.stop()
-    t.same(Object.keys(seen.statuses).filter((s) => s !== '200' && s !== '503'), [], `only 200 and 503 (${JSON.stringify(seen.statuses)})`)
+    t.same(
+      Object.keys(seen.statuses).filter((s) => s !== '200' && s !== '503'),
+      [],
+      `only 200 and 503 (${JSON.stringify(seen.statuses)})`,
+    )
     await stillRunning(t, stack, logFile)
   })
 
@@ -171,7 +186,11 @@ if (problem && process.env.CI !== 'true') {
     await waitForStatus(`${stack.url}/readyz`, 200, 20_000)
     t.equal((await call(stack.url, '/api/me/', { token: pair.access })).status, 200, 'recovered after SIGCONT')
     const seen = await load.stop()
-    t.same(Object.keys(seen.statuses).filter((s) => s !== '200' && s !== '503'), [], `only 200 and 503 (${JSON.stringify(seen.statuses)})`)
+    t.same(
+      Object.keys(seen.statuses).filter((s) => s !== '200' && s !== '503'),
+      [],
+      `only 200 and 503 (${JSON.stringify(seen.statuses)})`,
+    )
     t.equal(seen.unavailableWithoutRetryAfter, 0, 'every 503 carried Retry-After')
     await stillRunning(t, stack, logFile)
   })
@@ -203,9 +222,16 @@ if (problem && process.env.CI !== 'true') {
 
     const answers = await Promise.all(Array.from({ length: 12 }, () => call(stack.url, '/api/me/', { token: pair.access })))
     const statuses = answers.map((a) => a.status)
-    t.same(statuses.filter((s) => s !== 200 && s !== 503), [], `only 200 and 503 (${statuses.join(' ')})`)
+    t.same(
+      statuses.filter((s) => s !== 200 && s !== 503),
+      [],
+      `only 200 and 503 (${statuses.join(' ')})`,
+    )
     t.ok(statuses.includes(503), 'requests that needed a new connection got 503')
-    t.ok(answers.filter((a) => a.status === 503).every((a) => Number(a.headers.get('retry-after')) > 0), 'with Retry-After')
+    t.ok(
+      answers.filter((a) => a.status === 503).every((a) => Number(a.headers.get('retry-after')) > 0),
+      'with Retry-After',
+    )
     t.equal((await call(stack.url, '/readyz')).status, 503, '/readyz: 503 while connections are refused')
 
     // A second process started now: it waits for the store instead of exiting.
@@ -218,7 +244,11 @@ if (problem && process.env.CI !== 'true') {
       await sleep(100)
     }
     const line = logLines(secondLog).find((l) => l.msg.startsWith('store unavailable at start'))!
-    t.match(line.msg, /retrying in [0-9.]+ s: PostgreSQL at 127\.0\.0\.1:[0-9]+\/postgres unavailable: sorry, too many clients already/, 'one clear line per attempt')
+    t.match(
+      line.msg,
+      /retrying in [0-9.]+ s: PostgreSQL at 127\.0\.0\.1:[0-9]+\/postgres unavailable: sorry, too many clients already/,
+      'one clear line per attempt',
+    )
     t.notOk(readFileSync(secondLog, 'utf8').includes('postgres@'), 'no URL with credentials in the log')
     await sleep(1500)
 

@@ -28,7 +28,14 @@ if (problem && process.env.CI !== 'true') {
     const stack = await startPm2Cluster({
       cwd: copy.dir,
       instances: 2,
-      env: stackEnv(copy.dir, { DATABASE_URL: db.url(), AUTH_USER_CACHE_TTL: '0', DB_POOL_SIZE: '4', DB_CONNECT_TIMEOUT: '1s', DB_QUERY_TIMEOUT: '2s', DB_STATEMENT_TIMEOUT: '1500ms' }),
+      env: stackEnv(copy.dir, {
+        DATABASE_URL: db.url(),
+        AUTH_USER_CACHE_TTL: '0',
+        DB_POOL_SIZE: '4',
+        DB_CONNECT_TIMEOUT: '1s',
+        DB_QUERY_TIMEOUT: '2s',
+        DB_STATEMENT_TIMEOUT: '1500ms',
+      }),
     })
     t.teardown(() => stack.stop())
     const before = await stack.workers()
@@ -51,15 +58,31 @@ if (problem && process.env.CI !== 'true') {
     await waitForStatus(`${stack.url}/readyz`, 200, 20_000)
     // Both workers answer again (each new connection goes to the next worker).
     const answers = await Promise.all(Array.from({ length: 6 }, () => call(stack.url, '/api/me/', { token: pair.access })))
-    t.same(answers.map((a) => a.status), [200, 200, 200, 200, 200, 200], 'recovered by itself')
+    t.same(
+      answers.map((a) => a.status),
+      [200, 200, 200, 200, 200, 200],
+      'recovered by itself',
+    )
     const seen = await load.stop()
     t.comment(`answers during the test: ${JSON.stringify(seen.statuses)}`)
-    t.same(Object.keys(seen.statuses).filter((s) => s !== '200' && s !== '503'), [], 'only 200 and 503: no 500, no dropped connection')
+    t.same(
+      Object.keys(seen.statuses).filter((s) => s !== '200' && s !== '503'),
+      [],
+      'only 200 and 503: no 500, no dropped connection',
+    )
     t.ok((seen.statuses[503] ?? 0) > 0, 'the outage was seen as 503s')
     t.equal(seen.unavailableWithoutRetryAfter, 0, 'every 503 carried Retry-After')
 
     const after = await stack.workers()
-    t.same(after.map((w) => w.pid), before.map((w) => w.pid), 'the same worker processes')
-    t.same(after.map((w) => w.restarts), [0, 0], 'no restarts')
+    t.same(
+      after.map((w) => w.pid),
+      before.map((w) => w.pid),
+      'the same worker processes',
+    )
+    t.same(
+      after.map((w) => w.restarts),
+      [0, 0],
+      'no restarts',
+    )
   })
 }

@@ -25,9 +25,14 @@ t.test('it says it is a development server, and logs for humans', async (t) => {
   await c.request('/healthz')
   c.close()
   await sleep(300) // pino-pretty writes from a worker thread
-  const lines = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.includes('request completed'))
+  const lines = readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('request completed'))
   t.ok(lines.length > 0, 'a line per request (LOG_REQUESTS=auto is on in development)')
-  t.ok(lines.every((l) => !l.trimStart().startsWith('{')), 'pretty, not JSON')
+  t.ok(
+    lines.every((l) => !l.trimStart().startsWith('{')),
+    'pretty, not JSON',
+  )
 })
 
 t.test('it answers the same contract', async (t) => {

@@ -27,7 +27,10 @@ t.comment(`pm2 start returned after ${stack.startMs} ms (every worker sent 'read
 t.test('the cluster starts the configured workers, and more than one answers', async (t) => {
   const workers = await stack.workers()
   t.equal(workers.length, WORKERS, `${WORKERS} workers`)
-  t.ok(workers.every((w) => w.status === 'online'), 'all online')
+  t.ok(
+    workers.every((w) => w.status === 'online'),
+    'all online',
+  )
   t.equal(new Set(workers.map((w) => w.pid)).size, WORKERS, 'each its own process')
   // Each new connection goes to the next worker; the header is the pm2 instance id, read by
   // src/api/config.ts from the variable ecosystem.config.js names in instance_var.
@@ -42,7 +45,9 @@ t.test('the cluster starts the configured workers, and more than one answers', a
   }
   t.same([...seen.keys()].sort(), ['0', '1'], `answered by workers ${[...seen.entries()].map(([w, n]) => `${w}×${n}`).join(', ')}`)
   // NODE_ENV=production came from env_production; logs are JSON lines in the merged log file.
-  const log = readFileSync(join(stack.pm2Home, 'logs', 'runway.out.log'), 'utf8').trim().split('\n')
+  const log = readFileSync(join(stack.pm2Home, 'logs', 'runway.out.log'), 'utf8')
+    .trim()
+    .split('\n')
   const lines = log.map((l) => JSON.parse(l) as { worker?: string; msg?: string })
   t.same([...new Set(lines.map((l) => l.worker))].sort(), ['0', '1'], 'JSON log lines from both workers, each naming its worker')
 })
@@ -86,7 +91,11 @@ t.test('cross-worker: one refresh token sent at once to several workers rotates 
     const pair = await login(conns[0]!)
     const answers = await Promise.all(conns.map((c) => c.request('/api/token/refresh/', { json: { refresh: pair.refresh } })))
     const wins = answers.filter((a) => a.status === 200)
-    t.equal(wins.length, 1, `round ${round}: one success out of ${conns.length} (workers ${answers.map((a) => `${a.headers['x-runway-worker']}:${a.status}`).join(' ')})`)
+    t.equal(
+      wins.length,
+      1,
+      `round ${round}: one success out of ${conns.length} (workers ${answers.map((a) => `${a.headers['x-runway-worker']}:${a.status}`).join(' ')})`,
+    )
     t.ok(
       answers.filter((a) => a.status !== 200).every((a) => a.status === 401 && a.body.detail === 'Token is blacklisted'),
       'the others: 401 Token is blacklisted',
@@ -103,7 +112,10 @@ t.test('cross-worker: login rate limits count attempts on every worker together'
   const statuses: number[] = []
   for (let i = 0; i < USER_LIMIT; i++) statuses.push((await (i % 2 ? w1 : w0).request('/api/token/', { json: wrong })).status)
   t.same(new Set(statuses), new Set([401]), `${USER_LIMIT} attempts, half on each worker: 401`)
-  for (const [name, c] of [['worker 0', w0], ['worker 1', w1]] as const) {
+  for (const [name, c] of [
+    ['worker 0', w0],
+    ['worker 1', w1],
+  ] as const) {
     const r = await c.request('/api/token/', { json: wrong })
     t.equal(r.status, 429, `attempt ${USER_LIMIT + 1} on ${name}: 429 (per-process counters would allow ${USER_LIMIT * WORKERS})`)
     t.ok(Number(r.headers['retry-after']) > 0, 'with Retry-After')
@@ -124,7 +136,10 @@ t.test('zero-downtime reload: pm2 reload under load loses nothing', async (t) =>
     const r = await load.stop()
     const after = await stack.waitForWorkers()
     t.comment(`run ${run}: reload took ${reloadMs} ms; ${r.requests} requests in ${r.durationMs} ms, statuses ${JSON.stringify(r.statuses)}`)
-    t.ok(after.every((w) => !before.some((b) => b.pid === w.pid)), `run ${run}: every worker was replaced`)
+    t.ok(
+      after.every((w) => !before.some((b) => b.pid === w.pid)),
+      `run ${run}: every worker was replaced`,
+    )
     t.ok(r.durationMs < 19_000, `run ${run}: the reload finished while the load ran`)
     t.ok(r.requests > 500, `run ${run}: real load (${r.requests} requests)`)
     t.same(
@@ -176,7 +191,9 @@ t.test('crash recovery: kill -9 of a worker under load', async (t) => {
   await sleep(500)
   const r = await load.stop()
   const failures = r.errors + r.timeouts + r.non2xx
-  t.comment(`kill -9: worker ${victim.pmId} replaced after ${replacedMs} ms; load: ${r.requests} requests, ${failures} failed (errors ${r.errors}, timeouts ${r.timeouts}, non-2xx ${r.non2xx}); probes during recovery: ${answered}/${probes.length} answered`)
+  t.comment(
+    `kill -9: worker ${victim.pmId} replaced after ${replacedMs} ms; load: ${r.requests} requests, ${failures} failed (errors ${r.errors}, timeouts ${r.timeouts}, non-2xx ${r.non2xx}); probes during recovery: ${answered}/${probes.length} answered`,
+  )
   t.ok(replacedMs >= 0 && replacedMs < 8000, `replaced within seconds (${replacedMs} ms; bound 8 s on this shared machine)`)
   t.ok(probes.length > 0 && probeFailures === 0, `new connections were answered while the worker was down (${answered}/${probes.length})`)
   t.ok(r.ok > 500, 'the load kept being answered')

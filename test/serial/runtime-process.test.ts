@@ -38,7 +38,11 @@ t.test('a production process: JSON logs, no worker header by default, answers th
 })
 
 t.test('graceful stop: requests in flight at SIGINT complete with 200', async (t) => {
-  const stack = await startProductionProcess({ cwd: copy.dir, logFile, env: { JWT_SIGNING_KEY: SIGNING_KEY, DATA_DIR: join(copy.dir, 'data'), LOGIN_RATE_LIMIT_USER: '0' } })
+  const stack = await startProductionProcess({
+    cwd: copy.dir,
+    logFile,
+    env: { JWT_SIGNING_KEY: SIGNING_KEY, DATA_DIR: join(copy.dir, 'data'), LOGIN_RATE_LIMIT_USER: '0' },
+  })
   t.teardown(() => stack.stop())
   // An idle keep-alive connection too: it must not hold the exit for KEEP_ALIVE_TIMEOUT (65 s).
   const idle = new Connection(stack.url)
@@ -56,16 +60,35 @@ t.test('graceful stop: requests in flight at SIGINT complete with 200', async (t
   await sleep(50)
   await t.rejects(new Connection(stack.url).request('/healthz'), { code: 'ECONNREFUSED' }, 'new connections are refused at once')
   const answers = await Promise.all(logins)
-  t.ok(answers.every((a) => a.at > signalled), 'all four answers came after the signal: they were in flight')
-  t.same(answers.map((a) => a.status), [200, 200, 200, 200], 'all four logins in flight completed with 200')
-  t.ok(answers.every((a) => typeof a.body.access === 'string' && typeof a.body.refresh === 'string'), 'with their tokens')
-  t.ok(answers.every((a) => a.headers.connection === 'close'), 'each told to close its connection')
+  t.ok(
+    answers.every((a) => a.at > signalled),
+    'all four answers came after the signal: they were in flight',
+  )
+  t.same(
+    answers.map((a) => a.status),
+    [200, 200, 200, 200],
+    'all four logins in flight completed with 200',
+  )
+  t.ok(
+    answers.every((a) => typeof a.body.access === 'string' && typeof a.body.refresh === 'string'),
+    'with their tokens',
+  )
+  t.ok(
+    answers.every((a) => a.headers.connection === 'close'),
+    'each told to close its connection',
+  )
   const code = await stack.exited
   const took = Date.now() - signalled
   t.equal(code, 0, 'exit code 0')
   t.ok(took < 5000, `exited ${took} ms after SIGINT: idle sockets closed, well within SHUTDOWN_GRACE and kill_timeout`)
-  const last = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; signal?: string })
-  t.ok(last.some((l) => l.msg === 'shutting down gracefully' && l.signal === 'SIGINT'), 'logged why it stopped')
+  const last = readFileSync(logFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { msg: string; signal?: string })
+  t.ok(
+    last.some((l) => l.msg === 'shutting down gracefully' && l.signal === 'SIGINT'),
+    'logged why it stopped',
+  )
 })
 
 t.test('npm run start:foreground: pm2-runtime stays in the foreground, and SIGINT stops it with its workers', async (t) => {

@@ -48,7 +48,10 @@ async function workers(): Promise<Array<{ pid: number; status: string }>> {
   // No daemon, no workers (and `pm2 jlist` would start a daemon as a side effect).
   if (!existsSync(join(pm2Home, 'pm2.pid'))) return []
   const r = await new Promise<string>((resolve) => {
-    const c = spawn(process.execPath, [join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2'), 'jlist'], { env: { ...process.env, PM2_HOME: pm2Home }, stdio: ['ignore', 'pipe', 'ignore'] })
+    const c = spawn(process.execPath, [join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2'), 'jlist'], {
+      env: { ...process.env, PM2_HOME: pm2Home },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
     let out = ''
     c.stdout.on('data', (d) => (out += d))
     c.on('close', () => resolve(out))
@@ -121,7 +124,10 @@ t.test('reload to code whose workers crash: the old workers keep serving, exit 1
   const { value: r, load } = await underLoad(() => runway(['reload', '--timeout', '5']))
   t.equal(r.code, 1)
   // (pm2's container keeps a worker whose module threw alive: it is caught by the timeout.)
-  t.match(r.err, /reload failed: worker \d+ (exited before it was ready|did not send 'ready' within 5000 ms): .*broken on purpose.*\(0 of 2 workers replaced; the others keep serving\)/)
+  t.match(
+    r.err,
+    /reload failed: worker \d+ (exited before it was ready|did not send 'ready' within 5000 ms): .*broken on purpose.*\(0 of 2 workers replaced; the others keep serving\)/,
+  )
   assertClean(t, load)
   const after = await workers()
   t.same(after.map((w) => w.pid).sort(), before, 'the old workers are the ones serving')
@@ -149,5 +155,8 @@ t.test('reload to good code under load: every worker replaced, 0 failed requests
   assertClean(t, load)
   const after = await workers()
   t.equal(after.length, 2)
-  t.notOk(after.some((w) => before.includes(w.pid)), 'all new processes')
+  t.notOk(
+    after.some((w) => before.includes(w.pid)),
+    'all new processes',
+  )
 })

@@ -11,7 +11,12 @@ const MB = 1024 * 1024
 const BOUND = 16 * MB
 
 t.test('rejected logins and long X-Forwarded-For keys keep the WAL under a bound; counters are pruned', async (t) => {
-  const { url, store, dataDir } = await startApp(t, { TRUST_PROXY: 'true', LOGIN_RATE_LIMIT_IP: '3', LOGIN_RATE_LIMIT_USER: '0', LOGIN_RATE_LIMIT_WINDOW: '1s' })
+  const { url, store, dataDir } = await startApp(t, {
+    TRUST_PROXY: 'true',
+    LOGIN_RATE_LIMIT_IP: '3',
+    LOGIN_RATE_LIMIT_USER: '0',
+    LOGIN_RATE_LIMIT_WINDOW: '1s',
+  })
   const wal = `${sqliteFile(dataDir)}-wal`
   let peak = 0
   let sampling = true
@@ -32,9 +37,11 @@ t.test('rejected logins and long X-Forwarded-For keys keep the WAL under a bound
   }
   const flood = async (n: number, xff: (i: number) => string) => {
     let next = 0
-    await Promise.all(Array.from({ length: 8 }, async () => {
-      while (next < n) await send(xff(next++))
-    }))
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < n) await send(xff(next++))
+      }),
+    )
   }
   // 3000 distinct 8 KB addresses (a new counter each), then 3000 rejections of one address.
   const long = (i: number) => `10.${(i >> 8) & 255}.${i & 255}.1${'0'.repeat(8000)}${i}`

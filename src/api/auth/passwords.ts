@@ -59,9 +59,7 @@ const SCRYPT_KEY_LEN = 32
 
 function scrypt(password: string, salt: Buffer, params: ScryptParams): Promise<Buffer> {
   const options: ScryptOptions = { ...params, maxmem: 256 * params.N * params.r + 1024 * 1024 }
-  return new Promise((resolve, reject) =>
-    scryptCb(normalized(password), salt, SCRYPT_KEY_LEN, options, (err, key) => (err ? reject(err) : resolve(key))),
-  )
+  return new Promise((resolve, reject) => scryptCb(normalized(password), salt, SCRYPT_KEY_LEN, options, (err, key) => (err ? reject(err) : resolve(key))))
 }
 
 /** A legacy `scrypt$…` hash, as runway stored them before argon2id (tests and migrations make them). */

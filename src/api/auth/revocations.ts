@@ -77,10 +77,15 @@ export class RevocationCache {
       (entry) => (entry && this.caughtUp ? this.applyPushed(entry) : this.pushedSoon()),
       (listening, why) => {
         this.pushed = listening
-        this.log(listening ? `revocations pushed (LISTEN): polling every ${PUSH_POLL_MS} ms as a safety net` : `revocations not pushed (${why}): polling every ${this.pollMs} ms`)
+        this.log(
+          listening
+            ? `revocations pushed (LISTEN): polling every ${PUSH_POLL_MS} ms as a safety net`
+            : `revocations not pushed (${why}): polling every ${this.pollMs} ms`,
+        )
         this.schedule()
       },
-      (publishing) => this.log(publishing ? `revocation publisher: this process announces every process's revocations (NOTIFY)` : 'no longer the revocation publisher'),
+      (publishing) =>
+        this.log(publishing ? `revocation publisher: this process announces every process's revocations (NOTIFY)` : 'no longer the revocation publisher'),
     )
     this.schedule()
   }

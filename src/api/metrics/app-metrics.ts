@@ -169,7 +169,12 @@ export function createRegistry(m: AppMetrics, o: RegistryOptions): Registry {
       },
     })
   outcomes('runway_logins_total', 'Login attempts (POST /api/token/) by outcome: success, bad_credentials, throttled.', 'outcome', m.logins)
-  outcomes('runway_token_refreshes_total', 'Refresh attempts by outcome: rotated, reuse_detected (session revoked), blacklisted, invalid.', 'outcome', m.refreshes)
+  outcomes(
+    'runway_token_refreshes_total',
+    'Refresh attempts by outcome: rotated, reuse_detected (session revoked), blacklisted, invalid.',
+    'outcome',
+    m.refreshes,
+  )
   outcomes('runway_rate_limit_hits_total', 'Requests refused by a login rate limit, by limit.', 'limit', m.rateLimitHits)
   new Counter({
     name: 'runway_store_errors_total',

@@ -170,7 +170,8 @@ export async function exposition(snapshot: ClusterSnapshot): Promise<string> {
       ],
     },
   ]
-  for (const metric of metrics) registry.registerMetric({ name: metric.name, help: metric.help, type: metric.type, get: async () => metric } as unknown as Metric)
+  for (const metric of metrics)
+    registry.registerMetric({ name: metric.name, help: metric.help, type: metric.type, get: async () => metric } as unknown as Metric)
   return registry.metrics()
 }
 

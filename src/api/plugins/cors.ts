@@ -11,7 +11,17 @@ import type { CorsSettings } from '../config.js'
 
 /** django-cors-headers' defaults (CORS_ALLOW_METHODS, CORS_ALLOW_HEADERS), so its clients fit. */
 export const CORS_ALLOW_METHODS = ['DELETE', 'GET', 'OPTIONS', 'PATCH', 'POST', 'PUT']
-export const CORS_ALLOW_HEADERS = ['accept', 'accept-encoding', 'authorization', 'content-type', 'dnt', 'origin', 'user-agent', 'x-csrftoken', 'x-requested-with']
+export const CORS_ALLOW_HEADERS = [
+  'accept',
+  'accept-encoding',
+  'authorization',
+  'content-type',
+  'dnt',
+  'origin',
+  'user-agent',
+  'x-csrftoken',
+  'x-requested-with',
+]
 
 export const corsEnabled = (c: CorsSettings) => c.origins.length > 0 || c.originRegexes.length > 0
 

@@ -83,7 +83,12 @@ export default fp(
         // OPTIONS is answered wherever a route is (as DRF does), so the Allow header below is
         // true. A CORS preflight from an origin that is not allowed ends here too: 200 without
         // any Access-Control-* header, as django-cors-headers answers it; the browser then blocks.
-        if (request.method === 'OPTIONS') return reply.code(200).header('allow', [...allow, 'OPTIONS'].join(', ')).header('content-length', '0').send()
+        if (request.method === 'OPTIONS')
+          return reply
+            .code(200)
+            .header('allow', [...allow, 'OPTIONS'].join(', '))
+            .header('content-length', '0')
+            .send()
         return reply
           .code(405)
           .header('allow', [...allow, 'OPTIONS'].join(', '))

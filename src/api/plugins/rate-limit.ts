@@ -78,7 +78,12 @@ export default fp(
     const { perIp, perUser, windowMs } = opts.config.loginRateLimit
     app.decorate('limits', {
       loginByIp: limiter('login_ip', perIp, windowMs, (r) => `login-ip:${r.ip}`),
-      loginByUser: limiter('login_user', perUser, windowMs, (r) => `login-user:${String((r.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase()}`),
+      loginByUser: limiter(
+        'login_user',
+        perUser,
+        windowMs,
+        (r) => `login-user:${String((r.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase()}`,
+      ),
     } satisfies Limits)
   },
   { name: 'runway-rate-limit', dependencies: ['runway-metrics'] },

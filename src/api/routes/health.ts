@@ -16,10 +16,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // is logged by storeHealth once per burst, not per probe.
       const fault = await app.storeHealth.check(request.id)
       if (!fault) return { status: 'ok' }
-      return reply
-        .code(503)
-        .header('retry-after', String(STORE_RETRY_AFTER_S))
-        .send({ status: 'unavailable', detail: 'The store cannot serve writes.' })
+      return reply.code(503).header('retry-after', String(STORE_RETRY_AFTER_S)).send({ status: 'unavailable', detail: 'The store cannot serve writes.' })
     },
   )
 }

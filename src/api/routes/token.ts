@@ -91,7 +91,9 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, {
         blacklistOld: jwt.rotateRefreshTokens && jwt.blacklistAfterRotation,
         next: next && { jti: next.claims.jti, expiresAt: next.claims.exp },
       })
-      metrics.refreshes[outcome.result === 'blacklisted' ? (outcome.familyRevoked ? 'reuse_detected' : 'blacklisted') : outcome.result === 'rotated' ? 'rotated' : 'invalid']++
+      metrics.refreshes[
+        outcome.result === 'blacklisted' ? (outcome.familyRevoked ? 'reuse_detected' : 'blacklisted') : outcome.result === 'rotated' ? 'rotated' : 'invalid'
+      ]++
       await settle(outcome)
       const access = tokens.issue('access', user.id, claims.sid, at)
       return next ? { access: access.token, refresh: next.token } : { access: access.token }

@@ -55,7 +55,13 @@ export class StoreHealth {
   async check(reqId?: string): Promise<StoreUnavailableError | undefined> {
     const now = Date.now()
     if (!this.probed || now - this.probed.at >= PROBE_CACHE_MS) {
-      this.probed = { at: now, result: this.probe().then(() => undefined, (err: unknown) => asFault(err)) }
+      this.probed = {
+        at: now,
+        result: this.probe().then(
+          () => undefined,
+          (err: unknown) => asFault(err),
+        ),
+      }
     }
     const fault = await this.probed.result
     if (fault) {

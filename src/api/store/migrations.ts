@@ -52,9 +52,7 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
     db.unsafeMode(true) // writable_schema is refused in better-sqlite3's defensive mode
     try {
       db.pragma('writable_schema = ON')
-      db.prepare(
-        "UPDATE sqlite_master SET sql = replace(sql, ' REFERENCES users (id) ON DELETE CASCADE', '') WHERE type = 'table' AND name = 'sessions'",
-      ).run()
+      db.prepare("UPDATE sqlite_master SET sql = replace(sql, ' REFERENCES users (id) ON DELETE CASCADE', '') WHERE type = 'table' AND name = 'sessions'").run()
       db.pragma(`schema_version = ${version + 1}`)
       db.pragma('writable_schema = OFF')
     } finally {

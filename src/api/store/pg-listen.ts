@@ -219,7 +219,12 @@ export function watchNotifications(o: ListenOptions): { close(): Promise<void> }
 
   const connect = async () => {
     if (closed) return
-    const c = new pg.Client({ connectionString: o.url, connectionTimeoutMillis: o.connectTimeoutMs, keepAlive: true, ...(o.options ? { options: o.options } : {}) })
+    const c = new pg.Client({
+      connectionString: o.url,
+      connectionTimeoutMillis: o.connectTimeoutMs,
+      keepAlive: true,
+      ...(o.options ? { options: o.options } : {}),
+    })
     client = c
     // Without a listener a lost connection would be an unhandled 'error' event: the process exits.
     c.on('error', (err) => void (client === c && drop(`LISTEN connection failed: ${err.message}`)))

@@ -15,7 +15,16 @@ import pg from 'pg'
 import { parse as parseConnectionString } from 'pg-connection-string'
 import { POSTGRES_MIGRATIONS } from './migrations.js'
 import { parsePayload, watchNotifications } from './pg-listen.js'
-import { DuplicateUserError, REVOCATION_LOG_KEEP_SECONDS, StoreUnavailableError, type AuthUser, type RevocationEntry, type RotateOutcome, type Store, type User } from './store.js'
+import {
+  DuplicateUserError,
+  REVOCATION_LOG_KEEP_SECONDS,
+  StoreUnavailableError,
+  type AuthUser,
+  type RevocationEntry,
+  type RotateOutcome,
+  type Store,
+  type User,
+} from './store.js'
 
 interface UserRow {
   id: string
@@ -70,7 +79,8 @@ const UNAVAILABLE_CLASSES = new Set(['08', '53', '57', '58', '40', '55', '28', '
 // Errors pg raises itself, without a SQLSTATE, when the connection is lost or never answers.
 // TLS failures (sslmode=require against a server without SSL, a certificate that does not verify)
 // are faults of the connection too: 503, never a 500, and never a silent fall back to plain text.
-const DRIVER_FAULT = /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable|Cannot use a pool after calling end|connection error|ECONNRESET|ECONNREFUSED|EPIPE|SSL|TLS|certificate/i
+const DRIVER_FAULT =
+  /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable|Cannot use a pool after calling end|connection error|ECONNRESET|ECONNREFUSED|EPIPE|SSL|TLS|certificate/i
 
 /** Is `err` a fault of the database or the network (as opposed to a bug or a client mistake)? */
 export function isDatabaseFault(err: unknown): boolean {
@@ -191,10 +201,11 @@ export class PostgresStore implements Store {
 
   async createUser(username: string, passwordHash: string): Promise<User> {
     try {
-      const row = await this.one<UserRow>(
-        'INSERT INTO users (username, password_hash, is_active, date_joined) VALUES ($1, $2, true, $3) RETURNING *',
-        [username, passwordHash, now()],
-      )
+      const row = await this.one<UserRow>('INSERT INTO users (username, password_hash, is_active, date_joined) VALUES ($1, $2, true, $3) RETURNING *', [
+        username,
+        passwordHash,
+        now(),
+      ])
       return toUser(row!)
     } catch (err) {
       if ((err as { code?: string }).code === '23505') throw new DuplicateUserError(username)
@@ -274,7 +285,13 @@ export class PostgresStore implements Store {
   }
 
   /** One round trip: runway_rotate_quiet() (migration 6) locks, checks and writes in one transaction. */
-  async rotateRefresh(r: { jti: string; now: number; graceSeconds: number; blacklistOld: boolean; next?: { jti: string; expiresAt: number } }): Promise<RotateOutcome> {
+  async rotateRefresh(r: {
+    jti: string
+    now: number
+    graceSeconds: number
+    blacklistOld: boolean
+    next?: { jti: string; expiresAt: number }
+  }): Promise<RotateOutcome> {
     const row = await this.one<{ outcome: string }>('SELECT runway_rotate_quiet($1, $2, $3, $4, $5, $6) AS outcome', [
       r.jti,
       r.now,

@@ -5,7 +5,17 @@ import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { SQLITE_MIGRATIONS } from './migrations.js'
-import { DuplicateUserError, REVOCATION_LOG_KEEP_SECONDS, StoreNeedsOperatorError, StoreUnavailableError, type AuthUser, type RevocationEntry, type RotateOutcome, type Store, type User } from './store.js'
+import {
+  DuplicateUserError,
+  REVOCATION_LOG_KEEP_SECONDS,
+  StoreNeedsOperatorError,
+  StoreUnavailableError,
+  type AuthUser,
+  type RevocationEntry,
+  type RotateOutcome,
+  type Store,
+  type User,
+} from './store.js'
 
 interface UserRow {
   id: number
@@ -40,9 +50,17 @@ const corruptFix = (file: string) => `restore it from a backup, or salvage it wi
  */
 const FAULTS: { prefix: string; what: string; fix?: (file: string) => string }[] = [
   { prefix: 'SQLITE_FULL', what: 'is full (no space left on its disk)' },
-  { prefix: 'SQLITE_READONLY', what: 'is read-only for this process', fix: () => 'give the app user write access to the file, its -wal/-shm files and its directory (chown/chmod u+w)' },
+  {
+    prefix: 'SQLITE_READONLY',
+    what: 'is read-only for this process',
+    fix: () => 'give the app user write access to the file, its -wal/-shm files and its directory (chown/chmod u+w)',
+  },
   { prefix: 'SQLITE_CORRUPT', what: 'is corrupt', fix: (file) => corruptFix(file) },
-  { prefix: 'SQLITE_NOTADB', what: 'is not a SQLite database (corrupt header)', fix: () => 'restore it from a backup, or point DATA_DIR at the right directory' },
+  {
+    prefix: 'SQLITE_NOTADB',
+    what: 'is not a SQLite database (corrupt header)',
+    fix: () => 'restore it from a backup, or point DATA_DIR at the right directory',
+  },
   { prefix: 'SQLITE_CANTOPEN', what: 'cannot be opened', fix: () => 'check that DATA_DIR exists and the app user may read and write it' },
   { prefix: 'SQLITE_PERM', what: 'may not be accessed by this process', fix: () => 'give the app user read and write access to the file and its directory' },
   { prefix: 'SQLITE_IOERR', what: 'had an I/O error' },
@@ -144,9 +162,7 @@ export class SqliteStore implements Store {
     return {
       userById: db.prepare<[number], UserRow>('SELECT * FROM users WHERE id = ?'),
       // The three columns authentication needs: reading the hash too costs ~3% of GET /api/me/.
-      authUserById: db.prepare<[number], Pick<UserRow, 'id' | 'username' | 'is_active'>>(
-        'SELECT id, username, is_active FROM users WHERE id = ?',
-      ),
+      authUserById: db.prepare<[number], Pick<UserRow, 'id' | 'username' | 'is_active'>>('SELECT id, username, is_active FROM users WHERE id = ?'),
       userByName: db.prepare<[string], UserRow>('SELECT * FROM users WHERE username = ?'),
       users: db.prepare<[], UserRow>('SELECT * FROM users ORDER BY id'),
       insertUser: db.prepare<[string, string, number], UserRow>(
@@ -157,12 +173,8 @@ export class SqliteStore implements Store {
       setActive: db.prepare<[number, number]>('UPDATE users SET is_active = ? WHERE id = ?'),
       deleteUser: db.prepare<[number]>('DELETE FROM users WHERE id = ?'),
       login: db.prepare<[number, number]>('UPDATE users SET last_login = ? WHERE id = ?'),
-      insertSession: db.prepare<[string, number, number, number]>(
-        'INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)',
-      ),
-      insertToken: db.prepare<[string, string, number, number]>(
-        'INSERT INTO refresh_tokens (jti, session_id, issued_at, expires_at) VALUES (?, ?, ?, ?)',
-      ),
+      insertSession: db.prepare<[string, number, number, number]>('INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)'),
+      insertToken: db.prepare<[string, string, number, number]>('INSERT INTO refresh_tokens (jti, session_id, issued_at, expires_at) VALUES (?, ?, ?, ?)'),
       token: db.prepare<[string], TokenRow>(
         `SELECT t.jti, t.session_id, t.retired_at, s.revoked_at AS session_revoked_at
            FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.jti = ?`,
@@ -177,9 +189,7 @@ export class SqliteStore implements Store {
         'INSERT INTO revocations (session_id, user_id, expires_at) SELECT id, user_id, expires_at FROM sessions WHERE user_id = ? AND revoked_at IS NULL',
       ),
       logUser: db.prepare<[number, number]>('INSERT INTO revocations (session_id, user_id, expires_at) VALUES (NULL, ?, ?)'),
-      revokeSession: db.prepare<[number, string, string]>(
-        'UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL',
-      ),
+      revokeSession: db.prepare<[number, string, string]>('UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL'),
       revokeUserSessions: db.prepare<[number, string, number]>(
         'UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE user_id = ? AND revoked_at IS NULL',
       ),
@@ -202,12 +212,8 @@ export class SqliteStore implements Store {
       ),
       flushHits: db.prepare<[number]>('DELETE FROM rate_limits WHERE reset_at <= ?'),
       // A bounded batch: one maintain() call holds the event loop for a few ms at most.
-      pruneHits: db.prepare<[number]>(
-        `DELETE FROM rate_limits WHERE rowid IN (SELECT rowid FROM rate_limits WHERE reset_at <= ? LIMIT ${PRUNE_BATCH})`,
-      ),
-      heartbeat: db.prepare(
-        "INSERT INTO counters (name, value) VALUES ('heartbeat', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1",
-      ),
+      pruneHits: db.prepare<[number]>(`DELETE FROM rate_limits WHERE rowid IN (SELECT rowid FROM rate_limits WHERE reset_at <= ? LIMIT ${PRUNE_BATCH})`),
+      heartbeat: db.prepare("INSERT INTO counters (name, value) VALUES ('heartbeat', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1"),
     }
   }
 
@@ -269,10 +275,12 @@ export class SqliteStore implements Store {
 
   async setPassword(userId: number, passwordHash: string): Promise<void> {
     return this.guard(() => {
-      this.db.transaction(() => {
-        this.q.setHash.run(passwordHash, userId)
-        this.revokeUser(userId, 'password_change')
-      }).immediate()
+      this.db
+        .transaction(() => {
+          this.q.setHash.run(passwordHash, userId)
+          this.revokeUser(userId, 'password_change')
+        })
+        .immediate()
     })
   }
 
@@ -282,19 +290,23 @@ export class SqliteStore implements Store {
 
   async setActive(userId: number, active: boolean): Promise<void> {
     return this.guard(() => {
-      this.db.transaction(() => {
-        this.q.setActive.run(active ? 1 : 0, userId)
-        if (!active) this.revokeUser(userId, 'deactivated')
-      }).immediate()
+      this.db
+        .transaction(() => {
+          this.q.setActive.run(active ? 1 : 0, userId)
+          if (!active) this.revokeUser(userId, 'deactivated')
+        })
+        .immediate()
     })
   }
 
   async deleteUser(userId: number): Promise<void> {
     return this.guard(() => {
-      this.db.transaction(() => {
-        this.revokeUser(userId, 'deleted')
-        this.q.deleteUser.run(userId)
-      }).immediate()
+      this.db
+        .transaction(() => {
+          this.revokeUser(userId, 'deleted')
+          this.q.deleteUser.run(userId)
+        })
+        .immediate()
     })
   }
 
@@ -319,10 +331,12 @@ export class SqliteStore implements Store {
 
   async createSession(s: { sessionId: string; userId: number; refreshJti: string; issuedAt: number; expiresAt: number }): Promise<void> {
     return this.guard(() => {
-      this.db.transaction(() => {
-        this.q.insertSession.run(s.sessionId, s.userId, s.issuedAt, s.expiresAt)
-        this.q.insertToken.run(s.refreshJti, s.sessionId, s.issuedAt, s.expiresAt)
-      }).immediate()
+      this.db
+        .transaction(() => {
+          this.q.insertSession.run(s.sessionId, s.userId, s.issuedAt, s.expiresAt)
+          this.q.insertToken.run(s.refreshJti, s.sessionId, s.issuedAt, s.expiresAt)
+        })
+        .immediate()
     })
   }
 
@@ -334,36 +348,40 @@ export class SqliteStore implements Store {
     next?: { jti: string; expiresAt: number }
   }): Promise<RotateOutcome> {
     return this.guard(() => {
-      return this.db.transaction((): RotateOutcome => {
-        const row = this.q.token.get(r.jti)
-        if (!row) return { result: 'unknown' }
-        if (row.session_revoked_at !== null) return { result: 'blacklisted', familyRevoked: false }
-        if (row.retired_at !== null) {
-          if (r.now - row.retired_at < r.graceSeconds) return { result: 'blacklisted', familyRevoked: false }
-          // A retired token came back: whoever holds it may have stolen it. End the whole family.
-          this.revokeSession(row.session_id, 'reuse_detected', r.now)
-          return { result: 'blacklisted', familyRevoked: true }
-        }
-        if (r.blacklistOld) this.q.retire.run(r.now, r.jti)
-        if (r.next) {
-          this.q.insertToken.run(r.next.jti, row.session_id, r.now, r.next.expiresAt)
-          this.q.extendSession.run(r.next.expiresAt, row.session_id)
-        }
-        return { result: 'rotated' }
-      }).immediate()
+      return this.db
+        .transaction((): RotateOutcome => {
+          const row = this.q.token.get(r.jti)
+          if (!row) return { result: 'unknown' }
+          if (row.session_revoked_at !== null) return { result: 'blacklisted', familyRevoked: false }
+          if (row.retired_at !== null) {
+            if (r.now - row.retired_at < r.graceSeconds) return { result: 'blacklisted', familyRevoked: false }
+            // A retired token came back: whoever holds it may have stolen it. End the whole family.
+            this.revokeSession(row.session_id, 'reuse_detected', r.now)
+            return { result: 'blacklisted', familyRevoked: true }
+          }
+          if (r.blacklistOld) this.q.retire.run(r.now, r.jti)
+          if (r.next) {
+            this.q.insertToken.run(r.next.jti, row.session_id, r.now, r.next.expiresAt)
+            this.q.extendSession.run(r.next.expiresAt, row.session_id)
+          }
+          return { result: 'rotated' }
+        })
+        .immediate()
     })
   }
 
   async blacklistRefresh(jti: string, at: number): Promise<RotateOutcome> {
     return this.guard(() => {
-      return this.db.transaction((): RotateOutcome => {
-        const row = this.q.token.get(jti)
-        if (!row) return { result: 'unknown' }
-        if (row.retired_at !== null || row.session_revoked_at !== null) return { result: 'blacklisted', familyRevoked: false }
-        this.q.retire.run(at, jti)
-        this.revokeSession(row.session_id, 'logout', at)
-        return { result: 'rotated' }
-      }).immediate()
+      return this.db
+        .transaction((): RotateOutcome => {
+          const row = this.q.token.get(jti)
+          if (!row) return { result: 'unknown' }
+          if (row.retired_at !== null || row.session_revoked_at !== null) return { result: 'blacklisted', familyRevoked: false }
+          this.q.retire.run(at, jti)
+          this.revokeSession(row.session_id, 'logout', at)
+          return { result: 'rotated' }
+        })
+        .immediate()
     })
   }
 
@@ -391,12 +409,14 @@ export class SqliteStore implements Store {
 
   async flushExpired(at: number): Promise<number> {
     return this.guard(() => {
-      return this.db.transaction(() => {
-        const n = this.q.flushTokens.run(at).changes
-        this.q.flushSessions.run(at)
-        this.q.flushRevocations.run(at - REVOCATION_LOG_KEEP_SECONDS)
-        return n
-      }).immediate()
+      return this.db
+        .transaction(() => {
+          const n = this.q.flushTokens.run(at).changes
+          this.q.flushSessions.run(at)
+          this.q.flushRevocations.run(at - REVOCATION_LOG_KEEP_SECONDS)
+          return n
+        })
+        .immediate()
     })
   }
 

@@ -89,13 +89,7 @@ export interface Store extends RateLimitStore {
    * Presenting a retired token again revokes the whole session, unless it was retired less than
    * `graceSeconds` ago (two tabs refreshing at once), which is refused without revoking.
    */
-  rotateRefresh(r: {
-    jti: string
-    now: number
-    graceSeconds: number
-    blacklistOld: boolean
-    next?: { jti: string; expiresAt: number }
-  }): Promise<RotateOutcome>
+  rotateRefresh(r: { jti: string; now: number; graceSeconds: number; blacklistOld: boolean; next?: { jti: string; expiresAt: number } }): Promise<RotateOutcome>
   /** Logout: blacklists the refresh token and revokes its session. */
   blacklistRefresh(jti: string, now: number): Promise<RotateOutcome>
   /** For /api/token/verify/: is this token (refresh jti or session) dead? */

@@ -102,7 +102,9 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
   const cleanups: (() => Promise<void>)[] = []
   const say = (text: string) => (o.progress ? o.progress.note(text) : undefined)
   try {
-    say(`runway compare: ${defs.length} stacks × ${o.scenarios.length} scenarios, ${o.settings.connections} connections, ${o.settings.durationSec} s × ${o.settings.runs} runs after ${o.settings.warmupSec} s warm-up (${o.engine})`)
+    say(
+      `runway compare: ${defs.length} stacks × ${o.scenarios.length} scenarios, ${o.settings.connections} connections, ${o.settings.durationSec} s × ${o.settings.runs} runs after ${o.settings.warmupSec} s warm-up (${o.engine})`,
+    )
     const cred = await benchPassword()
     const fail = (member: Member, err: unknown) => {
       member.stage.status = 'failed'
@@ -111,7 +113,14 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
     }
     /** Starts one stack; a skipped or failed start is recorded on its stage, and leaves `running` unset. */
     const bringUp = async (def: StageDef, label: string): Promise<Member> => {
-      const stage: Stage = { id: def.id, label: def.label, kind: def.kind, ...(def.twinOf ? { twinOf: def.twinOf } : {}), status: 'ok', explanation: def.explanation }
+      const stage: Stage = {
+        id: def.id,
+        label: def.label,
+        kind: def.kind,
+        ...(def.twinOf ? { twinOf: def.twinOf } : {}),
+        status: 'ok',
+        explanation: def.explanation,
+      }
       stages.push(stage)
       const member: Member = { def, stage, label }
       if (def.nginx && !nginxBin) {
@@ -184,7 +193,15 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
             const { running, users } = member
             if (!running || !users || member.stage.status !== 'ok') continue
             if (member.def.kind === 'twin' && !s.twin) {
-              rows.push({ stage: member.def.id, scenario: name, engine: 'autocannon', status: 'skipped', reason: 'the ceiling twin serves healthz, me and verify only', runs: [], loadgenSaturated: false })
+              rows.push({
+                stage: member.def.id,
+                scenario: name,
+                engine: 'autocannon',
+                status: 'skipped',
+                reason: 'the ceiling twin serves healthz, me and verify only',
+                runs: [],
+                loadgenSaturated: false,
+              })
               continue
             }
             try {
@@ -196,7 +213,13 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
           if (!jobs.length) continue
           const measured = await measureInterleaved(
             jobs.map(({ member, context }) => ({
-              target: { stage: member.def.id, label: member.label, url: member.running!.url, ...(member.running!.ca ? { ca: member.running!.ca } : {}), pids: member.running!.pids },
+              target: {
+                stage: member.def.id,
+                label: member.label,
+                url: member.running!.url,
+                ...(member.running!.ca ? { ca: member.running!.ca } : {}),
+                pids: member.running!.pids,
+              },
               context,
             })),
             s,
@@ -245,7 +268,6 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
 
 const PRODUCTION: readonly StageId[] = ['single', 'cluster', 'nginx', 'tls']
 
-
 /**
  * Why a row's req/s is the machine's limit rather than the stack's, or undefined. A load
  * generator that used all the cores it can use was the bottleneck (and on a small machine took
@@ -255,7 +277,8 @@ const PRODUCTION: readonly StageId[] = ['single', 'cluster', 'nginx', 'tls']
 export function untrustedBecause(x: ResultRow): string | undefined {
   const s = x.summary
   if (!s) return undefined
-  if (x.loadgenSaturated) return `the load generator (${x.engine}) used ${Math.round(s.loadgenCpu)}% CPU, all it can: the req/s is its limit, and on a small machine the cores it took were the server's`
+  if (x.loadgenSaturated)
+    return `the load generator (${x.engine}) used ${Math.round(s.loadgenCpu)}% CPU, all it can: the req/s is its limit, and on a small machine the cores it took were the server's`
   if (s.otherCpu > OTHER_CPU_LIMIT) return `other processes used ${Math.round(s.otherCpu)}% CPU during the runs`
   return undefined
 }
@@ -268,10 +291,21 @@ function verdict(r: Results): string | undefined {
   const saturated = bad.filter((x) => x.loadgenSaturated)
   const advice: string[] = []
   const couldWrk = saturated.filter((x) => x.engine !== 'wrk' && ENGINES.wrk.canRun(scenarioByName(x.scenario)))
-  if (couldWrk.length) advice.push(r.machine.wrk ? 'rerun with --engine wrk (a fraction of autocannon\'s CPU per request)' : `install wrk (${ENGINES.wrk.install}): compare then uses it for GET scenarios at a fraction of autocannon's CPU`)
-  if (saturated.length > couldWrk.length) advice.push('for the scenarios only autocannon runs, raise --workers on a machine with spare cores, or load from another machine (runway loadtest --target)')
+  if (couldWrk.length)
+    advice.push(
+      r.machine.wrk
+        ? "rerun with --engine wrk (a fraction of autocannon's CPU per request)"
+        : `install wrk (${ENGINES.wrk.install}): compare then uses it for GET scenarios at a fraction of autocannon's CPU`,
+    )
+  if (saturated.length > couldWrk.length)
+    advice.push(
+      'for the scenarios only autocannon runs, raise --workers on a machine with spare cores, or load from another machine (runway loadtest --target)',
+    )
   if (bad.some((x) => !x.loadgenSaturated)) advice.push('rerun on a quiet machine')
-  const where = bad.slice(0, 3).map((x) => `${label(r, x.stage)} ${x.scenario}`).join(', ')
+  const where = bad
+    .slice(0, 3)
+    .map((x) => `${label(r, x.stage)} ${x.scenario}`)
+    .join(', ')
   return `Not a ranking: ${bad.length} of ${measured} measurements were limited by the machine, not by the stack (${where}${bad.length > 3 ? ', …' : ''}: ${bad[0]!.untrusted}). Do not compare the stacks from this run; ${advice.join('; ')}.`
 }
 
@@ -293,12 +327,17 @@ export function annotate(r: Results): void {
         `${x.stage} ${x.scenario}: the load generator used ${x.summary.loadgenCpu}% CPU (a full core${r.settings.workers > 1 ? ' per worker' : ''}): it may be the bottleneck, not the server; try --workers ${Math.max(2, r.settings.workers + 1)}`,
       )
     }
-    if (x.summary.responses === 0) r.warnings.push(`${x.stage} ${x.scenario}: no response completed during the runs: lengthen --duration or lower --connections`)
+    if (x.summary.responses === 0)
+      r.warnings.push(`${x.stage} ${x.scenario}: no response completed during the runs: lengthen --duration or lower --connections`)
     if (x.summary.otherCpu > OTHER_CPU_LIMIT) {
-      r.warnings.push(`${x.stage} ${x.scenario}: other processes used ${x.summary.otherCpu}% CPU during the runs: these figures are unreliable; rerun on a quiet machine`)
+      r.warnings.push(
+        `${x.stage} ${x.scenario}: other processes used ${x.summary.otherCpu}% CPU during the runs: these figures are unreliable; rerun on a quiet machine`,
+      )
     }
     if (failures(x.summary) > 0) {
-      r.warnings.push(`${x.stage} ${x.scenario}: ${failures(x.summary)} failed responses (${Math.round(errorRate(x.summary) * 1000) / 1000}%): errors ${x.summary.errors}, non-2xx ${x.summary.non2xx}, wrong bodies ${x.summary.mismatches}`)
+      r.warnings.push(
+        `${x.stage} ${x.scenario}: ${failures(x.summary)} failed responses (${Math.round(errorRate(x.summary) * 1000) / 1000}%): errors ${x.summary.errors}, non-2xx ${x.summary.non2xx}, wrong bodies ${x.summary.mismatches}`,
+      )
     }
   }
   const targets: Target[] = []
@@ -313,29 +352,56 @@ export function annotate(r: Results): void {
     for (const id of PRODUCTION) {
       if (!r.stages.some((s) => s.id === id)) continue
       const eff = row(id, 'me', meEngine)?.efficiency
-      const t: Target = { name: `me: ${label(r, id)} ≥ 80% of its ceiling twin`, goal: '≥ 80%', value: eff ?? null, met: eff === undefined ? null : eff >= 0.8, ...(eff === undefined ? { note: 'not measured' } : {}) }
+      const t: Target = {
+        name: `me: ${label(r, id)} ≥ 80% of its ceiling twin`,
+        goal: '≥ 80%',
+        value: eff ?? null,
+        met: eff === undefined ? null : eff >= 0.8,
+        ...(eff === undefined ? { note: 'not measured' } : {}),
+      }
       targets.push(judged(t, row(id, 'me', meEngine), TWIN_OF[id] ? row(TWIN_OF[id]!, 'me', meEngine) : undefined))
     }
   }
   if (r.settings.ceiling && r.settings.scenarios.includes('me') && r.stages.some((s) => s.id === 'proxy-tls')) {
     const eff = row('bare-tls', 'me', meEngine)?.efficiency
-    const t: Target = { name: 'me: the rendered nginx template (TLS) ≥ 90% of a minimal TLS proxy, both on the bare cluster', goal: '≥ 90%', value: eff ?? null, met: eff === undefined ? null : eff >= 0.9, ...(eff === undefined ? { note: 'not measured' } : {}) }
+    const t: Target = {
+      name: 'me: the rendered nginx template (TLS) ≥ 90% of a minimal TLS proxy, both on the bare cluster',
+      goal: '≥ 90%',
+      value: eff ?? null,
+      met: eff === undefined ? null : eff >= 0.9,
+      ...(eff === undefined ? { note: 'not measured' } : {}),
+    }
     targets.push(judged(t, row('bare-tls', 'me', meEngine), row('proxy-tls', 'me', meEngine)))
   }
   if (r.settings.scenarios.includes('me') && ran('single') && ran('cluster')) {
     const single = row('single', 'me', meEngine)?.summary?.rps
     const cl = row('cluster', 'me', meEngine)?.summary?.rps
     const v = single && cl ? Math.round((cl / single) * 1000) / 1000 : null
-    targets.push(judged({ name: 'me: pm2 cluster ≥ 1.5× one production process', goal: '≥ 1.5×', value: v, met: v === null ? null : v >= 1.5 }, row('single', 'me', meEngine), row('cluster', 'me', meEngine)))
+    targets.push(
+      judged(
+        { name: 'me: pm2 cluster ≥ 1.5× one production process', goal: '≥ 1.5×', value: v, met: v === null ? null : v >= 1.5 },
+        row('single', 'me', meEngine),
+        row('cluster', 'me', meEngine),
+      ),
+    )
   }
   if (ran('single') && ran('single-pg')) {
-    for (const [scenario, goal] of [['me', 0.8], ['refresh', 0.6]] as const) {
+    for (const [scenario, goal] of [
+      ['me', 0.8],
+      ['refresh', 0.6],
+    ] as const) {
       if (!r.settings.scenarios.includes(scenario)) continue
       const engine = r.results.find((x) => x.scenario === scenario)?.engine ?? 'autocannon'
       const sqlite = row('single', scenario, engine)?.summary?.rps
       const postgres = row('single-pg', scenario, engine)?.summary?.rps
       const v = sqlite && postgres ? Math.round((postgres / sqlite) * 1000) / 1000 : null
-      targets.push(judged({ name: `${scenario}: one process on PostgreSQL ≥ ${goal}× on SQLite`, goal: `≥ ${goal}×`, value: v, met: v === null ? null : v >= goal }, row('single', scenario, engine), row('single-pg', scenario, engine)))
+      targets.push(
+        judged(
+          { name: `${scenario}: one process on PostgreSQL ≥ ${goal}× on SQLite`, goal: `≥ ${goal}×`, value: v, met: v === null ? null : v >= goal },
+          row('single', scenario, engine),
+          row('single-pg', scenario, engine),
+        ),
+      )
     }
   }
   if (r.settings.scenarios.includes('session')) {
@@ -343,7 +409,13 @@ export function annotate(r: Results): void {
       if (!r.stages.some((s) => s.id === id)) continue
       const s = row(id, 'session', 'autocannon')?.summary
       const measured = s && s.responses > 0
-      targets.push({ name: `session: 0 errors through ${label(r, id)}`, goal: '0', value: measured ? failures(s) : null, met: measured ? failures(s) === 0 : null, ...(s && !measured ? { note: 'no session completed' } : {}) })
+      targets.push({
+        name: `session: 0 errors through ${label(r, id)}`,
+        goal: '0',
+        value: measured ? failures(s) : null,
+        met: measured ? failures(s) === 0 : null,
+        ...(s && !measured ? { note: 'no session completed' } : {}),
+      })
     }
   }
   r.targets = targets

@@ -47,14 +47,21 @@ export function compareFigures(doc: unknown, file: string): string {
   // The docs quote no figure from a run that cannot rank the stacks: they would teach its noise.
   if (r.verdict) return [...out, `> **${r.verdict}**`, '', WITHHELD].join('\n')
   if (s.scenarios.includes('me')) {
-    out.push('`GET /api/me/` with a valid token:', '', '| stack | req/s | p99 | server CPU | load gen CPU | other CPU | of its twin | failed |', '|---|---:|---:|---:|---:|---:|---:|---:|')
+    out.push(
+      '`GET /api/me/` with a valid token:',
+      '',
+      '| stack | req/s | p99 | server CPU | load gen CPU | other CPU | of its twin | failed |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
+    )
     for (const x of rowsFor(r, 'me')) {
       const f = x.summary
       if (!f || x.status !== 'ok') {
         out.push(`| ${stageLabel(r, x.stage)} | ${x.status}: ${x.reason ?? ''} | | | | | | |`)
         continue
       }
-      out.push(`| ${stageLabel(r, x.stage)} | ${fmtInt(f.rps)} | ${fmtMs(f.latency.p99)} | ${Math.round(f.serverCpu)} % | ${Math.round(f.loadgenCpu)} %${x.loadgenSaturated ? ' ⚠' : ''} | ${Math.round(f.otherCpu)} % | ${fmtPct(x.efficiency)} | ${failures(f)} |`)
+      out.push(
+        `| ${stageLabel(r, x.stage)} | ${fmtInt(f.rps)} | ${fmtMs(f.latency.p99)} | ${Math.round(f.serverCpu)} % | ${Math.round(f.loadgenCpu)} %${x.loadgenSaturated ? ' ⚠' : ''} | ${Math.round(f.otherCpu)} % | ${fmtPct(x.efficiency)} | ${failures(f)} |`,
+      )
     }
     out.push('')
   }
@@ -63,9 +70,13 @@ export function compareFigures(doc: unknown, file: string): string {
     const rates = sessions.map((x) => x.summary!.rps)
     const lat = sessions.map((x) => latencyOf(x.summary!))
     const failed = sessions.reduce((a, x) => a + failures(x.summary!), 0)
-    const range = (v: number[], fmt: (n: number) => string) => (fmt(Math.min(...v)) === fmt(Math.max(...v)) ? fmt(v[0]!) : `${fmt(Math.min(...v))}–${fmt(Math.max(...v))}`)
+    const range = (v: number[], fmt: (n: number) => string) =>
+      fmt(Math.min(...v)) === fmt(Math.max(...v)) ? fmt(v[0]!) : `${fmt(Math.min(...v))}–${fmt(Math.max(...v))}`
     out.push(
-      `\`session\` (login → 3 × me → refresh → logout, ${s.connections} connections): ${range(rates, fmtInt)} req/s through the ${sessions.length} stacks, ${failed} failed responses; a whole session takes ${range(lat.map((l) => l.p50), fmtMs)} at the median, ${fmtMs(Math.max(...lat.map((l) => l.p99)))} at worst p99 (bound by password hashing on ${m.cpuCount} cores).`,
+      `\`session\` (login → 3 × me → refresh → logout, ${s.connections} connections): ${range(rates, fmtInt)} req/s through the ${sessions.length} stacks, ${failed} failed responses; a whole session takes ${range(
+        lat.map((l) => l.p50),
+        fmtMs,
+      )} at the median, ${fmtMs(Math.max(...lat.map((l) => l.p99)))} at worst p99 (bound by password hashing on ${m.cpuCount} cores).`,
       '',
     )
   }
@@ -83,7 +94,9 @@ export function stackFigures(doc: unknown, file: string): string {
   for (const s of r.stages.filter((x) => x.kind === 'stage')) {
     const me = rowsFor(r, 'me').find((x) => x.stage === s.id && x.summary)
     const f = me?.summary
-    out.push(`| ${s.label} | ${s.startupMs === undefined ? '–' : `${(s.startupMs / 1000).toFixed(1)} s`} | ${s.processes ?? '–'} | ${f ? `${Math.round(f.serverRssMb)} MiB` : '–'} | ${f ? `${Math.round(f.serverCpu)} %` : '–'} | ${f ? fmtInt(f.rps) : s.status} |`)
+    out.push(
+      `| ${s.label} | ${s.startupMs === undefined ? '–' : `${(s.startupMs / 1000).toFixed(1)} s`} | ${s.processes ?? '–'} | ${f ? `${Math.round(f.serverRssMb)} MiB` : '–'} | ${f ? `${Math.round(f.serverCpu)} %` : '–'} | ${f ? fmtInt(f.rps) : s.status} |`,
+    )
   }
   return out.join('\n')
 }
@@ -108,7 +121,10 @@ export function nginxCostFigures(doc: unknown, file: string): string {
     ...head,
     '| nginx config | req/s | ÷ rendered | ÷ minimal proxy | other CPU |',
     '|---|---:|---:|---:|---:|',
-    ...r.variants.map((v) => `| ${v.label} | ${v.status === 'ok' ? fmtInt(v.rps) : v.status} | ${v.ofRendered.toFixed(2)} | ${v.ofMinimal.toFixed(2)} | ${Math.round(v.otherCpu)} % |`),
+    ...r.variants.map(
+      (v) =>
+        `| ${v.label} | ${v.status === 'ok' ? fmtInt(v.rps) : v.status} | ${v.ofRendered.toFixed(2)} | ${v.ofMinimal.toFixed(2)} | ${Math.round(v.otherCpu)} % |`,
+    ),
   ]
   return out.join('\n')
 }
@@ -119,7 +135,17 @@ export interface LoginResults {
   argon2: { memoryCost: number; timeCost: number; parallelism: number }
   machine: { cpus: number; loadAverageBefore: number[]; loadAverageAfter: number[] }
   settings: { durationSec: number; connections: number; users: number }
-  results: { stack: string; loginsPerSec: number; cpuMsPerLogin: number; serverRssMb: number; loadgenCpuPct: number; otherCpuPct: number; latencyMs: { p50: number; p99: number }; errors: number; statusCodes: Record<string, number> }[]
+  results: {
+    stack: string
+    loginsPerSec: number
+    cpuMsPerLogin: number
+    serverRssMb: number
+    loadgenCpuPct: number
+    otherCpuPct: number
+    latencyMs: { p50: number; p99: number }
+    errors: number
+    statusCodes: Record<string, number>
+  }[]
 }
 
 export function loginFigures(doc: unknown, file: string): string {
@@ -136,7 +162,11 @@ export function loginFigures(doc: unknown, file: string): string {
     '| stack | logins/s | CPU per login | p50 | p99 | server RSS | load gen CPU | other CPU | failed |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...r.results.map((x) => {
-      const failed = x.errors + Object.entries(x.statusCodes).filter(([c]) => !c.startsWith('2')).reduce((n, [, v]) => n + v, 0)
+      const failed =
+        x.errors +
+        Object.entries(x.statusCodes)
+          .filter(([c]) => !c.startsWith('2'))
+          .reduce((n, [, v]) => n + v, 0)
       return `| ${x.stack} | ${x.loginsPerSec} | ${x.cpuMsPerLogin} ms | ${fmtMs(x.latencyMs.p50)} | ${fmtMs(x.latencyMs.p99)} | ${Math.round(x.serverRssMb)} MB | ${Math.round(x.loadgenCpuPct)} % | ${Math.round(x.otherCpuPct)} % | ${failed} |`
     }),
   ].join('\n')
@@ -156,7 +186,9 @@ export interface RssResults {
 export function rssFigures(doc: unknown, file: string): string {
   const r = doc as RssResults
   const w = r.workersRssMb
-  const env = Object.entries(r.settings.env).map(([k, v]) => `${k}=${v}`).join(' ')
+  const env = Object.entries(r.settings.env)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')
   const mb = (v: number[]) => v.map((n) => Math.round(n)).join(' / ') + ' MB'
   return [
     `From \`${file}\`${r.createdAt ? ` (${r.createdAt})` : ''}: ${r.machine.cpus} CPUs, load average ${r.machine.loadAverageBefore.join(' / ')} before; pm2 cluster of ${r.settings.instances} workers${env ? ` with ${env}` : ''}, ${r.settings.connections} connections (memory is not set by the neighbours the way CPU figures are).`,
@@ -172,7 +204,8 @@ export function rssFigures(doc: unknown, file: string): string {
   ].join('\n')
 }
 
-const WITHHELD = 'Its figures are not quoted here: the machine, not the stacks, set them. Rerun the command that produces the file on a quiet machine and run `npm run docs:figures`.'
+const WITHHELD =
+  'Its figures are not quoted here: the machine, not the stacks, set them. Rerun the command that produces the file on a quiet machine and run `npm run docs:figures`.'
 
 export const BLOCKS: readonly FiguresBlock[] = [
   {

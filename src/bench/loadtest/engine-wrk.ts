@@ -6,7 +6,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { EngineFigures, EngineRun, LoadEngine } from './engine.js'
 
-const firstLine = (s: string) => s.split('\n')[0]!.replace(/\s*Copyright.*$/, '').trim()
+const firstLine = (s: string) =>
+  s
+    .split('\n')[0]!
+    .replace(/\s*Copyright.*$/, '')
+    .trim()
 
 export function wrkVersion(): string | null {
   try {

@@ -87,7 +87,7 @@ export class CpuSampler {
     const seconds = Math.max(0.001, (performance.now() - this.t0) / 1000)
     const m1 = machineTicks()
     const cpuOf = (pids: readonly number[]) =>
-      pids.reduce((sum, pid) => sum + ((this.last.get(pid) ?? 0) - (this.first.get(pid) ?? 0)), 0) / TICKS_PER_SEC / seconds * 100
+      (pids.reduce((sum, pid) => sum + ((this.last.get(pid) ?? 0) - (this.first.get(pid) ?? 0)), 0) / TICKS_PER_SEC / seconds) * 100
     const serverCpu = cpuOf(this.serverPids)
     const loadgenCpu = cpuOf(this.loadgenPids())
     const machineCpu = ((m1.busy - this.m0.busy) / TICKS_PER_SEC / seconds) * 100

@@ -65,7 +65,12 @@ export interface StageContext {
 const hostPort = (url: string) => new URL(url).host
 
 /** Several stacks at once (nginx over a cluster): stop them all, last started first. */
-function combine(parts: { stop(): Promise<void>; pids(): Promise<number[]> }[], front: { url: string; ca?: string }, mint: boolean, handles: Pick<Running, 'server' | 'pm2' | 'dir'> = {}): Running {
+function combine(
+  parts: { stop(): Promise<void>; pids(): Promise<number[]> }[],
+  front: { url: string; ca?: string },
+  mint: boolean,
+  handles: Pick<Running, 'server' | 'pm2' | 'dir'> = {},
+): Running {
   return {
     ...handles,
     ...front,
@@ -86,7 +91,15 @@ export async function startCeiling(ctx: StageContext, workers: number, name: str
     command: process.execPath,
     args: ['--import', 'tsx', CEILING_SERVER_FILE],
     cwd: ROOT,
-    env: { ...process.env, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), DATA_DIR: ctx.dataDir, JWT_SIGNING_KEY: ctx.key, CEILING_WORKERS: String(workers) },
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATA_DIR: ctx.dataDir,
+      JWT_SIGNING_KEY: ctx.key,
+      CEILING_WORKERS: String(workers),
+    },
     logFile: join(ctx.logDir, `${name.replaceAll(' ', '-')}.log`),
   })
   try {
@@ -99,12 +112,21 @@ export async function startCeiling(ctx: StageContext, workers: number, name: str
 }
 
 export async function nginxOver(upstream: Running, tls: boolean, rateLimit = false, minimal = false, edit?: (conf: string) => string): Promise<Running> {
-  const nginx = await startNginx({ upstreams: [hostPort(upstream.url)], tls, ...(rateLimit ? {} : { rateLimit: false }), ...(minimal ? { minimal } : {}), ...(edit ? { edit } : {}) }).catch(async (err: unknown) => {
+  const nginx = await startNginx({
+    upstreams: [hostPort(upstream.url)],
+    tls,
+    ...(rateLimit ? {} : { rateLimit: false }),
+    ...(minimal ? { minimal } : {}),
+    ...(edit ? { edit } : {}),
+  }).catch(async (err: unknown) => {
     await upstream.stop()
     throw err
   })
   const ca = nginx.caFile ? readFileSync(nginx.caFile, 'utf8') : undefined
-  return combine([upstream, nginx], { url: nginx.url, ...(ca ? { ca } : {}) }, upstream.mint, { ...(upstream.pm2 ? { pm2: upstream.pm2 } : {}), ...(upstream.dir ? { dir: upstream.dir } : {}) })
+  return combine([upstream, nginx], { url: nginx.url, ...(ca ? { ca } : {}) }, upstream.mint, {
+    ...(upstream.pm2 ? { pm2: upstream.pm2 } : {}),
+    ...(upstream.dir ? { dir: upstream.dir } : {}),
+  })
 }
 
 const cluster = async (ctx: StageContext): Promise<Running> => {
@@ -122,7 +144,7 @@ export function stageDefs(instances: number): StageDef[] {
       label: 'dev server',
       kind: 'stage',
       explanation:
-        'Exactly `npm run dev`: tsx watch (TypeScript transpiled on load, a file watcher beside it), NODE_ENV=development, and a pino-pretty line for every request. One process, so one core: no crash recovery, no zero-downtime reload, no TLS, no buffering of slow clients. Its event loop is the same as production\'s, so on cheap endpoints it is not far behind one production process; the gap is mostly per-request pretty logging.',
+        "Exactly `npm run dev`: tsx watch (TypeScript transpiled on load, a file watcher beside it), NODE_ENV=development, and a pino-pretty line for every request. One process, so one core: no crash recovery, no zero-downtime reload, no TLS, no buffering of slow clients. Its event loop is the same as production's, so on cheap endpoints it is not far behind one production process; the gap is mostly per-request pretty logging.",
       start: async (ctx) => {
         const copy = await ctx.src()
         const s = await startDevServer({ cwd: copy.dir, env: ctx.env, logFile: join(ctx.logDir, 'dev-server.log') })
@@ -260,7 +282,6 @@ export async function postgresSchema(base: string): Promise<{ url: string; drop:
     },
   }
 }
-
 
 /**
  * The environment every stage runs with: its data dir, the run's signing key, and login rate

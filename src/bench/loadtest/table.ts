@@ -70,13 +70,21 @@ export function scenarioTable(r: Results, scenario: string): Table {
 /** Fixed-width text for a terminal. */
 export function textTable(t: Table): string {
   const widths = t.headers.map((h, i) => Math.max(h.length, ...t.rows.map((r) => (r[i] ?? '').length)))
-  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd()
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd()
   return [line(t.headers), widths.map((w) => '-'.repeat(w)).join('  '), ...t.rows.map(line)].join('\n')
 }
 
 export function markdownTable(t: Table): string {
   const esc = (s: string) => s.replaceAll('|', '\\|')
-  return [`| ${t.headers.join(' | ')} |`, `|${t.headers.map((_, i) => (i < 2 ? ' --- ' : ' ---: ')).join('|')}|`, ...t.rows.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n')
+  return [
+    `| ${t.headers.join(' | ')} |`,
+    `|${t.headers.map((_, i) => (i < 2 ? ' --- ' : ' ---: ')).join('|')}|`,
+    ...t.rows.map((r) => `| ${r.map(esc).join(' | ')} |`),
+  ].join('\n')
 }
 
 export function targetLines(r: Results): string[] {
@@ -85,7 +93,8 @@ export function targetLines(r: Results): string[] {
     // Rounded down, like the goals (≥) they are checked against: 79.6% shows as 79%, never as a
     // passing-looking 80%.
     const down = (v: number, digits: number) => (Math.floor(v * 10 ** digits + 1e-9) / 10 ** digits).toFixed(digits)
-    const value = t.value === null ? 'not measured' : t.goal.endsWith('%') ? `${down(t.value * 100, 0)}%` : t.goal.endsWith('×') ? `${down(t.value, 2)}×` : String(t.value)
+    const value =
+      t.value === null ? 'not measured' : t.goal.endsWith('%') ? `${down(t.value * 100, 0)}%` : t.goal.endsWith('×') ? `${down(t.value, 2)}×` : String(t.value)
     return `${mark.padEnd(6)} ${t.name}: ${value} (goal ${t.goal})${t.note && t.value !== null ? `: ${t.note}` : ''}`
   })
 }

@@ -32,7 +32,8 @@ export function parseThreshold(text: string): ThresholdSpec {
   const hint = 'write it like p99<250ms, errors<0.1%, rps>500 or me:p99<250ms'
   if (!m) throw new ThresholdSyntaxError(`threshold ${JSON.stringify(text)} is not understood: ${hint}`)
   const [, scenario, metric, op, num, unit] = m as unknown as [string, string | undefined, string, Op, string, string | undefined]
-  if (!METRICS.includes(metric as Metric)) throw new ThresholdSyntaxError(`threshold ${JSON.stringify(text)}: unknown metric ${metric} (use ${METRICS.join(', ')})`)
+  if (!METRICS.includes(metric as Metric))
+    throw new ThresholdSyntaxError(`threshold ${JSON.stringify(text)}: unknown metric ${metric} (use ${METRICS.join(', ')})`)
   let value = Number(num)
   const isLatency = LATENCY.includes(metric as Metric)
   if (isLatency) {
@@ -87,11 +88,23 @@ export function checkThresholds(specs: readonly ThresholdSpec[], rows: readonly 
   for (const spec of specs) {
     const targets = rows.filter((r) => !spec.scenario || r.scenario === spec.scenario)
     if (spec.scenario && targets.length === 0) {
-      out.push({ expression: spec.expression, scenario: spec.scenario, actual: 0, pass: false, message: `threshold ${spec.expression} failed: scenario ${spec.scenario} was not run` })
+      out.push({
+        expression: spec.expression,
+        scenario: spec.scenario,
+        actual: 0,
+        pass: false,
+        message: `threshold ${spec.expression} failed: scenario ${spec.scenario} was not run`,
+      })
     }
     for (const r of targets) {
       if (!r.summary) {
-        out.push({ expression: spec.expression, scenario: r.scenario, actual: 0, pass: false, message: `threshold ${spec.expression} failed on ${r.scenario}: the scenario produced no figures` })
+        out.push({
+          expression: spec.expression,
+          scenario: r.scenario,
+          actual: 0,
+          pass: false,
+          message: `threshold ${spec.expression} failed on ${r.scenario}: the scenario produced no figures`,
+        })
       } else out.push(checkThreshold(spec, r.scenario, r.summary))
     }
   }
@@ -111,7 +124,8 @@ export function baselineFigures(baseline: Results, scenario: string, stage?: str
   if (rows.length === 0) return { problem: `the baseline has no ${scenario} figures${stage ? ` for stage ${stage}` : ''}` }
   if (rows.length > 1) {
     const stages = [...new Set(rows.map((r) => r.stage))]
-    if (stages.length > 1) return { problem: `the baseline has ${scenario} figures for several stages (${stages.join(', ')}): choose one with --baseline-stage` }
+    if (stages.length > 1)
+      return { problem: `the baseline has ${scenario} figures for several stages (${stages.join(', ')}): choose one with --baseline-stage` }
   }
   return rows[0]!.summary!
 }

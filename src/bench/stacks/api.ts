@@ -100,4 +100,3 @@ export async function startProductionProcess(o: StackOptions = {}): Promise<Proc
   await ready(service, url, o.logFile)
   return asStack('production process', service, url)
 }
-

@@ -60,7 +60,16 @@ export interface StartNginxOptions {
  * asked (default protocols and ciphers), the same worker count, no access log, no headers, no
  * gzip, no error pages. Listens on the HTTP port too (plain proxy) so readiness is checked alike.
  */
-export function minimalProxyConf(o: { prefix: string; upstreams: string[]; httpPort: number; httpsPort?: number; cert?: string; key?: string; workers: number | string; keepalive: number }): string {
+export function minimalProxyConf(o: {
+  prefix: string
+  upstreams: string[]
+  httpPort: number
+  httpsPort?: number
+  cert?: string
+  key?: string
+  workers: number | string
+  keepalive: number
+}): string {
   const tls = o.httpsPort !== undefined && o.cert && o.key
   return `worker_processes ${o.workers};
 pid ${o.prefix}/nginx.pid;
@@ -135,7 +144,14 @@ export async function startNginx(o: StartNginxOptions): Promise<NginxStack> {
     })
     const conf = join(prefix, 'conf', 'nginx.conf')
     const chosen = o.minimal
-      ? minimalProxyConf({ prefix, upstreams: o.upstreams, httpPort, ...(tls ? { httpsPort, cert: cert!.cert, key: cert!.key } : {}), workers: settings.workers, keepalive: settings.keepalive })
+      ? minimalProxyConf({
+          prefix,
+          upstreams: o.upstreams,
+          httpPort,
+          ...(tls ? { httpsPort, cert: cert!.cert, key: cert!.key } : {}),
+          workers: settings.workers,
+          keepalive: settings.keepalive,
+        })
       : text
     writeFileSync(conf, o.edit ? o.edit(chosen) : chosen)
     const errorLog = join(prefix, 'logs', 'error.log')

@@ -71,7 +71,11 @@ export async function startPm2Cluster(o: Pm2Options = {}): Promise<Pm2Stack> {
   } catch (err) {
     const logs = join(h.env.RUNWAY_LOG_DIR!, 'runway.err.log')
     // The last lines that say something (not stack frames) of what the workers wrote to stderr.
-    const said = existsSync(logs) ? readFileSync(logs, 'utf8').split('\n').filter((l) => l.trim() && !/^\s+at /.test(l)) : []
+    const said = existsSync(logs)
+      ? readFileSync(logs, 'utf8')
+          .split('\n')
+          .filter((l) => l.trim() && !/^\s+at /.test(l))
+      : []
     const tail = [...new Set(said.slice(-3))].join(' | ')
     await h.stop()
     throw new Error(`pm2 cluster did not start: ${(err as Error).message}${tail ? ` (worker stderr: ${tail})` : ''}`)

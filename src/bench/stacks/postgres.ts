@@ -108,7 +108,9 @@ export async function startPrivatePostgres(o: PrivatePostgresOptions = {}): Prom
       shared_buffers: '16MB',
       ...o.settings,
     }
-    const opts = Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`).join(' ')
+    const opts = Object.entries(settings)
+      .map(([k, v]) => `-c ${k}=${v}`)
+      .join(' ')
     // A port taken between freePort() and the bind (TIME-WAIT, another test): pick another.
     for (let attempt = 1; ; attempt++) {
       if (!port || attempt > 1) port = await freePort()

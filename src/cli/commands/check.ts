@@ -44,14 +44,16 @@ export const checkCommand: Command = {
       'server-name': { type: 'string', multiple: true },
       silence: { type: 'string', multiple: true },
     })
-    if (values.help) return print(usage), 0
+    if (values.help) return (print(usage), 0)
     if (!values.deploy) throw new CliError('give --deploy (the production audit)', 2)
     const targets = values.path ? openTargets(values, { single: true }) : [new LocalTarget(ROOT)]
     const target = targets[0]!
     try {
       const onTarget = Boolean(values.path)
       const base = onTarget ? `${target.root}/shared` : target.root
-      const env = onTarget ? { PM2_HOME: `${target.root}/.pm2`, RUNWAY_LOG_DIR: `${target.root}/shared/logs` } : { ...process.env, PM2_HOME: process.env.PM2_HOME ?? `${process.env.HOME}/.pm2` }
+      const env = onTarget
+        ? { PM2_HOME: `${target.root}/.pm2`, RUNWAY_LOG_DIR: `${target.root}/shared/logs` }
+        : { ...process.env, PM2_HOME: process.env.PM2_HOME ?? `${process.env.HOME}/.pm2` }
       const r = await auditConfig({ target, base, env, nginxConf: values['nginx-conf'], serverNames: values['server-name'], silence: values.silence })
       if (values.json) print(JSON.stringify({ target: target.label, ...r }))
       else {
@@ -59,7 +61,9 @@ export const checkCommand: Command = {
         const errors = r.findings.filter((f) => f.level === 'error' && !f.silenced).length
         const warnings = r.findings.filter((f) => f.level === 'warning' && !f.silenced).length
         const silenced = r.findings.filter((f) => f.silenced).length
-        print(`${target.label}: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}${silenced ? `, ${silenced} silenced` : ''}`)
+        print(
+          `${target.label}: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}${silenced ? `, ${silenced} silenced` : ''}`,
+        )
       }
       return r.ok ? 0 : 1
     } finally {

@@ -50,7 +50,10 @@ to be measured, 2 for bad usage.`
 
 export function stageList(value: string | undefined): StageId[] | undefined {
   if (value === undefined) return undefined
-  const ids = value.split(',').map((s) => s.trim()).filter(Boolean)
+  const ids = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
   const bad = ids.find((id) => !STAGE_IDS.includes(id as StageId))
   if (bad || ids.length === 0) throw new CliError(`unknown stage ${JSON.stringify(bad ?? value)}: choose from ${STAGE_IDS.join(', ')}`, 2)
   return ids as StageId[]
@@ -70,7 +73,7 @@ export const compareCommand: Command = {
       'database-url': { type: 'string' },
       store: { type: 'string' },
     })
-    if (values.help) return print(usage), 0
+    if (values.help) return (print(usage), 0)
     const settings = measureSettings(values, { runs: 3, warmup: 3 })
     if (values.store !== undefined && values.store !== 'postgres' && values.store !== 'sqlite') {
       throw new CliError(`--store must be sqlite or postgres, not ${JSON.stringify(values.store)}`, 2)
@@ -97,7 +100,12 @@ export const compareCommand: Command = {
       // A run that cannot rank the stacks says so before any figure, and again under the goals.
       if (results.verdict) print(`\n${results.verdict}`)
       for (const scenario of scenariosOf(results)) print(`\n${scenario}\n${textTable(scenarioTable(results, scenario))}`)
-      if (results.targets.length) print(`\nTargets (goals, not enforced${results.verdict ? '; this run cannot judge them, see the top' : ''}):\n${targetLines(results).map((l) => `  ${l}`).join('\n')}`)
+      if (results.targets.length)
+        print(
+          `\nTargets (goals, not enforced${results.verdict ? '; this run cannot judge them, see the top' : ''}):\n${targetLines(results)
+            .map((l) => `  ${l}`)
+            .join('\n')}`,
+        )
       if (results.warnings.length) print(`\nWarnings:\n${results.warnings.map((w) => `  - ${w}`).join('\n')}`)
       print(`\nWrote ${dir}/results.json, report.md and report.html`)
     }

@@ -3,7 +3,23 @@ import { join, resolve } from 'node:path'
 import { CliError, note, parseFlags, print, type Command } from '../command.js'
 import { ArtifactError, buildArtifact, directoryBytes, gitState, readArtifact } from '../../ops/deploy/artifact.js'
 import { spawn } from 'node:child_process'
-import { asCliError, closeAll, fleetText, openTargets, ROLLING_USAGE, rollingFlags, rollingPlan, seconds, settingsFlags, settingsOverrides, SETTINGS_USAGE, stderrReporter, targetFlags, targetOpener, TARGET_USAGE } from '../deploy-flags.js'
+import {
+  asCliError,
+  closeAll,
+  fleetText,
+  openTargets,
+  ROLLING_USAGE,
+  rollingFlags,
+  rollingPlan,
+  seconds,
+  settingsFlags,
+  settingsOverrides,
+  SETTINGS_USAGE,
+  stderrReporter,
+  targetFlags,
+  targetOpener,
+  TARGET_USAGE,
+} from '../deploy-flags.js'
 import { deploy, stopCleanlyOnSignals, type ArtifactSource, type DeployReport } from '../../ops/deploy/deploy.js'
 
 const usage = `Usage: runway deploy --path DIR [--host [USER@]HOST[:PORT] ...] [options]
@@ -50,7 +66,8 @@ Exit status: 0 deployed; 1 refused or failed (see the last line); 2 usage.`
 
 function summary(r: DeployReport): string {
   if (r.fleet && !r.dryRun) return fleetText(r.fleet)
-  if (r.dryRun) return r.hosts.map((h) => `dry run: ${h.reason}`).join('\n') + (r.ok ? '' : '\ndry run: preflight found problems or a target is locked (see above)')
+  if (r.dryRun)
+    return r.hosts.map((h) => `dry run: ${h.reason}`).join('\n') + (r.ok ? '' : '\ndry run: preflight found problems or a target is locked (see above)')
   const lines = r.hosts.map((h) =>
     h.result === 'ok'
       ? `deployed ${h.release} to ${h.target} in ${(h.durationMs / 1000).toFixed(1)}s (was ${h.from ?? 'nothing'})`
@@ -86,18 +103,23 @@ export const deployCommand: Command = {
       'canary-threshold': { type: 'string', multiple: true },
       'canary-duration': { type: 'string' },
     })
-    if (values.help) return print(usage), 0
+    if (values.help) return (print(usage), 0)
     const source = resolve(values.source ?? '.')
 
     try {
       if (values['build-only']) {
         if (!values.out) throw new CliError('--build-only needs --out DIR', 2)
         const git = gitState(source)
-        if (git.changes.length && !values['allow-dirty']) throw new CliError(`${source} has ${git.changes.length} uncommitted changes: commit them or pass --allow-dirty`)
+        if (git.changes.length && !values['allow-dirty'])
+          throw new CliError(`${source} has ${git.changes.length} uncommitted changes: commit them or pass --allow-dirty`)
         const a = await buildArtifact(source)
         cpSync(a.dir, resolve(values.out), { recursive: true })
         a.remove()
-        print(values.json ? JSON.stringify({ ok: true, out: resolve(values.out), ...a.revision, bytes: a.bytes }) : `built artifact ${a.revision.sha} into ${resolve(values.out)}`)
+        print(
+          values.json
+            ? JSON.stringify({ ok: true, out: resolve(values.out), ...a.revision, bytes: a.bytes })
+            : `built artifact ${a.revision.sha} into ${resolve(values.out)}`,
+        )
         return 0
       }
 
@@ -106,7 +128,10 @@ export const deployCommand: Command = {
       const thresholds = values['canary-threshold'] ?? []
       if (thresholds.length && !plan.canary) throw new CliError('--canary-threshold needs --canary N', 2)
       const canaryMs = seconds('canary-duration', values['canary-duration'], 10)
-      const timing = { healthTimeoutMs: seconds('health-timeout', values['health-timeout'], 60), verifyTimeoutMs: seconds('verify-timeout', values['verify-timeout'], 30) }
+      const timing = {
+        healthTimeoutMs: seconds('health-timeout', values['health-timeout'], 60),
+        verifyTimeoutMs: seconds('verify-timeout', values['verify-timeout'], 30),
+      }
       let artifact: ArtifactSource
       if (values.artifact) {
         const given = readArtifact(resolve(values.artifact))
@@ -160,7 +185,14 @@ export const deployCommand: Command = {
         if (values.json) return code
         const f = report.fleet?.failure
         const back = report.fleet?.rollback ? (report.fleet.rollback.ok ? '; the fleet was rolled back' : '; the FLEET ROLLBACK FAILED on some host') : ''
-        throw new CliError(report.dryRun ? 'dry run found problems (see above); nothing was changed' : f ? `${f.stage === 'canary' ? 'deploy stopped: the canary check failed on' : 'deploy failed on'} ${f.target}: ${f.reason}${back}` : `deploy failed on ${h?.target}: ${h?.reason ?? 'see above'}`, code)
+        throw new CliError(
+          report.dryRun
+            ? 'dry run found problems (see above); nothing was changed'
+            : f
+              ? `${f.stage === 'canary' ? 'deploy stopped: the canary check failed on' : 'deploy failed on'} ${f.target}: ${f.reason}${back}`
+              : `deploy failed on ${h?.target}: ${h?.reason ?? 'see above'}`,
+          code,
+        )
       }
       return 0
     } catch (err) {
@@ -176,8 +208,21 @@ export const deployCommand: Command = {
  */
 async function canaryLoadtest(hosts: Array<{ target: string; url: string }>, thresholds: string[], durationMs: number): Promise<string | null> {
   for (const h of hosts) {
-    note(`  [${h.target}] canary load test: runway loadtest --target ${h.url} ${thresholds.map((x) => `--threshold '${x}'`).join(' ')} --duration ${durationMs / 1000}`)
-    const args = [process.argv[1]!, 'loadtest', '--target', h.url, '--duration', String(durationMs / 1000), '--warmup', '0', '--quiet', ...thresholds.flatMap((x) => ['--threshold', x])]
+    note(
+      `  [${h.target}] canary load test: runway loadtest --target ${h.url} ${thresholds.map((x) => `--threshold '${x}'`).join(' ')} --duration ${durationMs / 1000}`,
+    )
+    const args = [
+      process.argv[1]!,
+      'loadtest',
+      '--target',
+      h.url,
+      '--duration',
+      String(durationMs / 1000),
+      '--warmup',
+      '0',
+      '--quiet',
+      ...thresholds.flatMap((x) => ['--threshold', x]),
+    ]
     const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
       let out = ''
@@ -187,7 +232,15 @@ async function canaryLoadtest(hosts: Array<{ target: string; url: string }>, thr
     })
     const lines = r.out.split('\n').filter(Boolean)
     for (const l of lines.filter((l) => /^(pass|FAIL) /.test(l))) note(`  [${h.target}]   ${l}`)
-    if (r.code !== 0) return `${h.target}: ${r.code === 99 ? lines.filter((l) => l.startsWith('FAIL ')).map((l) => l.slice(5).trim()).join('; ') || 'a threshold failed' : `the load test could not run: ${lines.pop() ?? `exit ${r.code}`}`}`
+    if (r.code !== 0)
+      return `${h.target}: ${
+        r.code === 99
+          ? lines
+              .filter((l) => l.startsWith('FAIL '))
+              .map((l) => l.slice(5).trim())
+              .join('; ') || 'a threshold failed'
+          : `the load test could not run: ${lines.pop() ?? `exit ${r.code}`}`
+      }`
   }
   return null
 }

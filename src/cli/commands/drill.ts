@@ -61,7 +61,7 @@ export const drillCommand: Command = {
       },
       true,
     )
-    if (values.help) return print(usage), 0
+    if (values.help) return (print(usage), 0)
     const names = positionals.flatMap((p) => p.split(',')).filter(Boolean)
     const unknown = names.find((n) => !drillByName(n))
     if (unknown) throw new CliError(`unknown drill ${JSON.stringify(unknown)}: choose from ${DRILL_NAMES.join(', ')}`, 2)
@@ -73,7 +73,8 @@ export const drillCommand: Command = {
       // drill where it can, and a stage none of them can run is refused.
       for (const id of stages) {
         const refusals = drills.map((d) => ({ d, why: cannotRun(d, id) })).filter((r) => r.why)
-        if (names.length ? refusals.length : refusals.length === drills.length) throw new CliError(`${refusals[0]!.d.name} cannot run on --stages ${id}: ${refusals[0]!.why}`, 2)
+        if (names.length ? refusals.length : refusals.length === drills.length)
+          throw new CliError(`${refusals[0]!.d.name} cannot run on --stages ${id}: ${refusals[0]!.why}`, 2)
       }
     }
     const progress = new Progress(process.stderr, values.quiet ?? false)
@@ -90,7 +91,8 @@ export const drillCommand: Command = {
     else {
       for (const d of results.drills) {
         print(`\n${d.title}`)
-        for (const s of d.stages) print(`  ${s.verdict ?? `${s.label}: ${s.status}, ${s.reason ?? ''}`}${s.status === 'failed' && s.verdict ? ` (FAILED: ${s.reason})` : ''}`)
+        for (const s of d.stages)
+          print(`  ${s.verdict ?? `${s.label}: ${s.status}, ${s.reason ?? ''}`}${s.status === 'failed' && s.verdict ? ` (FAILED: ${s.reason})` : ''}`)
       }
       if (results.warnings.length) print(`\nWarnings:\n${results.warnings.map((w) => `  - ${w}`).join('\n')}`)
       print(`\nWrote ${dir}/results.json, report.md and report.html`)

@@ -29,8 +29,12 @@ export const hostCommand: Command = {
   summary: 'host init: prepare a fresh server (layout, .env with a key, systemd, logrotate, nginx)',
   usage,
   async run(argv) {
-    const { values, positionals } = parseFlags(argv, { ...targetFlags, 'server-name': { type: 'string', multiple: true }, port: { type: 'string' }, 'dry-run': { type: 'boolean' } }, true)
-    if (values.help) return print(usage), 0
+    const { values, positionals } = parseFlags(
+      argv,
+      { ...targetFlags, 'server-name': { type: 'string', multiple: true }, port: { type: 'string' }, 'dry-run': { type: 'boolean' } },
+      true,
+    )
+    if (values.help) return (print(usage), 0)
     if (positionals[0] !== 'init' || positionals.length > 1) throw new CliError('the only subcommand is `runway host init` (see --help)', 2)
     if (!values['server-name']?.length) throw new CliError('--server-name is required: the name nginx serves, e.g. --server-name api.example.com', 2)
     const port = Number(values.port ?? 3000)
@@ -41,7 +45,9 @@ export const hostCommand: Command = {
       const dryRun = values['dry-run'] ?? false
       note(`runway host init → ${target.label}${dryRun ? ' (dry run)' : ''}`)
       const r = await hostInit({ target, serverNames: values['server-name'], port, dryRun, hostSpec: values.host?.[0] })
-      const audit = dryRun ? undefined : await auditConfig({ target, base: `${target.root}/shared`, env: { PM2_HOME: `${target.root}/.pm2`, RUNWAY_LOG_DIR: `${target.root}/shared/logs` } })
+      const audit = dryRun
+        ? undefined
+        : await auditConfig({ target, base: `${target.root}/shared`, env: { PM2_HOME: `${target.root}/.pm2`, RUNWAY_LOG_DIR: `${target.root}/shared/logs` } })
       if (values.json) print(JSON.stringify({ ok: audit?.ok ?? true, ...r, check: audit?.findings }))
       else {
         for (const a of r.actions) print(`  ${a.status.padEnd(12)} ${a.path}`)

@@ -15,7 +15,7 @@ export const keysCommand: Command = {
   usage,
   async run(argv) {
     const { values, positionals } = parseFlags(argv, { algorithm: { type: 'string' }, out: { type: 'string' } }, true)
-    if (values.help) return print(usage), 0
+    if (values.help) return (print(usage), 0)
     if (positionals[0] !== 'generate') throw new CliError('unknown action: the only action is `generate`', 2)
     const alg = values.algorithm
     const pair =

@@ -70,7 +70,8 @@ function password(values: { 'password-file'?: string | undefined }): string | un
 
 /** What each failing status usually means for this API behind runway's nginx. */
 const CAUSES: Record<string, string> = {
-  '429': 'rate limited: the login/token limits of the app (LOGIN_RATE_LIMIT_IP, LOGIN_RATE_LIMIT_USER) or nginx (--rate); raise them on a load-test target, or use scenarios without login',
+  '429':
+    'rate limited: the login/token limits of the app (LOGIN_RATE_LIMIT_IP, LOGIN_RATE_LIMIT_USER) or nginx (--rate); raise them on a load-test target, or use scenarios without login',
   '401': 'credentials or token refused (wrong password, expired or revoked token)',
   '413': 'request body above BODY_LIMIT / client_max_body_size',
   '502': 'nginx could not reach the app (not running, wrong upstream)',
@@ -106,7 +107,7 @@ export const loadtestCommand: Command = {
       'baseline-stage': { type: 'string' },
       'max-regression': { type: 'string' },
     })
-    if (values.help) return print(usage), 0
+    if (values.help) return (print(usage), 0)
     if (!values.target) throw new CliError('--target URL is required (e.g. --target https://staging.example.com)', 2)
     let target: URL
     try {
@@ -160,7 +161,10 @@ export const loadtestCommand: Command = {
     const username = values.username ?? process.env.LOADTEST_USERNAME
     const pw = password(values)
     if ((needs.has('token') || needs.has('credentials')) && (!username || !pw)) {
-      throw new CliError(`${scenarios.filter((s) => scenarioByName(s).needs !== 'nothing').join(', ')} log in: set --username (or LOADTEST_USERNAME) and LOADTEST_PASSWORD (or --password-file)`, 2)
+      throw new CliError(
+        `${scenarios.filter((s) => scenarioByName(s).needs !== 'nothing').join(', ')} log in: set --username (or LOADTEST_USERNAME) and LOADTEST_PASSWORD (or --password-file)`,
+        2,
+      )
     }
     // Reachable (and, over https, trusted) before any load is sent.
     try {
@@ -185,7 +189,11 @@ export const loadtestCommand: Command = {
     for (const name of scenarios) {
       const s = scenarioByName(name)
       const context: ScenarioContext =
-        s.needs === 'token' ? { scenario: name, tokens: tokens! } : s.needs === 'credentials' ? { scenario: name, users: [username!], password: pw! } : { scenario: name }
+        s.needs === 'token'
+          ? { scenario: name, tokens: tokens! }
+          : s.needs === 'credentials'
+            ? { scenario: name, users: [username!], password: pw! }
+            : { scenario: name }
       rows.push(await measureScenario({ stage: 'target', label: base, url: base, ...(ca ? { ca } : {}) }, s, context, settings, engine, { progress }))
     }
 
@@ -206,12 +214,27 @@ export const loadtestCommand: Command = {
           ? `the target runs on this machine: the load generator shared its ${availableParallelism()} CPUs with it`
           : `the load generator ran alone on this machine's ${availableParallelism()} CPUs; the target is remote`,
       }),
-      stages: [{ id: 'target', label: base, kind: 'target', status: rows.every((r) => r.status === 'ok') ? 'ok' : 'failed', explanation: `The deployment at ${base}, measured from this machine over the network.`, url: base }],
+      stages: [
+        {
+          id: 'target',
+          label: base,
+          kind: 'target',
+          status: rows.every((r) => r.status === 'ok') ? 'ok' : 'failed',
+          explanation: `The deployment at ${base}, measured from this machine over the network.`,
+          url: base,
+        },
+      ],
       rows,
       thresholds,
       warnings: rows.flatMap((r) => [
-        ...(r.loadgenSaturated ? [`${r.scenario}: the load generator used ${r.summary!.loadgenCpu}% CPU, a full core per thread: it may be the bottleneck; try --workers ${Math.max(2, settings.workers + 1)}`] : []),
-        ...(r.summary && failures(r.summary) ? [`${r.scenario}: ${failures(r.summary)} failed responses (${Math.round(errorRate(r.summary) * 1000) / 1000}%): ${failureBreakdown(r.summary)}`] : []),
+        ...(r.loadgenSaturated
+          ? [
+              `${r.scenario}: the load generator used ${r.summary!.loadgenCpu}% CPU, a full core per thread: it may be the bottleneck; try --workers ${Math.max(2, settings.workers + 1)}`,
+            ]
+          : []),
+        ...(r.summary && failures(r.summary)
+          ? [`${r.scenario}: ${failures(r.summary)} failed responses (${Math.round(errorRate(r.summary) * 1000) / 1000}%): ${failureBreakdown(r.summary)}`]
+          : []),
       ]),
     })
     if (values.out) writeResults(resolve(values.out), results)
@@ -227,7 +250,8 @@ export const loadtestCommand: Command = {
     const failed = thresholds.filter((t) => !t.pass)
     // The cause, not only the symptom: which statuses failed, and what usually sends them.
     const why = rows.filter((r) => r.summary && failures(r.summary)).map((r) => `${r.scenario}: ${failureBreakdown(r.summary!)}`)
-    if (failed.length) throw new CliError(`${failed.map((t) => t.message).join('; ')}${why.length ? ` (failures by cause: ${why.join('; ')})` : ''}`, THRESHOLD_EXIT_CODE)
+    if (failed.length)
+      throw new CliError(`${failed.map((t) => t.message).join('; ')}${why.length ? ` (failures by cause: ${why.join('; ')})` : ''}`, THRESHOLD_EXIT_CODE)
     return 0
   },
 }

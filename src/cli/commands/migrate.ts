@@ -11,7 +11,7 @@ export const migrateCommand: Command = {
   summary: 'apply pending schema migrations',
   usage,
   async run(argv) {
-    if (parseFlags(argv, {}).values.help) return print(usage), 0
+    if (parseFlags(argv, {}).values.help) return (print(usage), 0)
     await withStore(async (store, config) => print(`${store.kind} store ${config.databaseUrl ? '' : `at ${config.dataDir} `}is up to date`))
     return 0
   },

@@ -103,7 +103,11 @@ function pick(values: Values, flag: keyof typeof options): string | undefined {
   const env = process.env[`NGINX_${flag.toUpperCase().replace(/-/g, '_')}`]
   return env === '' ? undefined : env
 }
-const list = (text: string | undefined) => text?.split(',').map((s) => s.trim()).filter(Boolean)
+const list = (text: string | undefined) =>
+  text
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
 
 /** The app's own settings that the proxy must match: its port and BODY_LIMIT. */
 function appDefaults(): { port: number; bodyLimit: number } {
@@ -121,8 +125,13 @@ function appDefaults(): { port: number; bodyLimit: number } {
 function appCors(): Pick<NginxInput, 'corsOrigins' | 'corsOriginRegexes' | 'corsCredentials'> {
   try {
     const raw = readEnv()
-    const c = loadConfig({ CORS_ALLOWED_ORIGINS: raw.CORS_ALLOWED_ORIGINS, CORS_ALLOWED_ORIGIN_REGEXES: raw.CORS_ALLOWED_ORIGIN_REGEXES, CORS_ALLOW_CREDENTIALS: raw.CORS_ALLOW_CREDENTIALS }).cors
-    if (!c.origins.length && !c.originRegexes.length) note('--cors-from-app: the app allows no browser origin (CORS_ALLOWED_ORIGINS is empty); nginx adds no CORS headers')
+    const c = loadConfig({
+      CORS_ALLOWED_ORIGINS: raw.CORS_ALLOWED_ORIGINS,
+      CORS_ALLOWED_ORIGIN_REGEXES: raw.CORS_ALLOWED_ORIGIN_REGEXES,
+      CORS_ALLOW_CREDENTIALS: raw.CORS_ALLOW_CREDENTIALS,
+    }).cors
+    if (!c.origins.length && !c.originRegexes.length)
+      note('--cors-from-app: the app allows no browser origin (CORS_ALLOWED_ORIGINS is empty); nginx adds no CORS headers')
     return { corsOrigins: c.origins, corsOriginRegexes: (raw.CORS_ALLOWED_ORIGIN_REGEXES ?? '').split(/\s+/).filter(Boolean), corsCredentials: c.credentials }
   } catch (err) {
     if (err instanceof ConfigError) throw new CliError(`configuration error: ${err.message}`, 78)
@@ -135,7 +144,8 @@ function input(values: Values, nginxVersionText: string | undefined): NginxInput
   const flagTrue = (f: keyof typeof options) => /^(1|true|yes)$/i.test(pick(values, f) ?? '')
   const named = list(pick(values, 'cors-origin'))
   const regexes = values['cors-origin-regex'] ?? process.env.NGINX_CORS_ORIGIN_REGEX?.split(/\s+/).filter(Boolean)
-  if (flagTrue('cors-from-app') && (named || regexes)) throw new CliError('--cors-from-app takes the origins from the app: drop --cors-origin/--cors-origin-regex, or --cors-from-app', 2)
+  if (flagTrue('cors-from-app') && (named || regexes))
+    throw new CliError('--cors-from-app takes the origins from the app: drop --cors-origin/--cors-origin-regex, or --cors-from-app', 2)
   const cors = flagTrue('cors-from-app') ? appCors() : { corsOrigins: named, corsOriginRegexes: regexes, corsCredentials: flagTrue('cors-credentials') }
   return {
     ...cors,
@@ -177,7 +187,9 @@ export function namesNotCovered(certFile: string, names: string[]): string[] {
   } catch {
     return []
   }
-  return names.filter((n) => n !== '_' && !sans.some((s) => s === n || (s.startsWith('*.') && n.endsWith(s.slice(1)) && n.split('.').length === s.split('.').length)))
+  return names.filter(
+    (n) => n !== '_' && !sans.some((s) => s === n || (s.startsWith('*.') && n.endsWith(s.slice(1)) && n.split('.').length === s.split('.').length)),
+  )
 }
 
 /** Writes next to the target and renames, so FILE is never half-written. */
@@ -211,7 +223,10 @@ async function render(values: Values): Promise<number> {
     note(`created ${settings.prefix}/{conf,logs,temp} for the standalone nginx`)
   }
   const uncovered = settings.tls && settings.cert ? namesNotCovered(settings.cert, settings.serverNames) : []
-  if (uncovered.length) note(`warning: ${settings.cert} does not cover ${uncovered.join(', ')}: clients will refuse TLS for those names (add them to the certificate, e.g. runway tls self-signed --name …)`)
+  if (uncovered.length)
+    note(
+      `warning: ${settings.cert} does not cover ${uncovered.join(', ')}: clients will refuse TLS for those names (add them to the certificate, e.g. runway tls self-signed --name …)`,
+    )
   if (values.check) {
     try {
       await testRendered(bin!, rendered.text, rendered.settings.variant, rendered.settings.prefix || undefined)
@@ -264,7 +279,7 @@ export const nginxCommand: Command = {
   usage,
   async run(argv) {
     const { values, positionals } = parseFlags(argv, options, true)
-    if (values.help) return print(usage), 0
+    if (values.help) return (print(usage), 0)
     const action = positionals[0]
     if (positionals.length > 1) throw new CliError(`unexpected argument ${JSON.stringify(positionals[1])} (see --help)`, 2)
     if (action === 'render') return render(values)

@@ -15,7 +15,7 @@ export const releasesCommand: Command = {
   usage,
   async run(argv) {
     const { values } = parseFlags(argv, { ...targetFlags })
-    if (values.help) return print(usage), 0
+    if (values.help) return (print(usage), 0)
     const targets = openTargets(values)
     const out = []
     try {

@@ -1,5 +1,16 @@
 import { CliError, note, parseFlags, print, type Command } from '../command.js'
-import { asCliError, closeAll, openTargets, seconds, settingsFlags, settingsOverrides, SETTINGS_USAGE, stderrReporter, targetFlags, TARGET_USAGE } from '../deploy-flags.js'
+import {
+  asCliError,
+  closeAll,
+  openTargets,
+  seconds,
+  settingsFlags,
+  settingsOverrides,
+  SETTINGS_USAGE,
+  stderrReporter,
+  targetFlags,
+  TARGET_USAGE,
+} from '../deploy-flags.js'
 import { restart } from '../../ops/deploy/deploy.js'
 
 const usage = `Usage: runway restart --path DIR [--host [USER@]HOST[:PORT] ...] [options]
@@ -23,14 +34,22 @@ export const restartCommand: Command = {
   usage,
   async run(argv) {
     const { values } = parseFlags(argv, { ...targetFlags, ...settingsFlags, 'break-lock': { type: 'boolean' }, 'health-timeout': { type: 'string' } })
-    if (values.help) return print(usage), 0
+    if (values.help) return (print(usage), 0)
     const targets = openTargets(values)
     const timing = { healthTimeoutMs: seconds('health-timeout', values['health-timeout'], 60) }
     const done = []
     try {
       for (const target of targets) {
         note(`runway restart → ${target.label}`)
-        done.push(await restart({ target, breakLock: values['break-lock'] ?? false, reporter: stderrReporter(targets.length > 1), overrides: settingsOverrides(values), timing }))
+        done.push(
+          await restart({
+            target,
+            breakLock: values['break-lock'] ?? false,
+            reporter: stderrReporter(targets.length > 1),
+            overrides: settingsOverrides(values),
+            timing,
+          }),
+        )
       }
     } catch (err) {
       if (values.json) print(JSON.stringify({ ok: false, hosts: done, detail: (err as Error).message }))

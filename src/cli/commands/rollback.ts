@@ -1,5 +1,21 @@
 import { CliError, note, parseFlags, print, type Command } from '../command.js'
-import { asCliError, closeAll, fleetText, openTargets, ROLLING_USAGE, rollingFlags, rollingPlan, seconds, settingsFlags, settingsOverrides, SETTINGS_USAGE, stderrReporter, targetFlags, targetOpener, TARGET_USAGE } from '../deploy-flags.js'
+import {
+  asCliError,
+  closeAll,
+  fleetText,
+  openTargets,
+  ROLLING_USAGE,
+  rollingFlags,
+  rollingPlan,
+  seconds,
+  settingsFlags,
+  settingsOverrides,
+  SETTINGS_USAGE,
+  stderrReporter,
+  targetFlags,
+  targetOpener,
+  TARGET_USAGE,
+} from '../deploy-flags.js'
 import { rollbackFleet, stopCleanlyOnSignals, type FleetRollbackReport } from '../../ops/deploy/deploy.js'
 
 const usage = `Usage: runway rollback --path DIR [--host [USER@]HOST[:PORT] ...] [--to RELEASE] [options]
@@ -37,7 +53,7 @@ export const rollbackCommand: Command = {
       'break-lock': { type: 'boolean' },
       'health-timeout': { type: 'string' },
     })
-    if (values.help) return print(usage), 0
+    if (values.help) return (print(usage), 0)
     const plan = rollingPlan(values)
     const targets = openTargets(values)
     const timing = { healthTimeoutMs: seconds('health-timeout', values['health-timeout'], 60) }
@@ -76,7 +92,8 @@ export const rollbackCommand: Command = {
       if (report.fleet) print(fleetText(report.fleet))
     }
     const code = ok ? 0 : stop.signal ? 130 : 1
-    if (!ok && !values.json) throw new CliError(`rollback failed on ${report.fleet?.failure?.target ?? report.hosts.find((r) => r.result !== 'ok')?.target}: see above`, code)
+    if (!ok && !values.json)
+      throw new CliError(`rollback failed on ${report.fleet?.failure?.target ?? report.hosts.find((r) => r.result !== 'ok')?.target}: see above`, code)
     return code
   },
 }

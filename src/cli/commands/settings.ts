@@ -20,7 +20,7 @@ export const settingsCommand: Command = {
   usage,
   async run(argv) {
     const { values } = parseFlags(argv, { ...targetFlags, unset: { type: 'string', multiple: true } })
-    if (values.help) return print(usage), 0
+    if (values.help) return (print(usage), 0)
     const targets = openTargets(values, { single: true })
     const target = targets[0]!
     try {
@@ -42,7 +42,13 @@ export const settingsCommand: Command = {
       if (values.json) print(JSON.stringify({ target: target.label, settings, defaults }))
       else
         print(
-          [`${target.label} (${target.root}/.runway/target.json):`, ...Object.entries(settings).map(([k, v]) => `  ${k.padEnd(12)} ${JSON.stringify(v)}${JSON.stringify(defaults[k as keyof TargetSettings]) === JSON.stringify(v) ? '  (default)' : ''}`)].join('\n'),
+          [
+            `${target.label} (${target.root}/.runway/target.json):`,
+            ...Object.entries(settings).map(
+              ([k, v]) =>
+                `  ${k.padEnd(12)} ${JSON.stringify(v)}${JSON.stringify(defaults[k as keyof TargetSettings]) === JSON.stringify(v) ? '  (default)' : ''}`,
+            ),
+          ].join('\n'),
         )
       return 0
     } catch (err) {

@@ -22,7 +22,8 @@ export function validateProductionConfig(root: string): string {
 }
 
 function preconditions(root: string): void {
-  if (!existsSync(join(root, 'dist', 'api', 'server.js'))) throw new CliError(`${join(root, 'dist', 'api', 'server.js')} is missing: run \`npm run build\` first`)
+  if (!existsSync(join(root, 'dist', 'api', 'server.js')))
+    throw new CliError(`${join(root, 'dist', 'api', 'server.js')} is missing: run \`npm run build\` first`)
 }
 
 async function run(root: string, verb: 'start' | 'reload', json: boolean, timeoutS?: string): Promise<number> {
@@ -68,7 +69,7 @@ line, and the dead workers are removed. When the cluster already runs, this is \
 ${common}`,
   async run(argv) {
     const { values } = parseFlags(argv, { timeout: { type: 'string' }, json: { type: 'boolean' } })
-    if (values.help) return print(this.usage), 0
+    if (values.help) return (print(this.usage), 0)
     return run(ROOT, 'start', values.json ?? false, values.timeout)
   },
 }
@@ -88,7 +89,7 @@ pm2 does not run it.
 ${common}`,
   async run(argv) {
     const { values } = parseFlags(argv, { timeout: { type: 'string' }, json: { type: 'boolean' } })
-    if (values.help) return print(this.usage), 0
+    if (values.help) return (print(this.usage), 0)
     return run(ROOT, 'reload', values.json ?? false, values.timeout)
   },
 }

@@ -14,7 +14,14 @@ ${TARGET_USAGE}
 
 ${SETTINGS_USAGE}`
 
-const duration = (ms: number) => (ms < 60_000 ? `${Math.round(ms / 1000)}s` : ms < 3_600_000 ? `${Math.round(ms / 60_000)}m` : ms < 86_400_000 ? `${(ms / 3_600_000).toFixed(1)}h` : `${(ms / 86_400_000).toFixed(1)}d`)
+const duration = (ms: number) =>
+  ms < 60_000
+    ? `${Math.round(ms / 1000)}s`
+    : ms < 3_600_000
+      ? `${Math.round(ms / 60_000)}m`
+      : ms < 86_400_000
+        ? `${(ms / 3_600_000).toFixed(1)}h`
+        : `${(ms / 86_400_000).toFixed(1)}d`
 
 const ms = (seconds: number | null) => (seconds === null ? '-' : `${(seconds * 1000).toFixed(seconds < 0.01 ? 1 : 0)} ms`)
 const pct = (share: number | null) => (share === null ? '-' : `${(share * 100).toFixed(1)}%`)
@@ -23,10 +30,16 @@ const figures = (f: WorkerFigures) =>
 
 function render(s: StatusReport): string {
   const lines = [`${s.target}: ${s.healthy ? 'healthy' : 'NOT HEALTHY'}`, `  live release  ${s.current ?? 'none'}`]
-  if (s.lastDeploy) lines.push(`  last ${s.lastDeploy.action.padEnd(8)}  ${s.lastDeploy.to} ${s.lastDeploy.result} at ${s.lastDeploy.at.replace('T', ' ').slice(0, 19)} by ${s.lastDeploy.by}`)
+  if (s.lastDeploy)
+    lines.push(
+      `  last ${s.lastDeploy.action.padEnd(8)}  ${s.lastDeploy.to} ${s.lastDeploy.result} at ${s.lastDeploy.at.replace('T', ' ').slice(0, 19)} by ${s.lastDeploy.by}`,
+    )
   lines.push(`  health        ${s.health.url}: ${s.health.detail}`)
   if (s.pm2Error) lines.push(`  pm2           ${s.pm2Error}`)
-  for (const w of s.workers) lines.push(`  worker ${String(w.id).padEnd(6)} pid ${String(w.pid).padEnd(8)} ${w.status.padEnd(8)} up ${duration(w.uptimeMs).padEnd(6)} restarts ${String(w.restarts).padEnd(4)} ${(w.memory / 1048576).toFixed(0)} MB`)
+  for (const w of s.workers)
+    lines.push(
+      `  worker ${String(w.id).padEnd(6)} pid ${String(w.pid).padEnd(8)} ${w.status.padEnd(8)} up ${duration(w.uptimeMs).padEnd(6)} restarts ${String(w.restarts).padEnd(4)} ${(w.memory / 1048576).toFixed(0)} MB`,
+    )
   const m = s.metrics
   if (m?.error) lines.push(`  metrics       ${m.url}: ${m.error}`)
   else if (m && !m.url) lines.push('  metrics       off (METRICS_PORT is not set)')
@@ -41,7 +54,7 @@ export const statusCommand: Command = {
   usage,
   async run(argv) {
     const { values } = parseFlags(argv, { ...targetFlags, ...settingsFlags })
-    if (values.help) return print(usage), 0
+    if (values.help) return (print(usage), 0)
     const targets = openTargets(values)
     const out: StatusReport[] = []
     try {

@@ -17,10 +17,11 @@ export const tlsCommand: Command = {
   usage,
   async run(argv) {
     const { values, positionals } = parseFlags(argv, { out: { type: 'string' }, name: { type: 'string', multiple: true }, days: { type: 'string' } }, true)
-    if (values.help) return print(usage), 0
+    if (values.help) return (print(usage), 0)
     if (positionals[0] !== 'self-signed' || positionals.length > 1) throw new CliError('unknown action: the only action is `self-signed` (see --help)', 2)
     if (!values.out) throw new CliError('--out DIR is required: where to write ca.crt, server.crt and their keys', 2)
-    if (values.days !== undefined && !/^[0-9]+$/.test(values.days)) throw new CliError(`--days ${JSON.stringify(values.days)} is invalid: expected 1 to 3650`, 2)
+    if (values.days !== undefined && !/^[0-9]+$/.test(values.days))
+      throw new CliError(`--days ${JSON.stringify(values.days)} is invalid: expected 1 to 3650`, 2)
     const days = values.days === undefined ? undefined : Number(values.days)
     try {
       const files = await createSelfSigned({ out: values.out, names: values.name ?? [], days })

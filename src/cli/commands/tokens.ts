@@ -13,7 +13,7 @@ export const tokensCommand: Command = {
   usage,
   async run(argv) {
     const { values, positionals } = parseFlags(argv, {}, true)
-    if (values.help) return print(usage), 0
+    if (values.help) return (print(usage), 0)
     if (positionals[0] !== 'flush-expired') throw new CliError('unknown action: the only action is `flush-expired`', 2)
     const n = await withStore(async (store) => {
       const flushed = await store.flushExpired(Math.floor(Date.now() / 1000))

@@ -47,12 +47,8 @@ export const userCommand: Command = {
   summary: 'create, list, deactivate users and set passwords',
   usage,
   async run(argv) {
-    const { values, positionals } = parseFlags(
-      argv,
-      { username: { type: 'string' }, json: { type: 'boolean' }, 'allow-weak': { type: 'boolean' } },
-      true,
-    )
-    if (values.help) return print(usage), 0
+    const { values, positionals } = parseFlags(argv, { username: { type: 'string' }, json: { type: 'boolean' }, 'allow-weak': { type: 'boolean' } }, true)
+    if (values.help) return (print(usage), 0)
     const [action] = positionals
     const allowWeak = values['allow-weak'] ?? false
     if (!ACTIONS.includes(action ?? '')) {
@@ -99,7 +95,8 @@ export const userCommand: Command = {
             print(JSON.stringify(users.map(({ passwordHash: _, ...u }) => u)))
           } else {
             print('id\tusername\tactive\tlast_login')
-            for (const u of users) print(`${u.id}\t${u.username}\t${u.isActive ? 'yes' : 'no'}\t${u.lastLogin ? new Date(u.lastLogin * 1000).toISOString() : '-'}`)
+            for (const u of users)
+              print(`${u.id}\t${u.username}\t${u.isActive ? 'yes' : 'no'}\t${u.lastLogin ? new Date(u.lastLogin * 1000).toISOString() : '-'}`)
           }
           return 0
         }

@@ -17,20 +17,38 @@ export function corsFindings(config: Config, nginxText: string | undefined): Cor
   if (!origins.length && !originRegexes.length) return []
   const findings: CorsFinding[] = []
   if (origins.includes('*')) {
-    findings.push(warn('runway.W020', 'CORS_ALLOWED_ORIGINS=*: every web site can call the API from its visitors\' browsers and read the answers; list your front-end origins instead'))
+    findings.push(
+      warn(
+        'runway.W020',
+        "CORS_ALLOWED_ORIGINS=*: every web site can call the API from its visitors' browsers and read the answers; list your front-end origins instead",
+      ),
+    )
   }
   const plain = origins.filter((o) => o.startsWith('http://') && !LOCAL.test(o))
   if (plain.length) {
-    findings.push(warn('runway.W021', `CORS_ALLOWED_ORIGINS allows ${plain.join(', ')} over plain HTTP: anyone on the network path can alter those pages and act as their users; allow the https:// origins`))
+    findings.push(
+      warn(
+        'runway.W021',
+        `CORS_ALLOWED_ORIGINS allows ${plain.join(', ')} over plain HTTP: anyone on the network path can alter those pages and act as their users; allow the https:// origins`,
+      ),
+    )
   }
   if (origins.includes('null')) {
-    findings.push(warn('runway.W022', 'CORS_ALLOWED_ORIGINS lists null: sandboxed frames and local files from any site send Origin: null; remove it unless a known client needs it'))
+    findings.push(
+      warn(
+        'runway.W022',
+        'CORS_ALLOWED_ORIGINS lists null: sandboxed frames and local files from any site send Origin: null; remove it unless a known client needs it',
+      ),
+    )
   }
   if (nginxText !== undefined) {
     const missing = origins.filter((o) => o !== '*' && !nginxText.includes(`"${o}"`))
     if (!/map\s+\$http_origin\s/.test(nginxText) || missing.length) {
       findings.push(
-        warn('runway.W023', `the nginx config does not carry the app's CORS origins${missing.length ? ` (${missing.join(', ')})` : ''}: its own errors (429, 502, 504) are unreadable for those pages; render it again with \`runway nginx render … --cors-from-app\``),
+        warn(
+          'runway.W023',
+          `the nginx config does not carry the app's CORS origins${missing.length ? ` (${missing.join(', ')})` : ''}: its own errors (429, 502, 504) are unreadable for those pages; render it again with \`runway nginx render … --cors-from-app\``,
+        ),
       )
     }
   }

@@ -45,7 +45,14 @@ export type RemoteVerb = 'verify' | 'gate' | 'probe' | 'daemon' | 'roll'
  * target's root). `release` is the directory whose remote.js runs: a name under releases/, or a
  * path relative to cwd.
  */
-export function remoteJs(o: { settings: TargetSettings; root: string; script: string; verb: RemoteVerb; flags: Record<string, Word | number>; cwd?: string }): RemoteCommand {
+export function remoteJs(o: {
+  settings: TargetSettings
+  root: string
+  script: string
+  verb: RemoteVerb
+  flags: Record<string, Word | number>
+  cwd?: string
+}): RemoteCommand {
   const flags = Object.entries(o.flags).flatMap(([k, v]): Word[] => [`--${k}`, typeof v === 'number' ? String(v) : v])
   return { cwd: o.cwd ?? o.root, env: appEnv(o.settings, o.root), argv: ['node', `${o.script}/dist/ops/deploy/remote.js`, o.verb, ...flags] }
 }

@@ -11,7 +11,19 @@ import { DEFAULT_PORT } from '../../api/config.js'
 import type { WorkerFigures } from '../../api/metrics/figures.js'
 import { appendAudit, entry, failedReleases, readAudit, type Action, type AuditEntry, type Result } from './audit.js'
 import type { Artifact } from './artifact.js'
-import { inUseScript, linkSharedScript, prepareScript, pruneScript, readState, releaseName, releasesToPrune, saveSettings, switchScript, type TargetSettings, type TargetState } from './layout.js'
+import {
+  inUseScript,
+  linkSharedScript,
+  prepareScript,
+  pruneScript,
+  readState,
+  releaseName,
+  releasesToPrune,
+  saveSettings,
+  switchScript,
+  type TargetSettings,
+  type TargetState,
+} from './layout.js'
 import { acquireLock, readLock, type LockHolder } from './lock.js'
 import { fleetChecks, type FleetFacts } from './fleet.js'
 import { configCheck, failed, preflight, type Check } from './preflight.js'
@@ -85,7 +97,12 @@ interface Context {
 }
 
 async function rejoin(ctx: Context): Promise<void> {
-  if (ctx.rotation) await ctx.run.step('rejoin upstream', () => ctx.rotation!.rejoin(), (d) => d)
+  if (ctx.rotation)
+    await ctx.run.step(
+      'rejoin upstream',
+      () => ctx.rotation!.rejoin(),
+      (d) => d,
+    )
 }
 
 /**
@@ -126,7 +143,15 @@ async function reload(ctx: Context, release: string): Promise<string> {
   // remote.js roll; pm2 records <root>/current/... as their script and cwd (--preserve-symlinks),
   // so every later restart starts from whatever current points to at that moment.
   const r = await ctx.run.remote(
-    render(remoteJs({ settings: ctx.settings, root, script: releaseScript(release), verb: 'roll', flags: { 'pm2-root': runtime, ecosystem: `${root}/current/ecosystem.config.js` } })),
+    render(
+      remoteJs({
+        settings: ctx.settings,
+        root,
+        script: releaseScript(release),
+        verb: 'roll',
+        flags: { 'pm2-root': runtime, ecosystem: `${root}/current/ecosystem.config.js` },
+      }),
+    ),
     ctx.timing.healthTimeoutMs + 60_000,
   )
   if (!r.ok) throw new Error(r.detail)
@@ -136,7 +161,15 @@ async function reload(ctx: Context, release: string): Promise<string> {
 async function gate(ctx: Context, release: string): Promise<string> {
   const root = ctx.run.target.root
   const r = await ctx.run.remote(
-    render(remoteJs({ settings: ctx.settings, root, script: releaseScript(release), verb: 'gate', flags: { release: `${root}/releases/${release}`, url: ctx.url, timeout: ctx.timing.healthTimeoutMs } })),
+    render(
+      remoteJs({
+        settings: ctx.settings,
+        root,
+        script: releaseScript(release),
+        verb: 'gate',
+        flags: { release: `${root}/releases/${release}`, url: ctx.url, timeout: ctx.timing.healthTimeoutMs },
+      }),
+    ),
     ctx.timing.healthTimeoutMs,
   )
   if (!r.ok) throw new Error(r.detail)
@@ -155,29 +188,81 @@ async function savePm2(ctx: Context, release: string): Promise<void> {
  */
 async function activate(ctx: Context, to: string, from: string | null): Promise<void> {
   const { run } = ctx
-  if (ctx.rotation) await run.step('leave upstream', () => ctx.rotation!.leave(), (d) => d)
+  if (ctx.rotation)
+    await run.step(
+      'leave upstream',
+      () => ctx.rotation!.leave(),
+      (d) => d,
+    )
   try {
-    await run.step('switch current', () => run.sh(switchScript(to)), () => `current -> releases/${to}`)
-    await run.step('pm2 start/reload', () => reload(ctx, to), (d) => d)
-    await run.step('health gate', () => gate(ctx, to), (d) => d)
+    await run.step(
+      'switch current',
+      () => run.sh(switchScript(to)),
+      () => `current -> releases/${to}`,
+    )
+    await run.step(
+      'pm2 start/reload',
+      () => reload(ctx, to),
+      (d) => d,
+    )
+    await run.step(
+      'health gate',
+      () => gate(ctx, to),
+      (d) => d,
+    )
   } catch (err) {
     const reason = `${(err as StepError).step ?? 'activate'}: ${(err as Error).message}`
     if (!from) {
       // Nothing was live before: take the failed release down again rather than leave it serving.
       await run
-        .step('roll back', () => pm2Runtime(ctx, to).then((rt) => run.sh(`${render(pm2(ctx.settings, run.target.root, rt, ['delete', `releases/${to}/ecosystem.config.js`]))} >/dev/null 2>&1; rm -f current; true`)), undefined, { cleanup: true })
+        .step(
+          'roll back',
+          () =>
+            pm2Runtime(ctx, to).then((rt) =>
+              run.sh(
+                `${render(pm2(ctx.settings, run.target.root, rt, ['delete', `releases/${to}/ecosystem.config.js`]))} >/dev/null 2>&1; rm -f current; true`,
+              ),
+            ),
+          undefined,
+          { cleanup: true },
+        )
         .catch(() => {})
-      throw new RolledBack(`${reason}; nothing was live before, so the app was stopped and current removed${ctx.rotation ? '; the host stays out of the upstream' : ''}`, null)
+      throw new RolledBack(
+        `${reason}; nothing was live before, so the app was stopped and current removed${ctx.rotation ? '; the host stays out of the upstream' : ''}`,
+        null,
+      )
     }
-    await run.step('roll back', async () => {
-      await run.sh(switchScript(from))
-      await reload(ctx, from)
-      return gate(ctx, from)
-    }, () => `current -> releases/${from}, healthy`, { cleanup: true }).catch((rollbackErr: Error) => {
-      throw new RolledBack(`${reason}; ROLLBACK TO ${from} ALSO FAILED: ${rollbackErr.message}${ctx.rotation ? '; the host stays out of the upstream' : ''}`, null)
-    })
+    await run
+      .step(
+        'roll back',
+        async () => {
+          await run.sh(switchScript(from))
+          await reload(ctx, from)
+          return gate(ctx, from)
+        },
+        () => `current -> releases/${from}, healthy`,
+        { cleanup: true },
+      )
+      .catch((rollbackErr: Error) => {
+        throw new RolledBack(
+          `${reason}; ROLLBACK TO ${from} ALSO FAILED: ${rollbackErr.message}${ctx.rotation ? '; the host stays out of the upstream' : ''}`,
+          null,
+        )
+      })
     // Healthy again on the release it ran: back into rotation (a failure to do so is said, not hidden).
-    const back = ctx.rotation ? await ctx.run.step('rejoin upstream', () => ctx.rotation!.rejoin(), (d) => d, { cleanup: true }).then(() => '', (e: Error) => `; ${e.message}: the host stays out of the upstream`) : ''
+    const back = ctx.rotation
+      ? await ctx.run
+          .step(
+            'rejoin upstream',
+            () => ctx.rotation!.rejoin(),
+            (d) => d,
+            { cleanup: true },
+          )
+          .then(
+            () => '',
+            (e: Error) => `; ${e.message}: the host stays out of the upstream`,
+          )
+      : ''
     throw new RolledBack(`${reason}; rolled back to ${from}${back}`, from)
   }
 }
@@ -233,11 +318,13 @@ const isLoopbackUrl = (url: string) => /^(127\.|\[::1\]$|localhost$)/.test(new U
 /** The shared proxy of a fleet, from the hosts' settings (they must agree), opened once. */
 function openProxy(settings: TargetSettings[], open: DeployOptions['openTarget']): SharedProxy | Check | null {
   const seen = [...new Set(settings.map((s) => JSON.stringify(s.proxy ?? null)))]
-  if (seen.length > 1) return { name: 'proxy', level: 'error', message: `the hosts name different proxies (${seen.join(' vs ')}): give --proxy/--proxy-conf for all of them` }
+  if (seen.length > 1)
+    return { name: 'proxy', level: 'error', message: `the hosts name different proxies (${seen.join(' vs ')}): give --proxy/--proxy-conf for all of them` }
   const p = settings[0]?.proxy
   if (!p) return null
   const dir = SharedProxy.targetDir(p)
-  if (p.host !== 'local' && !open) return { name: 'proxy', level: 'error', message: `the proxy ${p.host} is on another host and this caller cannot open ssh connections` }
+  if (p.host !== 'local' && !open)
+    return { name: 'proxy', level: 'error', message: `the proxy ${p.host} is on another host and this caller cannot open ssh connections` }
   return new SharedProxy(p.host === 'local' ? new LocalTarget(dir) : open!(p.host, dir), p)
 }
 
@@ -267,22 +354,41 @@ export async function deploy(o: DeployOptions): Promise<DeployReport> {
   // not stop half-way on something that was knowable up front.
   const outcomes = await Promise.all(
     runs.map((run, i) =>
-      run.step('preflight', async () => {
-        const state = await readState(run.target)
-        const settings = { ...state.settings, ...o.overrides }
-        const pre = await preflight({ target: run.target, settings, artifactBytes: o.artifact.estimateBytes, gitChanges: o.artifact.gitChanges, allowDirty: o.allowDirty })
-        for (const c of pre.checks) o.reporter.check(run.target, c)
-        // In a fleet the gate asks each host's own app: a URL through the shared nginx may be
-        // answered by any host, so it would not say whether this one is healthy.
-        const url = (many || settings.proxy) && (!settings.healthUrl || !isLoopbackUrl(settings.healthUrl)) ? hostHealthUrl(pre.appHost, pre.port) : healthUrl(settings, pre.port)
-        const addr = upstreamAddress({ upstream: settings.upstream, hostname: run.target.hostname, appHost: pre.appHost, port: pre.port })
-        const value = { state, settings, checks: pre.checks, url, lock: await readLock(run.target), fleet: pre.fleet, addr }
-        planned[i] = value
-        const errors = failed(pre.checks)
-        // A dry run fails its preflight step too (✗, not ✓): it goes on only to print the plan.
-        if (errors.length) throw new Error(`${errors.length} problem${errors.length > 1 ? 's' : ''}: ${errors.map((e) => `${e.name}: ${e.message}`).join('; ')}`)
-        return value
-      }, (v) => `${v.checks.filter((c) => c.level === 'ok').length} ok, ${v.checks.filter((c) => c.level === 'warn').length} warnings`).then(() => null, (err: Error) => err),
+      run
+        .step(
+          'preflight',
+          async () => {
+            const state = await readState(run.target)
+            const settings = { ...state.settings, ...o.overrides }
+            const pre = await preflight({
+              target: run.target,
+              settings,
+              artifactBytes: o.artifact.estimateBytes,
+              gitChanges: o.artifact.gitChanges,
+              allowDirty: o.allowDirty,
+            })
+            for (const c of pre.checks) o.reporter.check(run.target, c)
+            // In a fleet the gate asks each host's own app: a URL through the shared nginx may be
+            // answered by any host, so it would not say whether this one is healthy.
+            const url =
+              (many || settings.proxy) && (!settings.healthUrl || !isLoopbackUrl(settings.healthUrl))
+                ? hostHealthUrl(pre.appHost, pre.port)
+                : healthUrl(settings, pre.port)
+            const addr = upstreamAddress({ upstream: settings.upstream, hostname: run.target.hostname, appHost: pre.appHost, port: pre.port })
+            const value = { state, settings, checks: pre.checks, url, lock: await readLock(run.target), fleet: pre.fleet, addr }
+            planned[i] = value
+            const errors = failed(pre.checks)
+            // A dry run fails its preflight step too (✗, not ✓): it goes on only to print the plan.
+            if (errors.length)
+              throw new Error(`${errors.length} problem${errors.length > 1 ? 's' : ''}: ${errors.map((e) => `${e.name}: ${e.message}`).join('; ')}`)
+            return value
+          },
+          (v) => `${v.checks.filter((c) => c.level === 'ok').length} ok, ${v.checks.filter((c) => c.level === 'warn').length} warnings`,
+        )
+        .then(
+          () => null,
+          (err: Error) => err,
+        ),
     ),
   )
   for (const [i, run] of runs.entries()) {
@@ -299,12 +405,18 @@ export async function deploy(o: DeployOptions): Promise<DeployReport> {
   // Several hosts serve one API: one signing key, one database, one proxy that lists them all.
   // Compared before any host changes.
   const fleet = fleetChecks(runs.flatMap((run, i) => (planned[i]?.fleet ? [{ label: run.target.label, facts: planned[i]!.fleet! }] : [])))
-  const proxy = openProxy(planned.map((p) => p.settings), o.openTarget)
+  const proxy = openProxy(
+    planned.map((p) => p.settings),
+    o.openTarget,
+  )
   if (proxy instanceof SharedProxy) fleet.push(await proxy.check(runs.map((run, i) => ({ label: run.target.label, addr: planned[i]!.addr }))))
   else if (proxy) fleet.push(proxy)
   const shared = proxy instanceof SharedProxy ? proxy : null
   for (const c of fleet) o.reporter.check(runs[0]!.target, c)
-  if (many && planned.some((p) => p.settings.healthUrl && !isLoopbackUrl(p.settings.healthUrl))) o.reporter.info(`  health gate: each host's own app (${planned[0]!.url} on ${runs[0]!.target.label}), not --health-url: through a shared proxy any host could answer it`)
+  if (many && planned.some((p) => p.settings.healthUrl && !isLoopbackUrl(p.settings.healthUrl)))
+    o.reporter.info(
+      `  health gate: each host's own app (${planned[0]!.url} on ${runs[0]!.target.label}), not --health-url: through a shared proxy any host could answer it`,
+    )
   const fleetErrors = failed(fleet)
   if (fleetErrors.length) {
     for (const p of planned) p.checks.push(...fleetErrors)
@@ -329,11 +441,18 @@ export async function deploy(o: DeployOptions): Promise<DeployReport> {
     // A dry run "fails" when the real deploy would: a preflight error or a held lock.
     const ok = planned.every((p) => !failed(p.checks).length && p.lock === undefined)
     const groups = batches(runs.length, plan)
-    if (many) o.reporter.info(`would roll out in ${groups.length} batch${groups.length > 1 ? 'es' : ''} (${describePlan(plan)}): ${groups.map((g) => g.map((i) => runs[i]!.target.label).join(' + ')).join(' → ')}`)
+    if (many)
+      o.reporter.info(
+        `would roll out in ${groups.length} batch${groups.length > 1 ? 'es' : ''} (${describePlan(plan)}): ${groups.map((g) => g.map((i) => runs[i]!.target.label).join(' + ')).join(' → ')}`,
+      )
     return { ok, dryRun: true, sha: o.artifact.sha, hosts, skipped: [] }
   }
 
-  const artifact = await runs[0]!.step('build artifact', () => o.artifact.get(), (a) => `${(a.bytes / 1048576).toFixed(1)} MB, sha ${a.revision.sha}${a.revision.dirty ? ' (dirty)' : ''}`)
+  const artifact = await runs[0]!.step(
+    'build artifact',
+    () => o.artifact.get(),
+    (a) => `${(a.bytes / 1048576).toFixed(1)} MB, sha ${a.revision.sha}${a.revision.dirty ? ' (dirty)' : ''}`,
+  )
   try {
     if (!many) {
       const p = planned[0]!
@@ -358,7 +477,17 @@ export async function deploy(o: DeployOptions): Promise<DeployReport> {
       revert: async (i, r) => {
         const p = planned[i]!
         if (!r.from) throw new Error(`nothing ran on ${r.target} before this deploy: it keeps ${r.release} (stop it with pm2 or deploy again)`)
-        return rollback({ target: runs[i]!.target, to: r.from ?? undefined, breakLock: false, reporter: o.reporter, overrides: o.overrides, timing, dryRun: false, stop, fleet: { rotation: rotationFor(shared, p.addr), url: p.url, reason: 'fleet rollback: a later host of this deploy failed' } })
+        return rollback({
+          target: runs[i]!.target,
+          to: r.from ?? undefined,
+          breakLock: false,
+          reporter: o.reporter,
+          overrides: o.overrides,
+          timing,
+          dryRun: false,
+          stop,
+          fleet: { rotation: rotationFor(shared, p.addr), url: p.url, reason: 'fleet rollback: a later host of this deploy failed' },
+        })
       },
     })
     return { ok: out.ok, dryRun: false, sha: artifact.revision.sha, hosts: out.reports, skipped: out.skipped, fleet: out.summary }
@@ -378,17 +507,42 @@ function planText(target: Target, name: string, p: Planned, proxy: SharedProxy |
   ].join('; ')
 }
 
-function hostReport(run: HostRun, action: Action, release: string, from: string | null, result: HostReport['result'], checks: Check[], durationMs: number): HostReport {
+function hostReport(
+  run: HostRun,
+  action: Action,
+  release: string,
+  from: string | null,
+  result: HostReport['result'],
+  checks: Check[],
+  durationMs: number,
+): HostReport {
   return { target: run.target.label, action, release, from, result, live: from, checks, steps: run.steps, durationMs }
 }
 
-async function deployHost(run: HostRun, p: Planned, artifact: Artifact, name: string, breakLock: boolean, timing: DeployTiming, rotation?: Rotation): Promise<HostReport> {
+async function deployHost(
+  run: HostRun,
+  p: Planned,
+  artifact: Artifact,
+  name: string,
+  breakLock: boolean,
+  timing: DeployTiming,
+  rotation?: Rotation,
+): Promise<HostReport> {
   const { target } = run
   const { state, settings, url } = p
   const started = Date.now()
   let from = state.current
   const report = hostReport(run, 'deploy', name, from, 'failed', [], 0)
-  const lock = await run.step('lock', () => acquireLock(target, `deploy ${name}`, { breakLock }), (l) => (l.broke !== undefined ? `broke the lock held by ${l.broke ? `${l.broke.by} (${l.broke.command}, since ${l.broke.since})` : 'an unknown holder'}` : undefined)).catch((err: Error) => err)
+  const lock = await run
+    .step(
+      'lock',
+      () => acquireLock(target, `deploy ${name}`, { breakLock }),
+      (l) =>
+        l.broke !== undefined
+          ? `broke the lock held by ${l.broke ? `${l.broke.by} (${l.broke.command}, since ${l.broke.since})` : 'an unknown holder'}`
+          : undefined,
+    )
+    .catch((err: Error) => err)
   if (lock instanceof Error) {
     // Someone else's deploy: not ours to log as a failed release of this target.
     report.reason = lock.message
@@ -404,23 +558,57 @@ async function deployHost(run: HostRun, p: Planned, artifact: Artifact, name: st
     report.live = from
     const changed = (Object.keys(settings) as Array<keyof TargetSettings>).filter((k) => JSON.stringify(settings[k]) !== JSON.stringify(state.settings[k]))
     if (changed.length)
-      run.reporter.info(`  saving to ${target.root}/.runway/target.json (later deploys, rollbacks and status reuse it; see \`runway settings\`, which can --unset it): ${changed.map((k) => `${k}=${JSON.stringify(settings[k])} (was ${JSON.stringify(state.settings[k] ?? null)})`).join(', ')}`)
+      run.reporter.info(
+        `  saving to ${target.root}/.runway/target.json (later deploys, rollbacks and status reuse it; see \`runway settings\`, which can --unset it): ${changed.map((k) => `${k}=${JSON.stringify(settings[k])} (was ${JSON.stringify(state.settings[k] ?? null)})`).join(', ')}`,
+      )
     await saveSettings(target, settings)
     const rel = `releases/${name}`
-    await run.step('upload', async () => {
-      await run.sh(`${prepareScript()} && { [ ! -e ${q(rel)} ] || { echo 'release ${name} already exists'; exit 1; }; } && rm -rf ${q(`${rel}.partial`)}`)
-      await target.upload(artifact.dir, `${target.root}/${rel}.partial`)
-      // Only complete uploads get a release name: `releases` never lists a half-copied one.
-      await run.sh(`mv -T ${q(`${rel}.partial`)} ${q(rel)}`)
-    }, () => `${(artifact.bytes / 1048576).toFixed(1)} MB to ${rel}`)
-    await run.step('npm ci --omit=dev', () => run.sh(depsScript(settings, target.root, name), 900_000).then((o) => reasonLine(o)), (d) => d)
-    await run.step('link shared', () => run.sh(linkSharedScript(name)), () => '.env, data, logs -> shared/')
-    await run.step('migrate', () => run.sh(render(migrate(settings, target.root, name))).then((o) => reasonLine(o)), (d) => d)
-    await run.step('verify', async () => {
-      const r = await run.remote(render(remoteJs({ settings, root: target.root, cwd: rel, script: '.', verb: 'verify', flags: { release: { sh: '"$PWD"' }, timeout: timing.verifyTimeoutMs } })), timing.verifyTimeoutMs)
-      if (!r.ok) throw new Error(`the release does not start: ${r.detail}`)
-      return r.detail
-    }, (d) => d)
+    await run.step(
+      'upload',
+      async () => {
+        await run.sh(`${prepareScript()} && { [ ! -e ${q(rel)} ] || { echo 'release ${name} already exists'; exit 1; }; } && rm -rf ${q(`${rel}.partial`)}`)
+        await target.upload(artifact.dir, `${target.root}/${rel}.partial`)
+        // Only complete uploads get a release name: `releases` never lists a half-copied one.
+        await run.sh(`mv -T ${q(`${rel}.partial`)} ${q(rel)}`)
+      },
+      () => `${(artifact.bytes / 1048576).toFixed(1)} MB to ${rel}`,
+    )
+    await run.step(
+      'npm ci --omit=dev',
+      () => run.sh(depsScript(settings, target.root, name), 900_000).then((o) => reasonLine(o)),
+      (d) => d,
+    )
+    await run.step(
+      'link shared',
+      () => run.sh(linkSharedScript(name)),
+      () => '.env, data, logs -> shared/',
+    )
+    await run.step(
+      'migrate',
+      () => run.sh(render(migrate(settings, target.root, name))).then((o) => reasonLine(o)),
+      (d) => d,
+    )
+    await run.step(
+      'verify',
+      async () => {
+        const r = await run.remote(
+          render(
+            remoteJs({
+              settings,
+              root: target.root,
+              cwd: rel,
+              script: '.',
+              verb: 'verify',
+              flags: { release: { sh: '"$PWD"' }, timeout: timing.verifyTimeoutMs },
+            }),
+          ),
+          timing.verifyTimeoutMs,
+        )
+        if (!r.ok) throw new Error(`the release does not start: ${r.detail}`)
+        return r.detail
+      },
+      (d) => d,
+    )
     await activate(ctx, name, from)
     activated = true
     report.live = name
@@ -429,19 +617,29 @@ async function deployHost(run: HostRun, p: Planned, artifact: Artifact, name: st
     // The release is live and healthy from here on: housekeeping that fails is reported, and does
     // not turn a good deploy into a failed one.
     await run
-      .step('prune', async () => {
-        await savePm2(ctx, name)
-        const inUse = new Set((await run.sh(inUseScript(target.root))).split('\n').filter(Boolean))
-        // The daemon's own pm2 (its title hides it from /proc): a daemon an older runway started
-        // from a release keeps that release, or every later worker restart would fail.
-        const d = await run.remote(render(remoteJs({ settings, root: target.root, script: releaseScript(name), verb: 'daemon', flags: { release: `${target.root}/releases/${name}` } })), 30_000)
-        const daemonRelease = typeof d.script === 'string' ? /\/releases\/([^/]+)\/node_modules\/pm2\//.exec(d.script)?.[1] : undefined
-        if (daemonRelease) inUse.add(daemonRelease)
-        const candidates = releasesToPrune([...(await readState(target)).releases], name, settings.keep)
-        const gone = candidates.filter((r) => !inUse.has(r))
-        await run.sh(`${pruneScript(gone)} && ${depsPruneScript(settings)}`)
-        return { gone, kept: candidates.filter((r) => inUse.has(r)) }
-      }, ({ gone, kept }) => `${gone.length ? `removed ${gone.join(', ')}` : `kept all ${settings.keep}`}${kept.length ? `; kept ${kept.join(', ')}: a running process still uses it` : ''}`)
+      .step(
+        'prune',
+        async () => {
+          await savePm2(ctx, name)
+          const inUse = new Set((await run.sh(inUseScript(target.root))).split('\n').filter(Boolean))
+          // The daemon's own pm2 (its title hides it from /proc): a daemon an older runway started
+          // from a release keeps that release, or every later worker restart would fail.
+          const d = await run.remote(
+            render(
+              remoteJs({ settings, root: target.root, script: releaseScript(name), verb: 'daemon', flags: { release: `${target.root}/releases/${name}` } }),
+            ),
+            30_000,
+          )
+          const daemonRelease = typeof d.script === 'string' ? /\/releases\/([^/]+)\/node_modules\/pm2\//.exec(d.script)?.[1] : undefined
+          if (daemonRelease) inUse.add(daemonRelease)
+          const candidates = releasesToPrune([...(await readState(target)).releases], name, settings.keep)
+          const gone = candidates.filter((r) => !inUse.has(r))
+          await run.sh(`${pruneScript(gone)} && ${depsPruneScript(settings)}`)
+          return { gone, kept: candidates.filter((r) => inUse.has(r)) }
+        },
+        ({ gone, kept }) =>
+          `${gone.length ? `removed ${gone.join(', ')}` : `kept all ${settings.keep}`}${kept.length ? `; kept ${kept.join(', ')}: a running process still uses it` : ''}`,
+      )
       .catch((err: Error) => run.reporter.info(`warning: ${target.label}: ${err.message} (the deploy itself succeeded)`))
   } catch (err) {
     if (err instanceof RolledBack) {
@@ -457,9 +655,19 @@ async function deployHost(run: HostRun, p: Planned, artifact: Artifact, name: st
     }
   } finally {
     report.durationMs = Date.now() - started
-    await appendAudit(target, entry({ action: 'deploy', sha: artifact.revision.sha, from, to: name, result: report.result as Result, live: report.live, reason: report.reason, durationMs: report.durationMs })).catch((err: Error) =>
-      run.reporter.info(`could not write the audit log on ${target.label}: ${err.message}`),
-    )
+    await appendAudit(
+      target,
+      entry({
+        action: 'deploy',
+        sha: artifact.revision.sha,
+        from,
+        to: name,
+        result: report.result as Result,
+        live: report.live,
+        reason: report.reason,
+        durationMs: report.durationMs,
+      }),
+    ).catch((err: Error) => run.reporter.info(`could not write the audit log on ${target.label}: ${err.message}`))
     await lock.release()
   }
   return report
@@ -495,7 +703,9 @@ function depsScript(settings: TargetSettings, root: string, release: string): st
 
 /** Keeps the three most recently used dependency sets. */
 const depsPruneScript = (settings: TargetSettings) =>
-  settings.depsCache === 'off' ? 'true' : `[ -d ${q(settings.depsCache)} ] && ls -1t ${q(settings.depsCache)} | tail -n +4 | while read -r k; do rm -rf ${q(settings.depsCache)}/"$k"; done; true`
+  settings.depsCache === 'off'
+    ? 'true'
+    : `[ -d ${q(settings.depsCache)} ] && ls -1t ${q(settings.depsCache)} | tail -n +4 | while read -r k; do rm -rf ${q(settings.depsCache)}/"$k"; done; true`
 
 export interface RollbackOptions {
   target: Target
@@ -577,7 +787,10 @@ export async function rollback(o: RollbackOptions): Promise<HostReport> {
     }
   } finally {
     report.durationMs = Date.now() - started
-    await appendAudit(o.target, entry({ action: 'rollback', sha, from, to, result: report.result as Result, live: report.live, reason: report.reason, durationMs: report.durationMs }))
+    await appendAudit(
+      o.target,
+      entry({ action: 'rollback', sha, from, to, result: report.result as Result, live: report.live, reason: report.reason, durationMs: report.durationMs }),
+    )
     await lock.release()
   }
   return report
@@ -611,7 +824,12 @@ export async function rollbackFleet(o: FleetRollbackOptions): Promise<FleetRollb
       const state = await readState(target)
       const settings = { ...state.settings, ...o.overrides }
       const listen = await appListen(target)
-      return { state, settings, url: hostHealthUrl(listen.host, listen.port), addr: upstreamAddress({ upstream: settings.upstream, hostname: target.hostname, appHost: listen.host, port: listen.port }) }
+      return {
+        state,
+        settings,
+        url: hostHealthUrl(listen.host, listen.port),
+        addr: upstreamAddress({ upstream: settings.upstream, hostname: target.hostname, appHost: listen.host, port: listen.port }),
+      }
     }),
   )
   if (o.dryRun) {
@@ -619,7 +837,10 @@ export async function rollbackFleet(o: FleetRollbackOptions): Promise<FleetRollb
     for (const target of o.targets) reports.push(await rollback({ ...o, target }))
     return { ok: true, hosts: reports, skipped: [] }
   }
-  const proxy = openProxy(hosts.map((h) => h.settings), o.openTarget)
+  const proxy = openProxy(
+    hosts.map((h) => h.settings),
+    o.openTarget,
+  )
   if (proxy && !(proxy instanceof SharedProxy)) throw new TargetError(proxy.message)
   const shared = proxy instanceof SharedProxy ? proxy : null
   if (shared) {
@@ -639,7 +860,17 @@ export async function rollbackFleet(o: FleetRollbackOptions): Promise<FleetRollb
       info: (text) => o.reporter.info(text),
       stopped: () => o.stop?.signal ?? null,
       change: (i) => rollback({ ...o, target: o.targets[i]!, fleet: { url: hosts[i]!.url, rotation: rotationFor(shared, hosts[i]!.addr) } }),
-      revert: (i, r) => rollback({ ...o, to: r.from ?? undefined, target: o.targets[i]!, fleet: { url: hosts[i]!.url, rotation: rotationFor(shared, hosts[i]!.addr), reason: 'fleet rollback: the rollback failed on another host, so this host went back to the release it ran' } }),
+      revert: (i, r) =>
+        rollback({
+          ...o,
+          to: r.from ?? undefined,
+          target: o.targets[i]!,
+          fleet: {
+            url: hosts[i]!.url,
+            rotation: rotationFor(shared, hosts[i]!.addr),
+            reason: 'fleet rollback: the rollback failed on another host, so this host went back to the release it ran',
+          },
+        }),
     })
     return { ok: out.ok, hosts: out.reports, skipped: out.skipped, fleet: out.summary }
   } finally {
@@ -688,7 +919,10 @@ export async function status(target: Target, overrides: Partial<TargetSettings> 
   const base = { target: target.label, current: state.current, lastDeploy: log.pop() }
   const url = healthUrl(settings, await appPort(target))
   if (!state.current) return { ...base, healthy: false, health: { url, healthy: false, detail: 'nothing deployed yet' }, workers: [] }
-  const r = await target.sh(render(remoteJs({ settings, root: target.root, cwd: 'current', script: '.', verb: 'probe', flags: { release: { sh: '"$(pwd -P)"' }, url } })), { timeoutMs: 60_000 })
+  const r = await target.sh(
+    render(remoteJs({ settings, root: target.root, cwd: 'current', script: '.', verb: 'probe', flags: { release: { sh: '"$(pwd -P)"' }, url } })),
+    { timeoutMs: 60_000 },
+  )
   try {
     const p = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as Omit<StatusReport, 'target' | 'current'> & { ok: boolean }
     return { ...base, healthy: p.ok, health: p.health, workers: p.workers, pm2Error: p.pm2Error, reason: p.reason, metrics: p.metrics }
@@ -722,8 +956,16 @@ export async function restart(o: RestartOptions): Promise<{ target: string; live
     const settings = { ...state.settings, ...o.overrides }
     const ctx: Context = { run, settings, url: healthUrl(settings, await appPort(o.target)), timing }
     const live = state.current
-    await run.step('pm2 start/reload', () => reload(ctx, live), (d) => d)
-    const detail = await run.step('health gate', () => gate(ctx, live), (d) => d)
+    await run.step(
+      'pm2 start/reload',
+      () => reload(ctx, live),
+      (d) => d,
+    )
+    const detail = await run.step(
+      'health gate',
+      () => gate(ctx, live),
+      (d) => d,
+    )
     await run.step('pm2 save', () => savePm2(ctx, live)).catch((err: Error) => run.reporter.info(`warning: ${o.target.label}: pm2 save: ${err.message}`))
     return { target: o.target.label, live, detail, steps: run.steps }
   } finally {

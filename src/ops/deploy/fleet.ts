@@ -58,12 +58,26 @@ export function fleetChecks(hosts: Array<{ label: string; facts: FleetFacts }>):
   const keys = differing((f) => f.keyFingerprint)
   checks.push(
     keys
-      ? { name: 'fleet keys', level: 'error', message: `signing keys differ: ${keys}: tokens issued by one host are refused by the others; copy one JWT_SIGNING_KEY (or key files) to every host` }
+      ? {
+          name: 'fleet keys',
+          level: 'error',
+          message: `signing keys differ: ${keys}: tokens issued by one host are refused by the others; copy one JWT_SIGNING_KEY (or key files) to every host`,
+        }
       : { name: 'fleet keys', level: 'ok', message: `one signing key on ${hosts.length} hosts (${hosts[0]!.facts.keyFingerprint})` },
   )
   const dbs = differing((f) => f.database ?? 'SQLite')
-  if (dbs) checks.push({ name: 'fleet database', level: 'error', message: `DATABASE_URL differs: ${dbs}: users, sessions and revocations would be split between hosts; set the same DATABASE_URL on every host` })
-  else if (hosts[0]!.facts.database === null) checks.push({ name: 'fleet database', level: 'warn', message: `${hosts.length} hosts each keep their own SQLite database: users and logouts are not shared; set one DATABASE_URL (PostgreSQL) on every host` })
+  if (dbs)
+    checks.push({
+      name: 'fleet database',
+      level: 'error',
+      message: `DATABASE_URL differs: ${dbs}: users, sessions and revocations would be split between hosts; set the same DATABASE_URL on every host`,
+    })
+  else if (hosts[0]!.facts.database === null)
+    checks.push({
+      name: 'fleet database',
+      level: 'warn',
+      message: `${hosts.length} hosts each keep their own SQLite database: users and logouts are not shared; set one DATABASE_URL (PostgreSQL) on every host`,
+    })
   else checks.push({ name: 'fleet database', level: 'ok', message: `one database on ${hosts.length} hosts (${hosts[0]!.facts.database})` })
   return checks
 }
@@ -83,10 +97,18 @@ export function proxyTrustCheck(config: Config, localNginx: boolean): Check | nu
   const shown = `TRUST_PROXY=${trust.join(',')}`
   if (localNginx || LOOPBACK.test(config.host)) {
     if (trusts('127.0.0.1', 0)) return { name: 'proxy trust', level: 'ok', message: `${shown} trusts the local proxy (127.0.0.1)` }
-    return { name: 'proxy trust', level: 'warn', message: `${shown} does not trust the local proxy 127.0.0.1: every client looks like nginx (one login-limit bucket for all); add 127.0.0.1` }
+    return {
+      name: 'proxy trust',
+      level: 'warn',
+      message: `${shown} does not trust the local proxy 127.0.0.1: every client looks like nginx (one login-limit bucket for all); add 127.0.0.1`,
+    }
   }
   if (trust.every((a) => LOOPBACK.test(a) || a === 'loopback'))
-    return { name: 'proxy trust', level: 'warn', message: `HOST=${config.host} without nginx on this host, but ${shown} trusts only this machine: a proxy on another host is not trusted, so every client behind it shares one login-limit bucket; set TRUST_PROXY to that proxy's address` }
+    return {
+      name: 'proxy trust',
+      level: 'warn',
+      message: `HOST=${config.host} without nginx on this host, but ${shown} trusts only this machine: a proxy on another host is not trusted, so every client behind it shares one login-limit bucket; set TRUST_PROXY to that proxy's address`,
+    }
   return { name: 'proxy trust', level: 'ok', message: `${shown} (HOST=${config.host}, proxy on another host)` }
 }
 
@@ -136,9 +158,23 @@ export async function databaseCheck(target: Target, url: string, releases = [`${
     return { name: 'database', level: 'error', message: `cannot probe PostgreSQL ${shown} from the target: ${scrub(reasonLine(r.stderr || r.stdout))}` }
   }
   if (!res.ok) return { name: 'database', level: 'error', message: `PostgreSQL ${shown} unreachable from the target: ${scrub(res.error ?? 'unknown error')}` }
-  if (!res.login) return { name: 'database', level: 'warn', message: `PostgreSQL ${shown} accepts connections; credentials and schema are checked by the migrate step (no live release on the target to log in with)` }
+  if (!res.login)
+    return {
+      name: 'database',
+      level: 'warn',
+      message: `PostgreSQL ${shown} accepts connections; credentials and schema are checked by the migrate step (no live release on the target to log in with)`,
+    }
   const want = POSTGRES_MIGRATIONS.length
   const v = res.version ?? 0
-  if (v > want) return { name: 'database', level: 'warn', message: `PostgreSQL ${shown}: schema version ${v} is newer than this release's ${want}: an older release against a newer schema` }
-  return { name: 'database', level: 'ok', message: `PostgreSQL ${shown} reachable, logged in; schema ${v === want ? `migrated (version ${v})` : `at version ${v} of ${want}: the migrate step brings it up`}` }
+  if (v > want)
+    return {
+      name: 'database',
+      level: 'warn',
+      message: `PostgreSQL ${shown}: schema version ${v} is newer than this release's ${want}: an older release against a newer schema`,
+    }
+  return {
+    name: 'database',
+    level: 'ok',
+    message: `PostgreSQL ${shown} reachable, logged in; schema ${v === want ? `migrated (version ${v})` : `at version ${v} of ${want}: the migrate step brings it up`}`,
+  }
 }

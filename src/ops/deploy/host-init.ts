@@ -75,7 +75,10 @@ async function put(target: Target, path: string, content: string, o: { dryRun: b
   const exists = now.code === 0
   if (exists && (o.keep || now.stdout === content)) return { path, status: o.keep && now.stdout !== content ? 'kept' : 'unchanged' }
   if (o.dryRun) return { path, status: exists ? 'would update' : 'would create' }
-  const r = await target.sh(`mkdir -p "$(dirname ${q(path)})" && umask 077 && cat > ${q(`${path}.tmp`)} && ${o.mode ? `chmod ${o.mode} ${q(`${path}.tmp`)} && ` : ''}mv -f ${q(`${path}.tmp`)} ${q(path)}`, { input: content })
+  const r = await target.sh(
+    `mkdir -p "$(dirname ${q(path)})" && umask 077 && cat > ${q(`${path}.tmp`)} && ${o.mode ? `chmod ${o.mode} ${q(`${path}.tmp`)} && ` : ''}mv -f ${q(`${path}.tmp`)} ${q(path)}`,
+    { input: content },
+  )
   if (r.code !== 0) throw new TargetError(`cannot write ${path}: ${reasonLine(r.stderr)}`)
   return { path, status: exists ? 'updated' : 'created' }
 }
@@ -99,7 +102,13 @@ export async function hostInit(o: HostInitOptions): Promise<HostInitReport> {
   // The .env is the operator's once it exists: never regenerated (a new key would log everyone out).
   actions.push(await put(target, `${root}/shared/.env`, productionEnv(o.port), { dryRun, keep: true, mode: '600' }))
 
-  const values = { USER: user!, ROOT: root, PM2_HOME: `${root}/.pm2`, NGINX_LOGS: `${root}/shared/nginx/logs`, NGINX_PID: `${root}/shared/nginx/logs/nginx.pid` }
+  const values = {
+    USER: user!,
+    ROOT: root,
+    PM2_HOME: `${root}/.pm2`,
+    NGINX_LOGS: `${root}/shared/nginx/logs`,
+    NGINX_PID: `${root}/shared/nginx/logs/nginx.pid`,
+  }
   actions.push(await put(target, `${root}/shared/host/runway.service`, renderTemplateFile('runway.service', values), { dryRun }))
   actions.push(await put(target, `${root}/shared/host/logrotate.conf`, renderTemplateFile('logrotate.conf', values), { dryRun }))
 
@@ -119,7 +128,15 @@ export async function hostInit(o: HostInitOptions): Promise<HostInitReport> {
       rmSync(tmp, { recursive: true, force: true })
     }
   }
-  const site = renderNginx({ variant: 'site', serverNames: o.serverNames, upstreams: [`127.0.0.1:${o.port}`], tls: true, cert: crt, key, accessLog: `${root}/shared/nginx/logs/access.log` }).text
+  const site = renderNginx({
+    variant: 'site',
+    serverNames: o.serverNames,
+    upstreams: [`127.0.0.1:${o.port}`],
+    tls: true,
+    cert: crt,
+    key,
+    accessLog: `${root}/shared/nginx/logs/access.log`,
+  }).text
   actions.push(await put(target, `${root}/shared/host/nginx-site.conf`, site, { dryRun }))
 
   const name = o.serverNames[0]!

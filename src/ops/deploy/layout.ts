@@ -13,7 +13,10 @@ export const SHARED_LINKS = ['.env', 'data', 'logs'] as const
 
 /** 2026-11-29T09:15:00.123Z + "abc1234" → "20261129T091500Z-abc1234" (sorts by time). */
 export function releaseName(sha: string, at = new Date()): string {
-  const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+  const stamp = at
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')
   return `${stamp}-${sha}`
 }
 
@@ -82,7 +85,10 @@ export async function readState(target: Target): Promise<TargetState> {
   )
   if (r.code !== 0) throw new TargetError(`cannot read ${target.label}: ${reasonLine(r.stderr)}`)
   const [exists, link, list, json] = r.stdout.split(`${SEP}\n`)
-  const releases = (list ?? '').split('\n').filter((n) => RELEASE_NAME.test(n)).sort()
+  const releases = (list ?? '')
+    .split('\n')
+    .filter((n) => RELEASE_NAME.test(n))
+    .sort()
   const currentName = (link ?? '').trim().split('/').pop() || null
   let saved: Partial<TargetSettings> = {}
   if (json?.trim()) {
@@ -112,10 +118,7 @@ export const prepareScript = () => 'mkdir -p releases shared/data shared/logs .r
 
 /** Links shared/.env, data/ and logs/ into a release (relative links: the tree can be moved). */
 export const linkSharedScript = (release: string) =>
-  [
-    `cd releases/${q(release)}`,
-    ...SHARED_LINKS.map((name) => `rm -rf ${q(name)} && ln -s ../../shared/${name} ${q(name)}`),
-  ].join(' && ')
+  [`cd releases/${q(release)}`, ...SHARED_LINKS.map((name) => `rm -rf ${q(name)} && ln -s ../../shared/${name} ${q(name)}`)].join(' && ')
 
 /**
  * Points `current` at a release atomically: a new symlink under a temporary name, then rename(2)

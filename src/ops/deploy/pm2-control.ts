@@ -80,7 +80,8 @@ export function loadEcosystem(file: string): AppConf & { instances: number } {
   const app = conf.apps?.[0]
   if (!app?.name) throw new Pm2ControlError(`${file} declares no app`)
   const instances = Number(app.instances ?? 1)
-  if (!Number.isInteger(instances) || instances < 1) throw new Pm2ControlError(`${file}: instances must be a whole number (got ${JSON.stringify(app.instances)})`)
+  if (!Number.isInteger(instances) || instances < 1)
+    throw new Pm2ControlError(`${file}: instances must be a whole number (got ${JSON.stringify(app.instances)})`)
   return { ...app, instances }
 }
 
@@ -97,7 +98,11 @@ export function errorLineSince(file: string | undefined, offset: number): string
   } finally {
     closeSync(fd)
   }
-  const lines = buf.toString('utf8').split('\n').map((l) => l.trim()).filter((l) => l && !/^at /.test(l))
+  const lines = buf
+    .toString('utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !/^at /.test(l))
   // The runway line ("runway: configuration error: ...") or a Node error line, else the last one.
   return lines.find((l) => /^runway[\w ]*:/.test(l)) ?? lines.find((l) => /^\w*Error\b/.test(l)) ?? lines.pop() ?? ''
 }
@@ -152,7 +157,10 @@ export class Pm2Control {
       for (const p of procs) if (!first.has(p.pm_id) && p.pid > 0) first.set(p.pm_id, { pid: p.pid, restarts: p.pm2_env.restart_time })
       const dead = procs.find((p) => {
         const f = first.get(p.pm_id)
-        return ['errored', 'stopped', 'stopping', 'waiting restart'].includes(p.pm2_env.status) || (f && (p.pm2_env.restart_time > f.restarts || (p.pid > 0 && p.pid !== f.pid)))
+        return (
+          ['errored', 'stopped', 'stopping', 'waiting restart'].includes(p.pm2_env.status) ||
+          (f && (p.pm2_env.restart_time > f.restarts || (p.pid > 0 && p.pid !== f.pid)))
+        )
       })
       const missing = ids.filter((id) => !procs.some((p) => p.pm_id === id))
       if (dead || missing.length) {
@@ -175,12 +183,19 @@ export class Pm2Control {
     const bin = join(this.o.pm2Root, 'node_modules', 'pm2', 'bin', 'pm2')
     // The CLI (not the API) for the first start: it is what reads --env production from the file.
     const start = new Promise<void>((resolve, reject) =>
-      execFile(process.execPath, [...(this.o.nodeArgs ?? []), bin, 'start', this.o.ecosystem, '--env', 'production'], { timeout: timeoutMs + 30_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
-        err ? reject(new Pm2ControlError(`pm2 start failed: ${(stderr || stdout || err.message).trim().split('\n').pop()}`)) : resolve(),
+      execFile(
+        process.execPath,
+        [...(this.o.nodeArgs ?? []), bin, 'start', this.o.ecosystem, '--env', 'production'],
+        { timeout: timeoutMs + 30_000, maxBuffer: 16 << 20 },
+        (err, stdout, stderr) =>
+          err ? reject(new Pm2ControlError(`pm2 start failed: ${(stderr || stdout || err.message).trim().split('\n').pop()}`)) : resolve(),
       ),
     )
     let settled: Error | null | undefined
-    start.then(() => (settled = null), (err: Error) => (settled = err))
+    start.then(
+      () => (settled = null),
+      (err: Error) => (settled = err),
+    )
     // The ids exist as soon as pm2 registered the processes, before `pm2 start` returns.
     let ids: number[] = []
     const deadline = Date.now() + timeoutMs + 30_000
@@ -264,7 +279,11 @@ export class Pm2Control {
       now = await this.workers(app.name)
     }
     for (const extra of now.slice(app.instances)) await this.deleteId(extra.pm_id)
-    return { action: 'reloaded', workers: app.instances, detail: `${replaced} workers replaced one at a time, each after its successor was ready${app.instances !== old.length ? `; now ${app.instances} workers (was ${old.length})` : ''}` }
+    return {
+      action: 'reloaded',
+      workers: app.instances,
+      detail: `${replaced} workers replaced one at a time, each after its successor was ready${app.instances !== old.length ? `; now ${app.instances} workers (was ${old.length})` : ''}`,
+    }
   }
 }
 
@@ -278,7 +297,9 @@ export async function daemonScript(pm2Root: string): Promise<string> {
   const api = (control as unknown as { api: Pm2Api }).api
   await new Promise<void>((resolve, reject) => api.connect((err) => (err ? reject(err) : resolve())))
   try {
-    const report = await new Promise<{ argv?: string[] }>((resolve, reject) => api.Client.executeRemote<{ argv?: string[] }>('getReport', {}, (err, r) => (err ? reject(err) : resolve(r))))
+    const report = await new Promise<{ argv?: string[] }>((resolve, reject) =>
+      api.Client.executeRemote<{ argv?: string[] }>('getReport', {}, (err, r) => (err ? reject(err) : resolve(r))),
+    )
     return report.argv?.[1] ?? ''
   } finally {
     api.disconnect()

@@ -2,7 +2,7 @@
 // Each check yields one line (ok / warning / error); any error refuses the deploy, so a bad
 // setting, a full disk or an expired certificate is found before the live release is touched.
 import { X509Certificate } from 'node:crypto'
-import { isAbsolute, } from 'node:path'
+import { isAbsolute } from 'node:path'
 import { ConfigError, loadConfig, parseEnvText } from '../../api/config.js'
 import { auditConfig } from './audit-config.js'
 import { databaseCheck, fleetFacts, proxyTrustCheck, type FleetFacts } from './fleet.js'
@@ -41,13 +41,30 @@ export function gitCheck(changes: string[], allowDirty: boolean): Check {
 
 /** shared/.env validated exactly as a production worker will validate it. */
 export function configCheck(envText: string | null): { check: Check; dataDir?: string; port?: number; config?: ReturnType<typeof loadConfig> } {
-  if (envText === null) return { check: { name: 'config', level: 'error', message: 'shared/.env is missing on the target: create it with NODE_ENV=production and a strong JWT_SIGNING_KEY (see docs/deploying.md)' } }
+  if (envText === null)
+    return {
+      check: {
+        name: 'config',
+        level: 'error',
+        message: 'shared/.env is missing on the target: create it with NODE_ENV=production and a strong JWT_SIGNING_KEY (see docs/deploying.md)',
+      },
+    }
   try {
     const raw = parseEnvText(envText, 'shared/.env')
-    if (raw.NODE_ENV && raw.NODE_ENV !== 'production') return { check: { name: 'config', level: 'error', message: `shared/.env sets NODE_ENV=${raw.NODE_ENV}: a deployed release runs with NODE_ENV=production` } }
+    if (raw.NODE_ENV && raw.NODE_ENV !== 'production')
+      return {
+        check: { name: 'config', level: 'error', message: `shared/.env sets NODE_ENV=${raw.NODE_ENV}: a deployed release runs with NODE_ENV=production` },
+      }
     const config = loadConfig({ ...raw, NODE_ENV: 'production' })
-    const key = config.jwt.algorithm.startsWith('HS') ? `${Buffer.byteLength(config.jwt.signingKey)}-byte ${config.jwt.algorithm} key` : `${config.jwt.algorithm} key ${config.jwt.privateKeyFile}`
-    return { check: { name: 'config', level: 'ok', message: `production settings valid (${key})` }, dataDir: raw.DATA_DIR || './data', port: config.port, config }
+    const key = config.jwt.algorithm.startsWith('HS')
+      ? `${Buffer.byteLength(config.jwt.signingKey)}-byte ${config.jwt.algorithm} key`
+      : `${config.jwt.algorithm} key ${config.jwt.privateKeyFile}`
+    return {
+      check: { name: 'config', level: 'ok', message: `production settings valid (${key})` },
+      dataDir: raw.DATA_DIR || './data',
+      port: config.port,
+      config,
+    }
   } catch (err) {
     if (err instanceof ConfigError) return { check: { name: 'config', level: 'error', message: `shared/.env: ${err.message.replace(' in shared/.env', '')}` } }
     throw err
@@ -64,15 +81,26 @@ export function certificateCheck(file: string, pem: string | null, now: Date): C
   }
   const expires = new Date(cert.validTo)
   const days = Math.floor((expires.getTime() - now.getTime()) / DAY)
-  if (expires <= now) return { name: 'tls', level: 'error', message: `${file} expired on ${expires.toISOString().slice(0, 10)}: renew it (certbot renew) before deploying` }
-  if (days < WARN_DAYS) return { name: 'tls', level: 'warn', message: `${file} expires in ${days} day${days === 1 ? '' : 's'} (${expires.toISOString().slice(0, 10)}): renew it soon` }
+  if (expires <= now)
+    return { name: 'tls', level: 'error', message: `${file} expired on ${expires.toISOString().slice(0, 10)}: renew it (certbot renew) before deploying` }
+  if (days < WARN_DAYS)
+    return {
+      name: 'tls',
+      level: 'warn',
+      message: `${file} expires in ${days} day${days === 1 ? '' : 's'} (${expires.toISOString().slice(0, 10)}): renew it soon`,
+    }
   return { name: 'tls', level: 'ok', message: `${file} valid for ${days} more days` }
 }
 
 export function diskCheck(freeBytes: number | null, needBytes: number): Check {
   if (freeBytes === null) return { name: 'disk', level: 'error', message: 'cannot read free disk space on the target (df failed)' }
   const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB`
-  if (freeBytes < needBytes) return { name: 'disk', level: 'error', message: `${mb(freeBytes)} free on the target, the release needs ${mb(needBytes)}: free some space (fewer --keep releases, old logs)` }
+  if (freeBytes < needBytes)
+    return {
+      name: 'disk',
+      level: 'error',
+      message: `${mb(freeBytes)} free on the target, the release needs ${mb(needBytes)}: free some space (fewer --keep releases, old logs)`,
+    }
   return { name: 'disk', level: 'ok', message: `${mb(freeBytes)} free, release needs ${mb(needBytes)}` }
 }
 
@@ -127,15 +155,30 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
         `[ -w "$p" ] || { echo "$p is not writable by $(id -un)"; exit 1; }; ` +
         `for f in "$d"/runway.sqlite3*; do [ -e "$f" ] || continue; [ -r "$f" ] && [ -w "$f" ] || { echo "$f is not readable and writable by $(id -un)"; exit 1; }; done`,
     )
-    checks.push(r.code === 0 ? { name: 'store', level: 'ok', message: `SQLite directory ${dir} writable` } : { name: 'store', level: 'error', message: `store unreachable: ${reasonLine(r.stdout + r.stderr)}` })
+    checks.push(
+      r.code === 0
+        ? { name: 'store', level: 'ok', message: `SQLite directory ${dir} writable` }
+        : { name: 'store', level: 'error', message: `store unreachable: ${reasonLine(r.stdout + r.stderr)}` },
+    )
   }
 
   const certs = [...(settings.tlsCerts ?? [])]
   if (settings.nginxConf) {
     const prefix = settings.nginxPrefix ? ` -p ${q(settings.nginxPrefix)}` : ''
-    const r = await target.sh(`PATH="$PATH:/usr/sbin:/usr/local/sbin:/sbin"; command -v nginx >/dev/null || { echo 'nginx is not installed on the target'; exit 1; }; nginx -t -q -c ${q(settings.nginxConf)}${prefix} 2>&1`)
-    const why = reasonLine((r.stdout + r.stderr).split('\n').filter((l) => /emerg|alert|crit|error|not installed/.test(l)).join('\n') || r.stdout + r.stderr)
-    checks.push(r.code === 0 ? { name: 'nginx', level: 'ok', message: `nginx -t passed for ${settings.nginxConf}` } : { name: 'nginx', level: 'error', message: `nginx -t failed: ${why.replace(/^nginx: /, '')}` })
+    const r = await target.sh(
+      `PATH="$PATH:/usr/sbin:/usr/local/sbin:/sbin"; command -v nginx >/dev/null || { echo 'nginx is not installed on the target'; exit 1; }; nginx -t -q -c ${q(settings.nginxConf)}${prefix} 2>&1`,
+    )
+    const why = reasonLine(
+      (r.stdout + r.stderr)
+        .split('\n')
+        .filter((l) => /emerg|alert|crit|error|not installed/.test(l))
+        .join('\n') || r.stdout + r.stderr,
+    )
+    checks.push(
+      r.code === 0
+        ? { name: 'nginx', level: 'ok', message: `nginx -t passed for ${settings.nginxConf}` }
+        : { name: 'nginx', level: 'error', message: `nginx -t failed: ${why.replace(/^nginx: /, '')}` },
+    )
     const conf = await readOnTarget(target, settings.nginxConf)
     if (conf) certs.push(...certificatesIn(conf).map((c) => (isAbsolute(c) ? c : `${settings.nginxPrefix ?? '/etc/nginx'}/${c}`)))
   }
@@ -149,9 +192,21 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
   // `runway check --deploy` on the target. What the checks above already decide (settings, the
   // store, certificates) is theirs; the rest is listed as warnings, except a guessable key.
   if (envText !== null && check.level !== 'error') {
-    const audit = await auditConfig({ target, base: `${target.root}/shared`, env: { PM2_HOME: settings.pm2Home, RUNWAY_LOG_DIR: `${target.root}/shared/logs`, ...(settings.workers ? { WEB_CONCURRENCY: String(settings.workers) } : {}) }, nginxConf: settings.nginxConf, now, skipDatabaseProbe: true })
+    const audit = await auditConfig({
+      target,
+      base: `${target.root}/shared`,
+      env: {
+        PM2_HOME: settings.pm2Home,
+        RUNWAY_LOG_DIR: `${target.root}/shared/logs`,
+        ...(settings.workers ? { WEB_CONCURRENCY: String(settings.workers) } : {}),
+      },
+      nginxConf: settings.nginxConf,
+      now,
+      skipDatabaseProbe: true,
+    })
     const own = new Set(['runway.E001', 'runway.E002', 'runway.E003', 'runway.E007', 'runway.E009', 'runway.E010', 'runway.W007'])
-    for (const f of audit.findings.filter((x) => !x.silenced && !own.has(x.id))) checks.push({ name: f.id, level: f.id === 'runway.E004' ? 'error' : 'warn', message: f.message })
+    for (const f of audit.findings.filter((x) => !x.silenced && !own.has(x.id)))
+      checks.push({ name: f.id, level: f.id === 'runway.E004' ? 'error' : 'warn', message: f.message })
   }
   return { checks, port, appHost: config?.host, fleet }
 }

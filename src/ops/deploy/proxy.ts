@@ -94,7 +94,11 @@ export class SharedProxy {
     const t = await this.target.sh(`${NGINX}; "$bin" -t -q ${this.flags()} 2>&1`)
     if (t.code !== 0) return { name: 'proxy', level: 'error', message: `nginx -t failed on the proxy host: ${reasonLine(t.stdout + t.stderr)}` }
     const down = servers.filter((s) => s.down)
-    return { name: 'proxy', level: down.length ? 'warn' : 'ok', message: `${this.label}: ${servers.length} servers in the upstream${down.length ? `, ${down.map((s) => s.addr).join(', ')} down (a deploy brings a host back once it is healthy)` : ''}` }
+    return {
+      name: 'proxy',
+      level: down.length ? 'warn' : 'ok',
+      message: `${this.label}: ${servers.length} servers in the upstream${down.length ? `, ${down.map((s) => s.addr).join(', ')} down (a deploy brings a host back once it is healthy)` : ''}`,
+    }
   }
 
   /** Takes `addr` out of rotation and waits for the requests nginx still has on their way to it. */
@@ -120,7 +124,8 @@ export class SharedProxy {
     if (!me) throw new Error(`${addr} is not a server in the upstream of ${this.settings.conf}`)
     if (me.down === down) return `${addr} already ${down ? 'out of' : 'in'} the upstream`
     // Never empty the upstream: the last server in rotation stays (its own pm2 reload is rolling).
-    if (down && !servers.some((s) => s.addr !== addr && !s.down)) return `${addr} stays in the upstream: it is the only server in rotation (pm2 replaces its workers one at a time)`
+    if (down && !servers.some((s) => s.addr !== addr && !s.down))
+      return `${addr} stays in the upstream: it is the only server in rotation (pm2 replaces its workers one at a time)`
     const text = withServerDown(conf, addr, down)
     const started = Date.now()
     const pid = q(pidFile(conf, this.settings.prefix))
@@ -144,7 +149,9 @@ export class SharedProxy {
     )
     if (r.code !== 0) throw new Error(reasonLine(r.stdout) || reasonLine(r.stderr) || `exit code ${r.code}`)
     const ms = Date.now() - started
-    return down ? `${addr} out of the upstream, nginx reloaded, ${r.stdout.includes('drained') ? 'in-flight requests done' : r.stdout.trim()} (${ms} ms)` : `${addr} back in the upstream, nginx reloaded (${ms} ms)`
+    return down
+      ? `${addr} out of the upstream, nginx reloaded, ${r.stdout.includes('drained') ? 'in-flight requests done' : r.stdout.trim()} (${ms} ms)`
+      : `${addr} back in the upstream, nginx reloaded (${ms} ms)`
   }
 }
 

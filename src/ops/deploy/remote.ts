@@ -200,7 +200,14 @@ async function gate(release: string, url: string, timeoutMs: number) {
       const crashed = workers.filter((w) => ['errored', 'stopped', 'waiting restart'].includes(w.status) || w.restarts > firstRestarts.get(w.id)!)
       if (crashed.length) {
         const line = errorLineSince(errLog(), 0) || 'no error line in the log'
-        return out({ ms: Date.now() - started, workers, detail: `worker ${crashed.map((w) => `${w.id} ${w.status} (restarts ${w.restarts})`).join(', ')} crashed: ${line}` }, false)
+        return out(
+          {
+            ms: Date.now() - started,
+            workers,
+            detail: `worker ${crashed.map((w) => `${w.id} ${w.status} (restarts ${w.restarts})`).join(', ')} crashed: ${line}`,
+          },
+          false,
+        )
       }
       // The directory each worker process really runs in: pm2 records <root>/current, which
       // resolves to the new release even for a worker that was never replaced.
@@ -209,7 +216,8 @@ async function gate(release: string, url: string, timeoutMs: number) {
       const fingerprint = workers.map((w) => `${w.id}:${w.restarts}`).join(',')
       checked = true
       if (!workers.length) last = 'no pm2 workers for the app'
-      else if (wrong.length) last = `${wrong.length} of ${workers.length} workers not online from this release (${wrong.map((w) => `${w.id} ${w.status} in ${w.dir}`).join('; ')})`
+      else if (wrong.length)
+        last = `${wrong.length} of ${workers.length} workers not online from this release (${wrong.map((w) => `${w.id} ${w.status} in ${w.dir}`).join('; ')})`
       else if (!('status' in r) || r.status !== 200) last = `${url}: ${describe(r)}`
       else {
         if (since === undefined || fingerprint !== restarts) {
@@ -260,7 +268,13 @@ async function probe(release: string, url: string) {
 async function main() {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { release: { type: 'string' }, url: { type: 'string' }, timeout: { type: 'string' }, 'pm2-root': { type: 'string' }, ecosystem: { type: 'string' } },
+    options: {
+      release: { type: 'string' },
+      url: { type: 'string' },
+      timeout: { type: 'string' },
+      'pm2-root': { type: 'string' },
+      ecosystem: { type: 'string' },
+    },
   })
   const release = values.release ?? process.cwd()
   const timeout = Number(values.timeout ?? 30_000)
@@ -272,7 +286,12 @@ async function main() {
     case 'probe':
       return probe(release, values.url ?? '')
     case 'roll': {
-      const r = await startOrRoll({ pm2Root: values['pm2-root'] ?? release, ecosystem: values.ecosystem ?? join(release, 'ecosystem.config.js'), readyTimeoutMs: values.timeout ? timeout : undefined, nodeArgs: ['--preserve-symlinks'] })
+      const r = await startOrRoll({
+        pm2Root: values['pm2-root'] ?? release,
+        ecosystem: values.ecosystem ?? join(release, 'ecosystem.config.js'),
+        readyTimeoutMs: values.timeout ? timeout : undefined,
+        nodeArgs: ['--preserve-symlinks'],
+      })
       return out({ detail: r.detail, action: r.action }, true)
     }
     case 'daemon': {

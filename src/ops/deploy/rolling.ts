@@ -83,7 +83,18 @@ async function safely(target: string, action: HostReport['action'], live: string
   try {
     return await fn()
   } catch (err) {
-    return { target, action, release: '', from: live, result: 'failed', reason: (err as Error).message, live, checks: [], steps: [], durationMs: Date.now() - started }
+    return {
+      target,
+      action,
+      release: '',
+      from: live,
+      result: 'failed',
+      reason: (err as Error).message,
+      live,
+      checks: [],
+      steps: [],
+      durationMs: Date.now() - started,
+    }
   }
 }
 
@@ -102,7 +113,8 @@ export async function rollOut(o: RollOutInput): Promise<{ ok: boolean; reports: 
       summary.failure = { target: o.targets[group[0]!]!, stage: 'interrupted', reason: `interrupted by ${signal} before batch ${b + 1}` }
       break
     }
-    if (groups.length > 1) o.info(`batch ${b + 1} of ${groups.length}${b === 0 && o.plan.canary ? ' (canary)' : ''}: ${group.map((i) => o.targets[i]).join(', ')}`)
+    if (groups.length > 1)
+      o.info(`batch ${b + 1} of ${groups.length}${b === 0 && o.plan.canary ? ' (canary)' : ''}: ${group.map((i) => o.targets[i]).join(', ')}`)
     const results = await Promise.all(group.map((i) => safely(o.targets[i]!, 'deploy', o.before[i] ?? null, () => o.change(i))))
     results.forEach((r, j) => {
       reports.set(group[j]!, r)
@@ -128,7 +140,9 @@ export async function rollOut(o: RollOutInput): Promise<{ ok: boolean; reports: 
   const changed = [...reports].filter(([, r]) => r.result === 'ok').map(([i]) => i)
   if (summary.failure && summary.failure.stage !== 'interrupted' && o.plan.onFailure === 'rollback-fleet' && changed.length) {
     const started = Date.now()
-    o.info(`fleet rollback: ${summary.failure.target} failed, so the ${changed.length} host${changed.length > 1 ? 's' : ''} this run changed go${changed.length > 1 ? '' : 'es'} back: ${changed.map((i) => `${o.targets[i]} to ${reports.get(i)!.from ?? 'nothing'}`).join(', ')}`)
+    o.info(
+      `fleet rollback: ${summary.failure.target} failed, so the ${changed.length} host${changed.length > 1 ? 's' : ''} this run changed go${changed.length > 1 ? '' : 'es'} back: ${changed.map((i) => `${o.targets[i]} to ${reports.get(i)!.from ?? 'nothing'}`).join(', ')}`,
+    )
     // The same batch size, newest first: capacity is protected on the way back too.
     const back = [...changed].reverse()
     const size = batches(back.length, { canary: 0, batch: o.plan.batch })[0]?.length ?? 1
@@ -148,10 +162,16 @@ export async function rollOut(o: RollOutInput): Promise<{ ok: boolean; reports: 
     const before = o.before[i] ?? null
     if (!r) return { target, before, live: before, outcome: 'unchanged' }
     const back = reverted.get(i)
-    if (back) return back.result === 'ok' ? { target, before, live: back.live, outcome: 'reverted' } : { target, before, live: back.live, outcome: 'revert failed', reason: back.reason }
+    if (back)
+      return back.result === 'ok'
+        ? { target, before, live: back.live, outcome: 'reverted' }
+        : { target, before, live: back.live, outcome: 'revert failed', reason: back.reason }
     if (r.result === 'ok') return { target, before, live: r.live, outcome: 'updated' }
     return { target, before, live: r.live, outcome: 'failed', reason: r.reason }
   })
-  const skipped = groups.slice(done).flat().map((i) => o.targets[i]!)
+  const skipped = groups
+    .slice(done)
+    .flat()
+    .map((i) => o.targets[i]!)
   return { ok: !summary.failure, reports: [...reports.keys()].sort((a, b) => a - b).map((i) => reports.get(i)!), skipped, summary }
 }

@@ -135,12 +135,18 @@ export class SshTarget implements Target {
     this.sshArgs = [
       ...(o.configFile ? ['-F', o.configFile] : []),
       ...(port ? ['-p', String(port)] : []),
-      '-o', 'BatchMode=yes',
-      '-o', 'ConnectTimeout=10',
-      '-o', 'ServerAliveInterval=15',
-      '-o', 'ControlMaster=auto',
-      '-o', `ControlPath=${join(this.controlDir, 'c')}`,
-      '-o', 'ControlPersist=30',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'ConnectTimeout=10',
+      '-o',
+      'ServerAliveInterval=15',
+      '-o',
+      'ControlMaster=auto',
+      '-o',
+      `ControlPath=${join(this.controlDir, 'c')}`,
+      '-o',
+      'ControlPersist=30',
       ...(o.options ?? []).flatMap((opt) => ['-o', opt]),
     ]
   }
@@ -178,6 +184,9 @@ export class SshTarget implements Target {
 
 /** The line that says what went wrong: an error line if there is one (a Node crash ends with "Node.js v20..."), else the last. */
 export const reasonLine = (text: string) => {
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean)
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
   return lines.find((l) => /^(\w*Error\b|runway[\w ]*:|npm (ERR!|error))/.test(l)) ?? lines.pop() ?? ''
 }

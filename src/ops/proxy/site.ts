@@ -117,7 +117,9 @@ export function validateSite(input: SiteInput, o: { defaultServerNames?: string[
   for (const s of serverNames) if (!isServerName(s)) fail('server-name', s, 'a host name (api.example.com, *.example.com) or an IP address')
   if (new Set(serverNames.map((s) => s.toLowerCase())).size !== serverNames.length) fail('server-name', serverNames.join(','), 'each name once')
 
-  const upstreams = (input.upstreams ?? []).map((u) => parseUpstream(u) ?? fail('upstream', u, 'HOST:PORT such as 127.0.0.1:3000, [::1]:3000 or unix:/run/runway.sock'))
+  const upstreams = (input.upstreams ?? []).map(
+    (u) => parseUpstream(u) ?? fail('upstream', u, 'HOST:PORT such as 127.0.0.1:3000, [::1]:3000 or unix:/run/runway.sock'),
+  )
   if (!upstreams.length) fail('upstream', '', 'at least one app server, e.g. --upstream 127.0.0.1:3000')
   if (new Set(upstreams).size !== upstreams.length) fail('upstream', upstreams.join(','), 'each app server once')
 
@@ -136,7 +138,7 @@ export function validateSite(input: SiteInput, o: { defaultServerNames?: string[
 
   const bodyLimit = parseSize(input.bodyLimit ?? DEFAULT_BODY_LIMIT)
   if (!Number.isInteger(bodyLimit) || bodyLimit < 1024 || bodyLimit > 10485760)
-    fail('body-limit', input.bodyLimit, 'bytes from 1024 to 10485760 (the app\'s BODY_LIMIT range), e.g. 65536 or 64k')
+    fail('body-limit', input.bodyLimit, "bytes from 1024 to 10485760 (the app's BODY_LIMIT range), e.g. 65536 or 64k")
 
   let rateLimit: SiteSettings['rateLimit'] = false
   const rate = input.rate ?? '5r/s'
@@ -169,14 +171,17 @@ export function validateSite(input: SiteInput, o: { defaultServerNames?: string[
       throw err
     }
   }
-  for (const o of corsOrigins) corsCheck('cors-origin', o, o, '', 'an origin as browsers send it, such as https://app.example.com (no path or trailing slash), null or *')
+  for (const o of corsOrigins)
+    corsCheck('cors-origin', o, o, '', 'an origin as browsers send it, such as https://app.example.com (no path or trailing slash), null or *')
   if (corsOrigins.includes('*') && corsOrigins.length > 1) fail('cors-origin', corsOrigins.join(','), '* alone (any origin) or a list of origins')
-  if (corsOrigins.includes('*') && input.corsCredentials) fail('cors-credentials', 'true', 'no credentials with --cors-origin * (any web site could act as the user)')
+  if (corsOrigins.includes('*') && input.corsCredentials)
+    fail('cors-credentials', 'true', 'no credentials with --cors-origin * (any web site could act as the user)')
   // Regexes go into the config inside double quotes: no quote, space or control character, and no
   // trailing backslash (it would escape the closing quote).
   for (const r of corsRegexes) {
     corsCheck('cors-origin-regex', r, '', r, 'a regular expression')
-    if (!/^[\x21-\x7e]+$/.test(r) || r.includes('"') || /(^|[^\\])(\\\\)*\\$/.test(r)) fail('cors-origin-regex', r, 'a regular expression without quotes, spaces or a trailing backslash')
+    if (!/^[\x21-\x7e]+$/.test(r) || r.includes('"') || /(^|[^\\])(\\\\)*\\$/.test(r))
+      fail('cors-origin-regex', r, 'a regular expression without quotes, spaces or a trailing backslash')
   }
   let cors: CorsSettings
   try {

@@ -64,7 +64,10 @@ async function openssl(bin: string, args: string[], cwd: string): Promise<void> 
   }
 }
 
-const serial = () => `0x${randomBytes(16).toString('hex').replace(/^[89a-f]/, '7')}`
+const serial = () =>
+  `0x${randomBytes(16)
+    .toString('hex')
+    .replace(/^[89a-f]/, '7')}`
 
 export async function createSelfSigned(o: SelfSignedOptions): Promise<SelfSignedFiles> {
   const sans = subjectAltNames(o.names)
@@ -79,11 +82,31 @@ export async function createSelfSigned(o: SelfSignedOptions): Promise<SelfSigned
 
   let createdCa = false
   if (!(existsSync(files.caCert) && existsSync(files.caKey))) {
-    await openssl(bin, ['req', '-x509', ...ec, '-keyout', files.caKey, '-out', files.caCert, '-days', '3650', '-set_serial', serial(),
-      '-subj', `/O=runway/CN=runway local CA ${new Date().toISOString().slice(0, 10)}`,
-      '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0',
-      '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-      '-addext', 'subjectKeyIdentifier=hash'], dir)
+    await openssl(
+      bin,
+      [
+        'req',
+        '-x509',
+        ...ec,
+        '-keyout',
+        files.caKey,
+        '-out',
+        files.caCert,
+        '-days',
+        '3650',
+        '-set_serial',
+        serial(),
+        '-subj',
+        `/O=runway/CN=runway local CA ${new Date().toISOString().slice(0, 10)}`,
+        '-addext',
+        'basicConstraints=critical,CA:TRUE,pathlen:0',
+        '-addext',
+        'keyUsage=critical,keyCertSign,cRLSign',
+        '-addext',
+        'subjectKeyIdentifier=hash',
+      ],
+      dir,
+    )
     chmodSync(files.caKey, 0o600)
     createdCa = true
   }
@@ -94,16 +117,41 @@ export async function createSelfSigned(o: SelfSignedOptions): Promise<SelfSigned
   try {
     await openssl(bin, ['req', '-new', ...ec, '-keyout', files.key, '-out', csr, '-subj', `/O=runway/CN=${first}`], dir)
     chmodSync(files.key, 0o600)
-    writeFileSync(ext, [
-      'basicConstraints=critical,CA:FALSE',
-      'keyUsage=critical,digitalSignature',
-      'extendedKeyUsage=serverAuth',
-      'subjectKeyIdentifier=hash',
-      'authorityKeyIdentifier=keyid',
-      `subjectAltName=${sans.join(',')}`,
-      '',
-    ].join('\n'))
-    await openssl(bin, ['x509', '-req', '-in', csr, '-CA', files.caCert, '-CAkey', files.caKey, '-set_serial', serial(), '-days', String(days), '-sha256', '-extfile', ext, '-out', files.cert], dir)
+    writeFileSync(
+      ext,
+      [
+        'basicConstraints=critical,CA:FALSE',
+        'keyUsage=critical,digitalSignature',
+        'extendedKeyUsage=serverAuth',
+        'subjectKeyIdentifier=hash',
+        'authorityKeyIdentifier=keyid',
+        `subjectAltName=${sans.join(',')}`,
+        '',
+      ].join('\n'),
+    )
+    await openssl(
+      bin,
+      [
+        'x509',
+        '-req',
+        '-in',
+        csr,
+        '-CA',
+        files.caCert,
+        '-CAkey',
+        files.caKey,
+        '-set_serial',
+        serial(),
+        '-days',
+        String(days),
+        '-sha256',
+        '-extfile',
+        ext,
+        '-out',
+        files.cert,
+      ],
+      dir,
+    )
   } finally {
     rmSync(csr, { force: true })
     rmSync(ext, { force: true })
@@ -111,6 +159,7 @@ export async function createSelfSigned(o: SelfSignedOptions): Promise<SelfSigned
   // Belt and braces: the certificate really is issued by this CA (a stale ca.key would not be).
   const ca = new X509Certificate(readFileSync(files.caCert))
   const leaf = new X509Certificate(readFileSync(files.cert))
-  if (!leaf.checkIssued(ca) || !leaf.verify(ca.publicKey)) throw new TlsError(`${files.cert} does not verify against ${files.caCert}: remove the directory's ca.* files to start a new CA`)
+  if (!leaf.checkIssued(ca) || !leaf.verify(ca.publicKey))
+    throw new TlsError(`${files.cert} does not verify against ${files.caCert}: remove the directory's ca.* files to start a new CA`)
   return { dir, ...files, createdCa, subjectAltNames: sans }
 }

@@ -24,7 +24,7 @@ t.test('the common-password list is loaded on the first check, not when a worker
   t.equal(listLoaded(), true)
 })
 
-t.test('Django\'s messages', async (t) => {
+t.test("Django's messages", async (t) => {
   t.equal(tooShort, 'This password is too short. It must contain at least 8 characters.')
   t.equal(common, 'This password is too common.')
   t.equal(numeric, 'This password is entirely numeric.')
@@ -42,7 +42,7 @@ t.test('common passwords, compared case-insensitively', async (t) => {
   }
 })
 
-t.test('length, numeric, similarity; all problems in Django\'s order', async (t) => {
+t.test("length, numeric, similarity; all problems in Django's order", async (t) => {
   t.strictSame(await passwordProblems('1234', 'bob'), [tooShort, common, numeric])
   t.strictSame(await passwordProblems('98127364519', 'bob'), [numeric])
   t.strictSame(await passwordProblems('x7!kq', 'bob'), [tooShort])
@@ -74,7 +74,13 @@ t.test('runway user create / set-password refuse weak passwords unless --allow-w
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
   const bin = join(import.meta.dirname, '..', '..', '..', 'bin', 'runway.js')
   const run = (args: string[], input: string) => {
-    const r = spawnSync(process.execPath, [bin, ...args], { cwd: dataDir, input, encoding: 'utf8', env: { ...process.env, DATA_DIR: dataDir }, timeout: 60_000 })
+    const r = spawnSync(process.execPath, [bin, ...args], {
+      cwd: dataDir,
+      input,
+      encoding: 'utf8',
+      env: { ...process.env, DATA_DIR: dataDir },
+      timeout: 60_000,
+    })
     return { code: r.status, err: r.stderr, out: r.stdout }
   }
   let r = run(['user', 'create', '--username', 'carol'], 'qwerty123\n')

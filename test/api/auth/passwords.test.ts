@@ -21,7 +21,7 @@ t.test('new hashes are argon2id at OWASP strength by default, and verify', async
   t.notOk(needsRehash(hash, OWASP_ARGON2))
   t.ok(needsRehash(hash, { ...OWASP_ARGON2, iterations: 3 }), 'another cost needs a rehash')
   t.ok(needsRehash(await hashPasswordScrypt(PASSWORD, FIXTURE_SCRYPT), OWASP_ARGON2), 'scrypt needs a rehash')
-  t.same(loadConfig({ NODE_ENV: "test" }).passwordHash.argon2, OWASP_ARGON2, 'the settings default to OWASP')
+  t.same(loadConfig({ NODE_ENV: 'test' }).passwordHash.argon2, OWASP_ARGON2, 'the settings default to OWASP')
 })
 
 t.test('a legacy scrypt hash still logs in and is replaced by argon2id in the store', async (t) => {
@@ -69,11 +69,14 @@ t.test('unknown and inactive users cost one verification, like a wrong password'
   t.equal(await attempt('bob', PASSWORD), 1, 'inactive user: one verification')
 })
 
-t.test('production refuses argon2id parameters below OWASP\'s minimum, with one line', async (t) => {
+t.test("production refuses argon2id parameters below OWASP's minimum, with one line", async (t) => {
   const prod = (env: Record<string, string>) => () => loadConfig({ NODE_ENV: 'production', JWT_SIGNING_KEY: SIGNING_KEY, ...env })
-  t.throws(prod({ ARGON2_MEMORY_COST: '4096' }), new ConfigError(
-    "ARGON2_MEMORY_COST=4096 with ARGON2_TIME_COST=2 is weaker than OWASP's argon2id minimum (memory KiB/passes: 47104/1, 19456/2, 12288/3, 9216/4, 7168/5): production refuses it",
-  ))
+  t.throws(
+    prod({ ARGON2_MEMORY_COST: '4096' }),
+    new ConfigError(
+      "ARGON2_MEMORY_COST=4096 with ARGON2_TIME_COST=2 is weaker than OWASP's argon2id minimum (memory KiB/passes: 47104/1, 19456/2, 12288/3, 9216/4, 7168/5): production refuses it",
+    ),
+  )
   t.throws(prod({ ARGON2_TIME_COST: '1' }), { name: 'ConfigError' }, '19 MiB needs two passes')
   t.throws(prod({ ARGON2_MEMORY_COST: '7168', ARGON2_TIME_COST: '4' }), { name: 'ConfigError' })
   t.same(prod({})().passwordHash.argon2, OWASP_ARGON2, 'the default passes')

@@ -111,13 +111,21 @@ t.test('SQLite: the first read in batches, then only what is new; events; memory
 })
 
 t.test('notification payloads: one entry as before, a batch after a newline, split under 8000 bytes', async (t) => {
-  const entries = Array.from({ length: 300 }, (_, i) => ({ seq: i + 1, userId: 7, expiresAt: 1_900_000_000, sessionId: i % 10 ? `session-${i}-${'x'.repeat(20)}` : null }))
+  const entries = Array.from({ length: 300 }, (_, i) => ({
+    seq: i + 1,
+    userId: 7,
+    expiresAt: 1_900_000_000,
+    sessionId: i % 10 ? `session-${i}-${'x'.repeat(20)}` : null,
+  }))
   t.same(payloads(entries.slice(0, 1)), ['1:7:1900000000:'], 'a single entry in the migration 5 format')
   const out = payloads(entries)
   t.ok(out.length > 1 && out.every((p) => Buffer.byteLength(p) < 8000), `${out.length} payloads, each under 8000 bytes`)
   t.same(out.flatMap(parsePayload), entries, 'every entry back, in order')
   // A process of the previous release parses one entry per payload (this regex): a batch gives it none, so it reads the log.
-  t.ok(out.every((p) => !/^([0-9]+):([0-9]+):(-?[0-9]+):(.*)$/s.test(p)), 'a batch is no single entry to an older reader')
+  t.ok(
+    out.every((p) => !/^([0-9]+):([0-9]+):(-?[0-9]+):(.*)$/s.test(p)),
+    'a batch is no single entry to an older reader',
+  )
   t.same(parsePayload(''), [])
   t.same(parsePayload('42'), [], 'a bare seq (migration 3 writers) is a signal to read')
 })
@@ -217,7 +225,10 @@ if (problem && process.env.CI !== 'true') {
     // No publisher yet (no process watches): logout, reuse and a password change notify nobody.
     await store.blacklistRefresh('r1', now())
     await store.rotateRefresh({ jti: 'r2', now: now(), graceSeconds: 0, blacklistOld: true, next: { jti: 'r2b', expiresAt: now() + 60 } })
-    t.same(await store.rotateRefresh({ jti: 'r2', now: now(), graceSeconds: 0, blacklistOld: true, next: { jti: 'r2c', expiresAt: now() + 60 } }), { result: 'blacklisted', familyRevoked: true })
+    t.same(await store.rotateRefresh({ jti: 'r2', now: now(), graceSeconds: 0, blacklistOld: true, next: { jti: 'r2c', expiresAt: now() + 60 } }), {
+      result: 'blacklisted',
+      familyRevoked: true,
+    })
     await store.setPassword(u.id, 'new')
     await sleep(300)
     t.same(heard, [], 'no notification from the revocations themselves')
@@ -246,7 +257,10 @@ if (problem && process.env.CI !== 'true') {
     const announced = heard.flatMap(parsePayload).filter((e) => e.userId === v.id)
     t.equal(announced.length, 30, 'every revocation announced once')
     t.ok(heard.length < 30, `in fewer notifications than revocations (${heard.length})`)
-    t.ok(caches.every((c) => [...Array(30).keys()].every((i) => c.isRevoked(`b${i}`))), 'both processes have them all')
+    t.ok(
+      caches.every((c) => [...Array(30).keys()].every((i) => c.isRevoked(`b${i}`))),
+      'both processes have them all',
+    )
   })
 
   t.test('PostgreSQL: when the publisher goes, another process takes over', async (t) => {
@@ -254,7 +268,9 @@ if (problem && process.env.CI !== 'true') {
     const u = await store.createUser('alice', 'h')
     const roles = new Map<number, boolean>()
     const logs: string[][] = [[], []]
-    const caches = [0, 1].map((i) => new RevocationCache(open({ listenHeartbeatMs: 200, onPublisher: (p) => roles.set(i, p) }), 60_000, SLACK, undefined, (msg) => logs[i]!.push(msg)))
+    const caches = [0, 1].map(
+      (i) => new RevocationCache(open({ listenHeartbeatMs: 200, onPublisher: (p) => roles.set(i, p) }), 60_000, SLACK, undefined, (msg) => logs[i]!.push(msg)),
+    )
     t.teardown(() => Promise.all(caches.map((c) => c.stop())))
     for (const c of caches) await c.start()
     const waited = Date.now()
@@ -266,7 +282,10 @@ if (problem && process.env.CI !== 'true') {
     const stopped = Date.now()
     while (!roles.get(other) && Date.now() - stopped < 10_000) await sleep(20)
     t.ok(roles.get(other), `the other process publishes after ${Date.now() - stopped} ms`)
-    t.ok(logs[other]!.some((m) => m.startsWith('revocation publisher: this process announces')), 'and logs it')
+    t.ok(
+      logs[other]!.some((m) => m.startsWith('revocation publisher: this process announces')),
+      'and logs it',
+    )
     await store.createSession({ sessionId: 's1', userId: u.id, refreshJti: 'r1', issuedAt: now(), expiresAt: now() + 60 })
     await store.blacklistRefresh('r1', now())
     const started = Date.now()
@@ -300,7 +319,9 @@ if (problem && process.env.CI !== 'true') {
     const exp = now() + 3600
     await store.createSession({ sessionId: 's1', userId: u.id, refreshJti: 'r1', issuedAt: now(), expiresAt: exp })
     // Tab 1 refreshes on host A; tab 2 presents the same token at once on host B, whose clock is 3 s ahead.
-    t.same(await store.rotateRefresh({ jti: 'r1', now: now(), graceSeconds: 2, blacklistOld: true, next: { jti: 'r2', expiresAt: exp } }), { result: 'rotated' })
+    t.same(await store.rotateRefresh({ jti: 'r1', now: now(), graceSeconds: 2, blacklistOld: true, next: { jti: 'r2', expiresAt: exp } }), {
+      result: 'rotated',
+    })
     const tab2 = await skewed.rotateRefresh({ jti: 'r1', now: now() + 3, graceSeconds: 2, blacklistOld: true, next: { jti: 'r2b', expiresAt: exp } })
     t.same(tab2, { result: 'blacklisted', familyRevoked: false }, 'refused within the grace window, without revoking the session')
     t.notOk(await store.isRevoked({ jti: 'r2', sessionId: 's1' }), 'the session lives on')
@@ -321,4 +342,3 @@ if (problem && process.env.CI !== 'true') {
     t.ok(Math.abs(b.resetAt - (t0 + 61_000 + 60_000)) < 2000, 'resetAt comes back in the caller clock (Retry-After stays right)')
   })
 }
-

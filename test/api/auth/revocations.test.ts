@@ -59,7 +59,10 @@ t.test('a password change on instance A ends the sessions B serves', async (t) =
   t.equal((await call(b.url, '/api/me/', { token: first.access })).status, 200)
   const change = await call(a.url, '/api/password/change/', { token: second.access, json: { old_password: PASSWORD, new_password: 'a-new-long-password' } })
   t.equal(change.status, 200, 'password changed on A')
-  for (const [name, pair] of [['first', first], ['second', second]] as const) {
+  for (const [name, pair] of [
+    ['first', first],
+    ['second', second],
+  ] as const) {
     const { r, ms } = await refusedWithin(b.url, pair.access)
     t.equal(r.status, 401, `B refuses the ${name} session ${ms} ms after the change`)
     t.strictSame(r.body, blacklisted)

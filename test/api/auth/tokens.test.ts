@@ -52,7 +52,11 @@ t.test('the token type is checked on every use, also for a token already verifie
   const { url, store } = await startApp(t)
   await createUser(store)
   const pair = await login(url)
-  const wrongType = { detail: 'Given token not valid for any token type', code: 'token_not_valid', messages: [{ token_class: 'AccessToken', token_type: 'access', message: 'Token has wrong type' }] }
+  const wrongType = {
+    detail: 'Given token not valid for any token type',
+    code: 'token_not_valid',
+    messages: [{ token_class: 'AccessToken', token_type: 'access', message: 'Token has wrong type' }],
+  }
   // /api/token/verify/ accepts either type, so the refresh token is now known to be valid.
   t.equal((await call(url, '/api/token/verify/', { json: { token: pair.refresh } })).status, 200, 'the refresh token verifies')
   for (const attempt of ['after verify', 'again']) {
@@ -155,7 +159,11 @@ for (const server of servers) {
           forgeries[`${hs} keyed with public key ${i + 1} (PEM)`] = sign(claims, { alg: hs, kid: jwks[i]!.kid }, createSecretKey(Buffer.from(pem)))
           forgeries[`${hs} keyed with public key ${i + 1} (PEM, trimmed)`] = sign(claims, { alg: hs }, createSecretKey(Buffer.from(pem.trim())))
         }
-        forgeries[`HS256 keyed with public key ${i + 1} (JWK JSON)`] = sign(claims, { alg: 'HS256', kid: jwks[i]!.kid }, createSecretKey(Buffer.from(JSON.stringify(jwks[i]))))
+        forgeries[`HS256 keyed with public key ${i + 1} (JWK JSON)`] = sign(
+          claims,
+          { alg: 'HS256', kid: jwks[i]!.kid },
+          createSecretKey(Buffer.from(JSON.stringify(jwks[i]))),
+        )
       }
       forgeries['HS256 keyed with the server kid'] = sign(claims, { alg: 'HS256', kid }, createSecretKey(Buffer.from(kid!)))
       // The server's own key, but an algorithm other than the configured one.
@@ -163,7 +171,8 @@ for (const server of servers) {
         forgeries['RS512 with the right key'] = sign(claims, { alg: 'RS512', kid }, serverKey)
         forgeries['PS256 with the right key'] = sign(claims, { alg: 'PS256', kid }, serverKey)
       }
-      if (oldKid) forgeries['attacker key under the other trusted key\'s kid'] = sign(claims, { alg, kid: oldKid }, attackerKeys[alg as keyof typeof attackerKeys])
+      if (oldKid)
+        forgeries["attacker key under the other trusted key's kid"] = sign(claims, { alg, kid: oldKid }, attackerKeys[alg as keyof typeof attackerKeys])
     }
     t.ok(Object.keys(forgeries).length >= 15, `${Object.keys(forgeries).length} forgeries`)
     for (const [name, pending] of Object.entries(forgeries)) {

@@ -30,7 +30,14 @@ t.test('one scrape counts exactly the requests and outcomes sent', async (t) => 
   await createUser(store, 'alice')
   await createUser(store, 'mallory')
   const registry = appRegistry(app, 'w0')
-  const listener = await startMetricsListener({ host: '127.0.0.1', port: metricsPort, socketDir: join(tempDir(t), 'sockets'), worker: 'w0', registry, log: silent })
+  const listener = await startMetricsListener({
+    host: '127.0.0.1',
+    port: metricsPort,
+    socketDir: join(tempDir(t), 'sockets'),
+    worker: 'w0',
+    registry,
+    log: silent,
+  })
   t.teardown(() => listener.close())
 
   // Logins: 2 successes, 1 + 4 bad credentials, the 5th attempt for mallory throttled (limit 4).
@@ -69,10 +76,17 @@ t.test('one scrape counts exactly the requests and outcomes sent', async (t) => 
     { login2xx: 2, login4xx: 6, refresh2xx: 1, refresh4xx: 3, me2xx: 5, me4xx: 1, unmatched: 1, all: 19 },
     'requests by route, method and status class',
   )
-  t.ok(samples.filter((s) => s.name === 'runway_http_requests_total').every((s) => s.labels.worker === 'w0'), 'every series names its worker')
+  t.ok(
+    samples.filter((s) => s.name === 'runway_http_requests_total').every((s) => s.labels.worker === 'w0'),
+    'every series names its worker',
+  )
   const outcome = (name: string, o: string) => total(samples, name, { outcome: o })
   t.same(
-    { success: outcome('runway_logins_total', 'success'), bad: outcome('runway_logins_total', 'bad_credentials'), throttled: outcome('runway_logins_total', 'throttled') },
+    {
+      success: outcome('runway_logins_total', 'success'),
+      bad: outcome('runway_logins_total', 'bad_credentials'),
+      throttled: outcome('runway_logins_total', 'throttled'),
+    },
     { success: 2, bad: 5, throttled: 1 },
     'logins by outcome',
   )
@@ -91,19 +105,37 @@ t.test('one scrape counts exactly the requests and outcomes sent', async (t) => 
 
   // The latency histogram of GET /api/me/: cumulative buckets ending in +Inf = count = 6.
   const me = samples.filter((s) => s.name === 'runway_http_request_duration_seconds_bucket' && s.labels.route === '/api/me/')
-  t.same(me.map((s) => s.labels.le), [...LATENCY_BUCKETS.map(String), '+Inf'])
-  t.ok(me.every((s, i) => i === 0 || s.value >= me[i - 1]!.value), 'cumulative')
+  t.same(
+    me.map((s) => s.labels.le),
+    [...LATENCY_BUCKETS.map(String), '+Inf'],
+  )
+  t.ok(
+    me.every((s, i) => i === 0 || s.value >= me[i - 1]!.value),
+    'cumulative',
+  )
   t.equal(me.at(-1)!.value, 6)
   t.equal(total(samples, 'runway_http_request_duration_seconds_count', { route: '/api/me/' }), 6)
   t.ok(total(samples, 'runway_http_request_duration_seconds_sum', { route: '/api/me/' }) > 0)
   t.equal(total(samples, 'runway_http_request_duration_seconds_count', { route: 'unmatched' }), 0, 'unmatched requests: counted, no latency')
   // Runtime metrics from prom-client.
-  for (const name of ['process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'process_start_time_seconds', 'nodejs_eventloop_lag_p99_seconds', 'runway_eventloop_busy_seconds_total']) {
-    t.ok(samples.some((s) => s.name === name && s.labels.worker === 'w0'), name)
+  for (const name of [
+    'process_resident_memory_bytes',
+    'nodejs_heap_size_used_bytes',
+    'process_start_time_seconds',
+    'nodejs_eventloop_lag_p99_seconds',
+    'runway_eventloop_busy_seconds_total',
+  ]) {
+    t.ok(
+      samples.some((s) => s.name === name && s.labels.worker === 'w0'),
+      name,
+    )
   }
 
   const json = (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics?format=json`)).json()) as ClusterSnapshot
-  t.same(json.workers.map((w) => w.worker), ['w0'])
+  t.same(
+    json.workers.map((w) => w.worker),
+    ['w0'],
+  )
   t.equal(json.metrics.find((m) => m.name === 'runway_logins_total')?.values.length, 3)
   t.equal((await fetch(`http://127.0.0.1:${metricsPort}/other`)).status, 404)
   t.equal((await call(url, '/metrics')).status, 404, 'the API port (what nginx proxies) has no /metrics')
@@ -115,19 +147,53 @@ t.test('one scrape counts exactly the requests and outcomes sent', async (t) => 
   for (let i = 0; i < 30; i++) await call(url, '/api/me/', { token: p2.access })
   for (let i = 0; i < 10; i++) await call(url, '/api/me/')
   const after = await read()
-  const { workers: [w], host } = clusterFigures(before, after, (Date.now() - started) / 1000)
+  const {
+    workers: [w],
+    host,
+  } = clusterFigures(before, after, (Date.now() - started) / 1000)
   t.same({ worker: host!.worker, requests: host!.requests }, { worker: 'all', requests: 40 }, 'the host line sums its one worker')
-  t.same({ worker: w!.worker, requests: w!.requests, errorRate: w!.errorRate, ready: w!.ready }, { worker: 'w0', requests: 40, errorRate: 0, ready: true }, 'figures: 40 requests in the window, no 5xx')
-  t.ok(w!.requestsPerSec > 0 && w!.p99Seconds! > 0 && w!.lagP99Seconds! >= 0 && w!.utilization! > 0 && w!.utilization! <= 1, `rate ${w!.requestsPerSec.toFixed(0)}/s, p99 ${w!.p99Seconds}, lag ${w!.lagP99Seconds}, busy ${w!.utilization}`)
+  t.same(
+    { worker: w!.worker, requests: w!.requests, errorRate: w!.errorRate, ready: w!.ready },
+    { worker: 'w0', requests: 40, errorRate: 0, ready: true },
+    'figures: 40 requests in the window, no 5xx',
+  )
+  t.ok(
+    w!.requestsPerSec > 0 && w!.p99Seconds! > 0 && w!.lagP99Seconds! >= 0 && w!.utilization! > 0 && w!.utilization! <= 1,
+    `rate ${w!.requestsPerSec.toFixed(0)}/s, p99 ${w!.p99Seconds}, lag ${w!.lagP99Seconds}, busy ${w!.utilization}`,
+  )
 })
 
 t.test('figures: error rate, p99 as histogram_quantile, a restarted worker', async (t) => {
-  t.equal(p99FromBuckets(new Map([['0.001', 0], ['0.0025', 50], ['0.005', 100], ['+Inf', 100]])), 0.0025 + (0.0025 * 49) / 50, 'interpolated in its bucket')
-  t.equal(p99FromBuckets(new Map([['0.001', 0], ['+Inf', 10]])), 0.001, 'beyond the last bound: that bound')
+  t.equal(
+    p99FromBuckets(
+      new Map([
+        ['0.001', 0],
+        ['0.0025', 50],
+        ['0.005', 100],
+        ['+Inf', 100],
+      ]),
+    ),
+    0.0025 + (0.0025 * 49) / 50,
+    'interpolated in its bucket',
+  )
+  t.equal(
+    p99FromBuckets(
+      new Map([
+        ['0.001', 0],
+        ['+Inf', 10],
+      ]),
+    ),
+    0.001,
+    'beyond the last bound: that bound',
+  )
   t.equal(p99FromBuckets(new Map([['+Inf', 0]])), null)
   const m = new AppMetrics()
   const registry = createRegistry(m, { worker: '0', revokedSessions: () => 0, storeFaults: () => 0, ready: async () => true })
-  const snap = async (pid: number): Promise<ClusterSnapshot> => ({ workers: [{ worker: '0', pid, startedAt: 0 }], failed: [], metrics: (await registry.getMetricsAsJSON()) as unknown as MetricJson[] })
+  const snap = async (pid: number): Promise<ClusterSnapshot> => ({
+    workers: [{ worker: '0', pid, startedAt: 0 }],
+    failed: [],
+    metrics: (await registry.getMetricsAsJSON()) as unknown as MetricJson[],
+  })
   const me = m.route('/api/me/', 'GET')
   for (let i = 0; i < 50; i++) me.record(200, 0.002)
   const a = await snap(1)
@@ -146,21 +212,39 @@ t.test('figures: error rate, p99 as histogram_quantile, a restarted worker', asy
     failed: [],
     metrics: s.metrics.map((metric) => ({
       ...metric,
-      values: [...metric.values, ...(second.metrics.find((x) => x.name === metric.name)?.values ?? []).map((v) => ({ ...v, labels: { ...v.labels, worker: '1' }, value: metric.name === 'runway_ready' ? 0 : v.value }))],
+      values: [
+        ...metric.values,
+        ...(second.metrics.find((x) => x.name === metric.name)?.values ?? []).map((v) => ({
+          ...v,
+          labels: { ...v.labels, worker: '1' },
+          value: metric.name === 'runway_ready' ? 0 : v.value,
+        })),
+      ],
     })),
   })
   const host = clusterFigures(two(a, a), two(b, a), 10).host!
-  t.same({ requests: host.requests, errorRate: host.errorRate, ready: host.ready }, { requests: 100, errorRate: 0.1, ready: false }, 'worker 1 had no requests in the window and is not ready')
+  t.same(
+    { requests: host.requests, errorRate: host.errorRate, ready: host.ready },
+    { requests: 100, errorRate: 0.1, ready: false },
+    'worker 1 had no requests in the window and is not ready',
+  )
 })
 
 t.test('metrics off (METRICS_PORT empty): requests are not counted', async (t) => {
   const { app, url } = await startApp(t)
   await call(url, '/healthz')
-  t.equal(app.metrics.allRoutes().reduce((a, s) => a + s.count, 0), 0)
+  t.equal(
+    app.metrics.allRoutes().reduce((a, s) => a + s.count, 0),
+    0,
+  )
 })
 
 t.test('runway_ready is 0 when the readiness check fails or hangs', async (t) => {
-  for (const [what, ready] of [['fails', async () => false], ['hangs', () => new Promise<boolean>(() => {})], ['throws', async () => Promise.reject(new Error('x'))]] as const) {
+  for (const [what, ready] of [
+    ['fails', async () => false],
+    ['hangs', () => new Promise<boolean>(() => {})],
+    ['throws', async () => Promise.reject(new Error('x'))],
+  ] as const) {
     const registry = createRegistry(new AppMetrics(), { worker: '0', revokedSessions: () => 0, storeFaults: () => 3, ready })
     const json = await registry.getMetricsAsJSON()
     t.equal(json.find((x) => x.name === 'runway_ready')?.values[0]?.value, 0, `not ready when the check ${what}`)

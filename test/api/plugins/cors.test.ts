@@ -21,7 +21,10 @@ t.test('an allowed origin: preflight, login and me carry its exact origin', asyn
   t.equal(r.text, '')
   t.equal(r.headers.get('access-control-allow-origin'), APP)
   t.equal(r.headers.get('access-control-allow-methods'), 'DELETE, GET, OPTIONS, PATCH, POST, PUT')
-  t.equal(r.headers.get('access-control-allow-headers'), 'accept, accept-encoding, authorization, content-type, dnt, origin, user-agent, x-csrftoken, x-requested-with')
+  t.equal(
+    r.headers.get('access-control-allow-headers'),
+    'accept, accept-encoding, authorization, content-type, dnt, origin, user-agent, x-csrftoken, x-requested-with',
+  )
   t.equal(r.headers.get('access-control-max-age'), '86400')
   t.equal(r.headers.get('vary'), 'Origin')
   t.notOk(r.headers.get('access-control-allow-credentials'), 'no credentials unless CORS_ALLOW_CREDENTIALS')
@@ -45,7 +48,17 @@ t.test('an allowed origin: preflight, login and me carry its exact origin', asyn
 t.test('other origins, near misses and null get no Access-Control-* header at all', async (t) => {
   const { url, store } = await startApp(t, { CORS_ALLOWED_ORIGINS: APP, CORS_ALLOWED_ORIGIN_REGEXES: 'https://[a-z]+\\.example\\.com' })
   await createUser(store)
-  for (const origin of ['https://evil.example', 'null', 'http://app.local:5174', 'https://app.local:5173', 'http://app.local', `${APP}.evil.test`, 'http://APP.local:5173', 'https://shop.example.com.evil.test', 'https://a.b.example.com']) {
+  for (const origin of [
+    'https://evil.example',
+    'null',
+    'http://app.local:5174',
+    'https://app.local:5173',
+    'http://app.local',
+    `${APP}.evil.test`,
+    'http://APP.local:5173',
+    'https://shop.example.com.evil.test',
+    'https://a.b.example.com',
+  ]) {
     const r = await call(url, '/api/token/', preflight(origin))
     t.equal(r.status, 200, `${origin}: preflight answered, as django-cors-headers does`)
     t.strictSame(corsHeaders(r.headers), [], `${origin}: no Access-Control-* header`)
@@ -81,7 +94,11 @@ t.test('preflights never touch the store', async (t) => {
   const r = await call(url, '/api/token/', preflight(APP))
   t.equal(r.status, 200)
   t.equal(r.headers.get('access-control-allow-origin'), APP)
-  const denied = await call(url, '/api/me/', preflight('https://evil.example', { 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' }))
+  const denied = await call(
+    url,
+    '/api/me/',
+    preflight('https://evil.example', { 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' }),
+  )
   t.equal(denied.status, 200)
   const login = await call(url, '/api/token/', { json: { username: 'alice', password: PASSWORD }, headers: { origin: APP } })
   t.ok(login.status >= 500, `while a request that needs the store fails (${login.status})`)
@@ -109,7 +126,10 @@ t.test('settings are checked at start', async (t) => {
     [{ CORS_ALLOWED_ORIGINS: 'https://app.example.com";' }, /expected an origin/],
     [{ CORS_ALLOWED_ORIGINS: '*', CORS_ALLOW_CREDENTIALS: 'true' }, /cannot be combined with CORS_ALLOW_CREDENTIALS=true/],
     [{ CORS_ALLOWED_ORIGIN_REGEXES: 'https://(' }, /CORS_ALLOWED_ORIGIN_REGEXES has "https:\/\/\(": not a regular expression/],
-    [{ CORS_ALLOWED_ORIGIN_REGEXES: 'https://app\\.example\\.com https?://.*', CORS_ALLOW_CREDENTIALS: 'true' }, /has "https\?:\/\/\.\*", which matches any origin .* any web site could make credentialed calls/],
+    [
+      { CORS_ALLOWED_ORIGIN_REGEXES: 'https://app\\.example\\.com https?://.*', CORS_ALLOW_CREDENTIALS: 'true' },
+      /has "https\?:\/\/\.\*", which matches any origin .* any web site could make credentialed calls/,
+    ],
     [{ CORS_PREFLIGHT_MAX_AGE: '-1' }, /CORS_PREFLIGHT_MAX_AGE/],
   ]
   for (const [env, message] of bad) t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))

@@ -49,7 +49,9 @@ t.test('logins beyond the hash queue are answered 503 + Retry-After at once; eve
   })
   await store.createUser('alice', await hashPassword(PASSWORD))
   // Right and wrong passwords, and unknown users: all take a hash, so all queue alike.
-  const attempts = Array.from({ length: N }, (_, i): [string, string] => (i % 3 === 2 ? ['alice', 'wrong-password'] : i % 3 === 1 ? [`nobody-${i}`, PASSWORD] : ['alice', PASSWORD]))
+  const attempts = Array.from({ length: N }, (_, i): [string, string] =>
+    i % 3 === 2 ? ['alice', 'wrong-password'] : i % 3 === 1 ? [`nobody-${i}`, PASSWORD] : ['alice', PASSWORD],
+  )
   const outcomes = await Promise.all(attempts.map(([u, p]) => loginOnNewConnection(url, u, p)))
 
   const count = (s: Outcome['status']) => outcomes.filter((o) => o.status === s).length
@@ -59,7 +61,10 @@ t.test('logins beyond the hash queue are answered 503 + Retry-After at once; eve
   const served = outcomes.filter((o) => o.status === 200 || o.status === 401)
   t.ok(shed.length > 0, `${shed.length} logins shed`)
   t.ok(served.length >= CONCURRENCY + QUEUE, `${served.length} logins served (at least the running one and the queued ones)`)
-  t.ok(shed.every((o) => o.retryAfter === '1' && o.detail === 'Service temporarily unavailable, try again later.'), 'every 503 says when to retry')
+  t.ok(
+    shed.every((o) => o.retryAfter === '1' && o.detail === 'Service temporarily unavailable, try again later.'),
+    'every 503 says when to retry',
+  )
   t.ok(Math.min(...shed.map((o) => o.at)) < Math.max(...served.map((o) => o.at)), 'refusals went out while accepted logins still hashed')
   t.equal(app.passwords.stats.refused, shed.length, 'each 503 is a hash the queue refused')
   t.same(app.passwords.load, { running: 0, waiting: 0 }, 'the queue drained')

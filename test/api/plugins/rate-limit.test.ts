@@ -32,7 +32,10 @@ t.test('every limited route counts in the RateLimitStore given to buildApp', asy
   const dir = mkdtempSync(join(tmpdir(), 'runway-ratelimit-'))
   const store = SqliteStore.open(dir)
   const limits = new MemoryRateLimits()
-  const config = testConfig({ LOG_LEVEL: 'silent', REGISTRATION_ENABLED: 'true', SLIDING_TOKENS: 'true', LOGIN_RATE_LIMIT_IP: '4', LOGIN_RATE_LIMIT_USER: '3' }, dir)
+  const config = testConfig(
+    { LOG_LEVEL: 'silent', REGISTRATION_ENABLED: 'true', SLIDING_TOKENS: 'true', LOGIN_RATE_LIMIT_IP: '4', LOGIN_RATE_LIMIT_USER: '3' },
+    dir,
+  )
   const app = await buildApp(config, { store, rateLimits: limits })
   t.teardown(async () => {
     await app.close()
@@ -45,7 +48,11 @@ t.test('every limited route counts in the RateLimitStore given to buildApp', asy
   t.equal((await call(url, '/api/token/', { json: { username: 'alice', password: PASSWORD } })).status, 200, 'pair login')
   t.equal((await call(url, '/api/token/sliding/', { json: { username: 'Alice', password: 'wrong' } })).status, 401, 'sliding login')
   t.equal((await call(url, '/api/register/', { json: { username: 'bob', password: PASSWORD } })).status, 201, 'sign-up')
-  t.same(limits.keys, ['login-ip:127.0.0.1', 'login-user:alice', 'login-ip:127.0.0.1', 'login-user:alice', 'login-ip:127.0.0.1'], 'each route counted in it, by address and by username')
+  t.same(
+    limits.keys,
+    ['login-ip:127.0.0.1', 'login-user:alice', 'login-ip:127.0.0.1', 'login-user:alice', 'login-ip:127.0.0.1'],
+    'each route counted in it, by address and by username',
+  )
   t.equal((await call(url, '/api/token/', { json: { username: 'alice', password: 'wrong' } })).status, 401, 'the 4th attempt from this address')
   const refused = await call(url, '/api/register/', { json: { username: 'carol', password: PASSWORD } })
   t.equal(refused.status, 429, 'sign-up shares the per-address budget with logins')

@@ -86,7 +86,10 @@ t.test('the same refresh token sent concurrently yields exactly one new pair', a
   const results = await Promise.all(Array.from({ length: 12 }, () => call(url, '/api/token/refresh/', { json: { refresh: pair.refresh } })))
   const ok = results.filter((r) => r.status === 200)
   t.equal(ok.length, 1, 'one success')
-  t.ok(results.every((r) => r.status === 200 || (r.status === 401 && r.body.detail === 'Token is blacklisted')), 'the rest are refused as blacklisted')
+  t.ok(
+    results.every((r) => r.status === 200 || (r.status === 401 && r.body.detail === 'Token is blacklisted')),
+    'the rest are refused as blacklisted',
+  )
   // Within the grace window the race did not end the session: the winner's token works.
   t.equal((await call(url, '/api/token/refresh/', { json: { refresh: ok[0]!.body.refresh } })).status, 200)
 })

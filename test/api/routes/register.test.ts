@@ -32,7 +32,11 @@ t.test("Django's field errors", async (t) => {
     [{ username: 'a'.repeat(151), password: PASSWORD }, { username: ['Ensure this field has no more than 150 characters.'] }],
     [
       { username: 'bad name!', password: PASSWORD },
-      { username: ['Enter a valid username. This value may contain only unaccented lowercase a-z and uppercase A-Z letters, numbers, and @/./+/-/_ characters.'] },
+      {
+        username: [
+          'Enter a valid username. This value may contain only unaccented lowercase a-z and uppercase A-Z letters, numbers, and @/./+/-/_ characters.',
+        ],
+      },
     ],
     [{ username: 'frank', password: 'Password1' }, { password: [PasswordMessages.common] }],
     [{ username: 'frank', password: '1234' }, { password: [PasswordMessages.tooShort, PasswordMessages.common, PasswordMessages.numeric] }],

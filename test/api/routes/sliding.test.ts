@@ -23,7 +23,16 @@ const notValidForAny = (access: string, sliding: string) => ({
 
 async function forgeSliding(claims: Record<string, unknown>) {
   const now = Math.floor(Date.now() / 1000)
-  return new SignJWT({ token_type: 'sliding', jti: 'e'.repeat(32), sid: 'nosession', user_id: '1', iat: now, exp: now + 300, refresh_exp: now + 86400, ...claims })
+  return new SignJWT({
+    token_type: 'sliding',
+    jti: 'e'.repeat(32),
+    sid: 'nosession',
+    user_id: '1',
+    iat: now,
+    exp: now + 300,
+    refresh_exp: now + 86400,
+    ...claims,
+  })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .sign(createSecretKey(Buffer.from(SIGNING_KEY)))
 }
@@ -34,7 +43,7 @@ async function obtain(url: string): Promise<string> {
   return r.body.token
 }
 
-t.test('obtain: {token} with simplejwt\'s claims and lifetimes; failures as for pairs', async (t) => {
+t.test("obtain: {token} with simplejwt's claims and lifetimes; failures as for pairs", async (t) => {
   const { url, store } = await startApp(t, ON)
   await createUser(store)
   for (const path of ['/api/token/sliding/', '/api/token/sliding']) {
@@ -180,7 +189,7 @@ t.test('logout (blacklist) takes a sliding token and ends it everywhere', async 
   t.equal((await call(first.url, '/api/me/', { token: pair.access })).status, 401)
 })
 
-t.test('an inactive user\'s sliding token does not refresh', async (t) => {
+t.test("an inactive user's sliding token does not refresh", async (t) => {
   const { url, store } = await startApp(t, ON)
   await createUser(store)
   const token = await obtain(url)
@@ -203,7 +212,11 @@ t.test('off by default: no routes, no OpenAPI entries, sliding tokens refused', 
   const forged = await forgeSliding({})
   r = await call(url, '/api/me/', { token: forged })
   t.equal(r.status, 401)
-  t.strictSame(r.body, { detail: 'Given token not valid for any token type', code: 'token_not_valid', messages: [{ token_class: 'AccessToken', token_type: 'access', message: 'Token has wrong type' }] })
+  t.strictSame(r.body, {
+    detail: 'Given token not valid for any token type',
+    code: 'token_not_valid',
+    messages: [{ token_class: 'AccessToken', token_type: 'access', message: 'Token has wrong type' }],
+  })
   t.strictSame((await call(url, '/api/token/blacklist/', { json: { refresh: forged } })).body, wrongType)
 
   const on = await startApp(t, ON)

@@ -22,7 +22,10 @@ export function storeBehaviour(t: Test, fresh: (t: Test) => Promise<Store>) {
     await store.recordLogin(alice.id, 1234)
     t.equal((await store.findUserById(alice.id))!.lastLogin, 1234)
     await store.createUser('bob', 'hash2')
-    t.same((await store.listUsers()).map((u) => u.username), ['alice', 'bob'])
+    t.same(
+      (await store.listUsers()).map((u) => u.username),
+      ['alice', 'bob'],
+    )
     await store.deleteUser(alice.id)
     t.equal(await store.findUserById(alice.id), null)
     t.equal(await store.findAuthUser(alice.id), null, 'a deleted user no longer authenticates')
@@ -37,10 +40,13 @@ export function storeBehaviour(t: Test, fresh: (t: Test) => Promise<Store>) {
       store.rotateRefresh({ jti, now: now(), graceSeconds, blacklistOld: true, next: { jti: next, expiresAt: exp } })
     const racing = await Promise.all([rotate('r1', 'r2a', 60), rotate('r1', 'r2b', 60), rotate('r1', 'r2c', 60)])
     t.equal(racing.filter((r) => r.result === 'rotated').length, 1, 'one winner')
-    t.same(racing.filter((r) => r.result !== 'rotated'), [
-      { result: 'blacklisted', familyRevoked: false },
-      { result: 'blacklisted', familyRevoked: false },
-    ])
+    t.same(
+      racing.filter((r) => r.result !== 'rotated'),
+      [
+        { result: 'blacklisted', familyRevoked: false },
+        { result: 'blacklisted', familyRevoked: false },
+      ],
+    )
     const winner = ['r2a', 'r2b', 'r2c'][racing.findIndex((r) => r.result === 'rotated')]!
     t.notOk(await store.isRevoked({ jti: winner, sessionId: 's1' }), 'within the grace window the session lives')
     t.same(await revokedSince(store, 0), [], 'nothing in the revocation log yet')
@@ -70,7 +76,11 @@ export function storeBehaviour(t: Test, fresh: (t: Test) => Promise<Store>) {
     const store = await fresh(t)
     const u = await store.createUser('alice', 'h')
     const other = await store.createUser('bob', 'h')
-    for (const [sid, user] of [['a1', u.id], ['a2', u.id], ['b1', other.id]] as const) {
+    for (const [sid, user] of [
+      ['a1', u.id],
+      ['a2', u.id],
+      ['b1', other.id],
+    ] as const) {
       await store.createSession({ sessionId: sid, userId: user, refreshJti: `r-${sid}`, issuedAt: now(), expiresAt: now() + 60 })
     }
     await store.setPassword(u.id, 'new-hash')
@@ -79,7 +89,11 @@ export function storeBehaviour(t: Test, fresh: (t: Test) => Promise<Store>) {
     // The user-wide entry expires at the revocation's own second: a read one second later (a busy
     // machine) must still see it, as the revocation cache does (it reads with the access lifetime as slack).
     const log = await store.revocationsSince(0, { limit: 10, notBefore: now() - 60 })
-    t.same(log.filter((e) => e.sessionId === null).map((e) => e.userId), [u.id], 'and the user as a whole, for caches of users')
+    t.same(
+      log.filter((e) => e.sessionId === null).map((e) => e.userId),
+      [u.id],
+      'and the user as a whole, for caches of users',
+    )
     await store.setActive(other.id, false)
     t.equal((await store.findUserById(other.id))!.isActive, false)
     t.equal((await store.findAuthUser(other.id))!.isActive, false, 'the auth read sees the deactivation')
@@ -123,14 +137,33 @@ export function storeBehaviour(t: Test, fresh: (t: Test) => Promise<Store>) {
       await store.blacklistRefresh(`r${i}`, now())
     }
     const all = await store.revocationsSince(0, { limit: 100, notBefore: now() })
-    t.same(all.map((e) => e.sessionId), ['s0', 's1', 's3', 's4'], 'in order; the expired one skipped')
-    t.ok(all.every((e, i) => i === 0 || e.seq > all[i - 1]!.seq), 'positions increase')
+    t.same(
+      all.map((e) => e.sessionId),
+      ['s0', 's1', 's3', 's4'],
+      'in order; the expired one skipped',
+    )
+    t.ok(
+      all.every((e, i) => i === 0 || e.seq > all[i - 1]!.seq),
+      'positions increase',
+    )
     const first = await store.revocationsSince(0, { limit: 2, notBefore: now() })
-    t.same(first.map((e) => e.sessionId), ['s0', 's1'], 'a batch')
+    t.same(
+      first.map((e) => e.sessionId),
+      ['s0', 's1'],
+      'a batch',
+    )
     const rest = await store.revocationsSince(first[1]!.seq, { limit: 2, notBefore: now() })
-    t.same(rest.map((e) => e.sessionId), ['s3', 's4'], 'the next batch starts after the last position read')
+    t.same(
+      rest.map((e) => e.sessionId),
+      ['s3', 's4'],
+      'the next batch starts after the last position read',
+    )
     const again = await store.revocationsSince(all[3]!.seq, { limit: 10, notBefore: now(), also: [all[0]!.seq] })
-    t.same(again.map((e) => e.sessionId), ['s0'], 'a position asked for again')
+    t.same(
+      again.map((e) => e.sessionId),
+      ['s0'],
+      'a position asked for again',
+    )
     t.same(await store.revocationsSince(all[3]!.seq, { limit: 10, notBefore: now() }), [], 'nothing new')
   })
 

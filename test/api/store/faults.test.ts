@@ -57,7 +57,10 @@ t.test('full disk (a real tmpfs filled up): writes 503, reads served, readiness 
   disk.free()
   t.ok(await turns(url, '/readyz', 200, 3000), 'readiness back to 200 by itself')
   t.equal((await call(url, '/api/token/', { json: { username: 'alice', password: 'correct-horse-battery' } })).status, 200, 'logins work again')
-  t.ok(logs.some((l) => l.includes('store available again')), 'recovery logged')
+  t.ok(
+    logs.some((l) => l.includes('store available again')),
+    'recovery logged',
+  )
 })
 
 t.test('corrupt page at run time: 503 and readiness 503, back when the page is repaired', async (t) => {

@@ -87,8 +87,17 @@ if (problem && process.env.CI !== 'true') {
     await cache.start()
     const started = Date.now()
     while (!said.length && Date.now() - started < 10_000) await sleep(20)
-    t.match(said[0], /^revocations not pushed \(LISTEN does not receive notifications on this connection \(a transaction-pooling PgBouncer\?\)\): polling every 100 ms/)
-    await store.createSession({ sessionId: 's1', userId: u.id, refreshJti: 'r1', issuedAt: Math.floor(Date.now() / 1000), expiresAt: Math.floor(Date.now() / 1000) + 60 })
+    t.match(
+      said[0],
+      /^revocations not pushed \(LISTEN does not receive notifications on this connection \(a transaction-pooling PgBouncer\?\)\): polling every 100 ms/,
+    )
+    await store.createSession({
+      sessionId: 's1',
+      userId: u.id,
+      refreshJti: 'r1',
+      issuedAt: Math.floor(Date.now() / 1000),
+      expiresAt: Math.floor(Date.now() / 1000) + 60,
+    })
     await store.blacklistRefresh('r1', Math.floor(Date.now() / 1000))
     const polled = Date.now()
     while (!cache.isRevoked('s1') && Date.now() - polled < 5000) await sleep(10)

@@ -21,15 +21,25 @@ if (problem && process.env.CI !== 'true') {
 
   t.test('application_name, options and statement_timeout from the URL', async (t) => {
     const store = open(t, `${db.url()}?application_name=runway-url-test&options=-c%20work_mem%3D7MB&statement_timeout=1234`)
-    const row = (await store.pool.query("SELECT current_setting('application_name') AS app, current_setting('work_mem') AS mem, current_setting('statement_timeout') AS st")).rows[0]
+    const row = (
+      await store.pool.query(
+        "SELECT current_setting('application_name') AS app, current_setting('work_mem') AS mem, current_setting('statement_timeout') AS st",
+      )
+    ).rows[0]
     t.same(row, { app: 'runway-url-test', mem: '7MB', st: '1234ms' }, 'every parameter reached the session')
   })
 
   t.test('DB_STATEMENT_TIMEOUT reaches the server; a statement past it is a store fault (503), not a 500', async (t) => {
     const store = open(t, db.url(), { statementTimeoutMs: 300 })
     t.equal((await store.pool.query("SELECT current_setting('statement_timeout') AS st")).rows[0].st, '300ms')
-    await t.rejects(store.ping().then(() => store.pool.query('SELECT pg_sleep(2)')), /canceling statement due to statement timeout/)
-    await t.rejects((store as unknown as { rows(sql: string): Promise<unknown> }).rows('SELECT pg_sleep(2)'), { name: 'StoreUnavailableError', message: /statement timeout \(57014\)/ })
+    await t.rejects(
+      store.ping().then(() => store.pool.query('SELECT pg_sleep(2)')),
+      /canceling statement due to statement timeout/,
+    )
+    await t.rejects((store as unknown as { rows(sql: string): Promise<unknown> }).rows('SELECT pg_sleep(2)'), {
+      name: 'StoreUnavailableError',
+      message: /statement timeout \(57014\)/,
+    })
   })
 
   t.test('sslmode=require is honoured: this server has no SSL, so the store refuses to connect (503), it does not fall back to plain text', async (t) => {
@@ -59,7 +69,15 @@ if (problem && process.env.CI !== 'true') {
   })
 
   t.test('the DB_* settings are parsed and reach the store options', async (t) => {
-    const c = loadConfig({ DATABASE_URL: db.url(), DB_POOL_SIZE: '3', DB_IDLE_TIMEOUT: '2s', DB_CONNECT_TIMEOUT: '1s', DB_STATEMENT_TIMEOUT: '0', DB_QUERY_TIMEOUT: '4s', REVOCATION_PUSH: 'off' })
+    const c = loadConfig({
+      DATABASE_URL: db.url(),
+      DB_POOL_SIZE: '3',
+      DB_IDLE_TIMEOUT: '2s',
+      DB_CONNECT_TIMEOUT: '1s',
+      DB_STATEMENT_TIMEOUT: '0',
+      DB_QUERY_TIMEOUT: '4s',
+      REVOCATION_PUSH: 'off',
+    })
     t.same(c.db, { poolSize: 3, idleTimeoutMs: 2000, connectTimeoutMs: 1000, statementTimeoutMs: 0, queryTimeoutMs: 4000, listenUrl: null })
     t.throws(() => loadConfig({ DB_CONNECT_TIMEOUT: '0' }), /DB_CONNECT_TIMEOUT must be longer than 0/)
     t.throws(() => loadConfig({ DB_POOL_SIZE: '0' }), /DB_POOL_SIZE="0" is invalid/)

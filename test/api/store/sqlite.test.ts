@@ -25,16 +25,22 @@ t.test('several processes migrating one fresh file at once all succeed', async (
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const bin = join(import.meta.dirname, '..', '..', '..', 'bin', 'runway.js')
   const runs = await Promise.all(
-    Array.from({ length: 4 }, () =>
-      new Promise<{ code: number | null; err: string }>((resolve) => {
-        const child = spawn(process.execPath, [bin, 'migrate'], { env: { ...process.env, DATA_DIR: dir }, stdio: ['ignore', 'ignore', 'pipe'] })
-        let err = ''
-        child.stderr.on('data', (d) => (err += d))
-        child.on('exit', (code) => resolve({ code, err }))
-      }),
+    Array.from(
+      { length: 4 },
+      () =>
+        new Promise<{ code: number | null; err: string }>((resolve) => {
+          const child = spawn(process.execPath, [bin, 'migrate'], { env: { ...process.env, DATA_DIR: dir }, stdio: ['ignore', 'ignore', 'pipe'] })
+          let err = ''
+          child.stderr.on('data', (d) => (err += d))
+          child.on('exit', (code) => resolve({ code, err }))
+        }),
     ),
   )
-  t.same(runs.map((r) => r.code), [0, 0, 0, 0], runs.map((r) => r.err).join(''))
+  t.same(
+    runs.map((r) => r.code),
+    [0, 0, 0, 0],
+    runs.map((r) => r.err).join(''),
+  )
   const store = SqliteStore.open(dir)
   t.teardown(() => store.close())
   t.equal(store.db.pragma('user_version', { simple: true }), SQLITE_MIGRATIONS.length)

@@ -5,14 +5,23 @@ import { spawnSync } from 'node:child_process'
 import { DRILLS, drillPlan, planLoad } from '../../../src/bench/loadtest/drill/drills.js'
 import { ROOT } from '../../../src/lib/build.js'
 
-const runway = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'drill', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
+const runway = (...args: string[]) =>
+  spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'drill', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
 
-t.test('--help lists each drill with its duration and stages, and the default set\'s total', async (t) => {
+t.test("--help lists each drill with its duration and stages, and the default set's total", async (t) => {
   const r = runway('--help')
   t.equal(r.status, 0)
-  for (const d of DRILLS) t.match(r.stdout, `\n  ${d.name.padEnd(9)} ${String(d.durationSec).padStart(2)} s × ${d.stages.length} stages (${d.stages.join(', ')}): ${d.title}\n`, d.name)
+  for (const d of DRILLS)
+    t.match(
+      r.stdout,
+      `\n  ${d.name.padEnd(9)} ${String(d.durationSec).padStart(2)} s × ${d.stages.length} stages (${d.stages.join(', ')}): ${d.title}\n`,
+      d.name,
+    )
   const { loadSec, stacks } = planLoad(drillPlan(DRILLS))
-  t.equal(loadSec, DRILLS.reduce((n, d) => n + d.durationSec * d.stages.filter((id) => d.skip(id) === null).length, 0))
+  t.equal(
+    loadSec,
+    DRILLS.reduce((n, d) => n + d.durationSec * d.stages.filter((id) => d.skip(id) === null).length, 0),
+  )
   t.match(r.stdout, `the\ndefault set is ${loadSec} s of load on ${stacks} fresh stacks.`)
 })
 

@@ -28,7 +28,14 @@ const doc: DrillResults = {
           status: 'ok',
           fault: { atMs: 4000, action: 'kill -9 of pm2 worker 0 (pid 12, 1 of 2)', confirmed: true, detail: 'the worker is gone' },
           analysis: {
-            requests: 100, ok: 97, failed: 3, byKind: { reset: 3 }, timeline: [], baselineRate: 10, recoverySec: 0.3, failedAfterFault: 3,
+            requests: 100,
+            ok: 97,
+            failed: 3,
+            byKind: { reset: 3 },
+            timeline: [],
+            baselineRate: 10,
+            recoverySec: 0.3,
+            failedAfterFault: 3,
             windows: [
               { name: 'before', fromSec: 0, toSec: 4, ok: 40, failed: 0, byKind: {}, rate: 10, p50: 1, p99: 2 },
               { name: 'during', fromSec: 4, toSec: 7, ok: 27, failed: 3, byKind: { reset: 3 }, rate: 9, p50: 1, p99: 2 },

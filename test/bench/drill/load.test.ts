@@ -49,8 +49,16 @@ t.test('every injected failure is counted once, by kind', async (t) => {
   const a = analyse(rec, 1500, 500, 500)
   t.equal(a.failed, K + R + M)
   t.same(a.byKind, { http_503: K, reset: R, timeout: M })
-  t.equal(a.windows.reduce((s, w) => s + w.ok + w.failed, 0), rec.t.length, 'the windows cover every request')
-  t.equal(a.timeline.reduce((s, x) => s + x.ok + Object.values(x.failed).reduce((p, q) => p + q, 0), 0), rec.t.length, 'so does the timeline')
+  t.equal(
+    a.windows.reduce((s, w) => s + w.ok + w.failed, 0),
+    rec.t.length,
+    'the windows cover every request',
+  )
+  t.equal(
+    a.timeline.reduce((s, x) => s + x.ok + Object.values(x.failed).reduce((p, q) => p + q, 0), 0),
+    rec.t.length,
+    'so does the timeline',
+  )
 })
 
 t.test('honourRetryAfter: a client told Retry-After: 1 waits a second before its next request', async (t) => {
@@ -92,13 +100,35 @@ t.test('recovery: back to full rate after the last failure, or never', async (t)
     }
     return rec
   }
-  const back = analyse(synth((ms) => ms >= 3000 && ms < 4500), 10_000, 3000, 2000)
+  const back = analyse(
+    synth((ms) => ms >= 3000 && ms < 4500),
+    10_000,
+    3000,
+    2000,
+  )
   t.equal(back.recoverySec, 1.5)
   t.equal(back.failedAfterFault, 150)
   t.equal(back.baselineRate, 100)
-  t.same(back.windows.map((w) => [w.name, w.ok, w.failed]), [['before', 300, 0], ['during', 50, 150], ['after', 500, 0]])
-  const down = analyse(synth((ms) => ms >= 3000), 10_000, 3000, 2000)
+  t.same(
+    back.windows.map((w) => [w.name, w.ok, w.failed]),
+    [
+      ['before', 300, 0],
+      ['during', 50, 150],
+      ['after', 500, 0],
+    ],
+  )
+  const down = analyse(
+    synth((ms) => ms >= 3000),
+    10_000,
+    3000,
+    2000,
+  )
   t.equal(down.recoverySec, null, 'never back')
-  const fine = analyse(synth(() => false), 10_000, 3000, 2000)
+  const fine = analyse(
+    synth(() => false),
+    10_000,
+    3000,
+    2000,
+  )
   t.equal(fine.recoverySec, 0, 'nothing happened: full rate throughout')
 })

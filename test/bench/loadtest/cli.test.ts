@@ -14,8 +14,11 @@ import { loadtestCommand } from '../../../src/cli/commands/loadtest.js'
 
 const runway = (args: string[], env: Record<string, string> = {}) =>
   new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, ['bin/runway.js', ...args], { env: { ...process.env, LOADTEST_PASSWORD: '', LOADTEST_USERNAME: '', ...env }, timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      ['bin/runway.js', ...args],
+      { env: { ...process.env, LOADTEST_PASSWORD: '', LOADTEST_USERNAME: '', ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     )
   })
 
@@ -84,7 +87,9 @@ t.test('a baseline that cannot serve is refused before any load', async (t) => {
   const bad = await refused(['loadtest', '--target', target, '--baseline', join(dir, 'bad.json')])
   t.equal(bad.exitCode, 2)
   t.match(bad.message, /--baseline .*bad\.json: .*does not match the runway-loadtest\/1 schema/)
-  const ambiguous = await refused(['loadtest', '--target', target, '--scenarios', 'me', '--username', 'u', '--baseline', join(dir, 'compare.json')], { LOADTEST_PASSWORD: 'pw' })
+  const ambiguous = await refused(['loadtest', '--target', target, '--scenarios', 'me', '--username', 'u', '--baseline', join(dir, 'compare.json')], {
+    LOADTEST_PASSWORD: 'pw',
+  })
   t.equal(ambiguous.exitCode, 2)
   t.match(ambiguous.message, /^--baseline: the baseline has me figures for several stages .*choose one with --baseline-stage/)
 })

@@ -8,13 +8,20 @@ import { compareResults } from '../../helpers/loadtest.js'
 
 t.test('a compare run: settings, the me table, the session line, the goals', async (t) => {
   const r = compareResults()
-  for (const x of r.results.filter((x) => x.scenario === 'session')) x.summary!.sessions = { completed: 9, latency: { p50: 800, p90: 1400, p99: 1600, max: 1700, mean: 850 } }
+  for (const x of r.results.filter((x) => x.scenario === 'session'))
+    x.summary!.sessions = { completed: 9, latency: { p50: 800, p90: 1400, p99: 1600, max: 1700, mean: 850 } }
   annotate(r)
   const text = compareFigures(JSON.parse(JSON.stringify(r)), 'docs/results/compare/results.json')
-  t.match(text, /^From `docs\/results\/compare\/results\.json` \(2026-11-29T10:00:00\.000Z\): Test CPU, 2 CPUs, Node v20\.0\.0, nginx 1\.22\.1; autocannon, 50 connections, 10 s × 3 runs after 3 s warm-up, medians; load average at the end 1 \/ 1 \/ 1/)
+  t.match(
+    text,
+    /^From `docs\/results\/compare\/results\.json` \(2026-11-29T10:00:00\.000Z\): Test CPU, 2 CPUs, Node v20\.0\.0, nginx 1\.22\.1; autocannon, 50 connections, 10 s × 3 runs after 3 s warm-up, medians; load average at the end 1 \/ 1 \/ 1/,
+  )
   t.match(text, /\n\| stack \| req\/s \| p99 \| server CPU \| load gen CPU \| other CPU \| of its twin \| failed \|\n/)
   t.match(text, /\n\| production, one process \| 9,000 \| 9 ms \| 95 % \| 60 % \| 3 % \| 90% \| 0 \|\n/)
-  t.match(text, /\n`session` \(login → 3 × me → refresh → logout, 50 connections\): 300–900 req\/s through the 3 stacks, 3 failed responses; a whole session takes 800 ms at the median, 1600 ms at worst p99/)
+  t.match(
+    text,
+    /\n`session` \(login → 3 × me → refresh → logout, 50 connections\): 300–900 req\/s through the 3 stacks, 3 failed responses; a whole session takes 800 ms at the median, 1600 ms at worst p99/,
+  )
   t.match(text, /\n- MISSED: me: pm2 cluster \(2 workers\) ≥ 80% of its ceiling twin: 75% \(goal ≥ 80%\)/)
   t.notMatch(text, /Not a ranking/)
   const bad = compareResults()
@@ -26,7 +33,7 @@ t.test('a compare run: settings, the me table, the session line, the goals', asy
   t.throws(() => compareFigures({ schema: 'nope' }, 'f.json'), /^f\.json does not match the runway-loadtest\/1 schema/)
 })
 
-t.test('each stack\'s start-up, processes, memory and CPU from the same run', async (t) => {
+t.test("each stack's start-up, processes, memory and CPU from the same run", async (t) => {
   const r = compareResults()
   annotate(r)
   const text = stackFigures(r, 'c.json')
@@ -38,13 +45,25 @@ t.test('each stack\'s start-up, processes, memory and CPU from the same run', as
   t.match(stackFigures(r, 'c.json'), /Its figures are not quoted here/)
 })
 
-t.test('bench:login and probe:rss runs: their tables; a busy machine\'s logins are not quoted', async (t) => {
+t.test("bench:login and probe:rss runs: their tables; a busy machine's logins are not quoted", async (t) => {
   const login = {
     createdAt: '2026-11-30T16:00:00.000Z',
     argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 },
     machine: { cpus: 2, loadAverageBefore: [0.5, 0.4, 0.3], loadAverageAfter: [1, 1, 1] },
     settings: { durationSec: 10, connections: 16, users: 20 },
-    results: [{ stack: 'single', loginsPerSec: 51.2, cpuMsPerLogin: 19.5, serverRssMb: 98.4, loadgenCpuPct: 3, otherCpuPct: 4, latencyMs: { p50: 300, p99: 420 }, errors: 0, statusCodes: { '200': 512, '503': 2 } }],
+    results: [
+      {
+        stack: 'single',
+        loginsPerSec: 51.2,
+        cpuMsPerLogin: 19.5,
+        serverRssMb: 98.4,
+        loadgenCpuPct: 3,
+        otherCpuPct: 4,
+        latencyMs: { p50: 300, p99: 420 },
+        errors: 0,
+        statusCodes: { '200': 512, '503': 2 },
+      },
+    ],
   }
   const text = loginFigures(login, 'l.json')
   t.match(text, /argon2id m=19 MiB, t=2, p=1; 16 connections over 20 users, 10 s\./)
@@ -81,19 +100,32 @@ t.test('a bench:nginx run: one row per variant', async (t) => {
     },
     'docs/results/nginx-cost/results.json',
   )
-  t.match(text, /^From `docs\/results\/nginx-cost\/results\.json` \(2026-11-30T15:00:00\.000Z\): 2 CPUs, load average 1\.5 \/ 1 \/ 1 before; wrk -c50, 5 × 5 s interleaved/)
+  t.match(
+    text,
+    /^From `docs\/results\/nginx-cost\/results\.json` \(2026-11-30T15:00:00\.000Z\): 2 CPUs, load average 1\.5 \/ 1 \/ 1 before; wrk -c50, 5 × 5 s interleaved/,
+  )
   t.match(text, /\n\| rendered template \(as deployed\) \| 20,000 \| 1\.00 \| 0\.80 \| 4 % \|/)
   t.match(text, /\n\| minimal proxy \| 25,000 \| 1\.25 \| 1\.00 \| 4 % \|$/)
 })
 
 t.test('a bench:nginx run on a busy machine quotes no figure', async (t) => {
   const v = (id: string, otherCpu: number) => ({ id, label: id, status: 'ok', rps: 9999, runs: [9999], ofRendered: 1, ofMinimal: 1, otherCpu })
-  const text = nginxCostFigures({ machine: { cpus: 2, loadAverageBefore: [9, 9, 9], loadAverageAfter: [9, 9, 9] }, settings: { engine: 'wrk', connections: 50, seconds: 4, runs: 5, nginxWorkers: 1, upstreamWorkers: 2 }, variants: [v('rendered', 10), v('minimal', 131)] }, 'n.json')
+  const text = nginxCostFigures(
+    {
+      machine: { cpus: 2, loadAverageBefore: [9, 9, 9], loadAverageAfter: [9, 9, 9] },
+      settings: { engine: 'wrk', connections: 50, seconds: 4, runs: 5, nginxWorkers: 1, upstreamWorkers: 2 },
+      variants: [v('rendered', 10), v('minimal', 131)],
+    },
+    'n.json',
+  )
   t.match(text, /> \*\*Other processes used up to 131% CPU during these runs\.\*\*\n\nIts figures are not quoted here/)
   t.notMatch(text, /9,999/)
 })
 
 t.test('every block names its document, its results file and how to produce it', async (t) => {
-  t.same(BLOCKS.map((b) => b.id), ['drill-figures', 'compare-figures', 'stack-figures', 'login-figures', 'rss-figures', 'nginx-cost-figures'])
+  t.same(
+    BLOCKS.map((b) => b.id),
+    ['drill-figures', 'compare-figures', 'stack-figures', 'login-figures', 'rss-figures', 'nginx-cost-figures'],
+  )
   for (const b of BLOCKS) t.match(missingResults(b.results, b.produce), new RegExp(`^No results file yet: \`${b.results.replaceAll('.', '\\.')}\` is missing`))
 })

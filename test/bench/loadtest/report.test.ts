@@ -19,8 +19,14 @@ t.test('markdown', async (t) => {
   t.match(md, /^# runway compare — 2026-11-29T10:00:00.000Z\n/)
   t.match(md, /Engine: autocannon · 50 connections · 10 s × 3 runs after 3 s warm-up \(not counted\)/)
   t.match(md, /median of the runs; error counts are totals/)
-  t.match(md, /\| stack \| engine \| req\/s \| p50 \| p90 \| p99 \| max \| errors \| timeouts \| non-2xx \| server CPU \| server RSS \| load gen CPU \| other CPU \| × dev \| of twin \|/)
-  t.match(md, /\| production, one process \| autocannon \| 9,000 \| 2 ms \| 4 ms \| 9 ms \| 30 ms \| 0 \| 0 \| 0 \| 95% \| 120 MiB \| 60% \| 3% \| 2\.25× \| 90% \|/)
+  t.match(
+    md,
+    /\| stack \| engine \| req\/s \| p50 \| p90 \| p99 \| max \| errors \| timeouts \| non-2xx \| server CPU \| server RSS \| load gen CPU \| other CPU \| × dev \| of twin \|/,
+  )
+  t.match(
+    md,
+    /\| production, one process \| autocannon \| 9,000 \| 2 ms \| 4 ms \| 9 ms \| 30 ms \| 0 \| 0 \| 0 \| 95% \| 120 MiB \| 60% \| 3% \| 2\.25× \| 90% \|/,
+  )
   t.match(md, /- met {4}me: production, one process ≥ 80% of its ceiling twin: 90% \(goal ≥ 80%\)/)
   t.match(md, /- MISSED me: pm2 cluster \(2 workers\) ≥ 80% of its ceiling twin: 75%/)
   t.match(md, /### dev server \(ready in 500 ms, 1 process\)\n\nwhy dev <differs>/)
@@ -47,7 +53,10 @@ t.test('html is one self-contained page', async (t) => {
   const data = /<script type="application\/json" id="runway-data">([\s\S]*?)<\/script>/.exec(html)
   t.ok(data, 'chart data embedded')
   const charts = JSON.parse(data![1]!) as { scenario: string; labels: string[]; rps: number[]; twin: boolean[] }[]
-  t.same(charts.map((c) => c.scenario), ['me', 'session'])
+  t.same(
+    charts.map((c) => c.scenario),
+    ['me', 'session'],
+  )
   t.same(charts[0]!.rps, [4000, 9000, 10000, 15000, 20000])
   t.same(charts[0]!.twin, [false, false, true, false, true])
 })
@@ -90,7 +99,8 @@ t.test('target lines round down, as the goals are checked: a miss never reads as
 
 t.test('a multi-step scenario shows whole-session latency; autocannon\'s 0 ms reads "< 1 ms"', async (t) => {
   const r = compareResults()
-  for (const x of r.results.filter((x) => x.scenario === 'session')) x.summary!.sessions = { completed: 40, latency: { p50: 850, p90: 1500, p99: 1900, max: 2100, mean: 900 } }
+  for (const x of r.results.filter((x) => x.scenario === 'session'))
+    x.summary!.sessions = { completed: 40, latency: { p50: 850, p90: 1500, p99: 1900, max: 2100, mean: 900 } }
   r.results[0]!.summary!.latency.p50 = 0
   const session = scenarioTable(r, 'session')
   t.same(session.headers.slice(3, 7), ['session p50', 'session p90', 'session p99', 'session max'])
@@ -99,7 +109,10 @@ t.test('a multi-step scenario shows whole-session latency; autocannon\'s 0 ms re
   t.same(me.headers.slice(3, 7), ['p50', 'p90', 'p99', 'max'])
   t.equal(me.rows[0]![3], '< 1 ms')
   const charts = JSON.parse(/id="runway-data">([\s\S]*?)<\/script>/.exec(renderHtml(r))![1]!) as { latencyTitle: string; p50: number[] }[]
-  t.same(charts.map((c) => c.latencyTitle), ['me: latency percentiles (ms)', 'session: whole-session time, login → logout (ms)'])
+  t.same(
+    charts.map((c) => c.latencyTitle),
+    ['me: latency percentiles (ms)', 'session: whole-session time, login → logout (ms)'],
+  )
   t.same(charts[1]!.p50, [850, 850, 850])
 })
 
@@ -128,40 +141,70 @@ t.test('the chart legend names ceiling twins only when twins ran', async (t) => 
 // The layout checked where it is drawn: at 1280 px the widest table a compare run can produce
 // (every stage and twin, six-figure rates, second-long latencies, saturation marks) fits the page.
 const CHROMIUM = '/usr/bin/chromium'
-t.test('report.html at 1280 px: no table is cut, the page does not scroll sideways', { skip: existsSync(CHROMIUM) ? false : 'no chromium (apt-get install -y chromium)' }, async (t) => {
-  const r = compareResults()
-  const extra: [string, string, 'stage' | 'twin', string?][] = [
-    ['nginx', 'nginx → pm2 cluster (HTTP)', 'stage'],
-    ['bare-nginx', 'ceiling: nginx → bare cluster (HTTP)', 'twin', 'nginx'],
-    ['tls', 'nginx (TLS) → pm2 cluster', 'stage'],
-    ['bare-tls', 'ceiling: nginx (TLS) → bare cluster', 'twin', 'tls'],
-    ['proxy-tls', 'ceiling: minimal nginx proxy (TLS) → bare cluster', 'twin', 'tls'],
-  ]
-  for (const [id, label, kind, twinOf] of extra) r.stages.push({ id, label, kind, ...(twinOf ? { twinOf } : {}), status: 'ok', explanation: 'x', processes: 12, startupMs: 12345 })
-  r.results = r.stages.flatMap((s) => ['me', 'session'].map((sc) => ({
-    ...row(s.id, sc, 123456.7, { latency: { p50: 1234.5, p90: 12345, p99: 123456, max: 1234567, mean: 1 }, errors: 123456, timeouts: 12345, non2xx: 1234567, loadgenCpu: 199, otherCpu: 123, serverCpu: 199, serverRssMb: 1234 }),
-    engine: 'wrk' as const,
-    loadgenSaturated: true,
-  })))
-  r.engine = 'wrk'
-  annotate(r)
-  const dir = mkdtempSync(join(tmpdir(), 'runway-report-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  writeFileSync(join(dir, 'report.html'), renderHtml(r))
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] })
-  t.teardown(() => browser.close())
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
-  await page.goto(`file://${join(dir, 'report.html')}`)
-  await page.waitForSelector('body[data-charts="drawn"]', { timeout: 15_000 })
-  interface Box { getBoundingClientRect(): { right: number }; scrollWidth: number; clientWidth: number; parentElement: Box }
-  const layout = await page.evaluate(() => {
-    const d = (globalThis as unknown as { document: { documentElement: Box; querySelectorAll(s: string): Iterable<Box> } }).document
-    return {
-      page: d.documentElement.scrollWidth,
-      tables: [...d.querySelectorAll('table')].map((x) => ({ right: x.getBoundingClientRect().right, box: x.parentElement.getBoundingClientRect().right, width: x.scrollWidth, room: x.parentElement.clientWidth })),
+t.test(
+  'report.html at 1280 px: no table is cut, the page does not scroll sideways',
+  { skip: existsSync(CHROMIUM) ? false : 'no chromium (apt-get install -y chromium)' },
+  async (t) => {
+    const r = compareResults()
+    const extra: [string, string, 'stage' | 'twin', string?][] = [
+      ['nginx', 'nginx → pm2 cluster (HTTP)', 'stage'],
+      ['bare-nginx', 'ceiling: nginx → bare cluster (HTTP)', 'twin', 'nginx'],
+      ['tls', 'nginx (TLS) → pm2 cluster', 'stage'],
+      ['bare-tls', 'ceiling: nginx (TLS) → bare cluster', 'twin', 'tls'],
+      ['proxy-tls', 'ceiling: minimal nginx proxy (TLS) → bare cluster', 'twin', 'tls'],
+    ]
+    for (const [id, label, kind, twinOf] of extra)
+      r.stages.push({ id, label, kind, ...(twinOf ? { twinOf } : {}), status: 'ok', explanation: 'x', processes: 12, startupMs: 12345 })
+    r.results = r.stages.flatMap((s) =>
+      ['me', 'session'].map((sc) => ({
+        ...row(s.id, sc, 123456.7, {
+          latency: { p50: 1234.5, p90: 12345, p99: 123456, max: 1234567, mean: 1 },
+          errors: 123456,
+          timeouts: 12345,
+          non2xx: 1234567,
+          loadgenCpu: 199,
+          otherCpu: 123,
+          serverCpu: 199,
+          serverRssMb: 1234,
+        }),
+        engine: 'wrk' as const,
+        loadgenSaturated: true,
+      })),
+    )
+    r.engine = 'wrk'
+    annotate(r)
+    const dir = mkdtempSync(join(tmpdir(), 'runway-report-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    writeFileSync(join(dir, 'report.html'), renderHtml(r))
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    })
+    t.teardown(() => browser.close())
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+    await page.goto(`file://${join(dir, 'report.html')}`)
+    await page.waitForSelector('body[data-charts="drawn"]', { timeout: 15_000 })
+    interface Box {
+      getBoundingClientRect(): { right: number }
+      scrollWidth: number
+      clientWidth: number
+      parentElement: Box
     }
-  })
-  t.ok(layout.page <= 1280, `page is ${layout.page} px wide`)
-  t.equal(layout.tables.length, 2)
-  for (const x of layout.tables) t.ok(x.width <= x.room && x.right <= x.box + 0.5, `table ${x.width} px in ${x.room} px`)
-})
+    const layout = await page.evaluate(() => {
+      const d = (globalThis as unknown as { document: { documentElement: Box; querySelectorAll(s: string): Iterable<Box> } }).document
+      return {
+        page: d.documentElement.scrollWidth,
+        tables: [...d.querySelectorAll('table')].map((x) => ({
+          right: x.getBoundingClientRect().right,
+          box: x.parentElement.getBoundingClientRect().right,
+          width: x.scrollWidth,
+          room: x.parentElement.clientWidth,
+        })),
+      }
+    })
+    t.ok(layout.page <= 1280, `page is ${layout.page} px wide`)
+    t.equal(layout.tables.length, 2)
+    for (const x of layout.tables) t.ok(x.width <= x.room && x.right <= x.box + 0.5, `table ${x.width} px in ${x.room} px`)
+  },
+)

@@ -37,7 +37,11 @@ t.test('refresh logs in once, then rotates its own chain', async (t) => {
     m.answer(200, pair())
   }
   t.equal(new Set(sent).size, sent.length, 'no refresh token is presented twice')
-  t.same(sent.slice(1), sent.slice(1).map((_, i) => `r${Number(sent[0]!.slice(1)) + i + 1}`), 'each is the one the previous answer returned')
+  t.same(
+    sent.slice(1),
+    sent.slice(1).map((_, i) => `r${Number(sent[0]!.slice(1)) + i + 1}`),
+    'each is the one the previous answer returned',
+  )
   m.next()
   m.answer(401, '{"detail":"Token is blacklisted","code":"token_not_valid"}')
   t.equal(m.next().path, '/api/token/', 'after a failure the connection logs in again')
@@ -65,8 +69,18 @@ t.test('session: login, me × 3, refresh, logout, again', async (t) => {
     t.ok(mod.verifyBody(''), `step ${i} body accepted`)
   }
   t.same(paths, [
-    '/api/token/', '/api/me/', '/api/me/', '/api/me/', '/api/token/refresh/', '/api/token/blacklist/',
-    '/api/token/', '/api/me/', '/api/me/', '/api/me/', '/api/token/refresh/', '/api/token/blacklist/',
+    '/api/token/',
+    '/api/me/',
+    '/api/me/',
+    '/api/me/',
+    '/api/token/refresh/',
+    '/api/token/blacklist/',
+    '/api/token/',
+    '/api/me/',
+    '/api/me/',
+    '/api/me/',
+    '/api/token/refresh/',
+    '/api/token/blacklist/',
   ])
 })
 

@@ -22,9 +22,18 @@ t.test('problems name the path', async (t) => {
   delete doc.machine.cpuCount
   doc.engine = 'ab'
   const problems = resultsProblems(doc)
-  t.ok(problems.some((p) => p.startsWith('/results/0/summary/rps')), problems.join('\n'))
-  t.ok(problems.some((p) => p.startsWith('/machine')), problems.join('\n'))
-  t.ok(problems.some((p) => p.startsWith('/engine')), problems.join('\n'))
+  t.ok(
+    problems.some((p) => p.startsWith('/results/0/summary/rps')),
+    problems.join('\n'),
+  )
+  t.ok(
+    problems.some((p) => p.startsWith('/machine')),
+    problems.join('\n'),
+  )
+  t.ok(
+    problems.some((p) => p.startsWith('/engine')),
+    problems.join('\n'),
+  )
   t.throws(() => assertResults(doc, 'old.json'), /^old\.json does not match the runway-loadtest\/1 schema: /)
   t.not(resultsProblems({ schema: 'runway-loadtest/2' }).length, 0)
 })
@@ -44,7 +53,10 @@ t.test('ratios, efficiency and targets', async (t) => {
   t.match(target(/cluster ≥ 1.5×/), { value: 1.667, met: true })
   t.match(target(/session: 0 errors through production, one process/), { value: 0, met: true })
   t.match(target(/session: 0 errors through pm2 cluster/), { value: 3, met: false })
-  t.ok(doc.warnings.some((w) => /cluster session: 3 failed responses/.test(w)), doc.warnings.join('\n'))
+  t.ok(
+    doc.warnings.some((w) => /cluster session: 3 failed responses/.test(w)),
+    doc.warnings.join('\n'),
+  )
 })
 
 t.test('a saturated load generator and a busy machine are warned about', async (t) => {
@@ -53,8 +65,14 @@ t.test('a saturated load generator and a busy machine are warned about', async (
   doc.results[1]!.summary!.loadgenCpu = 99
   doc.results[2]!.summary!.otherCpu = 60
   annotate(doc)
-  t.ok(doc.warnings.some((w) => /single me: the load generator used 99% CPU .*try --workers 2/.test(w)), doc.warnings.join('\n'))
-  t.ok(doc.warnings.some((w) => /bare-single me: other processes used 60% CPU/.test(w)), doc.warnings.join('\n'))
+  t.ok(
+    doc.warnings.some((w) => /single me: the load generator used 99% CPU .*try --workers 2/.test(w)),
+    doc.warnings.join('\n'),
+  )
+  t.ok(
+    doc.warnings.some((w) => /bare-single me: other processes used 60% CPU/.test(w)),
+    doc.warnings.join('\n'),
+  )
 })
 
 // The 2-core case that taught the wrong lesson: autocannon in one thread took a core, the cluster's
@@ -75,7 +93,10 @@ t.test('a run limited by the machine does not rank the stacks: a verdict on top,
   t.match(doc.verdict, /^Not a ranking: 1 of 8 measurements were limited by the machine, not by the stack \(pm2 cluster \(2 workers\) me: the load generator/)
   t.match(doc.verdict, /install wrk \(apt-get install -y wrk\)/, 'wrk is not installed on the fixture machine')
   t.match(renderMarkdown(doc), /^# runway compare[^\n]*\n[\s\S]*?\n> \*\*Not a ranking: [\s\S]*## Targets/, 'report.md puts it above the goals')
-  t.ok(targetLines(doc).some((l) => /^– +me: pm2 cluster ≥ 1\.5× one production process: 0\.60× \(goal ≥ 1\.5×\): not judged/.test(l)), targetLines(doc).join('\n'))
+  t.ok(
+    targetLines(doc).some((l) => /^– +me: pm2 cluster ≥ 1\.5× one production process: 0\.60× \(goal ≥ 1\.5×\): not judged/.test(l)),
+    targetLines(doc).join('\n'),
+  )
 
   const withWrk = compareResults()
   withWrk.machine.wrk = 'wrk 4.1.0'
@@ -86,7 +107,10 @@ t.test('a run limited by the machine does not rank the stacks: a verdict on top,
   const busy = compareResults()
   busy.results[0]!.summary!.otherCpu = 80
   annotate(busy)
-  t.match(busy.verdict, /\(dev server me: other processes used 80% CPU during the runs\)\. Do not compare the stacks from this run; rerun on a quiet machine\.$/)
+  t.match(
+    busy.verdict,
+    /\(dev server me: other processes used 80% CPU during the runs\)\. Do not compare the stacks from this run; rerun on a quiet machine\.$/,
+  )
 
   const quiet = compareResults()
   annotate(quiet)
@@ -94,7 +118,7 @@ t.test('a run limited by the machine does not rank the stacks: a verdict on top,
   t.equal(quiet.results.filter((r) => r.untrusted).length, 0)
 })
 
-t.test('the TLS twin against the minimal proxy: the rendered template\'s own cost, and its goal', async (t) => {
+t.test("the TLS twin against the minimal proxy: the rendered template's own cost, and its goal", async (t) => {
   const doc = compareResults()
   doc.stages.push(
     { id: 'tls', label: 'nginx (TLS) → pm2 cluster', kind: 'stage', status: 'ok', explanation: 'x' },
@@ -107,15 +131,25 @@ t.test('the TLS twin against the minimal proxy: the rendered template\'s own cos
   t.equal(me('tls').efficiency, 0.941, 'tls ÷ its ceiling twin')
   t.equal(me('bare-tls').efficiency, 0.85, 'the same template on the bare cluster ÷ the minimal proxy')
   t.equal(me('proxy-tls').efficiency, undefined)
-  t.match(doc.targets.find((x) => /template/.test(x.name)), { name: 'me: the rendered nginx template (TLS) ≥ 90% of a minimal TLS proxy, both on the bare cluster', value: 0.85, met: false })
+  t.match(
+    doc.targets.find((x) => /template/.test(x.name)),
+    { name: 'me: the rendered nginx template (TLS) ≥ 90% of a minimal TLS proxy, both on the bare cluster', value: 0.85, met: false },
+  )
   const without = compareResults()
   annotate(without)
-  t.notOk(without.targets.some((x) => /template/.test(x.name)), 'no minimal proxy, no template goal')
+  t.notOk(
+    without.targets.some((x) => /template/.test(x.name)),
+    'no minimal proxy, no template goal',
+  )
 })
 
-t.test('session latency: medians of the runs\' whole-session percentiles', async (t) => {
+t.test("session latency: medians of the runs' whole-session percentiles", async (t) => {
   const lat = (p50: number) => ({ p50, p90: p50 * 2, p99: p50 * 3, max: p50 * 4, mean: p50 })
-  const s = summarize([figures(10, { sessions: { completed: 5, latency: lat(100) } }), figures(10, { sessions: { completed: 7, latency: lat(300) } }), figures(10, { sessions: { completed: 6, latency: lat(200) } })])
+  const s = summarize([
+    figures(10, { sessions: { completed: 5, latency: lat(100) } }),
+    figures(10, { sessions: { completed: 7, latency: lat(300) } }),
+    figures(10, { sessions: { completed: 6, latency: lat(200) } }),
+  ])
   t.same(s.sessions, { completed: 18, latency: { p50: 200, p90: 400, p99: 600, max: 1200, mean: 200 } })
   t.equal(summarize([figures(10)]).sessions, undefined, 'single-step scenarios have none')
   t.same(percentiles([5, 1, 4, 2, 3, 6, 7, 8, 9, 10]), { p50: 5, p90: 9, p99: 10, max: 10, mean: 5.5 })

@@ -52,7 +52,10 @@ t.test('a scenario without figures fails every threshold', async (t) => {
 t.test('baseline regression: within the limit passes, beyond it fails', async (t) => {
   const base = figures(1000, { latency: { p50: 2, p90: 5, p99: 10, max: 20, mean: 3 } })
   const ok = checkRegression('me', figures(950, { latency: { p50: 2, p90: 5, p99: 10.5, max: 20, mean: 3 } }), base, 10)
-  t.ok(ok.every((c) => c.pass), ok.map((c) => c.message).join('; '))
+  t.ok(
+    ok.every((c) => c.pass),
+    ok.map((c) => c.message).join('; '),
+  )
   const slow = checkRegression('me', figures(800, { latency: { p50: 2, p90: 5, p99: 13, max: 20, mean: 3 } }), base, 10)
   const [rps, p99, errors] = slow
   t.equal(rps!.pass, false)

@@ -30,7 +30,10 @@ t.test('risky origins are warnings, each with its id', async (t) => {
   t.equal(r.code, 0, 'warnings only')
   t.match(r.live, [{ id: 'runway.W020', level: 'warning', message: /every web site can call the API/ }])
   r = await findings(target(['CORS_ALLOWED_ORIGINS=http://app.example.com,http://localhost:5173,https://admin.example.com,null']))
-  t.strictSame(r.live.map((f) => f.id), ['runway.W021', 'runway.W022'])
+  t.strictSame(
+    r.live.map((f) => f.id),
+    ['runway.W021', 'runway.W022'],
+  )
   t.match(r.live[0]!.message, /allows http:\/\/app\.example\.com over plain HTTP/)
   t.notMatch(r.live[0]!.message, /localhost/, 'a local development origin is not flagged')
   r = await findings(target(['CORS_ALLOWED_ORIGINS=https://app.example.com']))
@@ -38,14 +41,17 @@ t.test('risky origins are warnings, each with its id', async (t) => {
 })
 
 t.test('* or an any-origin regex with credentials: the loader refuses it (E002)', async (t) => {
-  for (const lines of [['CORS_ALLOWED_ORIGINS=*', 'CORS_ALLOW_CREDENTIALS=true'], ['CORS_ALLOWED_ORIGIN_REGEXES=https://.*', 'CORS_ALLOW_CREDENTIALS=true']]) {
+  for (const lines of [
+    ['CORS_ALLOWED_ORIGINS=*', 'CORS_ALLOW_CREDENTIALS=true'],
+    ['CORS_ALLOWED_ORIGIN_REGEXES=https://.*', 'CORS_ALLOW_CREDENTIALS=true'],
+  ]) {
     const r = await findings(target(lines))
     t.equal(r.code, 1, lines.join(' '))
     t.match(r.live, [{ id: 'runway.E002', level: 'error', message: /any web site could make credentialed calls/ }])
   }
 })
 
-t.test('nginx rendered without the app\'s origins', async (t) => {
+t.test("nginx rendered without the app's origins", async (t) => {
   const root = target(['CORS_ALLOWED_ORIGINS=https://app.example.com'])
   const site = (input: Parameters<typeof renderNginx>[0]) => {
     const file = join(root, 'site.conf')
@@ -57,5 +63,9 @@ t.test('nginx rendered without the app\'s origins', async (t) => {
   r = await findings(root, site({ corsOrigins: ['https://other.example.com'] }))
   t.match(r.live, [{ id: 'runway.W023', message: /\(https:\/\/app\.example\.com\)/ }])
   r = await findings(root, site({ corsOrigins: ['https://app.example.com'] }))
-  t.strictSame(r.live.map((f) => f.id), [], 'the same origins: nothing to say')
+  t.strictSame(
+    r.live.map((f) => f.id),
+    [],
+    'the same origins: nothing to say',
+  )
 })

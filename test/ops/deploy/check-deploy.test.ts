@@ -19,7 +19,25 @@ function target(env: string, nginx?: string): string {
 }
 const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' })
 function cert(dir: string, name: string, days: number): void {
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`), '-days', String(days), '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`])
+  openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    join(dir, `${name}.key`),
+    '-out',
+    join(dir, `${name}.crt`),
+    '-days',
+    String(days),
+    '-subj',
+    `/CN=${name}`,
+    '-addext',
+    `subjectAltName=DNS:${name}`,
+  ])
 }
 const nginxConf = (crt: string, key: string, names: string, keepalive = '60s') =>
   `events {}\nhttp {\n  upstream runway {\n    server 127.0.0.1:3000;\n    keepalive 32;\n    keepalive_timeout ${keepalive};\n  }\n  server {\n    listen 443 ssl;\n    server_name ${names};\n    ssl_certificate ${crt};\n    ssl_certificate_key ${key};\n  }\n}\n`
@@ -31,7 +49,15 @@ async function check(root: string, extra: string[] = []) {
 
 t.test('a bad configuration: every problem reported with its id, exit 1', async (t) => {
   const root = target(
-    ['NODE_ENV=development', 'JWT_SIGNING_KEY=abababababababababababababababababab', 'TRUST_PROXY=false', 'KEEP_ALIVE_TIMEOUT=70s', 'WEB_CONCURRENCY=512', 'DATA_DIR=ROOTFILE/data', ''].join('\n'),
+    [
+      'NODE_ENV=development',
+      'JWT_SIGNING_KEY=abababababababababababababababababab',
+      'TRUST_PROXY=false',
+      'KEEP_ALIVE_TIMEOUT=70s',
+      'WEB_CONCURRENCY=512',
+      'DATA_DIR=ROOTFILE/data',
+      '',
+    ].join('\n'),
   )
   writeFileSync(join(root, 'file'), 'x')
   writeFileSync(join(root, 'shared', '.env'), readEnv(root).replace('ROOTFILE', join(root, 'file')))
@@ -44,9 +70,31 @@ t.test('a bad configuration: every problem reported with its id, exit 1', async 
   const { code, report } = await check(root, ['--nginx-conf', join(root, 'nginx.conf')])
   t.equal(code, 1)
   // (W009, the open file limit, depends on the machine running the test.)
-  const ids = report.findings.map((f: { id: string }) => f.id).filter((id: string) => id !== 'runway.W009').sort()
-  t.same(ids, ['runway.E003', 'runway.E004', 'runway.E006', 'runway.E007', 'runway.E011', 'runway.E012', 'runway.W001', 'runway.W003', 'runway.W004', 'runway.W007', 'runway.W008'].sort(), JSON.stringify(report.findings, null, 1))
-  t.match(report.findings.find((f: { id: string }) => f.id === 'runway.E006').message, /KEEP_ALIVE_TIMEOUT \(70s\) is not above nginx's upstream keepalive_timeout \(75s\): set it to 80s/)
+  const ids = report.findings
+    .map((f: { id: string }) => f.id)
+    .filter((id: string) => id !== 'runway.W009')
+    .sort()
+  t.same(
+    ids,
+    [
+      'runway.E003',
+      'runway.E004',
+      'runway.E006',
+      'runway.E007',
+      'runway.E011',
+      'runway.E012',
+      'runway.W001',
+      'runway.W003',
+      'runway.W004',
+      'runway.W007',
+      'runway.W008',
+    ].sort(),
+    JSON.stringify(report.findings, null, 1),
+  )
+  t.match(
+    report.findings.find((f: { id: string }) => f.id === 'runway.E006').message,
+    /KEEP_ALIVE_TIMEOUT \(70s\) is not above nginx's upstream keepalive_timeout \(75s\): set it to 80s/,
+  )
   t.match(report.findings.find((f: { id: string }) => f.id === 'runway.W008').message, /does not cover www\.example\.com/)
 })
 
@@ -62,7 +110,10 @@ t.test('settings the workers would refuse, a missing .env and a missing certific
   writeFileSync(join(root, 'nginx.conf'), nginxConf(join(root, 'none.crt'), join(root, 'none.key'), 'api.example.com'))
   const nocert = await check(root, ['--nginx-conf', join(root, 'nginx.conf'), '--silence', 'runway.W003', '--silence', 'runway.W009'])
   t.equal(nocert.code, 1)
-  t.match(nocert.report.findings.filter((f: { silenced?: boolean }) => !f.silenced), [{ id: 'runway.E009', message: /none\.crt \(ssl_certificate\) is missing: create it/ }])
+  t.match(
+    nocert.report.findings.filter((f: { silenced?: boolean }) => !f.silenced),
+    [{ id: 'runway.E009', message: /none\.crt \(ssl_certificate\) is missing: create it/ }],
+  )
 })
 
 t.test('a good configuration passes; silenced ids are listed but do not count', async (t) => {
@@ -71,7 +122,10 @@ t.test('a good configuration passes; silenced ids are listed but do not count', 
   writeFileSync(join(root, 'nginx.conf'), nginxConf(join(root, 'api.example.com.crt'), join(root, 'api.example.com.key'), 'api.example.com'))
   const r = await check(root, ['--nginx-conf', join(root, 'nginx.conf')])
   t.equal(r.code, 0, JSON.stringify(r.report))
-  t.ok(r.report.findings.every((f: { silenced?: boolean }) => f.silenced), 'only silenced findings')
+  t.ok(
+    r.report.findings.every((f: { silenced?: boolean }) => f.silenced),
+    'only silenced findings',
+  )
   t.match(r.report.findings, [{ id: 'runway.W001', silenced: true }])
   const text = await runway(['check', '--deploy', '--path', root, '--nginx-conf', join(root, 'nginx.conf')])
   t.equal(text.code, 0)

@@ -81,7 +81,11 @@ t.test('the CI pipeline example runs the real commands in order', async (t) => {
   }
   t.notMatch(text, /\t/, 'YAML has no tabs')
   // Every flag the example passes to runway exists in that command's --help.
-  for (const [cmd, flags] of Object.entries({ deploy: ['--build-only', '--out', '--artifact', '--host', '--path', '--json', '--health-url'], rollback: ['--host', '--path'], loadtest: ['--target', '--scenarios', '--duration', '--connections', '--threshold', '--out'] })) {
+  for (const [cmd, flags] of Object.entries({
+    deploy: ['--build-only', '--out', '--artifact', '--host', '--path', '--json', '--health-url'],
+    rollback: ['--host', '--path'],
+    loadtest: ['--target', '--scenarios', '--duration', '--connections', '--threshold', '--out'],
+  })) {
     const help = spawnSync(process.execPath, [join(ROOT, 'bin', 'runway.js'), cmd, '--help'], { encoding: 'utf8' }).stdout
     for (const flag of flags) t.match(help, flag, `runway ${cmd} has ${flag}`)
   }

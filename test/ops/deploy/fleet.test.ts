@@ -63,7 +63,9 @@ t.test('one key on two hosts (an HS key, or EC key files with the same contents)
   const b = makeTarget(t, { env: rs })
   writeFileSync(join(a, 'shared', 'jwt.pem'), pem)
   writeFileSync(join(b, 'shared', 'jwt.pem'), pem)
-  const [fa, fb] = await Promise.all([a, b].map((r) => preflight({ target: new LocalTarget(r), settings: {} as never, artifactBytes: 1, gitChanges: [], allowDirty: false })))
+  const [fa, fb] = await Promise.all(
+    [a, b].map((r) => preflight({ target: new LocalTarget(r), settings: {} as never, artifactBytes: 1, gitChanges: [], allowDirty: false })),
+  )
   t.ok(fa!.fleet && fa!.fleet.keyFingerprint === fb!.fleet?.keyFingerprint, 'same key files, same fingerprint')
   writeFileSync(join(b, 'shared', 'jwt.pem'), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString())
   const fb2 = await preflight({ target: new LocalTarget(b), settings: {} as never, artifactBytes: 1, gitChanges: [], allowDirty: false })
@@ -75,7 +77,12 @@ t.test('different DATABASE_URLs: refused, URLs shown without their passwords', a
   const url = (db: string) => `postgres://runway:${PASSWORD}@127.0.0.1:${port}/${db}`
   const { report, labels, checks } = await deployTwo(t, { DATABASE_URL: url('one') }, { DATABASE_URL: url('two') }, true)
   t.equal(report.ok, false, 'the dry run fails')
-  t.match(checks, new RegExp(`error fleet database: DATABASE_URL differs: .*${labels[0]} \\(postgres://runway@127\\.0\\.0\\.1:${port}/one\\) vs .*${labels[1]} \\(postgres://runway@127\\.0\\.0\\.1:${port}/two\\)`))
+  t.match(
+    checks,
+    new RegExp(
+      `error fleet database: DATABASE_URL differs: .*${labels[0]} \\(postgres://runway@127\\.0\\.0\\.1:${port}/one\\) vs .*${labels[1]} \\(postgres://runway@127\\.0\\.0\\.1:${port}/two\\)`,
+    ),
+  )
   t.notOk((checks + JSON.stringify(report)).includes(PASSWORD), 'the password is never printed')
 })
 
@@ -94,7 +101,10 @@ t.test('unreachable DATABASE_URL: `runway deploy` refuses naming the URL without
 
 t.test('with a live release, preflight logs in and reads the schema version', async (t) => {
   const probe = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 })
-  const problem = await probe.connect().then(() => probe.end().then(() => null), (e: Error) => e.message)
+  const problem = await probe.connect().then(
+    () => probe.end().then(() => null),
+    (e: Error) => e.message,
+  )
   if (problem && process.env.CI !== 'true') return void t.skip(`PostgreSQL at ${PG_URL} is not reachable (${problem}); set TEST_DATABASE_URL`, async () => {})
   if (problem) return void t.fail(`PostgreSQL at ${PG_URL} is not reachable: ${problem}`)
   const run = async (url: string) => {
@@ -117,10 +127,19 @@ t.test('with a live release, preflight logs in and reads the schema version', as
 
 t.test('TRUST_PROXY against the proxy that connects', async (t) => {
   const check = async (env: Record<string, string>, nginxConf?: string) => {
-    const pre = await preflight({ target: new LocalTarget(makeTarget(t, { env })), settings: { nginxConf } as never, artifactBytes: 1, gitChanges: [], allowDirty: false })
+    const pre = await preflight({
+      target: new LocalTarget(makeTarget(t, { env })),
+      settings: { nginxConf } as never,
+      artifactBytes: 1,
+      gitChanges: [],
+      allowDirty: false,
+    })
     return pre.checks.find((c) => c.name === 'proxy trust')
   }
-  t.match(await check({ HOST: '0.0.0.0', TRUST_PROXY: '127.0.0.1' }), { level: 'warn', message: /HOST=0\.0\.0\.0 without nginx on this host, but TRUST_PROXY=127\.0\.0\.1 trusts only this machine/ })
+  t.match(await check({ HOST: '0.0.0.0', TRUST_PROXY: '127.0.0.1' }), {
+    level: 'warn',
+    message: /HOST=0\.0\.0\.0 without nginx on this host, but TRUST_PROXY=127\.0\.0\.1 trusts only this machine/,
+  })
   t.match(await check({ HOST: '0.0.0.0', TRUST_PROXY: '10.0.0.5' }), { level: 'ok' })
   t.match(await check({ TRUST_PROXY: '10.0.0.5' }), { level: 'warn', message: /TRUST_PROXY=10\.0\.0\.5 does not trust the local proxy 127\.0\.0\.1/ })
   t.match(await check({ TRUST_PROXY: 'loopback' }), { level: 'ok' })

@@ -50,7 +50,11 @@ t.test('switch is a rename of a new link; shared files are linked into the relea
   t.equal((await target.sh(switchScript('20260102T000000Z-b'))).code, 0)
   t.equal(readlinkSync(join(root, 'current')), 'releases/20260102T000000Z-b')
   t.not(lstatSync(join(root, 'current')).ino, before, 'a new link was renamed over the old one (never rewritten in place)')
-  t.same(snapshot(root).filter((p) => p.includes('current')), ['current@'], 'no temporary link left behind')
+  t.same(
+    snapshot(root).filter((p) => p.includes('current')),
+    ['current@'],
+    'no temporary link left behind',
+  )
   t.not((await target.sh(switchScript('20990101T000000Z-missing'))).code, 0, 'switching to a release that does not exist fails')
   t.equal(readlinkSync(join(root, 'current')), 'releases/20260102T000000Z-b', 'and leaves current alone')
 
@@ -71,7 +75,7 @@ t.test('the lock: one holder, refusals name it, breaking is explicit', async (t)
   const broken = await acquireLock(target, 'deploy C', { breakLock: true })
   t.match(broken.broke, { command: 'deploy A' }, 'the broken holder is reported')
   await first.release()
-  t.match(await readLock(target), { command: 'deploy C' }, 'the old holder releasing does not remove the new holder\'s lock')
+  t.match(await readLock(target), { command: 'deploy C' }, "the old holder releasing does not remove the new holder's lock")
   await broken.release()
   t.equal(await readLock(target), undefined)
 })
@@ -113,7 +117,10 @@ t.test('the lock stops a concurrent deploy and names the holder', async (t) => {
   t.teardown(() => other.release())
   const r = await runway(['deploy', '--path', root, '--artifact', fakeArtifact(t)])
   t.equal(r.code, 1)
-  t.match(r.err, new RegExp(`runway deploy: deploy failed on local:.*locked by .*\\(pid ${process.pid}, deploy 20261129T000000Z-other\\) since .*--break-lock\\n$`))
+  t.match(
+    r.err,
+    new RegExp(`runway deploy: deploy failed on local:.*locked by .*\\(pid ${process.pid}, deploy 20261129T000000Z-other\\) since .*--break-lock\\n$`),
+  )
   t.notOk(existsSync(join(root, 'releases')) && snapshot(join(root, 'releases')).length, 'nothing was uploaded')
   t.notOk(existsSync(join(root, 'current')))
   mkdirSync(join(root, 'releases', '20260101T000000Z-old'), { recursive: true })

@@ -29,7 +29,10 @@ t.test('config: missing, weak, example key, invalid value', async (t) => {
   rmSync(join(missing, 'shared', '.env'))
   t.match(await refused(t, missing), /✗ config: shared\/\.env is missing on the target: create it with NODE_ENV=production and a strong JWT_SIGNING_KEY/)
 
-  t.match(await refused(t, makeTarget(t, { env: { JWT_SIGNING_KEY: 'short-key' } })), /✗ config: shared\/\.env: JWT_SIGNING_KEY is 9 bytes: production needs at least 32/)
+  t.match(
+    await refused(t, makeTarget(t, { env: { JWT_SIGNING_KEY: 'short-key' } })),
+    /✗ config: shared\/\.env: JWT_SIGNING_KEY is 9 bytes: production needs at least 32/,
+  )
   t.match(await refused(t, makeTarget(t, { env: { JWT_SIGNING_KEY: EXAMPLE_SIGNING_KEY } })), /✗ config: shared\/\.env: JWT_SIGNING_KEY is the example value/)
   t.match(await refused(t, makeTarget(t, { env: { PORT: '80x' } })), /✗ config: shared\/\.env: PORT="80x" is invalid: expected an integer/)
   t.match(await refused(t, makeTarget(t, { env: { NODE_ENV: 'development' } })), /✗ config: shared\/\.env sets NODE_ENV=development/)
@@ -48,14 +51,26 @@ t.test('nginx -t failing refuses; a valid config passes', { skip: !nginx && !CI 
   const root = makeTarget(t)
   const prefix = mkdtempSync(join(tmpdir(), 'runway-preflight-nginx-'))
   t.teardown(() => rmSync(prefix, { recursive: true, force: true }))
-  const conf = (body: string) => `pid ${prefix}/nginx.pid;\nerror_log ${prefix}/error.log;\nevents {}\nhttp {\n  access_log off;\n  client_body_temp_path ${prefix}/tmp;\n  ${body}\n}\n`
+  const conf = (body: string) =>
+    `pid ${prefix}/nginx.pid;\nerror_log ${prefix}/error.log;\nevents {}\nhttp {\n  access_log off;\n  client_body_temp_path ${prefix}/tmp;\n  ${body}\n}\n`
   writeFileSync(join(prefix, 'good.conf'), conf('server { listen 127.0.0.1:18080; return 200; }'))
   writeFileSync(join(prefix, 'bad.conf'), conf('server { listen 127.0.0.1:18080; proxy_pass_nowhere on; }'))
 
   const err = await refused(t, root, ['--nginx-conf', join(prefix, 'bad.conf'), '--nginx-prefix', prefix])
   t.match(err, /✗ nginx: nginx -t failed: .*unknown directive "proxy_pass_nowhere" in .*bad\.conf:\d+/)
 
-  const ok = await runway(['deploy', '--path', root, '--artifact', fakeArtifact(t), '--dry-run', '--nginx-conf', join(prefix, 'good.conf'), '--nginx-prefix', prefix])
+  const ok = await runway([
+    'deploy',
+    '--path',
+    root,
+    '--artifact',
+    fakeArtifact(t),
+    '--dry-run',
+    '--nginx-conf',
+    join(prefix, 'good.conf'),
+    '--nginx-prefix',
+    prefix,
+  ])
   t.equal(ok.code, 0, ok.err)
   t.match(ok.err, /✓ nginx: nginx -t passed for .*good\.conf/)
 })
@@ -72,8 +87,39 @@ function certificate(dir: string, name: string, start: Date, end: Date): string 
     `[ca]\ndefault_ca = d\n[d]\ndatabase = ${ca}/index.txt\nnew_certs_dir = ${ca}\nserial = ${ca}/serial\ndefault_md = sha256\npolicy = p\nunique_subject = no\n[p]\ncommonName = supplied\n[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = ${name}.test\n`,
   )
   const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' })
-  run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${ca}/key.pem`, '-out', `${ca}/csr.pem`, '-config', `${ca}/ca.cnf`])
-  run(['ca', '-batch', '-selfsign', '-config', `${ca}/ca.cnf`, '-keyfile', `${ca}/key.pem`, '-in', `${ca}/csr.pem`, '-out', `${ca}/cert.pem`, '-startdate', stamp(start), '-enddate', stamp(end), '-notext'])
+  run([
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    `${ca}/key.pem`,
+    '-out',
+    `${ca}/csr.pem`,
+    '-config',
+    `${ca}/ca.cnf`,
+  ])
+  run([
+    'ca',
+    '-batch',
+    '-selfsign',
+    '-config',
+    `${ca}/ca.cnf`,
+    '-keyfile',
+    `${ca}/key.pem`,
+    '-in',
+    `${ca}/csr.pem`,
+    '-out',
+    `${ca}/cert.pem`,
+    '-startdate',
+    stamp(start),
+    '-enddate',
+    stamp(end),
+    '-notext',
+  ])
   return `${ca}/cert.pem`
 }
 

@@ -60,7 +60,9 @@ function depsCache(t: Test): string {
   t.teardown(() => rmSync(cache, { recursive: true, force: true }))
   const lock = join(cache, 'package-lock.json')
   writeFileSync(lock, LOCK)
-  const key = execFileSync('bash', ['-c', `{ cat "$1"; node -p 'process.version+process.arch+process.platform'; } | sha256sum | cut -c1-16`, 'key', lock], { encoding: 'utf8' }).trim()
+  const key = execFileSync('bash', ['-c', `{ cat "$1"; node -p 'process.version+process.arch+process.platform'; } | sha256sum | cut -c1-16`, 'key', lock], {
+    encoding: 'utf8',
+  }).trim()
   const modules = join(cache, key, 'node_modules')
   mkdirSync(modules, { recursive: true })
   for (const name of readdirSync(join(ROOT, 'node_modules'))) {
@@ -75,7 +77,9 @@ const root = makeTarget(t, { port })
 reapPm2(t, join(root, '.pm2'))
 const cache = depsCache(t)
 const deploy = (artifact: string, healthTimeout: string) =>
-  runway(['deploy', '--path', root, '--artifact', artifact, '--workers', '1', '--deps-cache', cache, '--health-timeout', healthTimeout, '--json'], { timeoutMs: 180_000 })
+  runway(['deploy', '--path', root, '--artifact', artifact, '--workers', '1', '--deps-cache', cache, '--health-timeout', healthTimeout, '--json'], {
+    timeoutMs: 180_000,
+  })
 const current = () => readlinkSync(join(root, 'current')).replace('releases/', '')
 const serving = async () => {
   const res = await fetch(`http://127.0.0.1:${port}/readyz`)
@@ -87,7 +91,11 @@ t.test('a release that fails the health gate after the switch is rolled back to 
   t.equal(first.code, 0, `v1 deployed${first.code ? `: ${first.err}` : ''}`)
   const v1 = JSON.parse(first.out).hosts[0]
   t.match(v1, { result: 'ok', from: null })
-  t.match(v1.steps.find((s: { name: string }) => s.name === 'npm ci --omit=dev'), { ok: true, detail: /^reused node_modules/ }, 'dependencies came from the cache (no npm ci)')
+  t.match(
+    v1.steps.find((s: { name: string }) => s.name === 'npm ci --omit=dev'),
+    { ok: true, detail: /^reused node_modules/ },
+    'dependencies came from the cache (no npm ci)',
+  )
   t.equal(current(), v1.release)
   t.match(await serving(), { status: 200, body: { release: 'v1' } })
   // pm2 runs from a copy outside the release, named by its version and Node's, so a new pm2 or
@@ -101,17 +109,28 @@ t.test('a release that fails the health gate after the switch is rolled back to 
   t.comment(`the failed deploy and its rollback took ${Date.now() - started} ms`)
   t.equal(r.code, 1, 'the deploy failed')
   const host = JSON.parse(r.out).hosts[0]
-  t.match(host, { result: 'rolled-back', from: v1.release, live: v1.release, reason: new RegExp(`^health gate: not healthy after 2000 ms: .*HTTP 503.*; rolled back to ${v1.release}$`) })
+  t.match(host, {
+    result: 'rolled-back',
+    from: v1.release,
+    live: v1.release,
+    reason: new RegExp(`^health gate: not healthy after 2000 ms: .*HTTP 503.*; rolled back to ${v1.release}$`),
+  })
   t.same(
     host.steps.filter((s: { ok: boolean }) => !s.ok).map((s: { name: string }) => s.name),
     ['health gate'],
     'only the health gate failed',
   )
-  t.ok(host.steps.some((s: { name: string }) => s.name === 'switch current'), 'the sick release had been switched to')
+  t.ok(
+    host.steps.some((s: { name: string }) => s.name === 'switch current'),
+    'the sick release had been switched to',
+  )
   t.match(host.steps.at(-1), { name: 'roll back', ok: true })
   t.equal(current(), v1.release, 'current points to v1 again')
   t.match(await serving(), { status: 200, body: { release: 'v1' } }, 'and v1 serves')
-  const log = readFileSync(join(root, '.runway', 'deploys.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  const log = readFileSync(join(root, '.runway', 'deploys.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
   t.match(log.at(-1), { action: 'deploy', sha: 'sick', from: v1.release, result: 'rolled-back', reason: /HTTP 503/ })
 })
 
@@ -119,15 +138,39 @@ t.test('a first release that fails the health gate is stopped again, leaving not
   const freshPort = await freePort()
   const fresh = makeTarget(t, { port: freshPort })
   reapPm2(t, join(fresh, '.pm2'))
-  const r = await runway(['deploy', '--path', fresh, '--artifact', tinyRelease(t, 'sick', { sick: true }), '--workers', '1', '--deps-cache', cache, '--health-timeout', '2', '--json'], { timeoutMs: 180_000 })
+  const r = await runway(
+    [
+      'deploy',
+      '--path',
+      fresh,
+      '--artifact',
+      tinyRelease(t, 'sick', { sick: true }),
+      '--workers',
+      '1',
+      '--deps-cache',
+      cache,
+      '--health-timeout',
+      '2',
+      '--json',
+    ],
+    { timeoutMs: 180_000 },
+  )
   t.equal(r.code, 1, 'the deploy failed')
   const host = JSON.parse(r.out).hosts[0]
-  t.match(host, { result: 'failed', from: null, live: null, reason: /^health gate: not healthy after 2000 ms: .*HTTP 503.*; nothing was live before, so the app was stopped and current removed$/ })
+  t.match(host, {
+    result: 'failed',
+    from: null,
+    live: null,
+    reason: /^health gate: not healthy after 2000 ms: .*HTTP 503.*; nothing was live before, so the app was stopped and current removed$/,
+  })
   t.match(host.steps.at(-1), { name: 'roll back', ok: true })
   t.notOk(existsSync(join(fresh, 'current')), 'no current link')
   const pm2 = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2')
   const list = execFileSync(process.execPath, [pm2, 'jlist'], { encoding: 'utf8', env: { ...process.env, PM2_HOME: join(fresh, '.pm2') } })
   t.same(JSON.parse(list.slice(list.indexOf('['))), [], 'pm2 runs no app for the target')
-  const answered = await fetch(`http://127.0.0.1:${freshPort}/readyz`).then(() => true, () => false)
+  const answered = await fetch(`http://127.0.0.1:${freshPort}/readyz`).then(
+    () => true,
+    () => false,
+  )
   t.notOk(answered, 'nothing listens on the port')
 })

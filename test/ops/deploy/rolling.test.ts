@@ -11,7 +11,14 @@ import { splitHostPath } from '../../../src/ops/deploy/target.js'
 t.test('batches: canary first, then N or P% at a time', async (t) => {
   t.same(batches(5, { canary: 0, batch: 1 }), [[0], [1], [2], [3], [4]])
   t.same(batches(5, { canary: 1, batch: 2 }), [[0], [1, 2], [3, 4]])
-  t.same(batches(5, { canary: 2, batch: { percent: 50 } }), [[0, 1], [2, 3, 4]], '50% of 5 hosts rounds up to 3')
+  t.same(
+    batches(5, { canary: 2, batch: { percent: 50 } }),
+    [
+      [0, 1],
+      [2, 3, 4],
+    ],
+    '50% of 5 hosts rounds up to 3',
+  )
   t.same(batches(4, { canary: 0, batch: { percent: 100 } }), [[0, 1, 2, 3]])
   t.same(batches(2, { canary: 5, batch: 1 }), [[0, 1]], 'more canaries than hosts: one batch')
   t.same(batches(3, { canary: 0, batch: { percent: 1 } }), [[0], [1], [2]], 'never less than one host')
@@ -62,7 +69,14 @@ t.test('all pass: every host updated, in batch order', async (t) => {
   t.ok(r.ok)
   t.same(f.log, ['change h0', 'canary h0', 'change h1', 'change h2'])
   t.same(r.summary.batches, [['h0'], ['h1', 'h2']])
-  t.same(r.summary.hosts.map((h) => [h.target, h.live, h.outcome]), [['h0', 'new', 'updated'], ['h1', 'new', 'updated'], ['h2', 'new', 'updated']])
+  t.same(
+    r.summary.hosts.map((h) => [h.target, h.live, h.outcome]),
+    [
+      ['h0', 'new', 'updated'],
+      ['h1', 'new', 'updated'],
+      ['h2', 'new', 'updated'],
+    ],
+  )
   t.same(r.skipped, [])
 })
 
@@ -74,7 +88,14 @@ t.test('the canary fails its gate: the rest is untouched, nothing to roll back',
   t.match(r.summary.failure, { target: 'h0', stage: 'change', reason: /sick on h0/ })
   t.notOk(r.summary.rollback)
   t.same(r.skipped, ['h1', 'h2'])
-  t.same(r.summary.hosts.map((h) => [h.live, h.outcome]), [['old', 'failed'], ['old', 'unchanged'], ['old', 'unchanged']])
+  t.same(
+    r.summary.hosts.map((h) => [h.live, h.outcome]),
+    [
+      ['old', 'failed'],
+      ['old', 'unchanged'],
+      ['old', 'unchanged'],
+    ],
+  )
 })
 
 t.test('the canary passes its gate but not its load test: the canary goes back', async (t) => {
@@ -82,7 +103,10 @@ t.test('the canary passes its gate but not its load test: the canary goes back',
   const r = await f.run()
   t.same(f.log, ['change h0', 'canary h0', 'revert h0 to old'])
   t.match(r.summary.failure, { stage: 'canary', reason: 'p99 420ms > 250ms' })
-  t.same(r.summary.hosts.map((h) => h.outcome), ['reverted', 'unchanged', 'unchanged'])
+  t.same(
+    r.summary.hosts.map((h) => h.outcome),
+    ['reverted', 'unchanged', 'unchanged'],
+  )
 })
 
 t.test('the second batch fails: the first batch is rolled back, newest first', async (t) => {
@@ -90,9 +114,21 @@ t.test('the second batch fails: the first batch is rolled back, newest first', a
   const r = await f.run()
   t.notOk(r.ok)
   t.same(f.log.slice(0, 4).sort(), ['change h0', 'change h1', 'change h2', 'change h3'])
-  t.same(f.log.slice(4), ['revert h2 to old', 'revert h1 to old', 'revert h0 to old'], 'h3 rolled itself back; the others go back in batches of 2, newest first')
+  t.same(
+    f.log.slice(4),
+    ['revert h2 to old', 'revert h1 to old', 'revert h0 to old'],
+    'h3 rolled itself back; the others go back in batches of 2, newest first',
+  )
   t.match(r.summary.rollback, { ok: true })
-  t.same(r.summary.hosts.map((h) => [h.live, h.outcome]), [['old', 'reverted'], ['old', 'reverted'], ['old', 'reverted'], ['old', 'failed']])
+  t.same(
+    r.summary.hosts.map((h) => [h.live, h.outcome]),
+    [
+      ['old', 'reverted'],
+      ['old', 'reverted'],
+      ['old', 'reverted'],
+      ['old', 'failed'],
+    ],
+  )
 })
 
 t.test('--on-failure stop: the hosts already changed keep the new release', async (t) => {
@@ -100,7 +136,10 @@ t.test('--on-failure stop: the hosts already changed keep the new release', asyn
   const r = await f.run()
   t.same(f.log, ['change h0', 'change h1'])
   t.notOk(r.summary.rollback)
-  t.same(r.summary.hosts.map((h) => h.outcome), ['updated', 'failed', 'unchanged'])
+  t.same(
+    r.summary.hosts.map((h) => h.outcome),
+    ['updated', 'failed', 'unchanged'],
+  )
   t.same(r.skipped, ['h2'])
 })
 
@@ -120,7 +159,13 @@ t.test('a change that throws (a held lock) is a failed host, and the fleet goes 
   })
   t.match(r.summary.failure, { target: 'b', reason: 'locked by someone' })
   t.same(log, ['revert to old'])
-  t.same(r.summary.hosts.map((h) => [h.live, h.outcome]), [['old', 'reverted'], ['old', 'failed']])
+  t.same(
+    r.summary.hosts.map((h) => [h.live, h.outcome]),
+    [
+      ['old', 'reverted'],
+      ['old', 'failed'],
+    ],
+  )
 })
 
 const CONF = `upstream runway_app {
@@ -151,7 +196,11 @@ t.test('the shared proxy: server lines, down and back, pid file', async (t) => {
 t.test('the upstream address of a host', async (t) => {
   t.equal(upstreamAddress({ hostname: 'web1', appHost: '0.0.0.0', port: 3000 }), 'web1:3000', 'wildcard HOST: the --host name')
   t.equal(upstreamAddress({ hostname: 'web1', appHost: '10.0.0.5', port: 3000 }), '10.0.0.5:3000', 'one address: that one')
-  t.equal(upstreamAddress({ hostname: 'web1', appHost: '127.0.0.1', port: 3000 }), 'web1:3000', 'loopback HOST on a remote host: the host name (preflight says if nginx does not list it)')
+  t.equal(
+    upstreamAddress({ hostname: 'web1', appHost: '127.0.0.1', port: 3000 }),
+    'web1:3000',
+    'loopback HOST on a remote host: the host name (preflight says if nginx does not list it)',
+  )
   t.equal(upstreamAddress({ hostname: '127.0.0.1', appHost: '127.0.0.1', port: 3001 }), '127.0.0.1:3001')
   t.equal(upstreamAddress({ hostname: 'web1', upstream: '10.1.1.1:80' }), '10.1.1.1:80', 'the saved setting wins')
   t.equal(upstreamAddress({ hostname: 'web1', appHost: 'fd00::5', port: 3000 }), '[fd00::5]:3000')
@@ -159,12 +208,20 @@ t.test('the upstream address of a host', async (t) => {
 
 t.test('fleet flags', async (t) => {
   t.same(rollingPlan({}), { canary: 0, batch: 1, onFailure: 'rollback-fleet', pauseMs: 0 })
-  t.same(rollingPlan({ canary: '1', batch: '25%', 'on-failure': 'stop', 'pause-between': '2.5' }), { canary: 1, batch: { percent: 25 }, onFailure: 'stop', pauseMs: 2500 })
+  t.same(rollingPlan({ canary: '1', batch: '25%', 'on-failure': 'stop', 'pause-between': '2.5' }), {
+    canary: 1,
+    batch: { percent: 25 },
+    onFailure: 'stop',
+    pauseMs: 2500,
+  })
   t.throws(() => rollingPlan({ batch: '0' }), { message: /--batch must be/, exitCode: 2 })
   t.throws(() => rollingPlan({ batch: '150%' }), { message: /--batch must be/ })
   t.throws(() => rollingPlan({ 'on-failure': 'ignore' }), { message: /--on-failure must be rollback-fleet or stop/ })
   t.throws(() => rollingPlan({ canary: 'x' }), { message: /--canary must be/ })
-  t.same(settingsOverrides({ proxy: 'local', 'proxy-conf': '/etc/nginx/sites-enabled/runway' }).proxy, { host: 'local', conf: '/etc/nginx/sites-enabled/runway' })
+  t.same(settingsOverrides({ proxy: 'local', 'proxy-conf': '/etc/nginx/sites-enabled/runway' }).proxy, {
+    host: 'local',
+    conf: '/etc/nginx/sites-enabled/runway',
+  })
   t.throws(() => settingsOverrides({ proxy: 'lb1' }), { message: /--proxy and --proxy-conf go together/ })
   t.throws(() => settingsOverrides({ proxy: 'lb1;rm', 'proxy-conf': '/x' }), { message: /not local or \[user@\]host/ })
   t.throws(() => settingsOverrides({ upstream: '10.0.0.5:3000', host: ['a', 'b'] }), { message: /one host's address/ })

@@ -94,7 +94,17 @@ export function analyse(rec: LoadRecord, durationMs: number, faultAtMs: number, 
   ).map(([name, from, to]) => {
     const x = summarise(rec, from, to)
     const secs = Math.max(0.001, (Math.min(to, durationMs) - from) / 1000)
-    return { name, fromSec: from / 1000, toSec: Math.min(to, end) / 1000, ok: x.ok, failed: x.failed, byKind: x.byKind, rate: Math.round((x.ok / secs) * 10) / 10, p50: x.p50, p99: x.p99 }
+    return {
+      name,
+      fromSec: from / 1000,
+      toSec: Math.min(to, end) / 1000,
+      ok: x.ok,
+      failed: x.failed,
+      byKind: x.byKind,
+      rate: Math.round((x.ok / secs) * 10) / 10,
+      p50: x.p50,
+      p99: x.p99,
+    }
   })
   const all = summarise(rec, 0, Number.POSITIVE_INFINITY)
   const baselineRate = windows[0]!.rate

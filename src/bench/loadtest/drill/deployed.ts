@@ -45,8 +45,21 @@ export async function startDeployed(ctx: StageContext): Promise<Deployed> {
   const root = join(dirname(ctx.dataDir), 'target')
   mkdirSync(join(root, 'shared'), { recursive: true })
   const port = await freePort()
-  const env = { ...ctx.env, NODE_ENV: 'production', PORT: String(port), DATA_DIR: ctx.dataDir, LOG_LEVEL: 'warn', TRUST_PROXY: '127.0.0.1', OPENAPI_UI: 'false' }
-  writeFileSync(join(root, 'shared', '.env'), Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(''))
+  const env = {
+    ...ctx.env,
+    NODE_ENV: 'production',
+    PORT: String(port),
+    DATA_DIR: ctx.dataDir,
+    LOG_LEVEL: 'warn',
+    TRUST_PROXY: '127.0.0.1',
+    OPENAPI_UI: 'false',
+  }
+  writeFileSync(
+    join(root, 'shared', '.env'),
+    Object.entries(env)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(''),
+  )
   // Two releases of the same commit, told apart by their sha (release names end in it).
   const built = await buildArtifact(ROOT)
   const art = (sha: string) => {
@@ -93,7 +106,11 @@ export async function startDeployed(ctx: StageContext): Promise<Deployed> {
       const r = await runwayDeploy([...common, '--artifact', v2], 300_000)
       const live = release()
       const ok = r.code === 0 && live.endsWith('drill-v2')
-      return { ok, release: live, detail: ok ? `runway deploy exit 0, release ${live} live` : `runway deploy exit ${r.code}: ${lastLine(r.err) || lastLine(r.out)}; live: ${live}` }
+      return {
+        ok,
+        release: live,
+        detail: ok ? `runway deploy exit 0, release ${live} live` : `runway deploy exit ${r.code}: ${lastLine(r.err) || lastLine(r.out)}; live: ${live}`,
+      }
     },
   }
 }

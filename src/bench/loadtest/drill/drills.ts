@@ -158,19 +158,31 @@ export const crash: Drill = {
       const victim = workers.find((w) => w.pid > 0)
       if (!victim) return { action: 'kill -9 of a pm2 worker', confirmed: false, detail: 'no running pm2 worker found' }
       const gone = await kill9(victim.pid)
-      return { action: `kill -9 of pm2 worker ${victim.pmId} (pid ${victim.pid}, 1 of ${workers.length})`, pid: victim.pid, confirmed: gone, detail: gone ? 'the worker is gone' : 'the worker was still alive 3 s after SIGKILL' }
+      return {
+        action: `kill -9 of pm2 worker ${victim.pmId} (pid ${victim.pid}, 1 of ${workers.length})`,
+        pid: victim.pid,
+        confirmed: gone,
+        detail: gone ? 'the worker is gone' : 'the worker was still alive 3 s after SIGKILL',
+      }
     }
     const pid = serverPid(t)
     if (!pid) return { action: 'kill -9 of the server process', confirmed: false, detail: `no process listens on port ${port(t.running.url)}` }
     const gone = await kill9(pid)
-    return { action: `kill -9 of the server process (pid ${pid})`, pid, confirmed: gone, detail: gone ? 'the process is gone' : 'the process was still alive 3 s after SIGKILL' }
+    return {
+      action: `kill -9 of the server process (pid ${pid})`,
+      pid,
+      confirmed: gone,
+      detail: gone ? 'the process is gone' : 'the process was still alive 3 s after SIGKILL',
+    }
   },
   async settle(t, fault) {
     if (t.running.pm2) {
       const workers = await t.running.pm2.workers()
       const online = workers.filter((w) => w.status === 'online' && w.pid > 0)
       const replaced = online.length === t.running.pm2.instances && !online.some((w) => w.pid === fault.pid)
-      return replaced ? `pm2 restarted it: ${online.length} workers online (pids ${online.map((w) => w.pid).join(', ')})` : `pm2 shows ${online.length} of ${t.running.pm2.instances} workers online`
+      return replaced
+        ? `pm2 restarted it: ${online.length} workers online (pids ${online.map((w) => w.pid).join(', ')})`
+        : `pm2 shows ${online.length} of ${t.running.pm2.instances} workers online`
     }
     const pid = serverPid(t)
     return pid ? `a process (pid ${pid}) listens again` : 'nothing listens any more: no supervisor restarted it'
@@ -239,7 +251,9 @@ export const deploy: Drill = {
       return {
         action: `changed dist/api/server.js, then pm2 reload ${APP_NAME}`,
         confirmed: fresh,
-        detail: fresh ? `all ${after.length} workers replaced (pids ${before.join(', ')} → ${after.map((w) => w.pid).join(', ')}) in ${((Date.now() - t0) / 1000).toFixed(1)} s` : `pm2 reload left old workers running (${after.map((w) => w.pid).join(', ')})`,
+        detail: fresh
+          ? `all ${after.length} workers replaced (pids ${before.join(', ')} → ${after.map((w) => w.pid).join(', ')}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`
+          : `pm2 reload left old workers running (${after.map((w) => w.pid).join(', ')})`,
       }
     }
     const before = serverPid(t)
@@ -254,7 +268,9 @@ export const deploy: Drill = {
       action: 'changed src/api/server.ts (the watcher restarts the server)',
       ...(before ? { pid: before } : {}),
       confirmed: next !== null,
-      detail: next ? `new server process ${next} (was ${before}) listening ${((Date.now() - t0) / 1000).toFixed(1)} s after the change` : 'no new server process listened within 30 s of the change',
+      detail: next
+        ? `new server process ${next} (was ${before}) listening ${((Date.now() - t0) / 1000).toFixed(1)} s after the change`
+        : 'no new server process listened within 30 s of the change',
     }
   },
   async settle() {
@@ -272,7 +288,15 @@ const FLOOD_CLIENTS = 256
 
 /** A second load during the fault: what became of its requests. */
 async function sideLoad(t: DrillTarget, what: string, clients: number, durationMs: number, request: (n: number) => RequestSpec): Promise<SideLoad> {
-  const rec = await runLoad({ url: t.running.url, ...(t.running.ca ? { ca: t.running.ca } : {}), connections: clients, timeoutMs: t.timeoutMs, durationMs, request, honourRetryAfter: true })
+  const rec = await runLoad({
+    url: t.running.url,
+    ...(t.running.ca ? { ca: t.running.ca } : {}),
+    connections: clients,
+    timeoutMs: t.timeoutMs,
+    durationMs,
+    request,
+    honourRetryAfter: true,
+  })
   const byOutcome: Record<string, number> = {}
   const answeredMs: number[] = []
   for (const [i, o] of rec.outcome.entries()) {
@@ -280,7 +304,16 @@ async function sideLoad(t: DrillTarget, what: string, clients: number, durationM
     if (o === 'ok' || o.startsWith('http_')) answeredMs.push(rec.ms[i]!)
   }
   answeredMs.sort((a, b) => a - b)
-  return { what, clients, sent: rec.t.length, answered: answeredMs.length, unanswered: rec.t.length - answeredMs.length, byOutcome, retryAfter: rec.retryAfter, p99Answered: percentile(answeredMs, 99) }
+  return {
+    what,
+    clients,
+    sent: rec.t.length,
+    answered: answeredMs.length,
+    unanswered: rec.t.length - answeredMs.length,
+    byOutcome,
+    retryAfter: rec.retryAfter,
+    p99Answered: percentile(answeredMs, 99),
+  }
 }
 
 const sideLine = (s: SideLoad, noun: string) =>
@@ -302,7 +335,11 @@ export const overload: Drill = {
     const stormMs = (this.durationSec - this.faultAtSec - 2) * 1000
     const users = t.users.usernames
     const [storm, flood] = await Promise.all([
-      sideLoad(t, 'POST /api/token/ (valid credentials)', STORM_CLIENTS, stormMs, (n) => ({ method: 'POST', path: '/api/token/', body: JSON.stringify({ username: users[n % users.length], password: t.users.password }) })),
+      sideLoad(t, 'POST /api/token/ (valid credentials)', STORM_CLIENTS, stormMs, (n) => ({
+        method: 'POST',
+        path: '/api/token/',
+        body: JSON.stringify({ username: users[n % users.length], password: t.users.password }),
+      })),
       sideLoad(t, 'GET /api/me/', FLOOD_CLIENTS, stormMs, () => me(t.token)),
     ])
     return {
@@ -375,9 +412,11 @@ export const slow: Drill = {
     const sockets: net.Socket[] = []
     let ending = false
     for (let i = 0; i < SLOW_CLIENTS; i++) {
-      sockets.push(slowConnection(url, t.running.ca, () => {
-        if (!ending) closedAfterSec.push(Math.round((Date.now() - started) / 100) / 10)
-      }))
+      sockets.push(
+        slowConnection(url, t.running.ca, () => {
+          if (!ending) closedAfterSec.push(Math.round((Date.now() - started) / 100) / 10)
+        }),
+      )
     }
     await new Promise((r) => setTimeout(r, attackMs))
     ending = true
@@ -399,7 +438,11 @@ export const slow: Drill = {
   verdict(label, a, fault) {
     const s = fault.slow
     const during = a.windows[1]!
-    const held = s ? (s.heldToEnd > 0 ? `held ${s.heldToEnd} of ${s.opened} slow connections to the end` : `dropped all ${s.opened} slow connections${s.closedAfterSec.length ? ` (after ${Math.min(...s.closedAfterSec)}–${Math.max(...s.closedAfterSec)} s)` : ''}`) : 'no slow clients'
+    const held = s
+      ? s.heldToEnd > 0
+        ? `held ${s.heldToEnd} of ${s.opened} slow connections to the end`
+        : `dropped all ${s.opened} slow connections${s.closedAfterSec.length ? ` (after ${Math.min(...s.closedAfterSec)}–${Math.max(...s.closedAfterSec)} s)` : ''}`
+      : 'no slow clients'
     return `${label}: ${held}; normal clients during the attack: p99 ${during.p99} ms (before ${a.windows[0]!.p99} ms), ${during.failed} failed.`
   },
 }
@@ -432,9 +475,16 @@ export const wire: Drill = {
         passwordSeen: all.includes(t.users.password),
         accessTokenSeen: all.includes(tokens.access),
         refreshTokenSeen: all.includes(tokens.refresh),
-        excerpt: toServer.subarray(0, 240).toString('latin1').replace(/[^\x20-\x7e]/g, '.'),
+        excerpt: toServer
+          .subarray(0, 240)
+          .toString('latin1')
+          .replace(/[^\x20-\x7e]/g, '.'),
       }
-      const seen = [capture.passwordSeen && 'the password', capture.refreshTokenSeen && 'the refresh token', capture.accessTokenSeen && 'the access token'].filter(Boolean)
+      const seen = [
+        capture.passwordSeen && 'the password',
+        capture.refreshTokenSeen && 'the refresh token',
+        capture.accessTokenSeen && 'the access token',
+      ].filter(Boolean)
       return {
         action: 'a login through a recording proxy on loopback',
         confirmed: toServer.length > 0 && toClient.length > 0,
@@ -452,12 +502,17 @@ export const wire: Drill = {
     const w = fault.wire
     if (!w) return `${label}: nothing captured.`
     const seen = [w.passwordSeen && 'the password', w.refreshTokenSeen && 'the refresh token', w.accessTokenSeen && 'the access token'].filter(Boolean)
-    return seen.length ? `${label}: an observer reads ${seen.join(', ')} in the clear.` : `${label}: an observer sees ${w.bytesToServer + w.bytesToClient} encrypted bytes: no password, no token.`
+    return seen.length
+      ? `${label}: an observer reads ${seen.join(', ')} in the clear.`
+      : `${label}: an observer sees ${w.bytesToServer + w.bytesToClient} encrypted bytes: no password, no token.`
   },
 }
 
 const BAD_KINDS: { kind: string; spec: () => RequestSpec }[] = [
-  { kind: 'oversized body (2 MiB JSON to /api/token/)', spec: () => ({ method: 'POST', path: '/api/token/', body: JSON.stringify({ username: 'x'.repeat(2 << 20), password: 'y' }) }) },
+  {
+    kind: 'oversized body (2 MiB JSON to /api/token/)',
+    spec: () => ({ method: 'POST', path: '/api/token/', body: JSON.stringify({ username: 'x'.repeat(2 << 20), password: 'y' }) }),
+  },
   { kind: 'oversized header (64 KiB)', spec: () => ({ method: 'GET', path: '/api/me/', headers: { 'x-big': 'z'.repeat(64 << 10) } }) },
   { kind: 'malformed JSON to /api/token/', spec: () => ({ method: 'POST', path: '/api/token/', body: '{"username": "alice", "password": ' }) },
 ]
@@ -474,16 +529,30 @@ function badRequest(base: string, ca: string | undefined, spec: RequestSpec, tim
       clearTimeout(timer)
       resolve({ outcome, responder })
     }
-    const req = mod.request(url, { method: spec.method, agent: false, headers: { ...(spec.body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(spec.body) } : {}), ...spec.headers }, ...(ca ? { ca } : {}) }, (res) => {
-      // The app stamps x-request-id on every answer it makes (nginx passes it through but overwrites
-      // Server); nginx's own error pages carry no request id. Node's parser (431) stamps neither.
-      const responder = res.headers['x-request-id'] !== undefined ? 'app' : String(res.headers.server ?? '').startsWith('nginx') ? 'nginx' : 'app'
-      res.resume()
-      res.on('end', () => finish(`http_${res.statusCode}`, responder))
-      res.on('error', () => finish(`http_${res.statusCode}`, responder))
-    })
+    const req = mod.request(
+      url,
+      {
+        method: spec.method,
+        agent: false,
+        headers: {
+          ...(spec.body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(spec.body) } : {}),
+          ...spec.headers,
+        },
+        ...(ca ? { ca } : {}),
+      },
+      (res) => {
+        // The app stamps x-request-id on every answer it makes (nginx passes it through but overwrites
+        // Server); nginx's own error pages carry no request id. Node's parser (431) stamps neither.
+        const responder = res.headers['x-request-id'] !== undefined ? 'app' : String(res.headers.server ?? '').startsWith('nginx') ? 'nginx' : 'app'
+        res.resume()
+        res.on('end', () => finish(`http_${res.statusCode}`, responder))
+        res.on('error', () => finish(`http_${res.statusCode}`, responder))
+      },
+    )
     const timer = setTimeout(() => req.destroy(Object.assign(new Error('timeout'), { code: 'RUNWAY_TIMEOUT' })), timeoutMs)
-    req.on('error', (err: NodeJS.ErrnoException) => finish(err.code === 'RUNWAY_TIMEOUT' ? 'timeout' : err.code === 'ECONNREFUSED' ? 'refused' : 'reset', 'no answer'))
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      finish(err.code === 'RUNWAY_TIMEOUT' ? 'timeout' : err.code === 'ECONNREFUSED' ? 'refused' : 'reset', 'no answer'),
+    )
     req.end(spec.body)
   })
 }
@@ -515,7 +584,14 @@ export const badInput: Drill = {
         }
       }),
     )
-    const fivexx = results.reduce((n, x) => n + Object.entries(x.byOutcome).filter(([k]) => /^http_5/.test(k)).reduce((a, [, v]) => a + v, 0), 0)
+    const fivexx = results.reduce(
+      (n, x) =>
+        n +
+        Object.entries(x.byOutcome)
+          .filter(([k]) => /^http_5/.test(k))
+          .reduce((a, [, v]) => a + v, 0),
+      0,
+    )
     return {
       action: `12 clients sending bad requests for ${floodMs / 1000} s`,
       confirmed: results.every((x) => x.sent > 0),

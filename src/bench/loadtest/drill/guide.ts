@@ -12,7 +12,10 @@ export function guideFigures(r: DrillResults | null, file: string): string {
       '`npm run drill -- --out docs/results/drill`, then `npm run docs:figures`.',
     ].join('\n')
   }
-  const out = [`From \`${file}\` (${r.createdAt}; ${r.settings.connections} clients, ${r.settings.instances} pm2 workers, ${r.machine.cpuModel}, ${r.machine.cpuCount} CPUs, shared with the load):`, '']
+  const out = [
+    `From \`${file}\` (${r.createdAt}; ${r.settings.connections} clients, ${r.settings.instances} pm2 workers, ${r.machine.cpuModel}, ${r.machine.cpuCount} CPUs, shared with the load):`,
+    '',
+  ]
   for (const d of r.drills) {
     out.push(`**${d.title}** — ${d.durationSec} s of load, fault at ${d.faultAtSec} s`, '')
     out.push('| stage | fault | failed after the fault | by kind | back to full rate | verdict |', '|---|---|---|---|---|---|')
@@ -24,7 +27,9 @@ export function guideFigures(r: DrillResults | null, file: string): string {
       const a = s.analysis
       const rest: Record<string, number> = {}
       for (const w of a.windows.slice(1)) for (const [k, n] of Object.entries(w.byKind)) rest[k] = (rest[k] ?? 0) + n
-      out.push(`| ${s.label} | ${s.fault.action} | ${a.failedAfterFault} | ${kinds(rest)} | ${a.recoverySec === null ? 'never (in the run)' : `${a.recoverySec} s`} | ${(s.verdict ?? '').replaceAll('|', '\\|')} |`)
+      out.push(
+        `| ${s.label} | ${s.fault.action} | ${a.failedAfterFault} | ${kinds(rest)} | ${a.recoverySec === null ? 'never (in the run)' : `${a.recoverySec} s`} | ${(s.verdict ?? '').replaceAll('|', '\\|')} |`,
+      )
     }
     out.push('')
   }

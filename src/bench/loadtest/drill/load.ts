@@ -74,7 +74,10 @@ function once(o: LoadOptions, agent: http.Agent, spec: RequestSpec, rec: LoadRec
       {
         method: spec.method,
         agent,
-        headers: { ...(spec.body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(spec.body) } : {}), ...spec.headers },
+        headers: {
+          ...(spec.body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(spec.body) } : {}),
+          ...spec.headers,
+        },
         ...(o.ca ? { ca: o.ca } : {}),
       },
       (res) => {

@@ -15,7 +15,16 @@ function stateLine(s: DrillStageResult): string {
 }
 
 function windowRows(s: DrillStageResult): string[][] {
-  return (s.analysis?.windows ?? []).map((w) => [w.name, `${w.fromSec.toFixed(1)}–${w.toSec.toFixed(1)} s`, String(w.ok), String(w.rate), String(w.failed), kinds(w.byKind), `${w.p50} ms`, `${w.p99} ms`])
+  return (s.analysis?.windows ?? []).map((w) => [
+    w.name,
+    `${w.fromSec.toFixed(1)}–${w.toSec.toFixed(1)} s`,
+    String(w.ok),
+    String(w.rate),
+    String(w.failed),
+    kinds(w.byKind),
+    `${w.p50} ms`,
+    `${w.p99} ms`,
+  ])
 }
 const WINDOW_HEAD = ['window', 'time', 'ok', 'ok/s', 'failed', 'failures by kind', 'p50', 'p99']
 
@@ -26,9 +35,22 @@ export function renderDrillMarkdown(r: DrillResults): string {
     `${r.settings.connections} clients, ${r.settings.timeoutMs} ms request timeout, a client whose connection fails retries after ${r.settings.retryPauseMs} ms; ${r.settings.instances} pm2 workers. ${r.machine.cpuModel}, ${r.machine.cpuCount} CPUs; ${r.machine.sharedWith}.`,
   ]
   for (const d of r.drills) {
-    out.push('', `## ${d.title}`, '', `${d.durationSec} s of load, the fault at ${d.faultAtSec} s, "during" = the ${d.duringSec} s after it.`, '', ...d.stages.map((s) => `- ${stateLine(s)}`))
+    out.push(
+      '',
+      `## ${d.title}`,
+      '',
+      `${d.durationSec} s of load, the fault at ${d.faultAtSec} s, "during" = the ${d.duringSec} s after it.`,
+      '',
+      ...d.stages.map((s) => `- ${stateLine(s)}`),
+    )
     for (const s of d.stages.filter((x) => x.analysis)) {
-      out.push('', `### ${s.label}`, '', `Fault at ${(s.fault!.atMs / 1000).toFixed(1)} s: ${s.fault!.action} — ${s.fault!.detail}${s.settled ? `; afterwards ${s.settled}` : ''}.`, '')
+      out.push(
+        '',
+        `### ${s.label}`,
+        '',
+        `Fault at ${(s.fault!.atMs / 1000).toFixed(1)} s: ${s.fault!.action} — ${s.fault!.detail}${s.settled ? `; afterwards ${s.settled}` : ''}.`,
+        '',
+      )
       out.push(`| ${WINDOW_HEAD.join(' | ')} |`, `|${WINDOW_HEAD.map(() => '---').join('|')}|`, ...windowRows(s).map((row) => `| ${row.join(' | ')} |`))
     }
     out.push('', `Why: ${d.explanation}`)

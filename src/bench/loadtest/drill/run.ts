@@ -83,7 +83,15 @@ export async function drill(o: DrillOptions): Promise<{ results: DrillResults; d
   const key = randomBytes(48).toString('base64url')
   const warnings: string[] = []
   const say = (text: string) => o.progress?.note(text)
-  const results: DrillResult[] = o.drills.map((d) => ({ name: d.name, title: d.title, durationSec: d.durationSec, faultAtSec: d.faultAtSec, duringSec: d.duringSec, explanation: d.explanation, stages: [] }))
+  const results: DrillResult[] = o.drills.map((d) => ({
+    name: d.name,
+    title: d.title,
+    durationSec: d.durationSec,
+    faultAtSec: d.faultAtSec,
+    duringSec: d.duringSec,
+    explanation: d.explanation,
+    stages: [],
+  }))
   const total = plan.reduce((n, p) => n + p.stages.length, 0)
   let n = 0
   try {
@@ -96,7 +104,10 @@ export async function drill(o: DrillOptions): Promise<{ results: DrillResults; d
         const label = `[${++n}/${total}] ${d.name} · ${stageLabel}`
         const result: DrillStageResult = { stage: def.id, label: stageLabel, status: 'ok' }
         results[i]!.stages.push(result)
-        const skip = cannotRun(d, def.id) ?? (def.nginx && !nginxBin ? 'nginx is not installed (apt-get install -y nginx)' : null) ?? (o.signal?.aborted ? 'interrupted' : null)
+        const skip =
+          cannotRun(d, def.id) ??
+          (def.nginx && !nginxBin ? 'nginx is not installed (apt-get install -y nginx)' : null) ??
+          (o.signal?.aborted ? 'interrupted' : null)
         if (skip) {
           Object.assign(result, { status: 'skipped', reason: skip })
           say(`${label}: skipped, ${skip}`)
@@ -108,7 +119,16 @@ export async function drill(o: DrillOptions): Promise<{ results: DrillResults; d
         // A private staged copy per run: the deploy drill changes its files.
         const copy = (what: 'src' | 'dist') => stageCopy(what).then((c) => (made.push(c), c))
         const env = stageEnv(def, dataDir, key)
-        const ctx: StageContext = { env, dataDir, logDir: join(dir, 'logs'), key, instances, nginxRateLimit: d.nginxRateLimit ?? false, dist: () => copy('dist'), src: () => copy('src') }
+        const ctx: StageContext = {
+          env,
+          dataDir,
+          logDir: join(dir, 'logs'),
+          key,
+          instances,
+          nginxRateLimit: d.nginxRateLimit ?? false,
+          dist: () => copy('dist'),
+          src: () => copy('src'),
+        }
         say(`${label}: starting`)
         let running: Awaited<ReturnType<typeof def.start>> | undefined
         try {
@@ -116,7 +136,14 @@ export async function drill(o: DrillOptions): Promise<{ results: DrillResults; d
           running = await (own?.start ?? def.start)(ctx)
           result.url = running.url
           const token = (await obtainTokens(running.url, users.usernames[0]!, users.password, running.ca)).access
-          const target: DrillTarget = { id: def.id, label: stageLabel, running, token, users: { usernames: users.usernames, password: users.password }, timeoutMs: o.timeoutMs }
+          const target: DrillTarget = {
+            id: def.id,
+            label: stageLabel,
+            running,
+            token,
+            users: { usernames: users.usernames, password: users.password },
+            timeoutMs: o.timeoutMs,
+          }
           o.onStarted?.(def.id, d.name, await running.pids(), target)
           say(`${label}: load for ${d.durationSec} s, fault at ${d.faultAtSec} s`)
           let fault: Promise<FaultRecord> | undefined
@@ -136,7 +163,14 @@ export async function drill(o: DrillOptions): Promise<{ results: DrillResults; d
             durationMs: d.durationSec * 1000,
             request: () => d.request(token),
             ...(o.signal ? { signal: o.signal } : {}),
-            onSecond: (s, ok, failed) => o.progress?.update({ stage: label, scenario: '', phase: `${s < d.faultAtSec ? 'before' : 'after'} the fault, ${failed} failed/s`, left: d.durationSec - s, rps: ok }),
+            onSecond: (s, ok, failed) =>
+              o.progress?.update({
+                stage: label,
+                scenario: '',
+                phase: `${s < d.faultAtSec ? 'before' : 'after'} the fault, ${failed} failed/s`,
+                left: d.durationSec - s,
+                rps: ok,
+              }),
           })
           clearTimeout(timer)
           o.progress?.clear()
@@ -166,14 +200,24 @@ export async function drill(o: DrillOptions): Promise<{ results: DrillResults; d
   for (const r of results) {
     for (const s of r.stages) {
       const a = s.analysis
-      if (a && a.windows[0]!.failed > 0) warnings.push(`${r.name} ${s.stage}: ${a.windows[0]!.failed} requests failed before the fault (${kinds(a.windows[0]!.byKind)}): the stack was not healthy to begin with`)
+      if (a && a.windows[0]!.failed > 0)
+        warnings.push(
+          `${r.name} ${s.stage}: ${a.windows[0]!.failed} requests failed before the fault (${kinds(a.windows[0]!.byKind)}): the stack was not healthy to begin with`,
+        )
     }
   }
   const out: DrillResults = {
     schema: 'runway-drill/1',
     tool: 'drill',
     createdAt: new Date().toISOString(),
-    settings: { drills: o.drills.map((d) => d.name), stages: stageIds, connections: o.connections, timeoutMs: o.timeoutMs, retryPauseMs: RETRY_PAUSE_MS, instances },
+    settings: {
+      drills: o.drills.map((d) => d.name),
+      stages: stageIds,
+      connections: o.connections,
+      timeoutMs: o.timeoutMs,
+      retryPauseMs: RETRY_PAUSE_MS,
+      instances,
+    },
     machine: await machineFacts({ nginxBin, sharedWith: `the drill's load clients ran on the same ${availableParallelism()} CPUs as the stack under test` }),
     drills: results,
     warnings,

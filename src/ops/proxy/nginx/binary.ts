@@ -32,7 +32,10 @@ export class NginxTestError extends Error {
 
 /** The interesting line of `nginx -t` output ("[emerg] ... in /x/nginx.conf:12"). */
 function nginxMessage(output: string): string {
-  const lines = output.split('\n').map((l) => l.trim()).filter(Boolean)
+  const lines = output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
   const bad = lines.find((l) => /\[(emerg|alert|crit|error)\]/.test(l)) ?? lines.find((l) => !/syntax is ok/.test(l)) ?? lines[0] ?? 'no output'
   return bad.replace(/^nginx: /, '')
 }

@@ -43,14 +43,59 @@ const directives = (text: string) =>
 
   const variants: [string, NginxInput][] = [
     ['site, TLS, one app server', { serverNames: ['api.local'], upstreams: ['127.0.0.1:3000'], ...cert, ...logs }],
-    ['site, TLS, several hosts, tuned limits, behind a load balancer', { serverNames: ['api.example.com', 'www.example.com'], upstreams: ['10.0.0.1:3000', '10.0.0.2:3000', 'localhost:3000', '[::1]:3000', 'unix:/run/runway.sock'], ...cert, ...logs, realIpFrom: ['10.1.0.0/16', '192.0.2.7', 'fd00::/8'], bodyLimit: '1m', rate: '30r/m', burst: 5, keepalive: 64, proxyTimeout: '45s' }],
-    ['site, TLS with OCSP stapling', { serverNames: ['api.local'], upstreams: ['127.0.0.1:3000'], ...cert, ...logs, trustedChain: tls.caCert, resolver: '127.0.0.53' }],
+    [
+      'site, TLS, several hosts, tuned limits, behind a load balancer',
+      {
+        serverNames: ['api.example.com', 'www.example.com'],
+        upstreams: ['10.0.0.1:3000', '10.0.0.2:3000', 'localhost:3000', '[::1]:3000', 'unix:/run/runway.sock'],
+        ...cert,
+        ...logs,
+        realIpFrom: ['10.1.0.0/16', '192.0.2.7', 'fd00::/8'],
+        bodyLimit: '1m',
+        rate: '30r/m',
+        burst: 5,
+        keepalive: 64,
+        proxyTimeout: '45s',
+      },
+    ],
+    [
+      'site, TLS with OCSP stapling',
+      { serverNames: ['api.local'], upstreams: ['127.0.0.1:3000'], ...cert, ...logs, trustedChain: tls.caCert, resolver: '127.0.0.53' },
+    ],
     ['site, plain HTTP', { serverNames: ['api.local'], upstreams: ['127.0.0.1:3000'], tls: false, ...logs }],
-    ['site, one address, IPv4 only, no rate limit, no default server', { serverNames: ['api.local'], upstreams: ['127.0.0.1:3000'], ...cert, ...logs, listen: '127.0.0.1', ipv6: false, rate: 'off', defaultServer: false }],
-    ['standalone, TLS', { variant: 'standalone', prefix: join(dir, 'p1'), upstreams: ['127.0.0.1:3000', '127.0.0.1:3001'], ...cert, httpPort: 18080, httpsPort: 18443, workers: 1 }],
+    [
+      'site, one address, IPv4 only, no rate limit, no default server',
+      { serverNames: ['api.local'], upstreams: ['127.0.0.1:3000'], ...cert, ...logs, listen: '127.0.0.1', ipv6: false, rate: 'off', defaultServer: false },
+    ],
+    [
+      'standalone, TLS',
+      {
+        variant: 'standalone',
+        prefix: join(dir, 'p1'),
+        upstreams: ['127.0.0.1:3000', '127.0.0.1:3001'],
+        ...cert,
+        httpPort: 18080,
+        httpsPort: 18443,
+        workers: 1,
+      },
+    ],
     ['standalone, plain HTTP', { variant: 'standalone', prefix: join(dir, 'p2'), upstreams: ['127.0.0.1:3000'], tls: false, rate: 'off' }],
-    ['site, TLS, CORS origins and regexes with credentials', { serverNames: ['api.local'], upstreams: ['127.0.0.1:3000'], ...cert, ...logs, corsOrigins: ['https://app.example.com', 'null'], corsOriginRegexes: ['https://[a-z0-9-]+\\.example\\.com(:[0-9]{2,5})?'], corsCredentials: true }],
-    ['standalone, plain HTTP, CORS any origin', { variant: 'standalone', prefix: join(dir, 'p3'), upstreams: ['127.0.0.1:3000'], tls: false, corsOrigins: ['*'] }],
+    [
+      'site, TLS, CORS origins and regexes with credentials',
+      {
+        serverNames: ['api.local'],
+        upstreams: ['127.0.0.1:3000'],
+        ...cert,
+        ...logs,
+        corsOrigins: ['https://app.example.com', 'null'],
+        corsOriginRegexes: ['https://[a-z0-9-]+\\.example\\.com(:[0-9]{2,5})?'],
+        corsCredentials: true,
+      },
+    ],
+    [
+      'standalone, plain HTTP, CORS any origin',
+      { variant: 'standalone', prefix: join(dir, 'p3'), upstreams: ['127.0.0.1:3000'], tls: false, corsOrigins: ['*'] },
+    ],
   ]
   for (const [name, input] of variants) {
     t.test(`renders${bin ? ' and passes nginx -t' : ''}: ${name}`, async (t) => {
@@ -103,21 +148,40 @@ const directives = (text: string) =>
     has('add_header X-Frame-Options "DENY" always;')
     for (const code of [413, 429, 502, 503, 504]) {
       t.match(text, new RegExp(`error_page [0-9 ]*${code}[0-9 ]* /\\.runway-error/${code};`), `error_page ${code}`)
-      t.match(text, new RegExp(`location = /\\.runway-error/${code} \\{\\s*internal;\\s*default_type application/json;[^}]*return ${code} '\\{"detail":"[^"]+"\\}\\\\n';`), `${code} has a JSON body`)
+      t.match(
+        text,
+        new RegExp(`location = /\\.runway-error/${code} \\{\\s*internal;\\s*default_type application/json;[^}]*return ${code} '\\{"detail":"[^"]+"\\}\\\\n';`),
+        `${code} has a JSON body`,
+      )
     }
     t.match(text, /log_format runway_json escape=json '\{"time".*"request_id":"\$runway_request_id"/s)
     t.match(text, /"upstream_response_time":"\$upstream_response_time"/)
 
     const stapled = directives(renderNginx(variants[2]![1]).text)
-    t.ok(stapled.includes('ssl_stapling on;') && stapled.includes('ssl_stapling_verify on;') && stapled.includes(`ssl_trusted_certificate ${tls.caCert};`), 'OCSP stapling with a chain')
+    t.ok(
+      stapled.includes('ssl_stapling on;') && stapled.includes('ssl_stapling_verify on;') && stapled.includes(`ssl_trusted_certificate ${tls.caCert};`),
+      'OCSP stapling with a chain',
+    )
     t.ok(stapled.includes('resolver 127.0.0.53 valid=300s;'))
 
     const many = directives(renderNginx(variants[1]![1]).text)
-    for (const u of ['10.0.0.1:3000', '10.0.0.2:3000', 'localhost:3000', '[::1]:3000', 'unix:/run/runway.sock']) t.ok(many.includes(`server ${u} max_fails=1 fail_timeout=10s;`), u)
-    t.ok(many.includes('add_header Retry-After "2" always;') && many.includes(`return 429 '{"detail":"Request was throttled. Expected available in 2 seconds."}\\n';`), '30r/m: Retry-After 2')
-    t.ok(many.includes('client_max_body_size 1m;') && many.includes('limit_req_zone $runway_token_limit_key zone=runway_token:10m rate=30r/m;') && many.includes('proxy_read_timeout 45s;'))
+    for (const u of ['10.0.0.1:3000', '10.0.0.2:3000', 'localhost:3000', '[::1]:3000', 'unix:/run/runway.sock'])
+      t.ok(many.includes(`server ${u} max_fails=1 fail_timeout=10s;`), u)
+    t.ok(
+      many.includes('add_header Retry-After "2" always;') &&
+        many.includes(`return 429 '{"detail":"Request was throttled. Expected available in 2 seconds."}\\n';`),
+      '30r/m: Retry-After 2',
+    )
+    t.ok(
+      many.includes('client_max_body_size 1m;') &&
+        many.includes('limit_req_zone $runway_token_limit_key zone=runway_token:10m rate=30r/m;') &&
+        many.includes('proxy_read_timeout 45s;'),
+    )
     t.ok(many.includes('server_name api.example.com www.example.com;'))
-    t.ok(many.includes('set_real_ip_from 10.1.0.0/16;') && many.includes('set_real_ip_from fd00::/8;') && many.includes('real_ip_header X-Forwarded-For;'), 'real client address from a load balancer')
+    t.ok(
+      many.includes('set_real_ip_from 10.1.0.0/16;') && many.includes('set_real_ip_from fd00::/8;') && many.includes('real_ip_header X-Forwarded-For;'),
+      'real client address from a load balancer',
+    )
     t.notMatch(text, /set_real_ip_from/, 'no real_ip without --real-ip-from')
 
     const plain = directives(renderNginx(variants[3]![1]).text).join('\n')
@@ -128,7 +192,17 @@ const directives = (text: string) =>
   t.test('standalone: own pid, temp and log paths under the prefix, unprivileged ports', async (t) => {
     const p = join(dir, 'p1')
     const d = directives(renderNginx(variants[5]![1]).text)
-    for (const line of [`pid ${p}/nginx.pid;`, `error_log ${p}/logs/error.log warn;`, `client_body_temp_path ${p}/temp/client_body;`, `proxy_temp_path ${p}/temp/proxy;`, `access_log ${p}/logs/access.log runway_json buffer=64k flush=1s;`, 'listen 127.0.0.1:18080;', 'listen 127.0.0.1:18443 ssl http2;', 'return 301 https://$host:18443$request_uri;', 'worker_processes 1;'])
+    for (const line of [
+      `pid ${p}/nginx.pid;`,
+      `error_log ${p}/logs/error.log warn;`,
+      `client_body_temp_path ${p}/temp/client_body;`,
+      `proxy_temp_path ${p}/temp/proxy;`,
+      `access_log ${p}/logs/access.log runway_json buffer=64k flush=1s;`,
+      'listen 127.0.0.1:18080;',
+      'listen 127.0.0.1:18443 ssl http2;',
+      'return 301 https://$host:18443$request_uri;',
+      'worker_processes 1;',
+    ])
       t.ok(d.includes(line), line)
     t.notMatch(d.join('\n'), /\/var\/|\/run\/|\/etc\//, 'nothing outside the prefix')
   })
@@ -142,13 +216,37 @@ const directives = (text: string) =>
     for (const l of logLines({ accessLogBuffer: 'off' })) t.match(l, /runway_json;$/)
   })
 
-  t.test('the minimal proxy (compare\'s reference for the template\'s cost) proxies and does nothing else', async (t) => {
-    const conf = minimalProxyConf({ prefix: '/tmp/p', upstreams: ['127.0.0.1:3001', '127.0.0.1:3002'], httpPort: 18080, httpsPort: 18443, cert: '/tmp/p/c.pem', key: '/tmp/p/k.pem', workers: 1, keepalive: 128 })
+  t.test("the minimal proxy (compare's reference for the template's cost) proxies and does nothing else", async (t) => {
+    const conf = minimalProxyConf({
+      prefix: '/tmp/p',
+      upstreams: ['127.0.0.1:3001', '127.0.0.1:3002'],
+      httpPort: 18080,
+      httpsPort: 18443,
+      cert: '/tmp/p/c.pem',
+      key: '/tmp/p/k.pem',
+      workers: 1,
+      keepalive: 128,
+    })
     const d = directives(conf)
-    for (const line of ['worker_processes 1;', 'access_log off;', 'server 127.0.0.1:3001;', 'server 127.0.0.1:3002;', 'keepalive 128;', 'listen 127.0.0.1:18443 ssl;', 'ssl_certificate /tmp/p/c.pem;', 'proxy_pass http://minimal_app;', 'proxy_http_version 1.1;', 'proxy_set_header Connection "";'])
+    for (const line of [
+      'worker_processes 1;',
+      'access_log off;',
+      'server 127.0.0.1:3001;',
+      'server 127.0.0.1:3002;',
+      'keepalive 128;',
+      'listen 127.0.0.1:18443 ssl;',
+      'ssl_certificate /tmp/p/c.pem;',
+      'proxy_pass http://minimal_app;',
+      'proxy_http_version 1.1;',
+      'proxy_set_header Connection "";',
+    ])
       t.ok(d.includes(line), line)
-    t.notMatch(conf, /add_header|gzip|error_page|log_format|ssl_ciphers|limit_req/, 'none of the template\'s work')
-    t.notMatch(minimalProxyConf({ prefix: '/tmp/p', upstreams: ['127.0.0.1:3001'], httpPort: 18080, workers: 1, keepalive: 8 }), /ssl/, 'plain when no certificate')
+    t.notMatch(conf, /add_header|gzip|error_page|log_format|ssl_ciphers|limit_req/, "none of the template's work")
+    t.notMatch(
+      minimalProxyConf({ prefix: '/tmp/p', upstreams: ['127.0.0.1:3001'], httpPort: 18080, workers: 1, keepalive: 8 }),
+      /ssl/,
+      'plain when no certificate',
+    )
   })
 
   t.test('http2 syntax follows the target nginx version', async (t) => {
@@ -334,16 +432,30 @@ t.test('CORS: preflights never count against the rate limit; origins only when r
   const plain = directives(renderNginx(base).text)
   t.ok(plain.includes('limit_req_zone $runway_token_limit_key zone=runway_token:10m rate=5r/s;'))
   t.ok(plain.includes('OPTIONS "";'), 'an empty key for OPTIONS: not counted')
-  t.notOk(plain.some((l) => /Access-Control|cors/.test(l)), 'no CORS header or map without origins')
+  t.notOk(
+    plain.some((l) => /Access-Control|cors/.test(l)),
+    'no CORS header or map without origins',
+  )
   const text = directives(renderNginx({ ...base, corsOrigins: ['https://app.example.com'], corsOriginRegexes: ['https://[a-z]+\\.example\\.org'] }).text)
   const map = text.slice(text.indexOf('map $http_origin $runway_cors_origin {'), text.indexOf('map $http_origin $runway_cors_origin {') + 6)
-  t.strictSame(map, ['map $http_origin $runway_cors_origin {', 'default "";', '"null" "";', '"https://app.example.com" "https://app.example.com";', '"~^(?:https://[a-z]+\\.example\\.org)$" $http_origin;', '}'])
-  t.equal(text.filter((l) => l === 'add_header Access-Control-Allow-Origin $runway_cors_origin always;').length, 8 * 2, 'on each of the 8 JSON errors, in the site and the default server')
+  t.strictSame(map, [
+    'map $http_origin $runway_cors_origin {',
+    'default "";',
+    '"null" "";',
+    '"https://app.example.com" "https://app.example.com";',
+    '"~^(?:https://[a-z]+\\.example\\.org)$" $http_origin;',
+    '}',
+  ])
+  t.equal(
+    text.filter((l) => l === 'add_header Access-Control-Allow-Origin $runway_cors_origin always;').length,
+    8 * 2,
+    'on each of the 8 JSON errors, in the site and the default server',
+  )
   const any = directives(renderNginx({ ...base, corsOrigins: ['*'] }).text)
   t.ok(any.includes('default "*";') && any.includes('"null" "";'), '* is any origin but null')
 })
 
-t.test('CLI --cors-from-app renders the app\'s own CORS settings', async (t) => {
+t.test("CLI --cors-from-app renders the app's own CORS settings", async (t) => {
   const cwd = mkdtempSync(join(tmpdir(), 'runway-nginx-cors-'))
   t.teardown(() => rmSync(cwd, { recursive: true, force: true }))
   const env: NodeJS.ProcessEnv = { ...process.env }
@@ -352,7 +464,10 @@ t.test('CLI --cors-from-app renders the app\'s own CORS settings', async (t) => 
     const r = spawnSync(process.execPath, [runwayBin, ...args], { cwd, encoding: 'utf8', env: { ...env, ...extra }, timeout: 60_000 })
     return { code: r.status, out: r.stdout, err: r.stderr }
   }
-  writeFileSync(join(cwd, '.env'), 'CORS_ALLOWED_ORIGINS=https://app.example.com\nCORS_ALLOWED_ORIGIN_REGEXES=https://[a-z]+\\.example\\.org\nCORS_ALLOW_CREDENTIALS=true\n')
+  writeFileSync(
+    join(cwd, '.env'),
+    'CORS_ALLOWED_ORIGINS=https://app.example.com\nCORS_ALLOWED_ORIGIN_REGEXES=https://[a-z]+\\.example\\.org\nCORS_ALLOW_CREDENTIALS=true\n',
+  )
   let r = run(['nginx', 'render', '--server-name', 'api.local', '--no-tls', '--cors-from-app'])
   t.equal(r.code, 0, r.err)
   t.match(r.out, /"https:\/\/app\.example\.com" "https:\/\/app\.example\.com";/)
@@ -386,19 +501,46 @@ t.test('CLI commands: stdout, lists from the environment, --check, --help', asyn
   t.notMatch(r.out, /10\.0\.0\.7/)
 
   await t.rejects(inProcess(nginxCommand, ['render', '--server-name', 'api.local']), { exitCode: 2, message: /^--cert .*fullchain\.pem \(or --no-tls\)$/ })
-  await t.rejects(inProcess(nginxCommand, ['render', '--server-name', 'api.local', '--no-tls', '--out', join(cwd, 'missing', 'x.conf')]), { message: /directory .*missing does not exist/ })
+  await t.rejects(inProcess(nginxCommand, ['render', '--server-name', 'api.local', '--no-tls', '--out', join(cwd, 'missing', 'x.conf')]), {
+    message: /directory .*missing does not exist/,
+  })
   await t.rejects(inProcess(nginxCommand, ['reload']), { exitCode: 2, message: /unknown action/ })
   await t.rejects(inProcess(nginxCommand, ['render', '--bogus']), { exitCode: 2, message: /--bogus/ })
 
   if (bin) {
     const missing = join(cwd, 'new.conf')
     await t.rejects(
-      inProcess(nginxCommand, ['render', '--server-name', 'api.local', '--cert', join(cwd, 'none.crt'), '--key', join(cwd, 'none.key'), '--check', '--out', missing, '--access-log', join(cwd, 'a.log')]),
+      inProcess(nginxCommand, [
+        'render',
+        '--server-name',
+        'api.local',
+        '--cert',
+        join(cwd, 'none.crt'),
+        '--key',
+        join(cwd, 'none.key'),
+        '--check',
+        '--out',
+        missing,
+        '--access-log',
+        join(cwd, 'a.log'),
+      ]),
       { exitCode: 1, message: /^nginx -t rejected the config: .*none\.crt.*\(nothing written\)$/ },
     )
     t.notOk(existsSync(missing), 'nothing written when nginx -t fails')
     const good = join(cwd, 'good.conf')
-    r = await inProcess(nginxCommand, ['render', '--variant', 'standalone', '--prefix', join(cwd, 'prefix'), '--no-tls', '--upstream', '127.0.0.1:3000', '--check', '--out', good])
+    r = await inProcess(nginxCommand, [
+      'render',
+      '--variant',
+      'standalone',
+      '--prefix',
+      join(cwd, 'prefix'),
+      '--no-tls',
+      '--upstream',
+      '127.0.0.1:3000',
+      '--check',
+      '--out',
+      good,
+    ])
     t.equal(r.code, 0)
     t.match(readFileSync(good, 'utf8'), /^# runway standalone nginx\.conf/, 'checked, then written')
   }
@@ -419,11 +561,37 @@ t.test('render --variant standalone makes PREFIX/logs and temp; a certificate no
   const base = mkdtempSync(join(tmpdir(), 'runway-standalone-'))
   t.teardown(() => rmSync(base, { recursive: true, force: true }))
   const tls = await createSelfSigned({ out: join(base, 'tls'), names: ['api.local'] })
-  const r = spawnSync(process.execPath, [runwayBin, 'nginx', 'render', '--variant', 'standalone', '--prefix', join(base, 'ng'), '--cert', tls.cert, '--key', tls.key, '--out', join(base, 'nginx.conf')], { encoding: 'utf8', timeout: 60_000 })
+  const r = spawnSync(
+    process.execPath,
+    [
+      runwayBin,
+      'nginx',
+      'render',
+      '--variant',
+      'standalone',
+      '--prefix',
+      join(base, 'ng'),
+      '--cert',
+      tls.cert,
+      '--key',
+      tls.key,
+      '--out',
+      join(base, 'nginx.conf'),
+    ],
+    { encoding: 'utf8', timeout: 60_000 },
+  )
   t.equal(r.status, 0, r.stderr)
   for (const d of ['logs', 'temp']) t.ok(statSync(join(base, 'ng', d)).isDirectory(), `${d}/ exists`)
-  t.match(r.stderr, /warning: .*server\.crt does not cover localhost: clients will refuse TLS/, 'the default names localhost 127.0.0.1: localhost is not in the certificate')
-  const ok = spawnSync(process.execPath, [runwayBin, 'nginx', 'render', '--variant', 'standalone', '--prefix', join(base, 'ng'), '--server-name', 'api.local', '--cert', tls.cert, '--key', tls.key], { encoding: 'utf8', timeout: 60_000 })
+  t.match(
+    r.stderr,
+    /warning: .*server\.crt does not cover localhost: clients will refuse TLS/,
+    'the default names localhost 127.0.0.1: localhost is not in the certificate',
+  )
+  const ok = spawnSync(
+    process.execPath,
+    [runwayBin, 'nginx', 'render', '--variant', 'standalone', '--prefix', join(base, 'ng'), '--server-name', 'api.local', '--cert', tls.cert, '--key', tls.key],
+    { encoding: 'utf8', timeout: 60_000 },
+  )
   t.equal(ok.status, 0, ok.stderr)
   t.notMatch(ok.stderr, /does not cover/)
 })
