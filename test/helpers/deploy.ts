@@ -7,8 +7,9 @@ import { join } from 'node:path'
 import type { Test } from 'tap'
 import { buildArtifact } from '../../src/ops/deploy/artifact.js'
 import { isAlive, killGroup, killOnExit, processTree } from '../../src/lib/process.js'
+import { ROOT } from '../../src/lib/build.js'
 
-export const ROOT = join(import.meta.dirname, '..', '..')
+export { ROOT }
 export const BIN = join(ROOT, 'bin', 'runway.js')
 export const STRONG_KEY = 'deploy-test-signing-key-0123456789-abcdefghijklmnop'
 

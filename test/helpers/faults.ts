@@ -7,6 +7,7 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'n
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
+import { ROOT } from '../../src/lib/build.js'
 import { freePort, startService, waitForHttp, type Service } from '../../src/lib/process.js'
 import { SIGNING_KEY } from './app.js'
 
@@ -92,7 +93,21 @@ export interface ChildRun {
   stderr: string
 }
 
-export const ROOT = join(import.meta.dirname, '..', '..')
+export { ROOT }
+
+/** What a test server process gets: no inherited settings, the test key, loopback; `env` wins. */
+function serverEnv(port: number, env: Record<string, string>): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: tmpdir(),
+    NODE_ENV: 'test',
+    ENV_FILE: '/nonexistent',
+    JWT_SIGNING_KEY: SIGNING_KEY,
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    ...env,
+  }
+}
 
 /** `node src/api/server.ts` (through tsx) with a test environment; resolves when it exits. */
 export function runServer(env: Record<string, string>, o: { uid?: number; gid?: number; timeoutMs?: number } = {}): Promise<ChildRun> {
@@ -101,16 +116,7 @@ export function runServer(env: Record<string, string>, o: { uid?: number; gid?: 
     // child's user); the child is the server alone.
     const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, '--import', 'tsx', join(ROOT, 'src', 'api', 'server.ts')], {
       cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: tmpdir(),
-        NODE_ENV: 'test',
-        ENV_FILE: '/nonexistent',
-        JWT_SIGNING_KEY: SIGNING_KEY,
-        HOST: '127.0.0.1',
-        PORT: '0',
-        ...env,
-      },
+      env: serverEnv(0, env),
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(o.uid !== undefined ? { uid: o.uid, gid: o.gid } : {}),
     })
@@ -142,16 +148,7 @@ export async function startServerProcess(
     command: 'sh',
     args: ['-c', `${o.nofile ? `ulimit -n ${o.nofile} && ` : ''}exec ${node}`],
     cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: tmpdir(),
-      NODE_ENV: 'test',
-      ENV_FILE: '/nonexistent',
-      JWT_SIGNING_KEY: SIGNING_KEY,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      ...env,
-    },
+    env: serverEnv(port, env),
     logFile: o.logFile,
   })
   t.teardown(() => service.stop(5000))

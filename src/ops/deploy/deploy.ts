@@ -27,7 +27,7 @@ import {
 import { acquireLock, readLock, type LockHolder } from './lock.js'
 import { fleetChecks, type FleetFacts } from './fleet.js'
 import { configCheck, failed, preflight, type Check } from './preflight.js'
-import { migrate, npmCi, pm2, releaseScript, remoteJs, render } from './commands.js'
+import { migrate, npmCi, pm2, releaseScript, remoteJs, render, type RemoteVerb } from './commands.js'
 import { SharedProxy, upstreamAddress } from './proxy.js'
 import { batches, describePlan, ONE_AT_A_TIME, rollOut, type FleetSummary, type RollingPlan } from './rolling.js'
 import { HostRun, type StepError, StopSignal, type Reporter, type StepRecord } from './steps.js'
@@ -136,44 +136,27 @@ async function pm2Runtime(ctx: Context, release: string): Promise<string> {
   return (await ctx.run.sh(pm2RuntimeScript(ctx.settings, release))).trim().split('\n').pop()!
 }
 
+/** Runs a verb of the release's on-host helper (remote.js) and returns its detail; throws its reason. */
+async function releaseVerb(ctx: Context, release: string, verb: RemoteVerb, flags: Record<string, string | number>, timeoutMs: number): Promise<string> {
+  const cmd = remoteJs({ settings: ctx.settings, root: ctx.run.target.root, script: releaseScript(release), verb, flags })
+  const r = await ctx.run.remote(render(cmd), timeoutMs)
+  if (!r.ok) throw new Error(r.detail)
+  return r.detail
+}
+
 async function reload(ctx: Context, release: string): Promise<string> {
   const root = ctx.run.target.root
   const runtime = await pm2Runtime(ctx, release)
   // Workers are started (or replaced one at a time, each only after its successor is ready) by
   // remote.js roll; pm2 records <root>/current/... as their script and cwd (--preserve-symlinks),
   // so every later restart starts from whatever current points to at that moment.
-  const r = await ctx.run.remote(
-    render(
-      remoteJs({
-        settings: ctx.settings,
-        root,
-        script: releaseScript(release),
-        verb: 'roll',
-        flags: { 'pm2-root': runtime, ecosystem: `${root}/current/ecosystem.config.js` },
-      }),
-    ),
-    ctx.timing.healthTimeoutMs + 60_000,
-  )
-  if (!r.ok) throw new Error(r.detail)
-  return r.detail
+  const flags = { 'pm2-root': runtime, ecosystem: `${root}/current/ecosystem.config.js` }
+  return releaseVerb(ctx, release, 'roll', flags, ctx.timing.healthTimeoutMs + 60_000)
 }
 
 async function gate(ctx: Context, release: string): Promise<string> {
-  const root = ctx.run.target.root
-  const r = await ctx.run.remote(
-    render(
-      remoteJs({
-        settings: ctx.settings,
-        root,
-        script: releaseScript(release),
-        verb: 'gate',
-        flags: { release: `${root}/releases/${release}`, url: ctx.url, timeout: ctx.timing.healthTimeoutMs },
-      }),
-    ),
-    ctx.timing.healthTimeoutMs,
-  )
-  if (!r.ok) throw new Error(r.detail)
-  return r.detail
+  const flags = { release: `${ctx.run.target.root}/releases/${release}`, url: ctx.url, timeout: ctx.timing.healthTimeoutMs }
+  return releaseVerb(ctx, release, 'gate', flags, ctx.timing.healthTimeoutMs)
 }
 
 async function savePm2(ctx: Context, release: string): Promise<void> {

@@ -22,6 +22,7 @@ import { daemonScript, errorLineSince, startOrRoll } from './pm2-control.js'
 import { reasonLine } from './target.js'
 import { freePort } from '../../lib/process.js'
 import { parseJlist } from '../../lib/pm2-list.js'
+import { keepChecking } from './gate-deadline.js'
 import { metricsUrl, sampleFigures, type WorkerFigures } from '../../api/metrics/figures.js'
 
 interface AppConf {
@@ -187,11 +188,7 @@ async function gate(release: string, url: string, timeoutMs: number) {
   let workers: Worker[] = []
   const firstRestarts = new Map<number, number>()
   let checked = false
-  // The deadline never cuts a verdict short: at least one full check runs (pm2 jlist can take
-  // seconds on a loaded host), and a release healthy at the deadline is checked until its
-  // stability window is confirmed or broken (a check after the window returns either way), for
-  // at most 10 s past the deadline (workers that keep changing never settle).
-  const more = () => !checked || Date.now() - started < timeoutMs || (since !== undefined && Date.now() - started < timeoutMs + 10_000)
+  const more = () => keepChecking({ checked, elapsedMs: Date.now() - started, timeoutMs, healthySince: since })
   while (more()) {
     try {
       workers = await pm2List(release)
