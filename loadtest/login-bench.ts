@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import { OWASP_ARGON2 } from '../src/api/auth/passwords.js'
 import { runAutocannon } from '../src/bench/loadtest/engines.js'
+import type { LoginResults } from '../src/bench/loadtest/doc-figures.js'
 import { writeJsonResults } from '../src/bench/loadtest/results.js'
 import { CpuSampler, waitForIdle } from '../src/bench/loadtest/sampler.js'
 import { scenario } from '../src/bench/loadtest/scenarios.js'
@@ -168,7 +169,7 @@ async function main() {
     rmSync(work, { recursive: true, force: true })
   }
 
-  const out = {
+  const out: LoginResults & { argon2: { note: string } } = {
     createdAt: new Date().toISOString(),
     argon2: { ...OWASP_ARGON2, note: 'the API default; ARGON2_* in the environment override it' },
     machine: {

@@ -2,6 +2,7 @@
 // between `<!-- ID:begin … -->` and `<!-- ID:end -->` in a document is rendered from one results
 // file by one function, so no figure in docs/ is typed by hand.
 // loadtest/doc-figures.ts rewrites every block (or, with --check, fails when one disagrees).
+import type { Argon2Params } from '../../api/auth/passwords.js'
 import { guideFigures } from './drill/guide.js'
 import type { DrillResults } from './drill/run.js'
 import { assertResults, type Results } from './schema.js'
@@ -132,7 +133,8 @@ export function nginxCostFigures(doc: unknown, file: string): string {
 /** `npm run bench:login -- --out DIR`: logins per second and CPU per login, per stack. */
 export interface LoginResults {
   createdAt?: string
-  argon2: { memoryCost: number; timeCost: number; parallelism: number }
+  /** The hash parameters the run used, as the API names them (bench:login writes this type). */
+  argon2: Argon2Params
   machine: { cpus: number; loadAverageBefore: number[]; loadAverageAfter: number[] }
   settings: { durationSec: number; connections: number; users: number }
   results: {
@@ -152,7 +154,7 @@ export function loginFigures(doc: unknown, file: string): string {
   const r = doc as LoginResults
   const a = r.argon2
   const head = [
-    `From \`${file}\`${r.createdAt ? ` (${r.createdAt})` : ''}: ${r.machine.cpus} CPUs, load average ${r.machine.loadAverageBefore.join(' / ')} before; argon2id m=${Math.round(a.memoryCost / 1024)} MiB, t=${a.timeCost}, p=${a.parallelism}; ${r.settings.connections} connections over ${r.settings.users} users, ${r.settings.durationSec} s.`,
+    `From \`${file}\`${r.createdAt ? ` (${r.createdAt})` : ''}: ${r.machine.cpus} CPUs, load average ${r.machine.loadAverageBefore.join(' / ')} before; argon2id m=${Math.round(a.memoryKiB / 1024)} MiB, t=${a.iterations}, p=${a.parallelism}; ${r.settings.connections} connections over ${r.settings.users} users, ${r.settings.durationSec} s.`,
     '',
   ]
   const busiest = Math.max(0, ...r.results.map((x) => x.otherCpuPct))

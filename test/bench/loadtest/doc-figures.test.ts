@@ -48,7 +48,7 @@ t.test("each stack's start-up, processes, memory and CPU from the same run", asy
 t.test("bench:login and probe:rss runs: their tables; a busy machine's logins are not quoted", async (t) => {
   const login = {
     createdAt: '2026-11-30T16:00:00.000Z',
-    argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 },
+    argon2: { memoryKiB: 19456, iterations: 2, parallelism: 1 },
     machine: { cpus: 2, loadAverageBefore: [0.5, 0.4, 0.3], loadAverageAfter: [1, 1, 1] },
     settings: { durationSec: 10, connections: 16, users: 20 },
     results: [
