@@ -169,7 +169,7 @@ async function main() {
     rmSync(work, { recursive: true, force: true })
   }
 
-  const out: LoginResults & { argon2: { note: string } } = {
+  const out: LoginResults = {
     createdAt: new Date().toISOString(),
     argon2: { ...OWASP_ARGON2, note: 'the API default; ARGON2_* in the environment override it' },
     machine: {

@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import type { NginxCostResults } from '../src/bench/loadtest/doc-figures.js'
 import { ENGINES } from '../src/bench/loadtest/engines.js'
 import { mintAccessToken } from '../src/bench/loadtest/hs256.js'
 import { measureInterleaved } from '../src/bench/loadtest/measure.js'
@@ -122,7 +123,7 @@ async function main() {
       'wrk',
     )
     const rps = (id: string) => rows.find((r) => r.stage === id)?.summary?.rps ?? 0
-    const out = {
+    const out: NginxCostResults = {
       createdAt: new Date().toISOString(),
       machine: { cpus: availableParallelism(), loadAverageBefore: load0, loadAverageAfter: loadavg() },
       settings: { engine: 'wrk', connections, seconds, runs, nginxWorkers: 1, upstreamWorkers: instances },

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import { runAutocannon } from '../src/bench/loadtest/engines.js'
+import type { RssResults } from '../src/bench/loadtest/doc-figures.js'
 import { writeJsonResults } from '../src/bench/loadtest/results.js'
 import { obtainTokens } from '../src/bench/loadtest/http.js'
 import { processStat } from '../src/bench/loadtest/sampler.js'
@@ -124,7 +125,7 @@ async function main() {
       const underLogin = await peakRss(pids, async () => (loginFigures = await load('login', loginSeconds)))
       const after = await peakRss(pids, () => new Promise((r) => setTimeout(r, 3000)))
       const restarts = (await cluster.workers()).reduce((n, w) => n + w.restarts, 0)
-      const out = {
+      const out: RssResults = {
         createdAt: new Date().toISOString(),
         machine: {
           cpus: availableParallelism(),

@@ -102,12 +102,25 @@ export function stackFigures(doc: unknown, file: string): string {
   return out.join('\n')
 }
 
-/** `npm run bench:nginx -- --json`: what each part of the template costs. */
+/** `npm run bench:nginx -- --json`: what each part of the template costs (the bench writes this type). */
 export interface NginxCostResults {
   createdAt?: string
   machine: { cpus: number; loadAverageBefore: number[]; loadAverageAfter: number[] }
   settings: { engine: string; connections: number; seconds: number; runs: number; nginxWorkers: number; upstreamWorkers: number }
-  variants: { id: string; label: string; status: string; rps: number; runs: number[]; ofRendered: number; ofMinimal: number; otherCpu: number }[]
+  variants: {
+    id: string
+    label: string
+    status: string
+    reason?: string
+    rps: number
+    runs: number[]
+    ofRendered: number
+    ofMinimal: number
+    p99Ms: number
+    serverCpu: number
+    loadgenCpu: number
+    otherCpu: number
+  }[]
 }
 
 export function nginxCostFigures(doc: unknown, file: string): string {
@@ -130,11 +143,11 @@ export function nginxCostFigures(doc: unknown, file: string): string {
   return out.join('\n')
 }
 
-/** `npm run bench:login -- --out DIR`: logins per second and CPU per login, per stack. */
+/** `npm run bench:login -- --out DIR`: logins per second and CPU per login, per stack (the bench writes this type). */
 export interface LoginResults {
   createdAt?: string
-  /** The hash parameters the run used, as the API names them (bench:login writes this type). */
-  argon2: Argon2Params
+  /** The hash parameters the run used, as the API names them. */
+  argon2: Argon2Params & { note?: string }
   machine: { cpus: number; loadAverageBefore: number[]; loadAverageAfter: number[] }
   settings: { durationSec: number; connections: number; users: number }
   results: {
@@ -174,14 +187,14 @@ export function loginFigures(doc: unknown, file: string): string {
   ].join('\n')
 }
 
-/** `npm run probe:rss -- --out DIR`: each worker's resident memory, idle and at its peaks. */
+/** `npm run probe:rss -- --out DIR`: each worker's resident memory, idle and at its peaks (the probe writes this type). */
 export interface RssResults {
   createdAt?: string
-  machine: { cpus: number; loadAverageBefore: number[] }
+  machine: { cpus: number; loadAverageBefore: number[]; loadAverageAfter: number[] }
   settings: { instances: number; connections: number; meSeconds: number; loginSeconds: number; env: Record<string, string> }
   pm2StartMs: number
   workersRssMb: { idle: number[]; peakUnderMe: number[]; peakUnderLoginStorm: number[]; afterStorm: number[] }
-  loads: { meRps: number; loginsPerSec: number }
+  loads: { meRps: number; loginsPerSec: number; loginStatusCodes: Record<string, number> }
   workerRestarts: number
 }
 

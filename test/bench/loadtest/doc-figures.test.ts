@@ -3,7 +3,16 @@
 // stacks); a bench:nginx run becomes the template-cost table.
 import t from 'tap'
 import { annotate } from '../../../src/bench/loadtest/compare.js'
-import { BLOCKS, compareFigures, loginFigures, missingResults, nginxCostFigures, rssFigures, stackFigures } from '../../../src/bench/loadtest/doc-figures.js'
+import {
+  BLOCKS,
+  compareFigures,
+  type LoginResults,
+  loginFigures,
+  missingResults,
+  nginxCostFigures,
+  rssFigures,
+  stackFigures,
+} from '../../../src/bench/loadtest/doc-figures.js'
 import { compareResults } from '../../helpers/loadtest.js'
 
 t.test('a compare run: settings, the me table, the session line, the goals', async (t) => {
@@ -46,7 +55,7 @@ t.test("each stack's start-up, processes, memory and CPU from the same run", asy
 })
 
 t.test("bench:login and probe:rss runs: their tables; a busy machine's logins are not quoted", async (t) => {
-  const login = {
+  const login: LoginResults = {
     createdAt: '2026-11-30T16:00:00.000Z',
     argon2: { memoryKiB: 19456, iterations: 2, parallelism: 1 },
     machine: { cpus: 2, loadAverageBefore: [0.5, 0.4, 0.3], loadAverageAfter: [1, 1, 1] },
