@@ -165,6 +165,12 @@ export const EnvSchema = Type.Object({
     description: 'Password hashes that may wait per process; beyond that logins get 503 + Retry-After at once. auto = 64 x PASSWORD_HASH_CONCURRENCY',
     expected: 'auto or a number from 0 to 99999',
   }),
+  PASSWORD_HASH_MAX_WAIT_MS: Int(
+    1000,
+    0,
+    60_000,
+    'The longest a login may wait for a password hash slot, in ms, estimated from the recent time per hash; a login expected to wait longer gets 503 + Retry-After at once (0 = only PASSWORD_HASH_QUEUE bounds it)',
+  ),
   METRICS_PORT: Type.String({
     default: '',
     pattern: '^([1-9][0-9]{0,4})?$',
@@ -221,7 +227,7 @@ export interface Config {
   sliding: { enabled: boolean; lifetime: number; refreshLifetime: number } // seconds
   cors: CorsSettings
   registration: boolean
-  passwordHash: { argon2: Argon2Params; concurrency: number; queueLimit: number }
+  passwordHash: { argon2: Argon2Params; concurrency: number; queueLimit: number; maxWaitMs: number }
   /** The Prometheus endpoint; null = off (METRICS_PORT empty). */
   metrics: { host: string; port: number; socketDir: string } | null
 }
@@ -430,7 +436,8 @@ function passwordHashSettings(e: Env, raw: Record<string, string | undefined>): 
   const concurrency =
     e.PASSWORD_HASH_CONCURRENCY === 'auto' ? Math.max(1, Math.min(threadPool, Math.floor(cpus / workers))) : Number(e.PASSWORD_HASH_CONCURRENCY)
   const queueLimit = e.PASSWORD_HASH_QUEUE === 'auto' ? 64 * concurrency : Number(e.PASSWORD_HASH_QUEUE)
-  return { argon2: { memoryKiB: e.ARGON2_MEMORY_COST, iterations: e.ARGON2_TIME_COST, parallelism: e.ARGON2_PARALLELISM }, concurrency, queueLimit }
+  const argon2 = { memoryKiB: e.ARGON2_MEMORY_COST, iterations: e.ARGON2_TIME_COST, parallelism: e.ARGON2_PARALLELISM }
+  return { argon2, concurrency, queueLimit, maxWaitMs: e.PASSWORD_HASH_MAX_WAIT_MS }
 }
 
 function checkConsistency(c: Config): void {

@@ -5,8 +5,8 @@
 // parameters (Django's must_update), so a user base moves to the current cost as it logs in.
 //
 // Both run in libuv's thread pool, never on the event loop. A PasswordHasher also bounds how many
-// run at once and how many may wait: a login storm gets quick 503s instead of a queue that holds
-// connections until clients give up.
+// run at once and how long a login may wait for its turn: a login storm gets quick 503s instead of
+// a queue that holds connections until clients give up.
 import argon2 from 'argon2'
 import { scrypt as scryptCb, randomBytes, timingSafeEqual, type ScryptOptions } from 'node:crypto'
 
@@ -116,19 +116,32 @@ export interface HasherOptions {
   concurrency: number
   /** Hashes that may wait for a slot; one more is refused with `overloaded()`. */
   queueLimit: number
+  /**
+   * The longest a hash should wait for its slot, in ms (0 = no bound): one whose expected wait
+   * (its place in the queue ÷ concurrency × the recent time per hash) is longer is refused with
+   * `overloaded()`. The time per hash is measured as it runs, so the bound follows how busy the
+   * machine really is (a hash takes longer when the CPUs are shared with other work).
+   */
+  maxWaitMs: number
   /** The error a refused hash throws (the API's 503 + Retry-After). */
   overloaded: () => Error
 }
 
+/** Weight of the newest hash in the running average of time per hash. */
+const EWMA_WEIGHT = 0.2
+
 /**
  * The process's password hasher: argon2id at the configured parameters, at most `concurrency`
- * hashes at once, at most `queueLimit` waiting. Counts what it did (tests read `stats`).
+ * hashes at once, at most `queueLimit` waiting and none expected to wait longer than `maxWaitMs`.
+ * Counts what it did (tests read `stats`).
  */
 export class PasswordHasher {
   readonly params: Argon2Params
   private readonly dummy: string
   private running = 0
   private readonly waiting: Array<() => void> = []
+  /** Recent wall time per hash in ms (an exponentially weighted average); 0 until one has run. */
+  private msPerHash = 0
   readonly stats = { hashed: 0, verified: 0, refused: 0 }
 
   constructor(private readonly o: HasherOptions) {
@@ -154,18 +167,26 @@ export class PasswordHasher {
     return needsRehash(stored, this.params)
   }
 
-  /** Runs `work` when a slot is free; refuses at once when the queue is full. */
+  /** How long a hash queued now would wait for its slot, in ms (0 until a hash has been timed). */
+  get expectedWaitMs(): number {
+    return Math.ceil((this.waiting.length + 1) / this.o.concurrency) * this.msPerHash
+  }
+
+  /** Runs `work` when a slot is free; refuses at once when the queue is full or too slow. */
   private async gate<T>(work: () => Promise<T>): Promise<T> {
     if (this.running >= this.o.concurrency) {
-      if (this.waiting.length >= this.o.queueLimit) {
+      if (this.waiting.length >= this.o.queueLimit || (this.o.maxWaitMs > 0 && this.expectedWaitMs > this.o.maxWaitMs)) {
         this.stats.refused++
         throw this.o.overloaded()
       }
       await new Promise<void>((resolve) => this.waiting.push(resolve))
     } else this.running++
+    const started = performance.now()
     try {
       return await work()
     } finally {
+      const ms = performance.now() - started
+      this.msPerHash = this.msPerHash === 0 ? ms : this.msPerHash + EWMA_WEIGHT * (ms - this.msPerHash)
       // Hand the slot straight to the next waiter (running stays the same), or free it.
       const next = this.waiting.shift()
       if (next) next()

@@ -1,5 +1,5 @@
 // Makes the process's password hasher available as app.passwords: argon2id at the configured
-// parameters, with its bound on hashes running and waiting (beyond it: 503 + Retry-After).
+// parameters, with its bounds on hashes running and waiting (beyond it: 503 + Retry-After).
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.js'
@@ -14,8 +14,8 @@ declare module 'fastify' {
 
 export default fp(
   async function passwords(app: FastifyInstance, opts: { config: Config }) {
-    const { argon2, concurrency, queueLimit } = opts.config.passwordHash
-    app.decorate('passwords', new PasswordHasher({ params: argon2, concurrency, queueLimit, overloaded: errors.overloaded }))
+    const { argon2, ...bounds } = opts.config.passwordHash
+    app.decorate('passwords', new PasswordHasher({ params: argon2, ...bounds, overloaded: errors.overloaded }))
   },
   { name: 'runway-passwords' },
 )

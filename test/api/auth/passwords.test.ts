@@ -106,13 +106,19 @@ t.test('hash concurrency defaults to the CPUs of one worker', async (t) => {
   t.equal(cfg({ NODE_APP_INSTANCE: '0' }).concurrency, 1, 'pm2, one worker per CPU: one each')
   t.equal(cfg({ NODE_APP_INSTANCE: '0', WEB_CONCURRENCY: '1' }).concurrency, Math.min(4, cpus), 'one pm2 worker: all CPUs')
   t.equal(cfg({}).queueLimit, 64 * cfg({}).concurrency, 'queue: 64 per slot')
-  t.same(cfg({ PASSWORD_HASH_CONCURRENCY: '3', PASSWORD_HASH_QUEUE: '0' }), { argon2: OWASP_ARGON2, concurrency: 3, queueLimit: 0 })
+  t.equal(cfg({}).maxWaitMs, 1000, 'no login waits more than about a second for its hash')
+  t.same(cfg({ PASSWORD_HASH_CONCURRENCY: '3', PASSWORD_HASH_QUEUE: '0', PASSWORD_HASH_MAX_WAIT_MS: '0' }), {
+    argon2: OWASP_ARGON2,
+    concurrency: 3,
+    queueLimit: 0,
+    maxWaitMs: 0,
+  })
   t.throws(() => cfg({ PASSWORD_HASH_QUEUE: 'lots' }), { message: /^PASSWORD_HASH_QUEUE="lots" is invalid: expected auto or a number/ })
 })
 
 t.test('the hasher runs at most `concurrency` hashes, queues `queueLimit`, refuses the rest at once', async (t) => {
   class Full extends Error {}
-  const hasher = new PasswordHasher({ params: FIXTURE_ARGON2, concurrency: 2, queueLimit: 3, overloaded: () => new Full('full') })
+  const hasher = new PasswordHasher({ params: FIXTURE_ARGON2, concurrency: 2, queueLimit: 3, maxWaitMs: 0, overloaded: () => new Full('full') })
   const hash = await hashPassword(PASSWORD, FIXTURE_ARGON2)
   let peak = 0
   const probe = setInterval(() => (peak = Math.max(peak, hasher.load.running)), 0)
@@ -123,5 +129,26 @@ t.test('the hasher runs at most `concurrency` hashes, queues `queueLimit`, refus
   t.ok(peak <= 2, `never more than 2 at once (saw ${peak})`)
   t.same(hasher.load, { running: 0, waiting: 0 }, 'all slots free again')
   t.same(hasher.stats, { hashed: 0, verified: 5, refused: 3 })
+  t.ok(await hasher.verify(PASSWORD, hash), 'serves again once the storm is over')
+})
+
+t.test('the hasher refuses a hash that would wait longer than maxWaitMs, judged by the measured time per hash', async (t) => {
+  class Full extends Error {}
+  const MAX_WAIT = 150
+  // The real cost: a queue of 60 would wait for seconds; the bound lets in only what fits in 150 ms.
+  const hasher = new PasswordHasher({ params: OWASP_ARGON2, concurrency: 1, queueLimit: 1000, maxWaitMs: MAX_WAIT, overloaded: () => new Full('full') })
+  const hash = await hashPassword(PASSWORD)
+  t.equal(hasher.expectedWaitMs, 0, 'no estimate before a hash has run: only the queue limit applies')
+  t.ok(await hasher.verify(PASSWORD, hash))
+  const msPerHash = hasher.expectedWaitMs // one slot, nobody waiting: the time of one hash
+  t.ok(msPerHash > 0, `one hash took ${msPerHash.toFixed(1)} ms`)
+
+  // All 60 arrive before any finishes: the first runs, the n-th waiter is expected to wait n hashes.
+  const results = await Promise.allSettled(Array.from({ length: 60 }, () => hasher.verify(PASSWORD, hash)))
+  const queued = Math.min(59, Math.floor(MAX_WAIT / msPerHash))
+  const refused = results.filter((r) => r.status === 'rejected' && r.reason instanceof Full).length
+  t.equal(refused, 59 - queued, `${refused} refused: only the ${queued} expected to wait ≤ ${MAX_WAIT} ms were queued`)
+  t.equal(results.filter((r) => r.status === 'fulfilled' && r.value === true).length, 1 + queued, 'the running one and the queued ones verified')
+  t.same(hasher.load, { running: 0, waiting: 0 })
   t.ok(await hasher.verify(PASSWORD, hash), 'serves again once the storm is over')
 })
