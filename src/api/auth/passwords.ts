@@ -117,14 +117,21 @@ export interface HasherOptions {
   /** Hashes that may wait for a slot; one more is refused with `overloaded()`. */
   queueLimit: number
   /**
-   * The longest a hash should wait for its slot, in ms (0 = no bound): one whose expected wait
-   * (its place in the queue ÷ concurrency × the recent time per hash) is longer is refused with
-   * `overloaded()`. The time per hash is measured as it runs, so the bound follows how busy the
-   * machine really is (a hash takes longer when the CPUs are shared with other work).
+   * The longest a hash may wait for its slot, in ms (0 = no bound). One whose expected wait (its
+   * place in the queue ÷ concurrency × the recent time per hash) is longer is refused with
+   * `overloaded()` at once; the time per hash is measured as hashes run, so the bound follows how
+   * busy the machine really is. One that has waited this long anyway (the machine got busier
+   * after it was queued) leaves the queue with `overloaded()` then: a refusal the client still
+   * hears, instead of an answer after it gave up.
    */
   maxWaitMs: number
   /** The error a refused hash throws (the API's 503 + Retry-After). */
   overloaded: () => Error
+}
+
+interface Waiter {
+  resolve: () => void
+  timer: NodeJS.Timeout | undefined
 }
 
 /** Weight of the newest hash in the running average of time per hash. */
@@ -132,14 +139,14 @@ const EWMA_WEIGHT = 0.2
 
 /**
  * The process's password hasher: argon2id at the configured parameters, at most `concurrency`
- * hashes at once, at most `queueLimit` waiting and none expected to wait longer than `maxWaitMs`.
+ * hashes at once, at most `queueLimit` waiting and none waiting longer than `maxWaitMs`.
  * Counts what it did (tests read `stats`).
  */
 export class PasswordHasher {
   readonly params: Argon2Params
   private readonly dummy: string
   private running = 0
-  private readonly waiting: Array<() => void> = []
+  private readonly waiting: Waiter[] = []
   /** Recent wall time per hash in ms (an exponentially weighted average); 0 until one has run. */
   private msPerHash = 0
   readonly stats = { hashed: 0, verified: 0, refused: 0 }
@@ -179,7 +186,7 @@ export class PasswordHasher {
         this.stats.refused++
         throw this.o.overloaded()
       }
-      await new Promise<void>((resolve) => this.waiting.push(resolve))
+      await this.waitForSlot()
     } else this.running++
     const started = performance.now()
     try {
@@ -189,8 +196,25 @@ export class PasswordHasher {
       this.msPerHash = this.msPerHash === 0 ? ms : this.msPerHash + EWMA_WEIGHT * (ms - this.msPerHash)
       // Hand the slot straight to the next waiter (running stays the same), or free it.
       const next = this.waiting.shift()
-      if (next) next()
-      else this.running--
+      if (next) {
+        clearTimeout(next.timer)
+        next.resolve()
+      } else this.running--
     }
+  }
+
+  /** Resolves when a finishing hash hands this one its slot; rejects once it has waited maxWaitMs. */
+  private waitForSlot(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = { resolve, timer: undefined }
+      if (this.o.maxWaitMs > 0) {
+        waiter.timer = setTimeout(() => {
+          this.waiting.splice(this.waiting.indexOf(waiter), 1)
+          this.stats.refused++
+          reject(this.o.overloaded())
+        }, this.o.maxWaitMs)
+      }
+      this.waiting.push(waiter)
+    })
   }
 }
