@@ -1,7 +1,8 @@
 // The ceiling twin: the thinnest app that does what GET /api/me/ does — a bare node:http server
 // that verifies the same HS256 access token (remembering verified tokens until they expire, as
 // the API does), reads the user from the same SQLite file the same way (better-sqlite3, one
-// indexed read by id) and returns the same JSON. No framework, no plugins, no logging, no schema,
+// indexed read by id, remembered for the API's default AUTH_USER_CACHE_TTL as the API does) and
+// returns the same JSON. No framework, no plugins, no logging, no schema,
 // no revocation set. With CEILING_WORKERS=n it runs as a
 // node:cluster of n workers, the topology pm2's cluster mode uses. `runway compare --ceiling`
 // measures it beside each production stage; stage ÷ twin is the stage's efficiency.
@@ -21,6 +22,7 @@ if (!key || !env.DATA_DIR) {
   process.exit(78)
 }
 
+const USER_TTL_MS = 5000
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
 const NOT_VALID = '{"detail":"Given token not valid for any token type","code":"token_not_valid"}'
 
@@ -48,12 +50,24 @@ function serve(): void {
     return claims
   }
 
+  // Users are remembered as long as the API remembers them by default (AUTH_USER_CACHE_TTL=5s): a
+  // twin that read the store on every request while the API does not would be no ceiling.
+  const users = new Map<number, { user: { id: number; username: string; is_active: number } | undefined; at: number }>()
+  const findUserCached = (id: number) => {
+    const hit = users.get(id)
+    if (hit && Date.now() - hit.at < USER_TTL_MS) return hit.user
+    const user = findUser.get(id)
+    if (users.size >= 100_000) users.clear()
+    users.set(id, { user, at: Date.now() })
+    return user
+  }
+
   const me = (req: IncomingMessage, res: ServerResponse) => {
     const header = req.headers.authorization
     if (!header?.startsWith('Bearer ')) return send(res, 401, '{"detail":"Authentication credentials were not provided."}')
     const claims = verifyCached(header.slice(7))
     if (claims?.token_type !== 'access') return send(res, 401, NOT_VALID)
-    const user = findUser.get(Number(claims.user_id))
+    const user = findUserCached(Number(claims.user_id))
     if (user?.is_active !== 1) return send(res, 401, '{"detail":"User not found","code":"user_not_found"}')
     send(res, 200, JSON.stringify({ id: user.id, username: user.username }))
   }
