@@ -18,6 +18,7 @@ import { writeJsonResults } from '../src/bench/loadtest/results.js'
 import { scenario } from '../src/bench/loadtest/scenarios.js'
 import { nginxOver, startCeiling, type Running, type StageContext } from '../src/bench/loadtest/stages.js'
 import { benchPassword, createBenchUsers } from '../src/bench/loadtest/users.js'
+import { positiveInt } from './args.js'
 
 const USAGE = `Usage: npm run bench:nginx -- [options]
 
@@ -76,14 +77,9 @@ async function main() {
   })
   if (values.help) return console.log(USAGE)
   if (!ENGINES.wrk.version()) throw new Error(`wrk is needed: ${ENGINES.wrk.install}`)
-  const num = (name: string, v: string) => {
-    const n = Number(v)
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a whole number of 1 or more`)
-    return n
-  }
-  const seconds = num('seconds', values.seconds)
-  const runs = num('runs', values.runs)
-  const connections = num('connections', values.connections)
+  const seconds = positiveInt('seconds', values.seconds)
+  const runs = positiveInt('runs', values.runs)
+  const connections = positiveInt('connections', values.connections)
   const work = mkdtempSync(join(tmpdir(), 'runway-nginx-cost-'))
   const key = randomBytes(48).toString('base64url')
   const instances = availableParallelism()
@@ -106,7 +102,7 @@ async function main() {
     const keepBare = { ...bare, stop: async () => undefined }
     const fronts: { v: Variant; run: Running }[] = []
     for (const v of VARIANTS) {
-      const run = await nginxOver(keepBare, true, false, v.minimal ?? false, v.edit)
+      const run = await nginxOver(keepBare, { tls: true, ...(v.minimal ? { minimal: true } : {}), ...(v.edit ? { edit: v.edit } : {}) })
       stacks.push(run)
       fronts.push({ v, run })
       log(`${v.id}: ${run.url}`)

@@ -17,6 +17,7 @@ import { scenario } from '../src/bench/loadtest/scenarios.js'
 import { benchPassword, createBenchUsers } from '../src/bench/loadtest/users.js'
 import { stageCopy } from '../src/lib/build.js'
 import { startPm2Cluster } from '../src/bench/stacks/pm2.js'
+import { positiveInt } from './args.js'
 
 const USAGE = `Usage: npm run probe:rss -- [options]
 
@@ -70,15 +71,10 @@ async function main() {
     },
   })
   if (values.help) return console.log(USAGE)
-  const num = (name: string, v: string) => {
-    const n = Number(v)
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a whole number of 1 or more`)
-    return n
-  }
-  const meSeconds = num('me-seconds', values['me-seconds'])
-  const loginSeconds = num('login-seconds', values['login-seconds'])
-  const connections = num('connections', values.connections)
-  const instances = num('instances', values.instances)
+  const meSeconds = positiveInt('me-seconds', values['me-seconds'])
+  const loginSeconds = positiveInt('login-seconds', values['login-seconds'])
+  const connections = positiveInt('connections', values.connections)
+  const instances = positiveInt('instances', values.instances)
   const extraEnv: Record<string, string> = {}
   for (const kv of values.env) {
     const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(kv)

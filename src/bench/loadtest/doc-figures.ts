@@ -219,6 +219,51 @@ export function rssFigures(doc: unknown, file: string): string {
   ].join('\n')
 }
 
+/** One side of `npm run bench:django`: GET /api/me/ and login figures (medians of alternating runs). */
+export interface DjangoSide {
+  label: string
+  workers: string
+  hasher: string
+  me: { rps: number; runs: number[]; p99Ms: number; errors: number; serverCpuPct: number; loadgenCpuPct: number; otherCpuPct: number }
+  login: { perSec: number; runs: number[]; cpuMsPerLogin: number; p99Ms: number; errors: number; serverCpuPct: number; otherCpuPct: number }
+}
+
+/** `npm run bench:django -- --out DIR`: runway's full stack next to the Django stack it replaces (the bench writes this type). */
+export interface DjangoResults {
+  createdAt: string
+  machine: { cpus: number; cpuModel: string; loadAverageBefore: number[]; loadAverageAfter: number[] }
+  versions: { node: string; django: string; djangorestframework: string; simplejwt: string; gunicorn: string }
+  settings: { seconds: number; runs: number; connections: number; loginSeconds: number; loginConnections: number; users: number }
+  runway: DjangoSide
+  django: DjangoSide
+  /** runway ÷ Django. */
+  ratios: { me: number; login: number }
+  goals: { me: number; login: number }
+}
+
+export function djangoFigures(doc: unknown, file: string): string {
+  const r = doc as DjangoResults
+  const v = r.versions
+  const head = [
+    `From \`${file}\` (${r.createdAt}): ${r.machine.cpus} × ${r.machine.cpuModel}, load average ${r.machine.loadAverageBefore.join(' / ')} before; Node ${v.node} vs Django ${v.django}, DRF ${v.djangorestframework}, simplejwt ${v.simplejwt}, gunicorn ${v.gunicorn}; both behind the same rendered nginx TLS template; medians of ${r.settings.runs} alternating runs (me: wrk, ${r.settings.connections} connections, ${r.settings.seconds} s; login: autocannon, ${r.settings.loginConnections} connections, ${r.settings.loginSeconds} s).`,
+    '',
+  ]
+  const busiest = Math.max(r.runway.me.otherCpuPct, r.django.me.otherCpuPct, r.runway.login.otherCpuPct, r.django.login.otherCpuPct)
+  if (busiest > OTHER_CPU_LIMIT) return [...head, `> **Other processes used up to ${Math.round(busiest)}% CPU during these runs.**`, '', WITHHELD].join('\n')
+  const goal = (x: number, g: number) => `**${x.toFixed(2)}×** (goal ≥ ${g}×: ${x >= g ? 'met' : 'missed'})`
+  const row = (s: DjangoSide) =>
+    `| ${s.label} | ${fmtInt(s.me.rps)} | ${fmtMs(s.me.p99Ms)} | ${s.login.perSec} | ${s.login.cpuMsPerLogin} ms | ${s.hasher} | ${s.me.errors + s.login.errors} |`
+  return [
+    ...head,
+    '| stack | me req/s | me p99 | logins/s | CPU per login | password hasher | failed |',
+    '|---|---:|---:|---:|---:|---|---:|',
+    row(r.runway),
+    row(r.django),
+    '',
+    `runway ÷ Django: GET /api/me/ ${goal(r.ratios.me, r.goals.me)}; logins ${goal(r.ratios.login, r.goals.login)}.`,
+  ].join('\n')
+}
+
 const WITHHELD =
   'Its figures are not quoted here: the machine, not the stacks, set them. Rerun the command that produces the file on a quiet machine and run `npm run docs:figures`.'
 
@@ -264,5 +309,12 @@ export const BLOCKS: readonly FiguresBlock[] = [
     results: 'docs/results/nginx-cost/results.json',
     produce: 'flock /tmp/runway-heavy.lock npm run bench:nginx -- --runs 5 --out docs/results/nginx-cost',
     render: nginxCostFigures,
+  },
+  {
+    id: 'django-figures',
+    doc: 'docs/load-testing.md',
+    results: 'docs/results/django/results.json',
+    produce: 'flock /tmp/runway-heavy.lock npm run bench:django -- --out docs/results/django',
+    render: djangoFigures,
   },
 ]

@@ -10,7 +10,7 @@ import { ROOT, type StagedCopy } from '../../lib/build.js'
 import { freePort, processTree, startService, waitForHttp } from '../../lib/process.js'
 import { startDevServer, startProductionProcess, type ProcessStack } from '../stacks/api.js'
 import { startPm2Cluster, type Pm2Stack } from '../stacks/pm2.js'
-import { startNginx } from '../stacks/nginx.js'
+import { startNginx, type StartNginxOptions } from '../stacks/nginx.js'
 import { CEILING_SERVER_FILE } from './scenarios.js'
 
 export type StageId = 'dev' | 'single' | 'single-pg' | 'cluster' | 'nginx' | 'tls' | 'bare-single' | 'bare-cluster' | 'bare-nginx' | 'bare-tls' | 'proxy-tls'
@@ -111,14 +111,10 @@ export async function startCeiling(ctx: StageContext, workers: number, name: str
   return { url, mint: true, pids: async () => processTree(service.pid), stop: () => service.stop(5000) }
 }
 
-export async function nginxOver(upstream: Running, tls: boolean, rateLimit = false, minimal = false, edit?: (conf: string) => string): Promise<Running> {
-  const nginx = await startNginx({
-    upstreams: [hostPort(upstream.url)],
-    tls,
-    ...(rateLimit ? {} : { rateLimit: false }),
-    ...(minimal ? { minimal } : {}),
-    ...(edit ? { edit } : {}),
-  }).catch(async (err: unknown) => {
+/** nginx (startNginx's options but the upstreams; login rate limit off unless `rateLimit`) in front of `upstream`. */
+export async function nginxOver(upstream: Running, o: Omit<StartNginxOptions, 'upstreams' | 'rateLimit'> & { rateLimit?: boolean } = {}): Promise<Running> {
+  const { rateLimit, ...rest } = o
+  const nginx = await startNginx({ upstreams: [hostPort(upstream.url)], ...rest, ...(rateLimit ? {} : { rateLimit: false }) }).catch(async (err: unknown) => {
     await upstream.stop()
     throw err
   })
@@ -211,7 +207,7 @@ export function stageDefs(instances: number): StageDef[] {
       nginx: true,
       explanation:
         'The rendered nginx config in front of the cluster: nginx parses each request again, proxies it over keep-alive upstream connections, buffers slow clients, writes the JSON access log and adds security headers. That is another process doing HTTP work per request on the same cores, so on a small machine the proxy costs real throughput; on a server with spare cores, and with slow clients, it buys resilience.',
-      start: async (ctx) => nginxOver(await cluster(ctx), false, ctx.nginxRateLimit),
+      start: async (ctx) => nginxOver(await cluster(ctx), { rateLimit: ctx.nginxRateLimit }),
     },
     {
       id: 'bare-nginx',
@@ -220,7 +216,7 @@ export function stageDefs(instances: number): StageDef[] {
       twinOf: 'nginx',
       nginx: true,
       explanation: 'The same rendered nginx in front of the bare node:cluster twin: what the proxy topology allows on this machine.',
-      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster'), false),
+      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster')),
     },
     {
       id: 'tls',
@@ -230,7 +226,7 @@ export function stageDefs(instances: number): StageDef[] {
       nginx: true,
       explanation:
         'As nginx over HTTP, plus TLS 1.2/1.3 termination with a generated certificate. Keep-alive connections pay the handshake once; each request then pays symmetric encryption and record framing in nginx.',
-      start: async (ctx) => nginxOver(await cluster(ctx), true, ctx.nginxRateLimit),
+      start: async (ctx) => nginxOver(await cluster(ctx), { tls: true, rateLimit: ctx.nginxRateLimit }),
     },
     {
       id: 'bare-tls',
@@ -239,7 +235,7 @@ export function stageDefs(instances: number): StageDef[] {
       twinOf: 'tls',
       nginx: true,
       explanation: 'The same TLS nginx in front of the bare node:cluster twin.',
-      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster'), true),
+      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster'), { tls: true }),
     },
     {
       id: 'proxy-tls',
@@ -249,7 +245,7 @@ export function stageDefs(instances: number): StageDef[] {
       nginx: true,
       explanation:
         'nginx with nothing but TLS (its default protocols and ciphers), proxy_pass and keep-alive upstream connections, the same worker count, in front of the bare node:cluster twin: no access log, no headers, no gzip, no error pages. The rendered template on the same bare cluster (the row above) ÷ this is what the template itself costs; the goal is ≥ 90%.',
-      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster'), true, false, true),
+      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster'), { tls: true, minimal: true }),
     },
   ]
 }

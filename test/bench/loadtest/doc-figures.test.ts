@@ -6,6 +6,9 @@ import { annotate } from '../../../src/bench/loadtest/compare.js'
 import {
   BLOCKS,
   compareFigures,
+  type DjangoResults,
+  type DjangoSide,
+  djangoFigures,
   type LoginResults,
   loginFigures,
   missingResults,
@@ -131,10 +134,43 @@ t.test('a bench:nginx run on a busy machine quotes no figure', async (t) => {
   t.notMatch(text, /9,999/)
 })
 
+t.test('a bench:django run: both stacks, the ratios against their goals; a busy run quotes none', async (t) => {
+  const side = (label: string, rps: number, perSec: number, otherCpuPct = 3): DjangoSide => ({
+    label,
+    workers: '2',
+    hasher: label.startsWith('runway') ? 'argon2id m=19456 KiB t=2 p=1' : 'pbkdf2_sha256$260000',
+    me: { rps, runs: [rps], p99Ms: 5.25, errors: 0, serverCpuPct: 150, loadgenCpuPct: 30, otherCpuPct },
+    login: { perSec, runs: [perSec], cpuMsPerLogin: 22.3, p99Ms: 380, errors: 1, serverCpuPct: 190, otherCpuPct },
+  })
+  const doc: DjangoResults = {
+    createdAt: '2026-12-01T02:46:41.802Z',
+    machine: { cpus: 2, cpuModel: 'AMD EPYC', loadAverageBefore: [0.1, 0.2, 0.3], loadAverageAfter: [2, 2, 2] },
+    versions: { node: 'v20.20.2', django: '3.2.25', djangorestframework: '3.14.0', simplejwt: '5.2.2', gunicorn: '20.1.0' },
+    settings: { seconds: 5, runs: 3, connections: 50, loginSeconds: 10, loginConnections: 16, users: 20 },
+    runway: side('runway: nginx TLS → pm2 cluster (2 workers)', 27000, 84.2),
+    django: side('Django: nginx TLS → gunicorn -w 2', 1346, 26.8),
+    ratios: { me: 20.06, login: 3.14 },
+    goals: { me: 20, login: 1.5 },
+  }
+  const text = djangoFigures(doc, 'docs/results/django/results.json')
+  t.match(
+    text,
+    /^From `docs\/results\/django\/results\.json` \(2026-12-01T02:46:41\.802Z\): 2 × AMD EPYC, load average 0\.1 \/ 0\.2 \/ 0\.3 before; Node v20\.20\.2 vs Django 3\.2\.25/,
+  )
+  t.match(text, /\n\| runway: nginx TLS → pm2 cluster \(2 workers\) \| 27,000 \| 5\.3 ms \| 84\.2 \| 22\.3 ms \| argon2id m=19456 KiB t=2 p=1 \| 1 \|/)
+  t.match(text, /\n\| Django: nginx TLS → gunicorn -w 2 \| 1,346 \| 5\.3 ms \| 26\.8 \| 22\.3 ms \| pbkdf2_sha256\$260000 \| 1 \|/)
+  t.match(text, /GET \/api\/me\/ \*\*20\.06×\*\* \(goal ≥ 20×: met\); logins \*\*3\.14×\*\* \(goal ≥ 1\.5×: met\)\.$/)
+  const missed = djangoFigures({ ...doc, ratios: { me: 17.4, login: 1.2 } }, 'd.json')
+  t.match(missed, /\*\*17\.40×\*\* \(goal ≥ 20×: missed\); logins \*\*1\.20×\*\* \(goal ≥ 1\.5×: missed\)/)
+  const busy = djangoFigures({ ...doc, django: side('Django', 900, 10, 64) }, 'd.json')
+  t.match(busy, /Other processes used up to 64% CPU[\s\S]*not quoted/)
+  t.notMatch(busy, /27,000/)
+})
+
 t.test('every block names its document, its results file and how to produce it', async (t) => {
   t.same(
     BLOCKS.map((b) => b.id),
-    ['drill-figures', 'compare-figures', 'stack-figures', 'login-figures', 'rss-figures', 'nginx-cost-figures'],
+    ['drill-figures', 'compare-figures', 'stack-figures', 'login-figures', 'rss-figures', 'nginx-cost-figures', 'django-figures'],
   )
   for (const b of BLOCKS) t.match(missingResults(b.results, b.produce), new RegExp(`^No results file yet: \`${b.results.replaceAll('.', '\\.')}\` is missing`))
 })
