@@ -94,7 +94,15 @@ export function targetLines(r: Results): string[] {
     // passing-looking 80%.
     const down = (v: number, digits: number) => (Math.floor(v * 10 ** digits + 1e-9) / 10 ** digits).toFixed(digits)
     const value =
-      t.value === null ? 'not measured' : t.goal.endsWith('%') ? `${down(t.value * 100, 0)}%` : t.goal.endsWith('×') ? `${down(t.value, 2)}×` : String(t.value)
+      t.value === null
+        ? 'not measured'
+        : t.goal.endsWith('%')
+          ? `${down(t.value * 100, 0)}%`
+          : t.goal.endsWith('×')
+            ? `${down(t.value, 2)}×`
+            : t.goal.endsWith(' ms')
+              ? `${Math.round(t.value)} ms`
+              : String(t.value)
     return `${mark.padEnd(6)} ${t.name}: ${value} (goal ${t.goal})${t.note && t.value !== null ? `: ${t.note}` : ''}`
   })
 }

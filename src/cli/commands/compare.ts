@@ -38,7 +38,7 @@ ${MEASURE_HELP.replace('DEFAULT_RUNS', '3').replace('DEFAULT_WARMUP', '3').repla
 
 Stacks run on free ports with a fresh SQLite data dir, a random signing key, and login rate
 limits off (they would turn login-heavy scenarios into 429s). A stack whose requirement is
-missing (no nginx) is reported as skipped. Goals (each production stack ≥ 80% of its twin on me,
+missing (no nginx) is reported as skipped. Goals (each production stack ≥ 90% of its twin on me,
 with --ceiling the template ≥ 90% of a minimal proxy, cluster ≥ 1.5× one process, 0 session
 errors) are shown, not enforced; for a gate use \`runway loadtest --threshold\`. A measurement
 limited by the machine rather than the stack (the load generator used all the CPU it can, or
