@@ -107,7 +107,11 @@ export const EnvSchema = Type.Object({
   HEADERS_TIMEOUT: Duration('20s', 'Longest time to receive request headers'),
   SHUTDOWN_GRACE: Duration('10s', 'Time in-flight requests get on shutdown; pm2 kill_timeout must be longer'),
   MAX_EVENT_LOOP_DELAY: Duration('1s', 'Answer 503 while the event loop lags more than this (0 disables)'),
-  OPENAPI_UI: Bool(true, 'Serve the OpenAPI document (/docs/json) and UI (/docs); false = no /docs, and neither plugin is loaded'),
+  OPENAPI_UI: Enum(
+    ['auto', 'true', 'false'],
+    'auto',
+    'Serve the OpenAPI document (/docs/json) and UI (/docs); auto = on outside production; off = no /docs, and neither plugin is loaded',
+  ),
   // Read by ecosystem.config.js (pm2) and `runway check --deploy`, not by the app; listed here so
   // that .env may hold them and a bad value is refused in one line.
   WEB_CONCURRENCY: Type.String({
@@ -354,7 +358,7 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     headersTimeoutMs: durationMs(e.HEADERS_TIMEOUT),
     shutdownGraceMs: durationMs(e.SHUTDOWN_GRACE),
     maxEventLoopDelayMs: durationMs(e.MAX_EVENT_LOOP_DELAY),
-    openapiUi: e.OPENAPI_UI,
+    openapiUi: auto(e.OPENAPI_UI, !production),
     sliding: {
       enabled: e.SLIDING_TOKENS,
       lifetime: durationMs(e.SLIDING_TOKEN_LIFETIME) / 1000,

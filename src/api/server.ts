@@ -8,8 +8,7 @@ import { ConfigError, loadConfig, readEnv, type Config } from './config.js'
 import { connectionDrainer } from './drain.js'
 import { redactSecrets } from './redact.js'
 import { StoreNeedsOperatorError } from './store/store.js'
-import { appRegistry } from './plugins/metrics.js'
-import { startMetricsListener, type MetricsListener } from './metrics/cluster.js'
+import type { MetricsListener } from './metrics/cluster.js'
 
 function devBanner(url: string): string {
   return [
@@ -67,6 +66,8 @@ async function main(): Promise<void> {
 
   const address = await app.listen({ host: config.host, port: config.port })
   if (config.metrics) {
+    // Loaded only here: a worker without METRICS_PORT never loads prom-client (~90 modules).
+    const [{ appRegistry }, { startMetricsListener }] = await Promise.all([import('./metrics/registry.js'), import('./metrics/cluster.js')])
     metrics = await startMetricsListener({ ...config.metrics, worker: config.workerId, registry: appRegistry(app, config.workerId), log: app.log })
     app.log.info({ metrics: metrics.address }, 'metrics for the whole cluster at GET /metrics')
   }

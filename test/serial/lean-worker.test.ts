@@ -1,6 +1,6 @@
 // Lean production workers: the compiled worker loads only what it serves. typebox is one vendored
-// file (not ~680 ES modules), the store not chosen is never loaded (pg on SQLite), and with
-// OPENAPI_UI=false neither OpenAPI plugin is. Checked on a real
+// file (not ~680 ES modules), the store not chosen is never loaded (pg on SQLite), prom-client
+// only with METRICS_PORT, and the OpenAPI plugins only with OPENAPI_UI=true (off in production). Checked on a real
 // `node dist/api/server.js` by the modules it actually loaded, not by timing or memory figures
 // (those are `npm run probe:rss`).
 import t, { type Test } from 'tap'
@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startProductionProcess } from '../../src/bench/stacks/api.js'
+import { freePort } from '../../src/lib/process.js'
 import { Connection, PASSWORD, SIGNING_KEY, seedUser, staged } from '../helpers/runtime.js'
 
 const copy = await staged(t, 'dist')
@@ -33,7 +34,7 @@ async function loaded(t: Test, name: string, env: Record<string, string>) {
   return { packages, own, docs }
 }
 
-t.test('default production worker on SQLite: typebox vendored, no pg, OpenAPI served', async (t) => {
+t.test('default production worker on SQLite: typebox vendored, no pg, no prom-client, no OpenAPI', async (t) => {
   const { packages, own, docs } = await loaded(t, 'default', {})
   t.notOk(packages.has('typebox'), 'typebox is not loaded module by module from node_modules')
   t.ok(
@@ -42,13 +43,15 @@ t.test('default production worker on SQLite: typebox vendored, no pg, OpenAPI se
   )
   t.notOk(packages.has('pg'), 'pg is not loaded by a worker on SQLite')
   t.ok(packages.has('better-sqlite3'), 'the chosen store is')
-  t.ok(packages.has('@fastify/swagger') && packages.has('@fastify/swagger-ui'), 'the OpenAPI plugins are loaded when docs are on')
-  t.equal(docs, 200, '/docs/json served')
-})
-
-t.test('OPENAPI_UI=false: neither OpenAPI plugin is loaded, /docs answers 404', async (t) => {
-  const { packages, docs } = await loaded(t, 'no-docs', { OPENAPI_UI: 'false' })
+  t.notOk(packages.has('prom-client'), 'prom-client is not loaded without METRICS_PORT')
   t.notOk(packages.has('@fastify/swagger'), '@fastify/swagger not loaded')
   t.notOk(packages.has('@fastify/swagger-ui'), '@fastify/swagger-ui not loaded')
-  t.equal(docs, 404)
+  t.equal(docs, 404, 'no /docs in production by default')
+})
+
+t.test('OPENAPI_UI=true and METRICS_PORT: the OpenAPI plugins and prom-client are loaded and serve', async (t) => {
+  const { packages, docs } = await loaded(t, 'docs-metrics', { OPENAPI_UI: 'true', METRICS_PORT: String(await freePort()) })
+  t.ok(packages.has('@fastify/swagger') && packages.has('@fastify/swagger-ui'), 'the OpenAPI plugins are loaded when docs are on')
+  t.ok(packages.has('prom-client'), 'prom-client is loaded when metrics are on')
+  t.equal(docs, 200, '/docs/json served')
 })

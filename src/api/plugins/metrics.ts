@@ -10,8 +10,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { FastifyInstance, onRequestHookHandler } from 'fastify'
-import type { Registry } from 'prom-client'
-import { createRegistry, type AppMetrics, type RouteSeries } from '../metrics/app-metrics.js'
+import type { AppMetrics, RouteSeries } from '../metrics/app-metrics.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -61,13 +60,3 @@ export default fp(
   },
   { name: 'runway-metrics' },
 )
-
-/** The registry of a built app: its counters, revocations and store health, labelled `worker`. */
-export function appRegistry(app: FastifyInstance, worker: string): Registry {
-  return createRegistry(app.metrics, {
-    worker,
-    revokedSessions: () => app.revocations.size,
-    storeFaults: () => app.storeHealth.faults,
-    ready: async () => (await app.storeHealth.check()) === undefined,
-  })
-}

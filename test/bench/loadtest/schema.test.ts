@@ -58,7 +58,11 @@ t.test('ratios, efficiency and targets', async (t) => {
   const slow = compareResults()
   slow.stages.find((s) => s.id === 'single')!.startupMs = 1520
   annotate(slow)
-  t.match(slow.targets.find((x) => x.name.startsWith('start:')), { value: 1520, met: false }, 'a start of 1.5 s misses it')
+  t.match(
+    slow.targets.find((x) => x.name.startsWith('start:')),
+    { value: 1520, met: false },
+    'a start of 1.5 s misses it',
+  )
   t.ok(
     doc.warnings.some((w) => /cluster session: 3 failed responses/.test(w)),
     doc.warnings.join('\n'),

@@ -56,6 +56,7 @@ t.test('a bad configuration: every problem reported with its id, exit 1', async 
       'KEEP_ALIVE_TIMEOUT=70s',
       'WEB_CONCURRENCY=512',
       'DATA_DIR=ROOTFILE/data',
+      'OPENAPI_UI=true',
       '',
     ].join('\n'),
   )
@@ -117,7 +118,7 @@ t.test('settings the workers would refuse, a missing .env and a missing certific
 })
 
 t.test('a good configuration passes; silenced ids are listed but do not count', async (t) => {
-  const root = target(`JWT_SIGNING_KEY=${GOOD_KEY}\nTRUST_PROXY=127.0.0.1\nSILENCED_CHECKS=runway.W001,runway.W009\n`)
+  const root = target(`JWT_SIGNING_KEY=${GOOD_KEY}\nTRUST_PROXY=127.0.0.1\nOPENAPI_UI=true\nSILENCED_CHECKS=runway.W001,runway.W009\n`)
   cert(root, 'api.example.com', 90)
   writeFileSync(join(root, 'nginx.conf'), nginxConf(join(root, 'api.example.com.crt'), join(root, 'api.example.com.key'), 'api.example.com'))
   const r = await check(root, ['--nginx-conf', join(root, 'nginx.conf')])
