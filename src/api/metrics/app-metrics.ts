@@ -3,7 +3,6 @@
 // only when METRICS_PORT is set) reads those numbers at scrape time. So a request pays no label
 // lookup, no hashing and no allocation for being counted, and a worker without metrics never loads
 // prom-client.
-import { performance } from 'node:perf_hooks'
 
 /** Latency buckets (seconds): fine below 10 ms, where GET /api/me/ lives; logins hash for 50-300 ms. */
 export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const

@@ -4,6 +4,7 @@
 import { basename, dirname, join } from 'node:path'
 import { readFileSync, realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { performance } from 'node:perf_hooks'
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client'
 import { LATENCY_BUCKETS, STATUS_CLASSES, type AppMetrics, type MetricJson } from './app-metrics.js'
