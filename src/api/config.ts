@@ -170,7 +170,7 @@ export const EnvSchema = Type.Object({
     expected: 'auto or a number from 0 to 99999',
   }),
   PASSWORD_HASH_MAX_WAIT_MS: Int(
-    1000,
+    1500,
     0,
     60_000,
     'The longest a login may wait for a password hash slot, in ms, estimated from the recent time per hash; a login expected to wait longer gets 503 + Retry-After at once (0 = only PASSWORD_HASH_QUEUE bounds it)',
