@@ -317,4 +317,11 @@ export const BLOCKS: readonly FiguresBlock[] = [
     produce: 'flock /tmp/runway-heavy.lock npm run bench:django -- --out docs/results/django',
     render: djangoFigures,
   },
+  {
+    id: 'django-guide-figures',
+    doc: 'docs/from-runserver-to-production.md',
+    results: 'docs/results/django/results.json',
+    produce: 'flock /tmp/runway-heavy.lock npm run bench:django -- --out docs/results/django',
+    render: djangoFigures,
+  },
 ]

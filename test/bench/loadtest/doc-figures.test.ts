@@ -170,7 +170,7 @@ t.test('a bench:django run: both stacks, the ratios against their goals; a busy 
 t.test('every block names its document, its results file and how to produce it', async (t) => {
   t.same(
     BLOCKS.map((b) => b.id),
-    ['drill-figures', 'compare-figures', 'stack-figures', 'login-figures', 'rss-figures', 'nginx-cost-figures', 'django-figures'],
+    ['drill-figures', 'compare-figures', 'stack-figures', 'login-figures', 'rss-figures', 'nginx-cost-figures', 'django-figures', 'django-guide-figures'],
   )
   for (const b of BLOCKS) t.match(missingResults(b.results, b.produce), new RegExp(`^No results file yet: \`${b.results.replaceAll('.', '\\.')}\` is missing`))
 })
