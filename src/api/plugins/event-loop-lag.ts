@@ -15,6 +15,8 @@ export interface LagMonitor {
    * every queued request wait 1.5 s.
    */
   lagMs(): number
+  /** Drops what was measured so far (start-up), as if sampling began now. */
+  forget(): void
   stop(): void
 }
 
@@ -29,6 +31,10 @@ export function startLagMonitor(): LagMonitor {
   timer.unref()
   return {
     lagMs: () => lag,
+    forget: () => {
+      lag = 0
+      histogram.reset()
+    },
     stop: () => {
       clearInterval(timer)
       histogram.disable()

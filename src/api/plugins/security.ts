@@ -52,13 +52,18 @@ export default fp(
     // Which worker answered (development default): shows pm2's round robin at work.
     if (config.workerHeader) headers['x-runway-worker'] = config.workerId
     // Load shedding: while the event loop lags more than MAX_EVENT_LOOP_DELAY, answer 503 with
-    // Retry-After at once instead of queueing more work. The lag comes from a histogram sampled
-    // once a second (event-loop-lag.ts: no fd needed, so fd exhaustion cannot end the process);
+    // Retry-After at once instead of queueing more work. The lag is the longest delay of each
+    // second, from a histogram (event-loop-lag.ts: no fd needed, so fd exhaustion cannot end the process);
     // the check is this hook's, one comparison per request.
     // Liveness (/healthz) still answers: the process is alive, only busy.
     const maxDelayMs = config.maxEventLoopDelayMs
     const lag = maxDelayMs > 0 ? startLagMonitor() : undefined
-    if (lag) app.addHook('onClose', async () => lag.stop())
+    if (lag) {
+      // Start-up work (module compilation, migrations) holds the loop with no sign of overload:
+      // forgotten once the app is ready, so it cannot shed the first requests.
+      app.addHook('onReady', async () => lag.forget())
+      app.addHook('onClose', async () => lag.stop())
+    }
     const overloaded = () => lag !== undefined && lag.lagMs() > maxDelayMs
 
     // Every answer, errors included, gets the headers and its request id (for joining logs) as

@@ -16,3 +16,17 @@ t.test('a 1.5 s stall reads as ~1.5 s of lag for the next second, then clears', 
   await sleep(2100) // two quiet samples later
   t.ok(monitor.lagMs() < 1000, `lag once the loop is free again: ${Math.round(monitor.lagMs())} ms`)
 })
+
+t.test('forget(): a stall before it (start-up work) stops counting at once', async (t) => {
+  const monitor = startLagMonitor()
+  t.teardown(() => monitor.stop())
+  await sleep(100)
+  const until = Date.now() + 1200
+  while (Date.now() < until);
+  await sleep(20) // the overdue sample runs: the stall is measured
+  t.ok(monitor.lagMs() >= 1000, `measured: ${Math.round(monitor.lagMs())} ms`)
+  monitor.forget()
+  t.equal(monitor.lagMs(), 0, 'forgotten: the app would not shed for it')
+  await sleep(1100)
+  t.ok(monitor.lagMs() < 1000, `the next second reads the quiet loop: ${Math.round(monitor.lagMs())} ms`)
+})
