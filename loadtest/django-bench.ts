@@ -25,6 +25,7 @@ import { benchPassword, createBenchUsers } from '../src/bench/loadtest/users.js'
 import { stageCopy, type StagedCopy } from '../src/lib/build.js'
 import { djangoVersions, startDjango } from '../src/bench/stacks/django.js'
 import { positiveInt } from './args.js'
+import { cpuMsPer, round } from '../src/bench/loadtest/stats.js'
 
 const USAGE = `Usage: npm run bench:django -- [options]
 
@@ -54,8 +55,6 @@ gunicorn wrk nginx. Run it alone on the machine: both sides are CPU-bound.`
 /** nginx's worker_processes as `runway nginx render` writes it by default. */
 const NGINX_WORKERS = 'auto'
 
-const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits
-
 /** One stack's me and login figures from the measured rows. */
 function side(label: string, workers: string, hasher: string, me: ResultRow | undefined, login: ResultRow | undefined): DjangoSide {
   const failed = [me, login].find((r) => r?.status !== 'ok')
@@ -78,7 +77,7 @@ function side(label: string, workers: string, hasher: string, me: ResultRow | un
     login: {
       perSec: l.rps,
       runs: login.runs.map((r) => r.rps),
-      cpuMsPerLogin: logins > 0 ? round(((l.serverCpu / 100) * l.durationSec * 1000) / logins) : 0,
+      cpuMsPerLogin: logins > 0 ? cpuMsPer(l.serverCpu, l.durationSec, logins) : 0,
       p99Ms: l.latency.p99,
       errors: l.errors + l.non2xx,
       serverCpuPct: l.serverCpu,

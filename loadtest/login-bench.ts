@@ -15,6 +15,7 @@ import type { LoginResults } from '../src/bench/loadtest/doc-figures.js'
 import { writeJsonResults } from '../src/bench/loadtest/results.js'
 import { CpuSampler, waitForIdle } from '../src/bench/loadtest/sampler.js'
 import { scenario } from '../src/bench/loadtest/scenarios.js'
+import { cpuMsPer } from '../src/bench/loadtest/stats.js'
 import { benchPassword, createBenchUsers } from '../src/bench/loadtest/users.js'
 import { stageCopy } from '../src/lib/build.js'
 import { startProductionProcess } from '../src/bench/stacks/api.js'
@@ -149,7 +150,7 @@ async function main() {
         results.push({
           stack: stack === 'single' ? 'production process (node dist/api/server.js)' : `nginx TLS → pm2 cluster (${availableParallelism()} workers)`,
           loginsPerSec: f.rps,
-          cpuMsPerLogin: logins > 0 ? Math.round(((cpu.serverCpu / 100) * f.durationSec * 1000 * 10) / logins) / 10 : NaN,
+          cpuMsPerLogin: logins > 0 ? cpuMsPer(cpu.serverCpu, f.durationSec, logins) : NaN,
           serverCpuPct: cpu.serverCpu,
           serverRssMb: cpu.serverRssMb,
           loadgenCpuPct: cpu.loadgenCpu,

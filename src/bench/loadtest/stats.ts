@@ -10,7 +10,13 @@ export function median(values: readonly number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
 }
 
-const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits
+export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits
+
+/**
+ * Server CPU per operation in ms, to 0.1 ms: `serverCpuPct` (100 = one core busy) for `seconds`,
+ * shared by `count` operations (the login benches: CPU per login). Callers say what 0 operations give.
+ */
+export const cpuMsPer = (serverCpuPct: number, seconds: number, count: number) => round(((serverCpuPct / 100) * seconds * 1000) / count, 1)
 
 /** Percentiles of raw samples (ms), nearest-rank. */
 export function percentiles(samples: readonly number[]): Latency {

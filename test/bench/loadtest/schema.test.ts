@@ -4,7 +4,7 @@ import t from 'tap'
 import { annotate } from '../../../src/bench/loadtest/compare.js'
 import { assertResults, resultsProblems } from '../../../src/bench/loadtest/schema.js'
 import { renderMarkdown } from '../../../src/bench/loadtest/report-md.js'
-import { errorRate, median, percentiles, summarize } from '../../../src/bench/loadtest/stats.js'
+import { cpuMsPer, errorRate, median, percentiles, summarize } from '../../../src/bench/loadtest/stats.js'
 import { targetLines } from '../../../src/bench/loadtest/table.js'
 import { compareResults, figures, row } from '../../helpers/loadtest.js'
 
@@ -164,6 +164,11 @@ t.test("session latency: medians of the runs' whole-session percentiles", async 
   t.equal(summarize([figures(10)]).sessions, undefined, 'single-step scenarios have none')
   t.same(percentiles([5, 1, 4, 2, 3, 6, 7, 8, 9, 10]), { p50: 5, p90: 9, p99: 10, max: 10, mean: 5.5 })
   t.same(percentiles([]), { p50: 0, p90: 0, p99: 0, max: 0, mean: 0 })
+})
+
+t.test('server CPU per operation: CPU% over the seconds, shared by the operations, to 0.1 ms', async (t) => {
+  t.equal(cpuMsPer(190, 10, 842), 22.6, '1.9 cores for 10 s over 842 logins')
+  t.equal(cpuMsPer(100, 1, 1000), 1)
 })
 
 t.test('medians of runs, totals of errors', async (t) => {
