@@ -2,7 +2,7 @@
 // against one schema and handed to the app as a typed value. Nothing else reads process.env.
 import { readFileSync, existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { join, resolve } from 'node:path'
+import { isAbsolute, join, resolve } from 'node:path'
 import { parse as parseDotenv } from 'dotenv'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
@@ -34,6 +34,10 @@ export const EnvSchema = Type.Object({
   NODE_ENV: Enum(['development', 'production', 'test'], 'development', 'Runtime mode; production enforces strong keys and JSON logs'),
   HOST: Str('127.0.0.1', 'Address to listen on'),
   PORT: Int(DEFAULT_PORT, 0, 65535, 'Port to listen on (0 picks a free one)'),
+  UNIX_SOCKET: Str(
+    '',
+    'Also listen on this Unix socket, for an nginx on the same host (upstream unix:PATH): cheaper per request than loopback TCP. HOST:PORT stays open (health checks, deploy gates). Empty = off',
+  ),
   DATA_DIR: Str('./data', 'Directory of the embedded SQLite database'),
   DATABASE_URL: Type.String({
     default: '',
@@ -191,6 +195,8 @@ export interface Config {
   production: boolean
   host: string
   port: number
+  /** Absolute path of the Unix socket also listened on, or '' (off). */
+  unixSocket: string
   dataDir: string
   /** PostgreSQL connection URL, or '' for the embedded SQLite store. */
   databaseUrl: string
@@ -316,6 +322,7 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     production,
     host: e.HOST,
     port: e.PORT,
+    unixSocket: e.UNIX_SOCKET,
     dataDir: resolve(e.DATA_DIR),
     databaseUrl: e.DATABASE_URL,
     db: {
@@ -474,6 +481,14 @@ function checkConsistency(c: Config): void {
   if (c.sliding.refreshLifetime <= 0) throw new ConfigError('SLIDING_TOKEN_REFRESH_LIFETIME must be longer than 0')
   if (c.db.connectTimeoutMs === 0) throw new ConfigError('DB_CONNECT_TIMEOUT must be longer than 0: without it a hung PostgreSQL holds every request')
   if (c.headersTimeoutMs > c.requestTimeoutMs) throw new ConfigError('HEADERS_TIMEOUT must not exceed REQUEST_TIMEOUT')
+  // nginx's upstream names the path, and pm2 starts each release in its own directory.
+  if (c.unixSocket && !isAbsolute(c.unixSocket))
+    throw new ConfigError(
+      `UNIX_SOCKET=${c.unixSocket} is relative: give an absolute path (nginx's upstream names it, and a relative one would move with each release)`,
+    )
+  // sockaddr_un holds 108 bytes with the terminating NUL: a longer path cannot be listened on.
+  if (Buffer.byteLength(c.unixSocket) > 107)
+    throw new ConfigError(`UNIX_SOCKET is ${Buffer.byteLength(c.unixSocket)} bytes long as a path: a Unix socket path holds at most 107`)
   if (c.metrics && c.metrics.port > 65535) throw new ConfigError(`METRICS_PORT=${c.metrics.port} is invalid: expected empty (off) or a port from 1 to 65535`)
   if (c.metrics && c.metrics.port === c.port)
     throw new ConfigError(`METRICS_PORT=${c.metrics.port} is the API's PORT: the metrics listener needs a port of its own`)

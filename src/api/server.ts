@@ -5,7 +5,9 @@ import closeWithGrace from 'close-with-grace'
 import { createRequire } from 'node:module'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, readEnv, type Config } from './config.js'
+import type { Server as NetServer } from 'node:net'
 import { connectionDrainer } from './drain.js'
+import { listenOnUnixSocket } from './unix-listener.js'
 import { redactSecrets } from './redact.js'
 import { StoreNeedsOperatorError } from './store/store.js'
 import type { MetricsListener } from './metrics/cluster.js'
@@ -50,7 +52,8 @@ async function main(): Promise<void> {
   // keep-alive connections with `Connection: close` for up to a second, close the idle ones,
   // let in-flight requests finish, then close the app and its store. Past SHUTDOWN_GRACE the
   // process exits anyway (code 1); pm2's kill_timeout is longer, so pm2 never has to SIGKILL.
-  const drain = connectionDrainer(app, Math.min(1000, config.shutdownGraceMs / 4))
+  const doors: NetServer[] = [] // the UNIX_SOCKET listener, once open
+  const drain = connectionDrainer(app, Math.min(1000, config.shutdownGraceMs / 4), doors)
   let metrics: MetricsListener | undefined
   const closeListeners = closeWithGrace({ delay: config.shutdownGraceMs, logger: app.log }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'fatal error, closing')
@@ -65,6 +68,10 @@ async function main(): Promise<void> {
   app.addHook('onClose', async () => closeListeners.uninstall())
 
   const address = await app.listen({ host: config.host, port: config.port })
+  if (config.unixSocket) {
+    doors.push(await listenOnUnixSocket(app.server, config.unixSocket))
+    app.log.info({ socket: config.unixSocket }, 'also listening on a Unix socket')
+  }
   if (config.metrics) {
     // Loaded only here: a worker without METRICS_PORT never loads prom-client (~90 modules).
     const [{ appRegistry }, { startMetricsListener }] = await Promise.all([import('./metrics/registry.js'), import('./metrics/cluster.js')])

@@ -12,6 +12,7 @@ t.test('defaults follow simplejwt and the issue', async (t) => {
   const c = loadConfig({})
   t.equal(c.host, '127.0.0.1')
   t.equal(c.port, 3000)
+  t.equal(c.unixSocket, '', 'no Unix socket unless asked')
   t.match(c.dataDir, /\/data$/)
   t.equal(c.jwt.algorithm, 'HS256')
   t.equal(c.jwt.accessLifetime, 300)
@@ -52,6 +53,8 @@ t.test('malformed values: one line naming the variable and what it expects', asy
     [{ NODE_ENV: 'prod' }, /^NODE_ENV="prod" is invalid/],
     [{ JWT_ALGORITHM: 'RS256' }, /^JWT_PRIVATE_KEY_FILE is missing/],
     [{ JWT_ALGORITHM: 'RS256', JWT_PRIVATE_KEY_FILE: '/nonexistent.pem' }, /JWT_PRIVATE_KEY_FILE=\/nonexistent.pem cannot be read/],
+    [{ UNIX_SOCKET: 'run/app.sock' }, /^UNIX_SOCKET=run\/app.sock is relative: give an absolute path/],
+    [{ UNIX_SOCKET: `/${'d/'.repeat(53)}a.sock` }, /^UNIX_SOCKET is 113 bytes long as a path: a Unix socket path holds at most 107$/],
   ]
   for (const [env, message] of cases) {
     // Key files are read when the key ring loads, still before the server listens.

@@ -62,7 +62,11 @@ export interface Answer {
  */
 export class Connection {
   readonly agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
-  constructor(readonly url: string) {}
+  /** `socketPath`: connect to this Unix socket instead of the URL's host and port. */
+  constructor(
+    readonly url: string,
+    readonly socketPath?: string,
+  ) {}
 
   request(path: string, o: { json?: unknown; token?: string; method?: string } = {}): Promise<Answer> {
     const body = o.json === undefined ? undefined : JSON.stringify(o.json)
@@ -70,21 +74,25 @@ export class Connection {
     if (body !== undefined) headers['content-type'] = 'application/json'
     if (o.token) headers.authorization = `Bearer ${o.token}`
     return new Promise((resolve, reject) => {
-      const req = http.request(this.url + path, { method: o.method ?? (body === undefined ? 'GET' : 'POST'), headers, agent: this.agent }, (res) => {
-        let text = ''
-        res.setEncoding('utf8')
-        res.on('data', (c: string) => (text += c))
-        res.on('end', () => {
-          let parsed: unknown
-          try {
-            parsed = text ? JSON.parse(text) : undefined
-          } catch {
-            parsed = text
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed })
-        })
-        res.on('error', reject)
-      })
+      const req = http.request(
+        this.url + path,
+        { method: o.method ?? (body === undefined ? 'GET' : 'POST'), headers, agent: this.agent, socketPath: this.socketPath },
+        (res) => {
+          let text = ''
+          res.setEncoding('utf8')
+          res.on('data', (c: string) => (text += c))
+          res.on('end', () => {
+            let parsed: unknown
+            try {
+              parsed = text ? JSON.parse(text) : undefined
+            } catch {
+              parsed = text
+            }
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed })
+          })
+          res.on('error', reject)
+        },
+      )
       req.setTimeout(10_000, () => req.destroy(new Error(`${path}: no answer in 10 s`)))
       req.on('error', reject)
       req.end(body)
@@ -128,6 +136,8 @@ export interface LoadResult {
   /** 2xx answers whose body was not the expected shape. */
   badBodies: number
   statuses: Record<string, number>
+  /** Connection errors by code (ECONNRESET, EPIPE, ...). */
+  errorCodes: Record<string, number>
   durationMs: number
   reqPerSec: number
 }
@@ -140,6 +150,8 @@ export interface LoadOptions {
   sessions: Array<{ access: string; refresh: string }>
   /** Hard bound on the run, in seconds. */
   maxDurationS: number
+  /** Send the load over this Unix socket instead of the URL's host and port. */
+  socketPath?: string
 }
 
 export interface RunningLoad {
@@ -156,6 +168,7 @@ export function startLoad(url: string, o: LoadOptions): RunningLoad {
   if (o.sessions.length < o.connections) throw new Error('one session per connection is needed')
   let nextSession = 0
   let badBodies = 0
+  const errorCodes: Record<string, number> = {}
   const started = Date.now()
   // State per connection lives in setupClient (autocannon resets a request context every time
   // its sequence wraps around). autocannon attributes answers to requests in order, and when a
@@ -190,7 +203,7 @@ export function startLoad(url: string, o: LoadOptions): RunningLoad {
   let instance: { stop(): void } | undefined
   const done = new Promise<LoadResult>((resolve, reject) => {
     instance = autocannon(
-      { url, connections: o.connections, duration: o.maxDurationS, timeout: 5, setupClient },
+      { url, socketPath: o.socketPath, connections: o.connections, duration: o.maxDurationS, timeout: 5, setupClient },
       (err: Error | null, result: autocannon.Result) => {
         if (err) return reject(err)
         const statuses: Record<string, number> = {}
@@ -203,11 +216,15 @@ export function startLoad(url: string, o: LoadOptions): RunningLoad {
           non2xx: result.non2xx,
           badBodies,
           statuses,
+          errorCodes,
           durationMs: Date.now() - started,
           reqPerSec: (result['2xx'] / (Date.now() - started)) * 1000,
         })
       },
     )
+  })
+  ;(instance as unknown as NodeJS.EventEmitter).on('reqError', (err: NodeJS.ErrnoException) => {
+    errorCodes[err.code ?? err.message] = (errorCodes[err.code ?? err.message] ?? 0) + 1
   })
   return {
     done,

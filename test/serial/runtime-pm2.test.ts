@@ -2,7 +2,7 @@
 // ecosystem.config.js --env production, two workers, under a temporary PM2_HOME, over a private
 // copy of dist/ and a fresh SQLite file. Everything is torn down by PID, also when a test fails.
 import t from 'tap'
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startPm2Cluster } from '../../src/bench/stacks/pm2.js'
@@ -15,10 +15,12 @@ const USER_LIMIT = 20
 
 const copy = await staged(t, 'dist')
 for (const u of ['alice', 'mallory', ...LOAD_USERS]) await seedUser(copy.dir, u)
+// Also listening on a Unix socket, as behind an nginx on the same host (runway host init).
+const SOCKET = join(copy.dir, 'run', 'app.sock')
 const stack = await startPm2Cluster({
   cwd: copy.dir,
   instances: WORKERS,
-  env: stackEnv(copy.dir, { LOGIN_RATE_LIMIT_USER: String(USER_LIMIT) }),
+  env: stackEnv(copy.dir, { LOGIN_RATE_LIMIT_USER: String(USER_LIMIT), UNIX_SOCKET: SOCKET }),
 })
 t.teardown(() => stack.stop())
 const { url } = stack
@@ -50,6 +52,23 @@ t.test('the cluster starts the configured workers, and more than one answers', a
     .split('\n')
   const lines = log.map((l) => JSON.parse(l) as { worker?: string; msg?: string })
   t.same([...new Set(lines.map((l) => l.worker))].sort(), ['0', '1'], 'JSON log lines from both workers, each naming its worker')
+})
+
+t.test('the Unix socket (UNIX_SOCKET) is served by every worker, through the pm2 daemon', async (t) => {
+  t.equal(statSync(SOCKET).mode & 0o777, 0o666, 'nginx, another user, may connect')
+  const seen = new Set<string>()
+  for (let i = 0; i < 10; i++) {
+    const c = new Connection(url, SOCKET)
+    const r = await c.request('/readyz')
+    c.close()
+    t.equal(r.status, 200)
+    seen.add(String(r.headers['x-runway-worker']))
+  }
+  t.same([...seen].sort(), ['0', '1'], 'new connections on the socket go to both workers')
+  const c = new Connection(url, SOCKET)
+  const pair = await login(c)
+  t.match((await c.request('/api/me/', { token: pair.access })).body, { username: 'alice' }, 'the API over the socket')
+  c.close()
 })
 
 t.test('cross-worker: a refresh token rotated on one worker is refused by another', async (t) => {
@@ -126,8 +145,17 @@ t.test('zero-downtime reload: pm2 reload under load loses nothing', async (t) =>
   const RUNS = 4
   for (let run = 1; run <= RUNS; run++) {
     const before = await stack.workers()
-    // The load runs from before the reload until shortly after it (bounded at 20 s).
-    const load = startLoad(url, { maxDurationS: 20, connections: CONNECTIONS, mix: 'chains', sessions: await sessions(url, CONNECTIONS, LOAD_USERS) })
+    // The load runs from before the reload until shortly after it (bounded at 20 s); every other
+    // run sends it over the Unix socket, which the pm2 daemon holds while the workers change.
+    const socketPath = run % 2 === 0 ? SOCKET : undefined
+    const over = socketPath ? 'over the Unix socket' : 'over TCP'
+    const load = startLoad(url, {
+      maxDurationS: 20,
+      connections: CONNECTIONS,
+      mix: 'chains',
+      sessions: await sessions(url, CONNECTIONS, LOAD_USERS),
+      socketPath,
+    })
     await sleep(400)
     const reloadStart = Date.now()
     await stack.pm2(['reload', 'runway'])
@@ -135,7 +163,9 @@ t.test('zero-downtime reload: pm2 reload under load loses nothing', async (t) =>
     await sleep(400)
     const r = await load.stop()
     const after = await stack.waitForWorkers()
-    t.comment(`run ${run}: reload took ${reloadMs} ms; ${r.requests} requests in ${r.durationMs} ms, statuses ${JSON.stringify(r.statuses)}`)
+    t.comment(
+      `run ${run} (${over}): reload took ${reloadMs} ms; ${r.requests} requests in ${r.durationMs} ms, statuses ${JSON.stringify(r.statuses)}, connection errors ${JSON.stringify(r.errorCodes)}`,
+    )
     t.ok(
       after.every((w) => !before.some((b) => b.pid === w.pid)),
       `run ${run}: every worker was replaced`,
@@ -145,7 +175,7 @@ t.test('zero-downtime reload: pm2 reload under load loses nothing', async (t) =>
     t.same(
       { errors: r.errors, timeouts: r.timeouts, non2xx: r.non2xx, badBodies: r.badBodies },
       { errors: 0, timeouts: 0, non2xx: 0, badBodies: 0 },
-      `run ${run}: 0 errors, 0 timeouts, 0 non-2xx`,
+      `run ${run} (${over}): 0 errors, 0 timeouts, 0 non-2xx`,
     )
   }
 })
