@@ -9,9 +9,9 @@
 // response. What is still open after `idleMs` is idle: those sockets are closed, in-flight
 // requests are waited for, and only then is the app (and its store) closed.
 //
-// A socket told to close is closed in stages, as RFC 9112 §9.6 asks: after the response, only
-// the write side (the client reads the whole answer, then end of stream), then reading on until
-// the client closes or `idleMs` passes. Node's own close would destroy the socket as soon as the
+// Every socket is closed in stages, as RFC 9112 §9.6 asks: first only the write side (after its
+// last response: the client reads the whole answer, then the end of the stream), then reading on
+// until the client closes or `idleMs` passes. Node's own close would destroy the socket as soon as the
 // response is written; a request the client sent meanwhile is then unread, and the kernel answers
 // it with a reset the client sees instead of the end of stream. Over loopback TCP the end usually
 // arrives first; over a Unix socket (UNIX_SOCKET) the reset wins: 9–13 errors per pm2 reload.
@@ -57,9 +57,8 @@ export function connectionDrainer(app: FastifyInstance, idleMs: number, alsoAcce
         return
       }
       tellToClose(socket, reply)
-    } else {
-      serving.set(socket, reply)
     }
+    serving.set(socket, reply)
     done()
   })
 
@@ -80,8 +79,14 @@ export function connectionDrainer(app: FastifyInstance, idleMs: number, alsoAcce
     let timer: NodeJS.Timeout | undefined
     await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, idleMs)))])
     clearTimeout(timer)
-    // Whatever is still open is idle (closed now) or mid-request (closes after its response).
-    app.server.closeIdleConnections()
+    // Whatever is still open is mid-request (told to close: it closes after its answer) or idle.
+    // Idle ones are closed in stages too, so a request the client is just sending meets the end of
+    // the stream, not a reset (http.Server's closeIdleConnections would destroy them).
+    for (const socket of open) {
+      if (toldToClose.has(socket) || serving.get(socket)?.raw.writableEnded === false) continue
+      toldToClose.add(socket)
+      closeInStages(socket, idleMs)
+    }
     await closed
   }
 }
