@@ -7,8 +7,9 @@
 // node:cluster of n workers, the topology pm2's cluster mode uses. `runway compare --ceiling`
 // measures it beside each production stage; stage ÷ twin is the stage's efficiency.
 //
-//   PORT=3000 DATA_DIR=./data JWT_SIGNING_KEY=... [CEILING_WORKERS=2] node --import tsx loadtest/ceiling-server.ts
+//   PORT=3000 DATA_DIR=./data JWT_SIGNING_KEY=... [CEILING_WORKERS=2] [CEILING_SOCKET=/path.sock] node --import tsx loadtest/ceiling-server.ts
 import cluster from 'node:cluster'
+import { chmodSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import Database from 'better-sqlite3'
 import { verifyHs256 } from '../src/bench/loadtest/hs256.js'
@@ -88,17 +89,25 @@ function serve(): void {
     })
   }
 
-  const server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = req.url ?? '/'
     if (req.method === 'GET' && (path === '/api/me/' || path === '/api/me')) return me(req, res)
     if (req.method === 'GET' && (path === '/healthz' || path === '/readyz')) return send(res, 200, '{"status":"ok"}')
     if (req.method === 'POST' && (path === '/api/token/verify/' || path === '/api/token/verify')) return verify(req, res)
     send(res, 404, '{"detail":"Not found."}')
-  })
+  }
+  const server = createServer(handle)
   // The same keep-alive the API uses (above nginx's upstream keepalive_timeout).
   server.keepAliveTimeout = 65_000
   server.listen(Number(env.PORT ?? '3000'), env.HOST ?? '127.0.0.1')
-  const close = () => server.close(() => process.exit(0))
+  // CEILING_SOCKET: also a Unix socket, as the API's UNIX_SOCKET (nginx's upstream on one host).
+  const door = env.CEILING_SOCKET ? createServer(handle) : undefined
+  if (door) door.keepAliveTimeout = 65_000
+  door?.listen(env.CEILING_SOCKET, () => chmodSync(env.CEILING_SOCKET!, 0o666))
+  const close = () => {
+    door?.close()
+    server.close(() => process.exit(0))
+  }
   process.on('SIGTERM', close)
   process.on('SIGINT', close)
 }

@@ -20,7 +20,7 @@ import { Progress } from '../src/bench/loadtest/progress.js'
 import { writeJsonResults } from '../src/bench/loadtest/results.js'
 import { scenario } from '../src/bench/loadtest/scenarios.js'
 import type { ResultRow } from '../src/bench/loadtest/schema.js'
-import { nginxOver, stageDefs, stageEnv, type Running, type StageContext } from '../src/bench/loadtest/stages.js'
+import { nginxOver, socketPath, stageDefs, stageEnv, startCluster, type Running, type StageContext } from '../src/bench/loadtest/stages.js'
 import { benchPassword, createBenchUsers } from '../src/bench/loadtest/users.js'
 import { stageCopy, type StagedCopy } from '../src/lib/build.js'
 import { djangoVersions, startDjango } from '../src/bench/stacks/django.js'
@@ -121,7 +121,6 @@ async function main() {
     // the Django side gets: the same template and the same nginx in front of both.
     const defs = stageDefs(instances)
     const tlsStage = defs.find((d) => d.id === 'tls')!
-    const clusterStage = defs.find((d) => d.id === 'cluster')!
     const ctx: StageContext = {
       dataDir: join(work, 'runway', 'data'),
       logDir: join(work, 'runway', 'logs'),
@@ -135,12 +134,24 @@ async function main() {
     say('runway: staging dist/ (compiled first when stale), creating users, starting nginx TLS → pm2 cluster')
     const runwayUsers = await createBenchUsers(ctx.dataDir, userCount, await benchPassword())
     await ctx.dist()
-    const runway = await nginxOver(await clusterStage.start(ctx), { tls: true, workers: NGINX_WORKERS })
+    // Both apps are reached over a Unix socket, as runway host init and Django's deployment guides set them up.
+    const runway = await nginxOver(await startCluster(ctx, { socket: true }), { tls: true, workers: NGINX_WORKERS })
     stacks.push(runway)
 
     say(`Django ${versions.django}: migrating, creating users (Django's default hasher), starting nginx TLS → gunicorn -w ${instances}`)
-    const app = await startDjango({ dir: join(work, 'django'), workers: instances, users: userCount })
-    const django = await nginxOver({ ...app, mint: false }, { tls: true, workers: NGINX_WORKERS })
+    const djangoSocket = socketPath()
+    const app = await startDjango({ dir: join(work, 'django'), workers: instances, users: userCount, socket: djangoSocket.path })
+    const django = await nginxOver(
+      {
+        ...app,
+        mint: false,
+        stop: async () => {
+          await app.stop()
+          djangoSocket.remove()
+        },
+      },
+      { tls: true, workers: NGINX_WORKERS },
+    )
     stacks.push(django)
 
     const targets = [

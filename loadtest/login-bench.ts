@@ -15,6 +15,7 @@ import type { LoginResults } from '../src/bench/loadtest/doc-figures.js'
 import { writeJsonResults } from '../src/bench/loadtest/results.js'
 import { CpuSampler, waitForIdle } from '../src/bench/loadtest/sampler.js'
 import { scenario } from '../src/bench/loadtest/scenarios.js'
+import { socketPath } from '../src/bench/loadtest/stages.js'
 import { cpuMsPer } from '../src/bench/loadtest/stats.js'
 import { benchPassword, createBenchUsers } from '../src/bench/loadtest/users.js'
 import { stageCopy } from '../src/lib/build.js'
@@ -111,9 +112,12 @@ async function main() {
       if (stack === 'single') {
         running = await startProductionProcess({ cwd: copy.dir, env, logFile: join(work, 'single.log') })
       } else {
-        const cluster = await startPm2Cluster({ cwd: copy.dir, env })
-        const nginx = await startNginx({ upstreams: [new URL(cluster.url).host], tls: true, rateLimit: false }).catch(async (err: unknown) => {
+        // nginx reaches the workers over their Unix socket, as on a host `runway host init` set up.
+        const socket = socketPath()
+        const cluster = await startPm2Cluster({ cwd: copy.dir, env: { ...env, UNIX_SOCKET: socket.path } })
+        const nginx = await startNginx({ upstreams: [`unix:${socket.path}`], tls: true, rateLimit: false }).catch(async (err: unknown) => {
           await cluster.stop()
+          socket.remove()
           throw err
         })
         running = {
@@ -123,6 +127,7 @@ async function main() {
           stop: async () => {
             await nginx.stop()
             await cluster.stop()
+            socket.remove()
           },
         }
       }

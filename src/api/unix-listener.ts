@@ -43,7 +43,13 @@ async function clearStaleSocket(path: string): Promise<void> {
 export async function listenOnUnixSocket(server: HttpServer, path: string): Promise<NetServer> {
   mkdirSync(dirname(path), { recursive: true })
   await clearStaleSocket(path)
-  const door = createServer((socket) => server.emit('connection', socket))
+  const door = createServer((socket) => {
+    // A Unix socket's peer has no address, and it is on this host: it is given the loopback
+    // address, so TRUST_PROXY=127.0.0.1 believes the local nginx's X-Forwarded-For and request.ip
+    // (the per-IP login limit, the logs) is the client's, exactly as over loopback TCP.
+    Object.defineProperties(socket, { remoteAddress: { value: '127.0.0.1' }, remoteFamily: { value: 'IPv4' }, remotePort: { value: 0 } })
+    server.emit('connection', socket)
+  })
   await new Promise<void>((resolve, reject) => {
     door.once('error', (err: NodeJS.ErrnoException) =>
       reject(err.code === 'EADDRINUSE' ? new Error(`UNIX_SOCKET ${path}: another process listens on it`) : err),

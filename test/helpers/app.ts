@@ -1,5 +1,5 @@
 // Builds the real app on a real listening socket (127.0.0.1, port 0) over a fresh SQLite file.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -9,6 +9,7 @@ import { buildApp } from '../../src/api/app.js'
 import { loadConfig, type Config } from '../../src/api/config.js'
 import { hashPassword, type Argon2Params, type ScryptParams } from '../../src/api/auth/passwords.js'
 import { SqliteStore } from '../../src/api/store/sqlite.js'
+import { listenOnUnixSocket } from '../../src/api/unix-listener.js'
 import type { Store } from '../../src/api/store/store.js'
 
 export const SIGNING_KEY = 'test-signing-key-that-is-long-enough-0123456789'
@@ -17,6 +18,8 @@ export const PASSWORD = 'correct-horse-battery'
 export interface TestApp {
   app: FastifyInstance
   url: string
+  /** The Unix socket it also listens on (startApp's `socket` option). */
+  socket?: string
   config: Config
   store: SqliteStore
   dataDir: string
@@ -52,7 +55,8 @@ export const FIXTURE_SCRYPT: ScryptParams = { N: 2 ** 10, r: 8, p: 1 }
  * `o.dataDir`: use this existing data directory (another app instance's, or the CLI's) instead of a
  * fresh one; it is then left in place for its owner to remove.
  */
-export async function startApp(t: Test, env: Record<string, string> = {}, o: { dataDir?: string } = {}): Promise<TestApp> {
+/** `socket`: also listen on a Unix socket (UNIX_SOCKET), at TestApp.socket. */
+export async function startApp(t: Test, env: Record<string, string> = {}, o: { dataDir?: string; socket?: boolean } = {}): Promise<TestApp> {
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'runway-test-'))
   const config = testConfig(env, dataDir)
   const store = SqliteStore.open(dataDir)
@@ -65,13 +69,20 @@ export async function startApp(t: Test, env: Record<string, string> = {}, o: { d
   })
   const app = await buildApp(config, { store, logStream })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  // nginx's workers run as another user: the socket's directory must let them through (mkdtemp's is 0700).
+  const socketDir = o.socket ? mkdtempSync(join(tmpdir(), 'runway-sock-')) : undefined
+  if (socketDir) chmodSync(socketDir, 0o711)
+  const socket = socketDir && join(socketDir, 'app.sock')
+  const door = socket ? await listenOnUnixSocket(app.server, socket) : undefined
   const close = async () => {
+    door?.close()
+    if (socketDir) rmSync(socketDir, { recursive: true, force: true })
     await app.close()
     await store.close()
     if (!o.dataDir) rmSync(dataDir, { recursive: true, force: true })
   }
   t.teardown(close)
-  return { app, url, config, store, dataDir, logs, close }
+  return { app, url, socket, config, store, dataDir, logs, close }
 }
 
 export async function createUser(store: Store, username = 'alice', password = PASSWORD) {

@@ -2,6 +2,7 @@
 // end to end: the layout, a generated key, rendered unit/logrotate/nginx files, idempotence,
 // --dry-run changing nothing.
 import t from 'tap'
+import http from 'node:http'
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -68,7 +69,10 @@ if (!haveSshd()) {
       new RegExp(`ExecStart=/usr/bin/env node ${root}/shared/pm2/active/node_modules/pm2/bin/pm2 resurrect`),
     )
     t.notMatch(readFileSync(join(root, 'shared', 'host', 'logrotate.conf'), 'utf8'), /@[A-Z_]+@/)
+    t.match(env, new RegExp(`^UNIX_SOCKET=${root}/shared/run/app.sock$`, 'm'))
+    t.equal(statSync(join(root, 'shared', 'run')).mode & 0o777, 0o711, "the socket's directory lets nginx's user through")
     const site = readFileSync(join(root, 'shared', 'host', 'nginx-site.conf'), 'utf8')
+    t.match(site, new RegExp(`server unix:${root}/shared/run/app.sock `), "nginx's upstream is the app's socket")
     t.match(site, new RegExp(`ssl_certificate ${root}/shared/nginx/tls/placeholder.crt;`))
     t.match(
       execFileSync('openssl', ['x509', '-noout', '-ext', 'subjectAltName', '-in', join(root, 'shared', 'nginx', 'tls', 'placeholder.crt')], {
@@ -104,6 +108,10 @@ if (!haveSshd()) {
     t.match(JSON.parse(r.out), { ok: true, hosts: [{ result: 'ok' }] })
     const res = await fetch(`http://127.0.0.1:${port}/readyz`)
     t.equal(res.status, 200)
+    const overSocket = await new Promise<number | undefined>((resolve, reject) =>
+      http.get({ socketPath: join(root, 'shared', 'run', 'app.sock'), path: '/readyz' }, (r) => resolve(r.resume().statusCode)).on('error', reject),
+    )
+    t.equal(overSocket, 200, "the deployed app answers on the socket nginx's site points at")
     const s = await runway(['status', ...sshd.flags, '--path', root])
     t.equal(s.code, 0, s.err)
   })

@@ -52,9 +52,11 @@ if (bin) {
   // TRUST_PROXY=127.0.0.1: the app believes X-Forwarded-For only from nginx's address. The app's
   // own login limits are off so every 429 below is nginx's.
   const appEnv = { TRUST_PROXY: '127.0.0.1', LOGIN_RATE_LIMIT_IP: '0', LOGIN_RATE_LIMIT_USER: '0', WORKER_HEADER: 'true', NODE_APP_INSTANCE: 'app-a' }
-  const app = await startApp(t, appEnv)
+  // The TLS nginx reaches the app over its Unix socket, as `runway host init` sets it up; the
+  // plain one over loopback TCP, as a fleet's nginx reaches another host's app.
+  const app = await startApp(t, appEnv, { socket: true })
   await createUser(app.store, 'alice', PASSWORD)
-  const secure = await nginx({ upstreams: [hostPort(app)], tls: true, rateLimit: { rate: '1r/s', burst: 5 } })
+  const secure = await nginx({ upstreams: [`unix:${app.socket}`], tls: true, rateLimit: { rate: '1r/s', burst: 5 } })
   const plain = await nginx({ upstreams: [hostPort(app)], tls: false })
   const ca = readFileSync(secure.caFile!)
   const httpsPort = Number(new URL(secure.httpsUrl!).port)
@@ -190,6 +192,15 @@ if (bin) {
     }
     t.equal(line?.remote_addr, '127.0.0.2', "nginx's JSON access log has the request id and client address")
     t.match(String(line?.upstream_response_time), /^[0-9.]+$/, 'and the upstream time')
+
+    // The same through the TLS nginx, which reaches the app over its Unix socket.
+    const viaSocket = await request(`${secure.httpsUrl}/healthz`, {
+      ca,
+      localAddress: '127.0.0.3',
+      headers: { 'x-forwarded-for': '203.0.113.7', 'x-request-id': 'ip-through-socket' },
+    })
+    t.equal(viaSocket.status, 200)
+    t.equal(appLogLine(app, 'ip-through-socket')?.req.remoteAddress, '127.0.0.3', "over the Unix socket too: the client's address")
 
     // Straight to the app from 127.0.0.2 (not the proxy): the forged header is ignored.
     const direct = await request(`${app.url}/healthz`, {

@@ -2,7 +2,8 @@
 // (SQLite or PostgreSQL), the pm2 cluster, nginx → cluster over HTTP and TLS, and the bare
 // ceiling twins. One definition per stage, so both commands run exactly the same stacks.
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { redactSecrets } from '../../api/redact.js'
@@ -31,6 +32,8 @@ export interface Running {
   pm2?: Pm2Stack
   /** The staged copy the stack runs from (src/ for dev, dist/ otherwise). */
   dir?: string
+  /** A Unix socket the app also listens on: nginxOver proxies to it, as on a host `runway host init` set up. */
+  socket?: string
 }
 
 export interface StageDef {
@@ -69,7 +72,7 @@ function combine(
   parts: { stop(): Promise<void>; pids(): Promise<number[]> }[],
   front: { url: string; ca?: string },
   mint: boolean,
-  handles: Pick<Running, 'server' | 'pm2' | 'dir'> = {},
+  handles: Pick<Running, 'server' | 'pm2' | 'dir' | 'socket'> = {},
 ): Running {
   return {
     ...handles,
@@ -82,8 +85,19 @@ function combine(
   }
 }
 
-/** The bare node:http twin (loadtest/ceiling-server.ts), one process or a node:cluster. */
-export async function startCeiling(ctx: StageContext, workers: number, name: string): Promise<Running> {
+/**
+ * A path for an app's Unix socket in a fresh directory nginx's workers (another user) can pass
+ * through; `remove` deletes the directory.
+ */
+export function socketPath(): { path: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'runway-sock-'))
+  chmodSync(dir, 0o711)
+  return { path: join(dir, 'app.sock'), remove: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+/** The bare node:http twin (loadtest/ceiling-server.ts), one process or a node:cluster; `socket`: also on a Unix socket. */
+export async function startCeiling(ctx: StageContext, workers: number, name: string, o: { socket?: boolean } = {}): Promise<Running> {
+  const socket = o.socket ? socketPath() : undefined
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const service = startService({
@@ -99,22 +113,28 @@ export async function startCeiling(ctx: StageContext, workers: number, name: str
       DATA_DIR: ctx.dataDir,
       JWT_SIGNING_KEY: ctx.key,
       CEILING_WORKERS: String(workers),
+      ...(socket ? { CEILING_SOCKET: socket.path } : {}),
     },
     logFile: join(ctx.logDir, `${name.replaceAll(' ', '-')}.log`),
   })
+  const stop = async (ms: number) => {
+    await service.stop(ms)
+    socket?.remove()
+  }
   try {
     await waitForHttp(`${url}/healthz`, { service, timeoutMs: 20_000 })
   } catch (err) {
-    await service.stop(2000)
+    await stop(2000)
     throw err
   }
-  return { url, mint: true, pids: async () => processTree(service.pid), stop: () => service.stop(5000) }
+  return { url, mint: true, pids: async () => processTree(service.pid), stop: () => stop(5000), ...(socket ? { socket: socket.path } : {}) }
 }
 
 /** nginx (startNginx's options but the upstreams; login rate limit off unless `rateLimit`) in front of `upstream`. */
 export async function nginxOver(upstream: Running, o: Omit<StartNginxOptions, 'upstreams' | 'rateLimit'> & { rateLimit?: boolean } = {}): Promise<Running> {
   const { rateLimit, ...rest } = o
-  const nginx = await startNginx({ upstreams: [hostPort(upstream.url)], ...rest, ...(rateLimit ? {} : { rateLimit: false }) }).catch(async (err: unknown) => {
+  const to = upstream.socket ? `unix:${upstream.socket}` : hostPort(upstream.url)
+  const nginx = await startNginx({ upstreams: [to], ...rest, ...(rateLimit ? {} : { rateLimit: false }) }).catch(async (err: unknown) => {
     await upstream.stop()
     throw err
   })
@@ -125,10 +145,17 @@ export async function nginxOver(upstream: Running, o: Omit<StartNginxOptions, 'u
   })
 }
 
-const cluster = async (ctx: StageContext): Promise<Running> => {
+/** The pm2 cluster; `socket`: its workers also listen on a Unix socket (UNIX_SOCKET), for nginx. */
+export const startCluster = async (ctx: StageContext, o: { socket?: boolean } = {}): Promise<Running> => {
   const copy = await ctx.dist()
-  const pm2 = await startPm2Cluster({ cwd: copy.dir, instances: ctx.instances, env: { ...ctx.env, RUNWAY_LOG_DIR: join(ctx.logDir, 'pm2') } })
-  return combine([pm2], { url: pm2.url }, false, { pm2, dir: copy.dir })
+  const socket = o.socket ? socketPath() : undefined
+  const env = { ...ctx.env, RUNWAY_LOG_DIR: join(ctx.logDir, 'pm2'), ...(socket ? { UNIX_SOCKET: socket.path } : {}) }
+  const pm2 = await startPm2Cluster({ cwd: copy.dir, instances: ctx.instances, env }).catch((err: unknown) => {
+    socket?.remove()
+    throw err
+  })
+  const dir = { stop: async () => socket?.remove(), pids: async () => [] }
+  return combine([dir, pm2], { url: pm2.url }, false, { pm2, dir: copy.dir, ...(socket ? { socket: socket.path } : {}) })
 }
 
 export function stageDefs(instances: number): StageDef[] {
@@ -189,7 +216,7 @@ export function stageDefs(instances: number): StageDef[] {
       label: `pm2 cluster (${w})`,
       kind: 'stage',
       explanation: `pm2 cluster mode from ecosystem.config.js, ${w}: pm2's master accepts each connection and hands it to a worker (round robin), so every core serves requests, crashed workers are restarted and \`pm2 reload\` replaces workers without dropping requests. On a small machine the load generator competes with the workers for the same cores, which caps the gain below the worker count.`,
-      start: cluster,
+      start: startCluster,
     },
     {
       id: 'bare-cluster',
@@ -206,8 +233,8 @@ export function stageDefs(instances: number): StageDef[] {
       kind: 'stage',
       nginx: true,
       explanation:
-        'The rendered nginx config in front of the cluster: nginx parses each request again, proxies it over keep-alive upstream connections, buffers slow clients, writes the JSON access log and adds security headers. That is another process doing HTTP work per request on the same cores, so on a small machine the proxy costs real throughput; on a server with spare cores, and with slow clients, it buys resilience.',
-      start: async (ctx) => nginxOver(await cluster(ctx), { rateLimit: ctx.nginxRateLimit }),
+        "The rendered nginx config in front of the cluster: nginx parses each request again, proxies it over keep-alive upstream connections on the workers' Unix socket (UNIX_SOCKET, as `runway host init` sets up; cheaper than loopback TCP), buffers slow clients, writes the JSON access log and adds security headers. That is another process doing HTTP work per request on the same cores, so on a small machine the proxy costs real throughput; on a server with spare cores, and with slow clients, it buys resilience.",
+      start: async (ctx) => nginxOver(await startCluster(ctx, { socket: true }), { rateLimit: ctx.nginxRateLimit }),
     },
     {
       id: 'bare-nginx',
@@ -215,8 +242,8 @@ export function stageDefs(instances: number): StageDef[] {
       kind: 'twin',
       twinOf: 'nginx',
       nginx: true,
-      explanation: 'The same rendered nginx in front of the bare node:cluster twin: what the proxy topology allows on this machine.',
-      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster')),
+      explanation: 'The same rendered nginx in front of the bare node:cluster twin, over a Unix socket too: what the proxy topology allows on this machine.',
+      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster', { socket: true })),
     },
     {
       id: 'tls',
@@ -226,7 +253,7 @@ export function stageDefs(instances: number): StageDef[] {
       nginx: true,
       explanation:
         'As nginx over HTTP, plus TLS 1.2/1.3 termination with a generated certificate. Keep-alive connections pay the handshake once; each request then pays symmetric encryption and record framing in nginx.',
-      start: async (ctx) => nginxOver(await cluster(ctx), { tls: true, rateLimit: ctx.nginxRateLimit }),
+      start: async (ctx) => nginxOver(await startCluster(ctx, { socket: true }), { tls: true, rateLimit: ctx.nginxRateLimit }),
     },
     {
       id: 'bare-tls',
@@ -235,7 +262,7 @@ export function stageDefs(instances: number): StageDef[] {
       twinOf: 'tls',
       nginx: true,
       explanation: 'The same TLS nginx in front of the bare node:cluster twin.',
-      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster'), { tls: true }),
+      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster', { socket: true }), { tls: true }),
     },
     {
       id: 'proxy-tls',
@@ -245,7 +272,7 @@ export function stageDefs(instances: number): StageDef[] {
       nginx: true,
       explanation:
         'nginx with nothing but TLS (its default protocols and ciphers), proxy_pass and keep-alive upstream connections, the same worker count, in front of the bare node:cluster twin: no access log, no headers, no gzip, no error pages. The rendered template on the same bare cluster (the row above) ÷ this is what the template itself costs; the goal is ≥ 90%.',
-      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster'), { tls: true, minimal: true }),
+      start: async (ctx) => nginxOver(await startCeiling(ctx, ctx.instances, 'ceiling cluster', { socket: true }), { tls: true, minimal: true }),
     },
   ]
 }

@@ -41,6 +41,8 @@ export function djangoVersions(): DjangoVersions {
 }
 
 export interface DjangoStack extends RunningStack {
+  /** The Unix socket gunicorn also binds (StartDjangoOptions.socket). */
+  socket?: string
   /** The bench users' usernames (all share `password`). */
   usernames: string[]
   password: string
@@ -54,6 +56,8 @@ export interface StartDjangoOptions {
   /** gunicorn sync workers. */
   workers: number
   users: number
+  /** Also bind this Unix socket (gunicorn --bind unix:PATH), in a directory nginx's user can pass through. */
+  socket?: string
 }
 
 /** Migrates a fresh database, creates the users, starts gunicorn and waits until it answers. */
@@ -81,7 +85,7 @@ export async function startDjango(o: StartDjangoOptions): Promise<DjangoStack> {
   const service = startService({
     name: `gunicorn -w ${o.workers}`,
     command: PYTHON,
-    args: ['-m', 'gunicorn', '--workers', String(o.workers), '--bind', `127.0.0.1:${port}`, 'seed.wsgi'],
+    args: ['-m', 'gunicorn', '--workers', String(o.workers), '--bind', `127.0.0.1:${port}`, ...(o.socket ? ['--bind', `unix:${o.socket}`] : []), 'seed.wsgi'],
     cwd: o.dir,
     env,
     logFile: join(o.dir, 'gunicorn.log'),
@@ -99,6 +103,7 @@ export async function startDjango(o: StartDjangoOptions): Promise<DjangoStack> {
     usernames: Array.from({ length: o.users }, (_, i) => `bench-${i}`),
     password,
     hasher,
+    ...(o.socket ? { socket: o.socket } : {}),
     pids: async () => processTree(service.pid),
     stop: () => service.stop(),
   }

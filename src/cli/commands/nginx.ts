@@ -20,7 +20,8 @@ bad one is a one-line error and nothing is written. --check also runs \`nginx -t
   --variant site|standalone  site (default): for /etc/nginx/sites-available/, inside nginx's http
                           block; standalone: a whole nginx.conf under --prefix (no root needed)
   --server-name NAME      host name(s) served, repeatable (standalone: localhost 127.0.0.1)
-  --upstream HOST:PORT    app server(s), repeatable (default 127.0.0.1:$PORT from the app config)
+  --upstream HOST:PORT    app server(s), repeatable: HOST:PORT or unix:PATH (default: the app
+                          config's unix:$UNIX_SOCKET when set, else 127.0.0.1:$PORT)
   --no-tls                plain HTTP only (TLS terminated elsewhere, or before certbot's first run)
   --cert FILE --key FILE  certificate chain and key (e.g. /etc/letsencrypt/live/NAME/fullchain.pem
                           and privkey.pem)
@@ -110,11 +111,11 @@ const list = (text: string | undefined) =>
     .filter(Boolean)
 
 /** The app's own settings that the proxy must match: its port and BODY_LIMIT. */
-function appDefaults(): { port: number; bodyLimit: number } {
+function appDefaults(): { upstream: string; bodyLimit: number } {
   try {
     const raw = readEnv()
-    const c = loadConfig({ PORT: raw.PORT, BODY_LIMIT: raw.BODY_LIMIT })
-    return { port: c.port, bodyLimit: c.bodyLimit }
+    const c = loadConfig({ PORT: raw.PORT, UNIX_SOCKET: raw.UNIX_SOCKET, BODY_LIMIT: raw.BODY_LIMIT })
+    return { upstream: c.unixSocket ? `unix:${c.unixSocket}` : `127.0.0.1:${c.port}`, bodyLimit: c.bodyLimit }
   } catch (err) {
     if (err instanceof ConfigError) throw new CliError(`configuration error: ${err.message}`, 78)
     throw err
@@ -152,7 +153,7 @@ function input(values: Values, nginxVersionText: string | undefined): NginxInput
     variant: pick(values, 'variant'),
     name: pick(values, 'name'),
     serverNames: list(pick(values, 'server-name')),
-    upstreams: list(pick(values, 'upstream')) ?? [`127.0.0.1:${app.port}`],
+    upstreams: list(pick(values, 'upstream')) ?? [app.upstream],
     tls: !flagTrue('no-tls'),
     cert: pick(values, 'cert'),
     key: pick(values, 'key'),

@@ -1,7 +1,7 @@
 // `runway host init`: prepares a fresh server from the operator's checkout, before anything of
 // runway is on it. Everything is rendered here and written over the Target (local or SSH):
 //
-//   <root>/releases, shared/{data,logs}, .runway             the deploy layout
+//   <root>/releases, shared/{data,logs,run}, .runway         the deploy layout (run: the app's socket)
 //   <root>/shared/.env                                      production settings with a generated key
 //                                                           (never overwritten once it exists)
 //   <root>/shared/host/runway.service                       the systemd unit, rendered
@@ -12,6 +12,7 @@
 // Idempotent: files with the same content are left alone ("unchanged"), and the printed next
 // steps (root-only installs) are the same every time. --dry-run writes nothing.
 import { randomBytes } from 'node:crypto'
+import { parse as parseDotenv } from 'dotenv'
 import { readFileSync, rmSync } from 'node:fs'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -57,11 +58,18 @@ export function renderTemplateFile(file: string, values: Record<string, string>)
   return text
 }
 
-export function productionEnv(port: number): string {
+/** Where the app listens for the nginx on its host (UNIX_SOCKET in the generated .env). */
+export const appSocket = (root: string) => `${root}/shared/run/app.sock`
+
+export function productionEnv(port: number, root: string): string {
   return [
     '# Written by `runway host init`: the production settings of this host (see .env.example).',
     'NODE_ENV=production',
     `PORT=${port}`,
+    // A socket path holds at most 107 bytes: under a longer root nginx keeps loopback TCP.
+    ...(Buffer.byteLength(appSocket(root)) <= 107
+      ? ['# nginx reaches the app over this socket (cheaper than loopback TCP); PORT is for health checks.', `UNIX_SOCKET=${appSocket(root)}`]
+      : []),
     `JWT_SIGNING_KEY=${randomBytes(48).toString('base64')}`,
     '# nginx on this host is the only proxy.',
     'TRUST_PROXY=127.0.0.1',
@@ -83,6 +91,16 @@ async function put(target: Target, path: string, content: string, o: { dryRun: b
   return { path, status: exists ? 'updated' : 'created' }
 }
 
+/**
+ * nginx's upstream as the host's .env has the app listen: its UNIX_SOCKET, else 127.0.0.1:PORT.
+ * An .env written before UNIX_SOCKET existed is kept, so the site must follow it, not the default.
+ */
+export function upstreamOf(envText: string, defaultPort: number): string {
+  const env = parseDotenv(envText)
+  if (env.UNIX_SOCKET) return `unix:${env.UNIX_SOCKET}`
+  return `127.0.0.1:${env.PORT || defaultPort}`
+}
+
 export async function hostInit(o: HostInitOptions): Promise<HostInitReport> {
   const { target, dryRun } = o
   const root = target.root
@@ -91,7 +109,9 @@ export async function hostInit(o: HostInitOptions): Promise<HostInitReport> {
   if (who.code !== 0) throw new TargetError(`${target.label}: Node.js is not installed on the host (runway needs node ≥ 20 there): ${reasonLine(who.stderr)}`)
   const [user] = who.stdout.trim().split('\n')
 
-  const dirs = ['releases', 'shared/data', 'shared/logs', 'shared/host', 'shared/nginx/tls', 'shared/nginx/logs', '.runway'].map((d) => `${root}/${d}`)
+  const dirs = ['releases', 'shared/data', 'shared/logs', 'shared/run', 'shared/host', 'shared/nginx/tls', 'shared/nginx/logs', '.runway'].map(
+    (d) => `${root}/${d}`,
+  )
   const missing = (await target.sh(dirs.map((d) => `[ -d ${q(d)} ] || echo ${q(d)}`).join('; '))).stdout.split('\n').filter(Boolean)
   if (missing.length && !dryRun) {
     const r = await target.sh(`mkdir -p ${missing.map(q).join(' ')}`)
@@ -99,8 +119,17 @@ export async function hostInit(o: HostInitOptions): Promise<HostInitReport> {
   }
   for (const d of dirs) actions.push({ path: `${d}/`, status: missing.includes(d) ? (dryRun ? 'would create' : 'created') : 'unchanged' })
 
+  // nginx's workers run as another user: they pass through to the app's socket (traverse only).
+  if (!dryRun) {
+    const r = await target.sh(`chmod 711 ${q(`${root}/shared/run`)}`)
+    if (r.code !== 0) throw new TargetError(`cannot open ${root}/shared/run to nginx: ${reasonLine(r.stderr)}`)
+  }
+
   // The .env is the operator's once it exists: never regenerated (a new key would log everyone out).
-  actions.push(await put(target, `${root}/shared/.env`, productionEnv(o.port), { dryRun, keep: true, mode: '600' }))
+  const generated = productionEnv(o.port, root)
+  actions.push(await put(target, `${root}/shared/.env`, generated, { dryRun, keep: true, mode: '600' }))
+  const existing = await target.sh(`cat -- ${q(`${root}/shared/.env`)}`)
+  const upstream = upstreamOf(existing.code === 0 ? existing.stdout : generated, o.port)
 
   const values = {
     USER: user!,
@@ -131,7 +160,7 @@ export async function hostInit(o: HostInitOptions): Promise<HostInitReport> {
   const site = renderNginx({
     variant: 'site',
     serverNames: o.serverNames,
-    upstreams: [`127.0.0.1:${o.port}`],
+    upstreams: [upstream],
     tls: true,
     cert: crt,
     key,

@@ -421,6 +421,9 @@ t.test('CLI, as a real process: defaults from the app config, values from the en
   t.match(written, /server_name env\.example\.com;/, 'values from the environment')
   t.match(written, /server 127\.0\.0\.1:4123 /, "the upstream defaults to the app's PORT")
   t.match(written, /client_max_body_size 128k;/, "the body limit defaults to the app's BODY_LIMIT")
+  r = run(['nginx', 'render', '--no-tls', '--out', out], { NGINX_SERVER_NAME: 'env.example.com', UNIX_SOCKET: '/srv/runway/shared/run/app.sock' })
+  t.equal(r.code, 0, r.err)
+  t.match(readFileSync(out, 'utf8'), /server unix:\/srv\/runway\/shared\/run\/app\.sock /, "the app's UNIX_SOCKET, when it has one, is the upstream")
 
   r = run(['tls', 'self-signed', '--out', join(cwd, 'tls'), '--name', 'bad_name!'])
   t.equal(r.code, 2)
