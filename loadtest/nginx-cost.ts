@@ -97,7 +97,8 @@ async function main() {
   const log = (s: string) => values.json || console.error(s)
   try {
     const users = await createBenchUsers(ctx.dataDir, 1, await benchPassword())
-    const bare = await startCeiling(ctx, instances, 'ceiling cluster')
+    // Over a Unix socket, as compare's twins and `runway host init`'s nginx reach their app.
+    const bare = await startCeiling(ctx, instances, 'ceiling cluster', { socket: true })
     stacks.push(bare)
     const keepBare = { ...bare, stop: async () => undefined }
     const fronts: { v: Variant; run: Running }[] = []

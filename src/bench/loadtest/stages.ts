@@ -154,8 +154,8 @@ export const startCluster = async (ctx: StageContext, o: { socket?: boolean } = 
     socket?.remove()
     throw err
   })
-  const dir = { stop: async () => socket?.remove(), pids: async () => [] }
-  return combine([dir, pm2], { url: pm2.url }, false, { pm2, dir: copy.dir, ...(socket ? { socket: socket.path } : {}) })
+  const socketDir = { stop: async () => socket?.remove(), pids: async () => [] }
+  return combine([socketDir, pm2], { url: pm2.url }, false, { pm2, dir: copy.dir, ...(socket ? { socket: socket.path } : {}) })
 }
 
 export function stageDefs(instances: number): StageDef[] {
