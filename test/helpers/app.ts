@@ -1,5 +1,5 @@
 // Builds the real app on a real listening socket (127.0.0.1, port 0) over a fresh SQLite file.
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -10,6 +10,7 @@ import { loadConfig, type Config } from '../../src/api/config.js'
 import { hashPassword, type Argon2Params, type ScryptParams } from '../../src/api/auth/passwords.js'
 import { SqliteStore } from '../../src/api/store/sqlite.js'
 import { listenOnUnixSocket } from '../../src/api/unix-listener.js'
+import { socketPath } from '../../src/bench/loadtest/stages.js'
 import type { Store } from '../../src/api/store/store.js'
 
 export const SIGNING_KEY = 'test-signing-key-that-is-long-enough-0123456789'
@@ -69,20 +70,18 @@ export async function startApp(t: Test, env: Record<string, string> = {}, o: { d
   })
   const app = await buildApp(config, { store, logStream })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
-  // nginx's workers run as another user: the socket's directory must let them through (mkdtemp's is 0700).
-  const socketDir = o.socket ? mkdtempSync(join(tmpdir(), 'runway-sock-')) : undefined
-  if (socketDir) chmodSync(socketDir, 0o711)
-  const socket = socketDir && join(socketDir, 'app.sock')
-  const door = socket ? await listenOnUnixSocket(app.server, socket) : undefined
+  // In a directory nginx's workers (another user) can pass through, as the benchmarked stacks use.
+  const socket = o.socket ? socketPath() : undefined
+  const door = socket ? await listenOnUnixSocket(app.server, socket.path) : undefined
   const close = async () => {
     door?.close()
-    if (socketDir) rmSync(socketDir, { recursive: true, force: true })
+    socket?.remove()
     await app.close()
     await store.close()
     if (!o.dataDir) rmSync(dataDir, { recursive: true, force: true })
   }
   t.teardown(close)
-  return { app, url, socket, config, store, dataDir, logs, close }
+  return { app, url, socket: socket?.path, config, store, dataDir, logs, close }
 }
 
 export async function createUser(store: Store, username = 'alice', password = PASSWORD) {
