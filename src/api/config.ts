@@ -27,6 +27,9 @@ const Str = (def: string, description: string) => Type.String({ default: def, de
 export const ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'ES256', 'EdDSA'] as const
 export type Algorithm = (typeof ALGORITHMS)[number]
 
+/** sockaddr_un holds 108 bytes with the terminating NUL: a longer UNIX_SOCKET cannot be listened on. */
+export const MAX_UNIX_SOCKET_BYTES = 107
+
 /** PORT's default (also what a health URL or an upstream with no .env to read assumes). */
 export const DEFAULT_PORT = 3000
 
@@ -486,9 +489,8 @@ function checkConsistency(c: Config): void {
     throw new ConfigError(
       `UNIX_SOCKET=${c.unixSocket} is relative: give an absolute path (nginx's upstream names it, and a relative one would move with each release)`,
     )
-  // sockaddr_un holds 108 bytes with the terminating NUL: a longer path cannot be listened on.
-  if (Buffer.byteLength(c.unixSocket) > 107)
-    throw new ConfigError(`UNIX_SOCKET is ${Buffer.byteLength(c.unixSocket)} bytes long as a path: a Unix socket path holds at most 107`)
+  if (Buffer.byteLength(c.unixSocket) > MAX_UNIX_SOCKET_BYTES)
+    throw new ConfigError(`UNIX_SOCKET is ${Buffer.byteLength(c.unixSocket)} bytes long as a path: a Unix socket path holds at most ${MAX_UNIX_SOCKET_BYTES}`)
   if (c.metrics && c.metrics.port > 65535) throw new ConfigError(`METRICS_PORT=${c.metrics.port} is invalid: expected empty (off) or a port from 1 to 65535`)
   if (c.metrics && c.metrics.port === c.port)
     throw new ConfigError(`METRICS_PORT=${c.metrics.port} is the API's PORT: the metrics listener needs a port of its own`)

@@ -1,7 +1,7 @@
 // The API's second door: a Unix socket (UNIX_SOCKET) for an nginx on the same host. Each request
 // over it costs both processes less kernel work than over loopback TCP (measured on one 2-core
 // machine: the same pm2 workers behind two TLS nginx, one per transport, answered GET /api/me/
-// 19% faster over the socket).
+// 20% faster over the socket: medians 9,086 vs 10,887 req/s).
 //
 // The socket feeds the same http.Server as HOST:PORT, so every connection gets the same parser,
 // timeouts, hooks and drain. Under pm2 the listen() goes through pm2's daemon like the port's:

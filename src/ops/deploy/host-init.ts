@@ -18,6 +18,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { renderNginx } from '../proxy/nginx/render.js'
+import { MAX_UNIX_SOCKET_BYTES } from '../../api/config.js'
 import { ROOT } from '../../lib/build.js'
 import { createSelfSigned } from '../tls/self-signed.js'
 import { q, reasonLine, type Target, TargetError } from './target.js'
@@ -58,17 +59,16 @@ export function renderTemplateFile(file: string, values: Record<string, string>)
   return text
 }
 
-/** Where the app listens for the nginx on its host (UNIX_SOCKET in the generated .env). */
-export const appSocket = (root: string) => `${root}/shared/run/app.sock`
-
 export function productionEnv(port: number, root: string): string {
+  // Where the app listens for the nginx on its host (the site's upstream follows it: upstreamOf).
+  const socket = `${root}/shared/run/app.sock`
   return [
     '# Written by `runway host init`: the production settings of this host (see .env.example).',
     'NODE_ENV=production',
     `PORT=${port}`,
-    // A socket path holds at most 107 bytes: under a longer root nginx keeps loopback TCP.
-    ...(Buffer.byteLength(appSocket(root)) <= 107
-      ? ['# nginx reaches the app over this socket (cheaper than loopback TCP); PORT is for health checks.', `UNIX_SOCKET=${appSocket(root)}`]
+    // Under a root too long for a socket path nginx keeps loopback TCP.
+    ...(Buffer.byteLength(socket) <= MAX_UNIX_SOCKET_BYTES
+      ? ['# nginx reaches the app over this socket (cheaper than loopback TCP); PORT is for health checks.', `UNIX_SOCKET=${socket}`]
       : []),
     `JWT_SIGNING_KEY=${randomBytes(48).toString('base64')}`,
     '# nginx on this host is the only proxy.',
