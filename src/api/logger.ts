@@ -1,7 +1,7 @@
 // The app's pino logger: JSON in production (pm2 writes it to files), pino-pretty for the dev
 // server. Secrets never reach a log line: Authorization and cookies are redacted, and request
 // bodies (passwords, tokens) are not logged at all.
-import { pino, stdSerializers, type Logger, type LoggerOptions } from 'pino'
+import { pino, stdSerializers, type DestinationStream, type Logger, type LoggerOptions } from 'pino'
 import type { Config } from './config.js'
 import { redactSecrets, urlPassword } from './redact.js'
 
@@ -23,7 +23,65 @@ export const REDACT = [
 ]
 
 export function createLogger(config: Config, pretty: boolean, stream?: NodeJS.WritableStream): Logger {
-  return stream ? pino(loggerOptions(config, false), stream) : pino(loggerOptions(config, pretty))
+  if (stream) return pino(loggerOptions(config, false), stream)
+  if (pretty) return pino(loggerOptions(config, true))
+  const stdout = stdoutDestination()
+  const log = pino(loggerOptions(config, false), stdout.stream)
+  stdout.onDropsEnded((droppedLogLines) => log.warn({ droppedLogLines }, 'log lines dropped: stdout was not being read'))
+  return log
+}
+
+/** Log bytes held while stdout cannot take them: ~5,000 lines; past it, lines are dropped. */
+const LOG_BUFFER_BYTES = 1024 * 1024
+/** How long the last lines may wait for a blocked stdout when the process exits. */
+const EXIT_FLUSH_MS = 500
+
+/**
+ * Standard output that logging can never stall. pm2 (or whoever started the process) reads it
+ * through a pipe; when the reader stops (a stopped or busy daemon), pino's default destination
+ * buffers without bound and, at exit, retries the write forever: the worker answers nothing after
+ * SIGTERM and never exits. Here the buffer is bounded (lines past it are dropped and counted, a
+ * warning says how many once stdout is read again) and the last flush at exit gives up after
+ * EXIT_FLUSH_MS. Serving requests matters more than a log line nobody is reading.
+ */
+function stdoutDestination(): { stream: DestinationStream; onDropsEnded(report: (dropped: number) => void): void } {
+  let giveUpAt = Infinity
+  const stream = pino.destination({
+    dest: 1,
+    sync: false,
+    maxLength: LOG_BUFFER_BYTES,
+    // Asynchronous writes retry on a timer without blocking; only the synchronous flush at exit
+    // sleeps between attempts, and it must stop.
+    retryEAGAIN: () => Date.now() < giveUpAt,
+  })
+  // Before pino's own exit handler (registered as the destination was made), which flushes.
+  process.prependListener('exit', () => (giveUpAt = Date.now() + EXIT_FLUSH_MS))
+  const flushSync = stream.flushSync.bind(stream)
+  stream.flushSync = () => {
+    try {
+      flushSync()
+    } catch {
+      // stdout still blocked at exit: the remaining lines are lost, the exit is not
+    }
+  }
+  let dropped = 0
+  let reportedAt = 0
+  stream.on('drop', () => dropped++)
+  return {
+    stream,
+    onDropsEnded(report) {
+      // A write went through: stdout is read again. At most one warning a second, so a reader
+      // that is only slow does not get a warning after every write. On the next tick: 'write' is
+      // emitted before the written bytes leave the buffer, which may still be full.
+      stream.on('write', () => {
+        if (dropped === 0 || Date.now() - reportedAt < 1000) return
+        reportedAt = Date.now()
+        const n = dropped
+        dropped = 0
+        process.nextTick(report, n)
+      })
+    },
+  }
 }
 
 function loggerOptions(config: Config, pretty: boolean): LoggerOptions {
