@@ -4,7 +4,7 @@
 import t from 'tap'
 import http from 'node:http'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { testRendered, findNginx } from '../../src/ops/proxy/nginx/binary.js'
@@ -18,6 +18,7 @@ if (!haveSshd()) {
 } else {
   const sshd = await startSshd(t)
   const base = mkdtempSync(join(tmpdir(), 'runway-host-'))
+  chmodSync(base, 0o755) // as /srv is: mkdtemp's 700 would keep nginx's user from the app's socket (runway.E017)
   t.teardown(() => rmSync(base, { recursive: true, force: true }))
   const root = join(base, 'srv', 'runway') // does not exist yet: a fresh host
   const port = await freePort()

@@ -7,6 +7,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto'
 import { isAbsolute } from 'node:path'
 import { ConfigError, EXAMPLE_SIGNING_KEY, loadConfig, parseEnvText } from '../../api/config.js'
 import { corsFindings } from './audit-cors.js'
+import { upstreamFindings } from './audit-upstream.js'
 import { databaseCheck } from './fleet.js'
 import { q, type Target } from './target.js'
 
@@ -147,6 +148,7 @@ export async function auditConfig(input: AuditInput): Promise<AuditResult> {
       }
     }
     findings.push(...corsFindings(config, input.nginxConf ? nginxText : undefined))
+    findings.push(...(await upstreamFindings(target, config, input.nginxConf ? nginxText : undefined)))
     if (config.keepAliveTimeoutMs <= upstreamMs)
       findings.push(
         err(

@@ -2,7 +2,7 @@
 // finding with its id, a good one passes, and silenced ids do not count.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runway } from '../../helpers/deploy.js'
@@ -136,3 +136,47 @@ t.test('a good configuration passes; silenced ids are listed but do not count', 
 function readEnv(root: string): string {
   return execFileSync('cat', [join(root, 'shared', '.env')], { encoding: 'utf8' })
 }
+
+t.test("nginx's upstream must be where the app listens, and nginx's user must reach a Unix socket", async (t) => {
+  const root = target(`JWT_SIGNING_KEY=${GOOD_KEY}\nTRUST_PROXY=127.0.0.1\nOPENAPI_UI=false\nPORT=3000\n`)
+  chmodSync(root, 0o755) // mkdtemp's 700 would hide everything below from nginx's user
+  chmodSync(join(root, 'shared'), 0o755)
+  cert(root, 'api.example.com', 90)
+  const site = (server: string) =>
+    nginxConf(join(root, 'api.example.com.crt'), join(root, 'api.example.com.key'), 'api.example.com').replace('127.0.0.1:3000', server)
+  const errors = async (): Promise<Array<{ id: string; message: string }>> => {
+    const r = await check(root, ['--nginx-conf', join(root, 'nginx.conf'), '--silence', 'runway.W009'])
+    return r.report.findings.filter((f: { level: string }) => f.level === 'error')
+  }
+  /** The one error found: its id and message. */
+  const only = async (id: string, message: RegExp) => {
+    const found = await errors()
+    t.same(
+      found.map((f) => f.id),
+      [id],
+    )
+    t.match(found[0]?.message, message)
+  }
+
+  writeFileSync(join(root, 'nginx.conf'), site('127.0.0.1:3001'))
+  await only('runway.E015', /nginx sends requests to 127\.0\.0\.1:3001, but the app listens on 127\.0\.0\.1:3000/)
+  writeFileSync(join(root, 'nginx.conf'), site('10.0.0.2:3000'))
+  t.same(await errors(), [], "a fleet's upstream on other hosts is not judged")
+
+  const socket = join(root, 'shared', 'run', 'app.sock')
+  writeFileSync(join(root, 'shared', '.env'), `${readEnv(root)}UNIX_SOCKET=${socket}\n`)
+  writeFileSync(join(root, 'nginx.conf'), site(`unix:${join(root, 'other.sock')}`))
+  await only('runway.E015', /nginx sends requests to unix:.*other\.sock, but the app listens on unix:.*app\.sock and 127\.0\.0\.1:3000/)
+
+  writeFileSync(join(root, 'nginx.conf'), site(`unix:${socket}`))
+  mkdirSync(join(root, 'shared', 'run'), { mode: 0o700 })
+  chmodSync(join(root, 'shared', 'run'), 0o700)
+  await only('runway.E017', new RegExp(`nginx's user \\S+ cannot enter ${join(root, 'shared', 'run')}, so nginx cannot reach the socket`))
+  chmodSync(join(root, 'shared', 'run'), 0o711)
+  t.same(await errors(), [], 'shared/run at 711 (as host init makes it): nginx reaches the socket')
+  rmSync(join(root, 'shared', 'run'), { recursive: true })
+  t.same(await errors(), [], 'a socket directory the app will create is judged by the directory it is created in')
+
+  writeFileSync(join(root, 'shared', 'run'), 'a file')
+  await only('runway.E016', /UNIX_SOCKET's directory .*shared\/run: \S+ \(the app's user\) cannot create the socket in .*shared\/run/)
+})
