@@ -17,9 +17,7 @@ const err = (id: string, message: string): UpstreamFinding => ({ id, level: 'err
 
 /** The `server` addresses of the site's upstream blocks. */
 export function upstreamServers(nginxText: string): string[] {
-  return [...nginxText.matchAll(/upstream\s+[^{\s]+\s*\{([^}]*)\}/g)].flatMap((block) =>
-    [...block[1]!.matchAll(/^\s*server\s+([^\s;]+)/gm)].map((m) => m[1]!),
-  )
+  return [...nginxText.matchAll(/upstream\s+[^{\s]+\s*\{([^}]*)\}/g)].flatMap((block) => [...block[1]!.matchAll(/^\s*server\s+([^\s;]+)/gm)].map((m) => m[1]!))
 }
 
 /** True for an upstream address on this host: a unix: path or a loopback host. */
