@@ -1,9 +1,11 @@
-// Compiles src/ to dist/, then compiles typebox into it (scripts/vendor-typebox.mjs). dist/ gets its
+// Compiles src/ to dist/, compiles typebox into it (scripts/vendor-typebox.mjs), then bundles the
+// worker entry (scripts/bundle-worker.mjs). dist/ gets its
 // own package.json marking it ESM, because the package root stays CommonJS so that pm2 can
 // require() ecosystem.config.js.
 import { spawnSync } from 'node:child_process'
 import { rmSync, copyFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { bundleWorker } from './bundle-worker.mjs'
 import { vendorTypebox } from './vendor-typebox.mjs'
 
 const require = createRequire(import.meta.url)
@@ -15,3 +17,4 @@ if (tsc.status !== 0) {
 }
 copyFileSync('src/package.json', 'dist/package.json')
 await vendorTypebox(process.cwd())
+await bundleWorker(process.cwd())

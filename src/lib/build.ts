@@ -58,11 +58,15 @@ async function compileInto(root: string, outDir: string): Promise<void> {
     throw new Error(`compiling ${root}/src failed: ${why}`)
   }
   cpSync(join(root, 'src', 'package.json'), join(outDir, 'package.json'))
-  // typebox compiled in, exactly as `npm run build` does it.
+  // typebox compiled in and the worker bundled, exactly as `npm run build` does it.
   const { vendorTypebox } = (await import(pathToFileURL(join(root, 'scripts', 'vendor-typebox.mjs')).href)) as {
     vendorTypebox(root: string, distDir: string): Promise<void>
   }
+  const { bundleWorker } = (await import(pathToFileURL(join(root, 'scripts', 'bundle-worker.mjs')).href)) as {
+    bundleWorker(root: string, distDir: string): Promise<void>
+  }
   await vendorTypebox(root, outDir)
+  await bundleWorker(root, outDir)
 }
 
 export interface StagedCopy {

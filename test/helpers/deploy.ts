@@ -132,5 +132,34 @@ export function patchFile(file: string, from: string, to: string): void {
   writeFileSync(file, text.replace(from, to))
 }
 
+/** The worker entry of an artifact (one bundle: see scripts/bundle-worker.mjs). */
+const workerEntry = (dir: string) => join(dir, 'dist', 'api', 'server.js')
+
+/** Makes a release that cannot start: its worker entry throws before anything else runs. */
+export function breakStart(dir: string): void {
+  writeFileSync(workerEntry(dir), `throw new Error('broken on purpose: this release cannot start');\n${readFileSync(workerEntry(dir), 'utf8')}`)
+}
+
+/**
+ * Makes a release whose pm2 workers answer /readyz 503 (`{ status: 'sick', detail }`) when `when`
+ * (a JavaScript expression, evaluated at start) holds, while a lone process, as deploy's
+ * pre-switch verify starts, stays healthy: only the health gate after the switch can catch it.
+ * Prepended to the worker entry as a hook on node:http, so it does not depend on the bundle's text.
+ */
+export function sickUnderPm2(dir: string, detail: string, when = 'true'): void {
+  const hook = `import __sickHttp from 'node:http';
+if (process.env.NODE_APP_INSTANCE !== undefined && (${when})) {
+  const emit = __sickHttp.Server.prototype.emit
+  __sickHttp.Server.prototype.emit = function (event, req, res) {
+    if (event !== 'request' || !req.url.startsWith('/readyz')) return emit.apply(this, arguments)
+    res.writeHead(503, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ status: 'sick', detail: ${JSON.stringify(detail)} }))
+    return true
+  }
+}
+`
+  writeFileSync(workerEntry(dir), hook + readFileSync(workerEntry(dir), 'utf8'))
+}
+
 /** Tests share one dependency cache (keyed by lockfile, Node version and platform), so a run does `npm ci` once per lockfile, not once per deploy. */
 export const DEPS_CACHE = join(tmpdir(), 'runway-test-deps')

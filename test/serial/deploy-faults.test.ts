@@ -11,16 +11,11 @@ import { deploy, type StepRecord } from '../../src/ops/deploy/deploy.js'
 import { quietReporter } from '../../src/cli/deploy-flags.js'
 import { LocalTarget } from '../../src/ops/deploy/target.js'
 import { freePort, isAlive } from '../../src/lib/process.js'
-import { artifacts, DEPS_CACHE, makeTarget, patchFile, reapPm2, runway } from '../helpers/deploy.js'
+import { artifacts, DEPS_CACHE, makeTarget, reapPm2, runway, sickUnderPm2 } from '../helpers/deploy.js'
 
 const art = await artifacts(t, {
   ...Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`v${i + 1}`, null])),
-  sick: (dir) =>
-    patchFile(
-      join(dir, 'dist', 'api', 'routes', 'health.js'),
-      'const fault = await app.storeHealth.check(request.id);',
-      "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);",
-    ),
+  sick: (dir) => sickUnderPm2(dir, 'sick under pm2 on purpose'),
 })
 
 const log = (root: string) =>

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { startNginx } from '../../src/bench/stacks/nginx.js'
 import { freePort } from '../../src/lib/process.js'
-import { artifacts, BIN, DEPS_CACHE, makeTarget, patchFile, reapPm2, ROOT, runway } from '../helpers/deploy.js'
+import { artifacts, BIN, breakStart, DEPS_CACHE, makeTarget, reapPm2, ROOT, runway, sickUnderPm2 } from '../helpers/deploy.js'
 import { seedUser, sessions, startLoad, type LoadResult } from '../helpers/runtime.js'
 
 const port = await freePort()
@@ -21,15 +21,10 @@ const art = await artifacts(t, {
   v1: null,
   v2: null,
   // Cannot start at all (as with a bad setting): must be stopped before the switch.
-  broken: (dir) => patchFile(join(dir, 'dist', 'api', 'server.js'), 'import ', "throw new Error('broken on purpose: this release cannot start');\nimport "),
+  broken: breakStart,
   // Starts and passes the pre-switch check alone, but its pm2 workers answer /readyz 503: only
   // the health gate after the switch can catch it, and must roll back.
-  sick: (dir) =>
-    patchFile(
-      join(dir, 'dist', 'api', 'routes', 'health.js'),
-      'const fault = await app.storeHealth.check(request.id);',
-      "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);",
-    ),
+  sick: (dir) => sickUnderPm2(dir, 'sick under pm2 on purpose'),
 })
 
 // nginx with TLS in front, as in production: preflight runs `nginx -t` on its config and checks its

@@ -19,7 +19,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSyn
 import { join } from 'node:path'
 import { startNginx } from '../../src/bench/stacks/nginx.js'
 import { freePort } from '../../src/lib/process.js'
-import { artifacts, DEPS_CACHE, makeTarget, patchFile, reapPm2, runway } from '../helpers/deploy.js'
+import { artifacts, DEPS_CACHE, makeTarget, reapPm2, runway, sickUnderPm2 } from '../helpers/deploy.js'
 import { nginxOrSkip } from '../helpers/nginx.js'
 import { seedUser, sessions } from '../helpers/runtime.js'
 import { haveSshd, SSHD, startSshd } from '../helpers/sshd.js'
@@ -47,19 +47,9 @@ async function fleetSuite() {
     v1: null,
     v2: null,
     // pm2 workers answer /readyz 503 (it passes the pre-switch verify): only the gate catches it.
-    sick: (dir) =>
-      patchFile(
-        join(dir, 'dist', 'api', 'routes', 'health.js'),
-        'const fault = await app.storeHealth.check(request.id);',
-        "if (process.env.NODE_APP_INSTANCE !== undefined) return reply.code(503).send({ status: 'sick', detail: 'sick under pm2 on purpose' }); const fault = await app.storeHealth.check(request.id);",
-      ),
+    sick: (dir) => sickUnderPm2(dir, 'sick under pm2 on purpose'),
     // The same, on the second host only (its workers run in its root): the failure comes in the second batch.
-    sickOnB: (dir) =>
-      patchFile(
-        join(dir, 'dist', 'api', 'routes', 'health.js'),
-        'const fault = await app.storeHealth.check(request.id);',
-        `if (process.env.NODE_APP_INSTANCE !== undefined && process.cwd().startsWith(${JSON.stringify(roots[1])})) return reply.code(503).send({ status: 'sick', detail: 'sick on host b on purpose' }); const fault = await app.storeHealth.check(request.id);`,
-      ),
+    sickOnB: (dir) => sickUnderPm2(dir, 'sick on host b on purpose', `process.cwd().startsWith(${JSON.stringify(roots[1])})`),
   })
 
   const nginx = await startNginx({ upstreams: ports.map((p) => `127.0.0.1:${p}`), rateLimit: false })

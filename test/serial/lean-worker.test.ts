@@ -1,6 +1,7 @@
-// Lean production workers: the compiled worker loads only what it serves. typebox is one vendored
-// file (not ~680 ES modules), the store not chosen is never loaded (pg on SQLite), prom-client
-// only with METRICS_PORT, and the OpenAPI plugins only with OPENAPI_UI=true (off in production). Checked on a real
+// Lean production workers: the compiled worker loads only what it serves. Its code and most of its
+// packages are one bundle (scripts/bundle-worker.mjs), not ~400 files; the store not chosen is
+// never loaded (pg on SQLite), prom-client (a chunk) only with METRICS_PORT, and the OpenAPI
+// plugins only with OPENAPI_UI=true (off in production). Checked on a real
 // `node dist/api/server.js` by the modules it actually loaded, not by timing or memory figures
 // (those are `npm run probe:rss`).
 import t, { type Test } from 'tap'
@@ -28,30 +29,42 @@ async function loaded(t: Test, name: string, env: Record<string, string>) {
   t.teardown(() => c.close())
   t.equal((await c.request('/api/token/', { json: { username: 'alice', password: PASSWORD } })).status, 200, 'serves logins')
   const docs = (await c.request('/docs/json')).status
+  const metricsPort = env.METRICS_PORT
+  const metrics = metricsPort ? await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then(async (r) => ({ status: r.status, text: await r.text() })) : null
   const urls = readFileSync(log, 'utf8').trim().split('\n')
   const packages = new Set(urls.map((u) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u)?.[1]).filter((p): p is string => !!p))
-  const own = urls.filter((u) => u.startsWith(`file://${copy.dir}/dist/`))
-  return { packages, own, docs }
+  const own = urls.filter((u) => u.startsWith(`file://${copy.dir}/dist/`)).map((u) => u.slice(`file://${copy.dir}/`.length))
+  return { packages, own, docs, metrics }
 }
 
-t.test('default production worker on SQLite: typebox vendored, no pg, no prom-client, no OpenAPI', async (t) => {
+const BUNDLED = ['fastify', '@fastify/jwt', '@fastify/cors', '@fastify/rate-limit', 'typebox', 'close-with-grace', 'dotenv', 'helmet']
+
+t.test('default production worker on SQLite: one bundle, no pg, no prom-client, no OpenAPI', async (t) => {
   const { packages, own, docs } = await loaded(t, 'default', {})
-  t.notOk(packages.has('typebox'), 'typebox is not loaded module by module from node_modules')
-  t.ok(
-    own.some((u) => u.endsWith('/dist/vendor/typebox.js')),
-    'but as the one vendored file',
+  t.ok(own.includes('dist/api/server.js'), 'the worker entry is loaded')
+  t.same(
+    own.filter((f) => f !== 'dist/api/server.js' && !/^dist\/api\/chunks\/[\w-]+\.js$/.test(f)),
+    [],
+    "no file of tsc's layout: only the bundle and its chunks",
   )
+  for (const p of BUNDLED) t.notOk(packages.has(p), `${p} is compiled into the bundle, not loaded from node_modules`)
   t.notOk(packages.has('pg'), 'pg is not loaded by a worker on SQLite')
   t.ok(packages.has('better-sqlite3'), 'the chosen store is')
-  t.notOk(packages.has('prom-client'), 'prom-client is not loaded without METRICS_PORT')
+  t.notOk(packages.has('prom-client'), 'prom-client is not loaded')
   t.notOk(packages.has('@fastify/swagger'), '@fastify/swagger not loaded')
   t.notOk(packages.has('@fastify/swagger-ui'), '@fastify/swagger-ui not loaded')
   t.equal(docs, 404, 'no /docs in production by default')
 })
 
-t.test('OPENAPI_UI=true and METRICS_PORT: the OpenAPI plugins and prom-client are loaded and serve', async (t) => {
-  const { packages, docs } = await loaded(t, 'docs-metrics', { OPENAPI_UI: 'true', METRICS_PORT: String(await freePort()) })
+t.test('OPENAPI_UI=true and METRICS_PORT: the OpenAPI plugins and the metrics chunk are loaded and serve', async (t) => {
+  const plain = await loaded(t, 'plain', {})
+  const { packages, own, docs, metrics } = await loaded(t, 'docs-metrics', { OPENAPI_UI: 'true', METRICS_PORT: String(await freePort()) })
   t.ok(packages.has('@fastify/swagger') && packages.has('@fastify/swagger-ui'), 'the OpenAPI plugins are loaded when docs are on')
-  t.ok(packages.has('prom-client'), 'prom-client is loaded when metrics are on')
+  t.ok(
+    own.some((f) => !plain.own.includes(f)),
+    'chunks a default worker does not load (the metrics registry, prom-client)',
+  )
   t.equal(docs, 200, '/docs/json served')
+  t.equal(metrics?.status, 200, 'GET /metrics served')
+  t.match(metrics?.text, /^runway_/m, 'with runway series')
 })

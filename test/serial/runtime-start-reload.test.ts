@@ -137,8 +137,8 @@ t.test('reload to code whose workers crash: the old workers keep serving, exit 1
 t.test('reload to code whose workers never say ready: timed out, old workers keep serving', async (t) => {
   const before = (await workers()).map((w) => w.pid).sort()
   writeFileSync(serverJs, goodServer)
-  // (dist/api/server.js is one bundle: esbuild writes double quotes.)
-  patchFile(serverJs, "process.send?.('ready')", 'void 0')
+  // (dist/api/server.js is one minified bundle: esbuild writes double quotes.)
+  patchFile(serverJs, 'process.send?.("ready")', 'void 0')
   const { value: r, load } = await underLoad(() => runway(['reload', '--timeout', '3']))
   t.equal(r.code, 1)
   t.match(r.err, /reload failed: worker \d+ did not send 'ready' within 3000 ms/)
