@@ -24,28 +24,39 @@ export const REDACT = [
 
 export function createLogger(config: Config, pretty: boolean, stream?: NodeJS.WritableStream): Logger {
   if (stream) return pino(loggerOptions(config, false), stream)
-  if (pretty) return pino(loggerOptions(config, true))
+  // pm2's cluster mode replaces process.stdout.write (the worker appends to the log file itself
+  // and sends each line to the daemon): pino then writes through it, and so must we.
+  if (pretty || stdoutReplaced()) return pino(loggerOptions(config, pretty))
   const stdout = stdoutDestination()
   const log = pino(loggerOptions(config, false), stdout.stream)
   stdout.onDropsEnded((droppedLogLines) => log.warn({ droppedLogLines }, 'log lines dropped: stdout was not being read'))
   return log
 }
 
+const stdoutReplaced = () => process.stdout.write !== (process.stdout.constructor as { prototype: NodeJS.WriteStream }).prototype.write
+
 /** Log bytes held while stdout cannot take them: ~5,000 lines; past it, lines are dropped. */
 const LOG_BUFFER_BYTES = 1024 * 1024
 /** How long the last lines may wait for a blocked stdout when the process exits. */
 const EXIT_FLUSH_MS = 500
 
+let giveUpAt = Infinity
+const startExitClock = () => {
+  giveUpAt = Date.now() + EXIT_FLUSH_MS
+}
+
 /**
- * Standard output that logging can never stall. pm2 (or whoever started the process) reads it
- * through a pipe; when the reader stops (a stopped or busy daemon), pino's default destination
+ * Standard output that logging can never stall. Whoever started the process (pm2-runtime, systemd,
+ * a container runtime) reads it through a pipe; when the reader stops, pino's default destination
  * buffers without bound and, at exit, retries the write forever: the worker answers nothing after
  * SIGTERM and never exits. Here the buffer is bounded (lines past it are dropped and counted, a
  * warning says how many once stdout is read again) and the last flush at exit gives up after
  * EXIT_FLUSH_MS. Serving requests matters more than a log line nobody is reading.
  */
 function stdoutDestination(): { stream: DestinationStream; onDropsEnded(report: (dropped: number) => void): void } {
-  let giveUpAt = Infinity
+  // Once per process, before pino's own exit handler (registered as a destination is made),
+  // which flushes.
+  if (!process.listeners('exit').includes(startExitClock)) process.prependListener('exit', startExitClock)
   const stream = pino.destination({
     dest: 1,
     sync: false,
@@ -54,8 +65,6 @@ function stdoutDestination(): { stream: DestinationStream; onDropsEnded(report: 
     // sleeps between attempts, and it must stop.
     retryEAGAIN: () => Date.now() < giveUpAt,
   })
-  // Before pino's own exit handler (registered as the destination was made), which flushes.
-  process.prependListener('exit', () => (giveUpAt = Date.now() + EXIT_FLUSH_MS))
   const flushSync = stream.flushSync.bind(stream)
   stream.flushSync = () => {
     try {
