@@ -13,9 +13,10 @@ import { join } from 'node:path'
 /**
  * Loaded from node_modules as before: native bindings, pg (optional native part, loaded only for
  * PostgreSQL), packages that read their own files at run time (the OpenAPI UI's assets, pino's
- * transport worker used by pino-pretty) and what a worker never imports.
+ * transport worker used by pino-pretty), and zxcvbn's password list: a CommonJS package loaded
+ * with import(), whose named export esbuild's interop loses (a password change answered 500).
  */
-export const EXTERNAL = ['argon2', 'better-sqlite3', 'pg', 'pino', 'pino-pretty', '@fastify/swagger', '@fastify/swagger-ui']
+const EXTERNAL = ['argon2', 'better-sqlite3', 'pg', 'pino', 'pino-pretty', '@fastify/swagger', '@fastify/swagger-ui', '@zxcvbn-ts/language-common']
 
 export async function bundleWorker(root, distDir = join(root, 'dist')) {
   const { build } = await import('esbuild').catch(() => {
