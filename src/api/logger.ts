@@ -27,9 +27,10 @@ export function createLogger(config: Config, pretty: boolean, stream?: NodeJS.Wr
   // pm2's cluster mode replaces process.stdout.write (the worker appends to the log file itself
   // and sends each line to the daemon): pino then writes through it, and so must we.
   if (pretty || stdoutReplaced()) return pino(loggerOptions(config, pretty))
-  const stdout = stdoutDestination()
-  const log = pino(loggerOptions(config, false), stdout.stream)
-  stdout.onDropsEnded((droppedLogLines) => log.warn({ droppedLogLines }, 'log lines dropped: stdout was not being read'))
+  const log: Logger = pino(
+    loggerOptions(config, false),
+    stdoutDestination((droppedLogLines) => log.warn({ droppedLogLines }, 'log lines dropped: stdout was not being read')),
+  )
   return log
 }
 
@@ -46,14 +47,14 @@ const startExitClock = () => {
 }
 
 /**
- * Standard output that logging can never stall. Whoever started the process (pm2-runtime, systemd,
+ * Standard output that logging can never stall. Whoever started the process (a supervisor, systemd,
  * a container runtime) reads it through a pipe; when the reader stops, pino's default destination
  * buffers without bound and, at exit, retries the write forever: the worker answers nothing after
  * SIGTERM and never exits. Here the buffer is bounded (lines past it are dropped and counted, a
  * warning says how many once stdout is read again) and the last flush at exit gives up after
  * EXIT_FLUSH_MS. Serving requests matters more than a log line nobody is reading.
  */
-function stdoutDestination(): { stream: DestinationStream; onDropsEnded(report: (dropped: number) => void): void } {
+function stdoutDestination(reportDrops: (dropped: number) => void): DestinationStream {
   // Once per process, before pino's own exit handler (registered as a destination is made),
   // which flushes.
   if (!process.listeners('exit').includes(startExitClock)) process.prependListener('exit', startExitClock)
@@ -76,21 +77,17 @@ function stdoutDestination(): { stream: DestinationStream; onDropsEnded(report: 
   let dropped = 0
   let reportedAt = 0
   stream.on('drop', () => dropped++)
-  return {
-    stream,
-    onDropsEnded(report) {
-      // A write went through: stdout is read again. At most one warning a second, so a reader
-      // that is only slow does not get a warning after every write. On the next tick: 'write' is
-      // emitted before the written bytes leave the buffer, which may still be full.
-      stream.on('write', () => {
-        if (dropped === 0 || Date.now() - reportedAt < 1000) return
-        reportedAt = Date.now()
-        const n = dropped
-        dropped = 0
-        process.nextTick(report, n)
-      })
-    },
-  }
+  // A write went through: stdout is read again. At most one warning a second, so a reader that is
+  // only slow does not get a warning after every write. On the next tick: 'write' is emitted
+  // before the written bytes leave the buffer, which may still be full.
+  stream.on('write', () => {
+    if (dropped === 0 || Date.now() - reportedAt < 1000) return
+    reportedAt = Date.now()
+    const n = dropped
+    dropped = 0
+    process.nextTick(reportDrops, n)
+  })
+  return stream
 }
 
 function loggerOptions(config: Config, pretty: boolean): LoggerOptions {

@@ -1,5 +1,5 @@
-// A worker whose stdout nobody reads (pm2's daemon stopped or stuck, a full log pipe): logging must
-// not stop the API. The process keeps answering, drops the lines that do not fit in a bounded
+// A production process whose stdout is a pipe nobody reads (a stuck supervisor or log collector):
+// logging must not stop the API. The process keeps answering, drops the lines that do not fit in a bounded
 // buffer, says how many once stdout is read again, and still exits on SIGTERM.
 import t, { type Test } from 'tap'
 import { spawn, type ChildProcessByStdio } from 'node:child_process'
@@ -49,7 +49,7 @@ async function start(t: Test): Promise<{ child: Child; url: string; exited: Prom
   return { child, url, exited }
 }
 
-/** Logged twice per request (the URL is in both lines): 1,000 requests make ~4 MB of log. */
+/** In each request's log line: 1,000 requests make ~2.4 MB of log. */
 const PAD = 'x'.repeat(2000)
 
 /** `n` requests one after another; the statuses seen, with how many of each. */

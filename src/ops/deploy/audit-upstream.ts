@@ -5,6 +5,7 @@
 // then answers every client with 502.
 import { dirname } from 'node:path'
 import type { Config } from '../../api/config.js'
+import { upstreamServers } from './proxy.js'
 import { q, type Target } from './target.js'
 
 export interface UpstreamFinding {
@@ -14,11 +15,6 @@ export interface UpstreamFinding {
 }
 
 const err = (id: string, message: string): UpstreamFinding => ({ id, level: 'error', message })
-
-/** The `server` addresses of the site's upstream blocks. */
-export function upstreamServers(nginxText: string): string[] {
-  return [...nginxText.matchAll(/upstream\s+[^{\s]+\s*\{([^}]*)\}/g)].flatMap((block) => [...block[1]!.matchAll(/^\s*server\s+([^\s;]+)/gm)].map((m) => m[1]!))
-}
 
 /** True for an upstream address on this host: a unix: path or a loopback host. */
 const isLocal = (addr: string) => addr.startsWith('unix:') || /^(127\.[\d.]+|localhost|\[::1\])(:\d+)?$/.test(addr)
@@ -31,7 +27,7 @@ const isLocal = (addr: string) => addr.startsWith('unix:') || /^(127\.[\d.]+|loc
 export async function upstreamFindings(target: Target, config: Config, nginxText: string | undefined): Promise<UpstreamFinding[]> {
   const findings: UpstreamFinding[] = []
   const listens = [`127.0.0.1:${config.port}`, `localhost:${config.port}`, ...(config.unixSocket ? [`unix:${config.unixSocket}`] : [])]
-  const servers = nginxText === undefined ? [] : upstreamServers(nginxText)
+  const servers = nginxText === undefined ? [] : upstreamServers(nginxText).map((s) => s.addr)
   // A fleet's upstream names other hosts: only a site whose servers are all on this host is judged.
   if (servers.length && servers.every(isLocal) && !servers.some((s) => listens.includes(s)))
     findings.push(
