@@ -59,7 +59,7 @@ export const VARIANTS: Variant[] = [
   { id: 'no-log', label: 'without the access log', edit: (c) => c.replace(/access_log \S+ \S+_json[^;]*;/g, 'access_log off;') },
   { id: 'no-headers', label: 'without the security headers (add_header)', edit: drop(/^\s*add_header [^\n]*\n/gm) },
   { id: 'no-gzip', label: 'without gzip', edit: drop(/^\s*gzip[^\n]*\n/gm) },
-  { id: 'no-forwarded', label: 'without the X-Forwarded-*/X-Request-Id headers', edit: drop(/^\s*proxy_set_header (?!Connection)[^\n]*\n/gm) },
+  { id: 'no-forwarded', label: 'without the Host and X-Forwarded-* headers', edit: drop(/^\s*proxy_set_header (?!Connection)[^\n]*\n/gm) },
   { id: 'no-error-pages', label: 'without the JSON error pages (error_page)', edit: drop(/^\s*error_page [^\n]*\n/gm) },
   { id: 'minimal', label: 'minimal proxy (proxy_pass, TLS, upstream keep-alive)', minimal: true },
 ]

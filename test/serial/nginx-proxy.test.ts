@@ -18,6 +18,26 @@ import { nginxOrSkip, request, type RawRequest } from '../helpers/nginx.js'
 const bin = nginxOrSkip(t)
 const hostPort = (app: TestApp) => new URL(app.url).host
 
+/** A request id the app makes (a per-process prefix and a counter); nginx's own are 32 hex digits. */
+const APP_REQUEST_ID = /^[0-9a-f]{12}-[0-9a-z]+$/
+
+/** nginx's JSON access log line matching `match`, waited for: the log is flushed at least every second. */
+async function accessLogLine(stack: NginxStack, match: (line: Record<string, string | number>) => boolean) {
+  const find = () =>
+    readFileSync(stack.accessLog, 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, string | number>)
+      .find(match)
+  let line = find()
+  for (let i = 0; !line && i < 30; i++) {
+    await new Promise((r) => setTimeout(r, 100))
+    line = find()
+  }
+  return line
+}
+
 /** The app's "incoming request" log line for a request id. */
 function appLogLine(app: TestApp, reqId: string): { req: { remoteAddress: string } } | undefined {
   for (const line of app.logs) {
@@ -87,7 +107,7 @@ if (bin) {
     t.equal(me.headers['x-frame-options'], 'DENY')
     t.equal(me.headers['referrer-policy'], 'no-referrer')
     t.equal(me.headers.server, 'nginx', 'server_tokens off: no version')
-    t.match(me.headers['x-request-id'], /^[0-9a-f]{32}$/, 'nginx generated the request id')
+    t.match(me.headers['x-request-id'], APP_REQUEST_ID, 'the app made the request id (the client sent none)')
     t.equal(me.headers['x-runway-worker'], 'app-a', 'answered by the app behind nginx')
     // Without SNI (a client that connects by IP address), the Host header still finds the site.
     const noSni = await request(`${secure.httpsUrl}/healthz`, { ca })
@@ -177,19 +197,7 @@ if (bin) {
     t.equal(r.status, 200)
     t.equal(r.headers['x-request-id'], 'ip-through-nginx', "the client's request id is kept end to end")
     t.equal(appLogLine(app, 'ip-through-nginx')?.req.remoteAddress, '127.0.0.2', "the app logs the client's address, not nginx's nor the forged one")
-    // The access log is buffered and flushed at least every second: wait for the line.
-    const accessLine = () =>
-      readFileSync(plain.accessLog, 'utf8')
-        .trim()
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Record<string, string | number>)
-        .find((l) => l.request_id === 'ip-through-nginx')
-    let line = accessLine()
-    for (let i = 0; !line && i < 30; i++) {
-      await new Promise((r) => setTimeout(r, 100))
-      line = accessLine()
-    }
+    const line = await accessLogLine(plain, (l) => l.request_id === 'ip-through-nginx')
     t.equal(line?.remote_addr, '127.0.0.2', "nginx's JSON access log has the request id and client address")
     t.match(String(line?.upstream_response_time), /^[0-9.]+$/, 'and the upstream time')
 
@@ -214,6 +222,31 @@ if (bin) {
     const exposed = await startApp(t, { TRUST_PROXY: 'false' })
     await request(`${exposed.url}/healthz`, { headers: { 'x-forwarded-for': '203.0.113.7', 'x-request-id': 'ip-untrusted' } })
     t.equal(appLogLine(exposed, 'ip-untrusted')?.req.remoteAddress, '127.0.0.1', 'TRUST_PROXY=false: request.ip is the socket address')
+  })
+
+  t.test("one request id in the answer, the app's log and nginx's log; nginx makes its own only for its own answers", async (t) => {
+    const none = await request(`${plain.httpUrl}/healthz`, { localAddress: '127.0.0.6' })
+    const id = String(none.headers['x-request-id'])
+    t.match(id, APP_REQUEST_ID, 'no id from the client: the app made one')
+    t.ok(appLogLine(app, id), "the app's log has it")
+    t.equal((await accessLogLine(plain, (l) => l.request_id === id))?.status, 200, "nginx's access log has the same id")
+
+    const malformed = await request(`${plain.httpUrl}/healthz`, { localAddress: '127.0.0.6', headers: { 'x-request-id': 'not an id!' } })
+    const replaced = String(malformed.headers['x-request-id'])
+    t.match(replaced, APP_REQUEST_ID, 'a malformed id from the client is replaced by the app')
+    t.ok(await accessLogLine(plain, (l) => l.request_id === replaced), 'and nginx logs the replacement, not what the client sent')
+
+    // 413: answered by nginx, the app never saw it. The response has no request id (the drill
+    // tells nginx's answers from the app's by that); the log line still has one.
+    const body = { raw: `{"pad":"${'x'.repeat(70_000)}"}`, headers: { 'content-type': 'application/json' }, localAddress: '127.0.0.7' }
+    const own = await request(`${plain.httpUrl}/api/password/change/`, body)
+    t.equal(own.status, 413)
+    t.notOk(own.headers['x-request-id'], "nginx's own answer carries no request id")
+    const ownLine = await accessLogLine(plain, (l) => l.status === 413 && l.remote_addr === '127.0.0.7')
+    t.match(ownLine?.request_id, /^[0-9a-f]{32}$/, 'nginx logs an id of its own ($request_id) for it')
+    const kept = await request(`${plain.httpUrl}/api/password/change/`, { ...body, headers: { ...body.headers, 'x-request-id': 'client-413' } })
+    t.equal(kept.status, 413)
+    t.ok(await accessLogLine(plain, (l) => l.status === 413 && l.request_id === 'client-413'), "or the client's, when it sent a well-formed one")
   })
 
   t.test('gzip for JSON', async (t) => {

@@ -119,8 +119,14 @@ const directives = (text: string) =>
     has('proxy_set_header Connection "";')
     has('proxy_set_header X-Forwarded-For $remote_addr;')
     has('proxy_set_header X-Forwarded-Proto $scheme;')
-    has('proxy_set_header X-Request-Id $runway_request_id;')
-    has('default $request_id;')
+    // the request id: the app's (its answer's X-Request-Id), nginx's own only where the app did not answer
+    t.notOk(
+      d.some((l) => l.startsWith('proxy_set_header X-Request-Id')),
+      "the client's X-Request-Id reaches the app as sent",
+    )
+    t.notOk(d.includes('proxy_set_header X-Real-IP $remote_addr;'), 'no X-Real-IP: the app reads X-Forwarded-For')
+    t.match(text, /map \$upstream_http_x_request_id \$runway_request_id \{\s*"" \$runway_client_request_id;\s*default \$upstream_http_x_request_id;/)
+    t.match(text, /map \$http_x_request_id \$runway_client_request_id \{\s*"~\^\[A-Za-z0-9\._:-\]\{1,128\}\$" \$http_x_request_id;\s*default \$request_id;/)
     has('proxy_next_upstream error timeout http_502 http_503 http_504;')
     // port 80: ACME webroot, everything else redirected; unknown hosts dropped
     has('location ^~ /.well-known/acme-challenge/ {')
