@@ -82,7 +82,7 @@ module.exports = {
       exp_backoff_restart_delay: 100,
       stop_exit_codes: [78],
       // A worker whose resident memory grows past this is replaced, gracefully, like a reload (a
-      // leak guard, not a limit: a worker starts near 90 MB and measured ~105 MB under load (npm run probe:rss)).
+      // leak guard, not a limit: a worker idles near 66 MB and peaked under 100 MB under load (npm run probe:rss)).
       max_memory_restart: setting('RUNWAY_MAX_MEMORY') || '512M',
 
       out_file: join(logDir, 'runway.out.log'),

@@ -88,13 +88,13 @@ t.test("bench:login and probe:rss runs: their tables; a busy machine's logins ar
       machine: { cpus: 2, loadAverageBefore: [1, 1, 1] },
       settings: { instances: 2, connections: 50, meSeconds: 60, loginSeconds: 20, env: {} },
       pm2StartMs: 2160,
-      workersRssMb: { idle: [85.6, 83.1], peakUnderMe: [101, 104.7], peakUnderLoginStorm: [99, 98], afterStorm: [97, 96] },
+      workersRssMb: { startPeak: [90.2, 88.9], idle: [85.6, 83.1], peakUnderMe: [101, 104.7], peakUnderLoginStorm: [99, 98], afterStorm: [97, 96] },
       loads: { meRps: 12345.6, loginsPerSec: 40.1 },
       workerRestarts: 0,
     },
     'r.json',
   )
-  t.match(rss, /\n\| idle, 10 s after ready \| 86 \/ 83 MB \|/)
+  t.match(rss, /\n\| just started: the most in the first 10 s after ready \| 90 \/ 89 MB \|\n\| idle, 20 s after ready \| 86 \/ 83 MB \|/)
   t.match(rss, /\n\| peak under 60 s of `GET \/api\/me\/` \(12,346 req\/s\) \| 101 \/ 105 MB \|/)
   t.match(rss, /every worker ready after 2\.2 s; 0 restarts\./)
 })
