@@ -387,9 +387,14 @@ export function annotate(r: Results): void {
     const single = row('single', 'me', meEngine)?.summary?.rps
     const cl = row('cluster', 'me', meEngine)?.summary?.rps
     const v = single && cl ? Math.round((cl / single) * 1000) / 1000 : null
+    // The same ratio of the bare twins is what this machine allows: with the load generator on the
+    // same cores, the cluster gets what it leaves, not all of them.
+    const bareSingle = row('bare-single', 'me', meEngine)?.summary?.rps
+    const bareCluster = row('bare-cluster', 'me', meEngine)?.summary?.rps
+    const bound = bareSingle && bareCluster ? `the bare twins reach ${(bareCluster / bareSingle).toFixed(2)}× on this machine` : undefined
     targets.push(
       judged(
-        { name: 'me: pm2 cluster ≥ 1.5× one production process', goal: '≥ 1.5×', value: v, met: v === null ? null : v >= 1.5 },
+        { name: 'me: pm2 cluster ≥ 1.5× one production process', goal: '≥ 1.5×', value: v, met: v === null ? null : v >= 1.5, ...(bound ? { note: bound } : {}) },
         row('single', 'me', meEngine),
         row('cluster', 'me', meEngine),
       ),

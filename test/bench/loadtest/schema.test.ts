@@ -50,7 +50,8 @@ t.test('ratios, efficiency and targets', async (t) => {
   const target = (name: RegExp) => doc.targets.find((x) => name.test(x.name))!
   t.match(target(/production, one process ≥ 90%/), { value: 0.9, met: true })
   t.match(target(/pm2 cluster \(2 workers\) ≥ 90%/), { value: 0.75, met: false })
-  t.match(target(/cluster ≥ 1.5×/), { value: 1.667, met: true })
+  const bareRatio = me('bare-cluster').summary!.rps / me('bare-single').summary!.rps
+  t.match(target(/cluster ≥ 1.5×/), { value: 1.667, met: true, note: `the bare twins reach ${bareRatio.toFixed(2)}× on this machine` })
   t.match(target(/session: 0 errors through production, one process/), { value: 0, met: true })
   t.match(target(/session: 0 errors through pm2 cluster/), { value: 3, met: false })
   t.match(target(/^start: one production process ready ≤ 1 s/), { goal: '≤ 1000 ms', value: 500, met: true })
