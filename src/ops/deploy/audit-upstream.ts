@@ -40,7 +40,16 @@ export async function upstreamFindings(target: Target, config: Config, nginxText
 
   const dir = dirname(config.unixSocket)
   const r = await target.sh(socketProbe(dir))
-  const [verdict, who, where] = r.stdout.trim().split('\n').pop()?.split(' ') ?? []
+  const last = r.stdout.trim().split('\n').pop() ?? ''
+  const [verdict, who, where] = last.split(' ')
+  // A probe that could not decide says so: no verdict is never read as "nginx reaches the socket".
+  if (verdict !== 'ok' && verdict !== 'app-cannot-create' && verdict !== 'nginx-cannot-reach')
+    findings.push(
+      err(
+        'runway.E018',
+        `UNIX_SOCKET ${config.unixSocket}: could not check that nginx's user reaches it: ${verdict === 'cannot-check' ? last.slice('cannot-check '.length) : `the probe printed ${JSON.stringify(last || r.stderr.trim().split('\n').pop() || '')} (exit ${r.code})`}`,
+      ),
+    )
   if (verdict === 'app-cannot-create')
     findings.push(
       err('runway.E016', `UNIX_SOCKET's directory ${dir}: ${who} (the app's user) cannot create the socket in ${where}: fix its owner or permissions`),
@@ -56,9 +65,10 @@ export async function upstreamFindings(target: Target, config: Config, nginxText
 }
 
 /**
- * A shell script printing one line: `ok`, `app-cannot-create USER DIR` or `nginx-cannot-reach
- * USER DIR`. Permission bits are compared by hand (owner, group, other) because the nginx user
- * cannot be switched to without root.
+ * A shell script printing one line: `ok`, `app-cannot-create USER DIR`, `nginx-cannot-reach
+ * USER DIR`, or `cannot-check WHY` (a `stat` without GNU's -c, as BSD's or an old BusyBox's).
+ * Permission bits are compared by hand (owner, group, other) because the nginx user cannot be
+ * switched to without root.
  */
 function socketProbe(dir: string): string {
   return `d=${q(dir)}
@@ -71,7 +81,8 @@ uid=$(id -u "$u" 2>/dev/null) || { echo ok; exit 0; }
 [ "$uid" = 0 ] && { echo ok; exit 0; }
 groups=" $(id -G "$u") "
 while :; do
-  set -- $(stat -c '%u %g %a' "$p")
+  s=$(stat -c '%u %g %a' "$p" 2>/dev/null) && [ -n "$s" ] || { echo "cannot-check stat -c failed on $p: GNU coreutils' stat is needed"; exit 0; }
+  set -- $s
   m=$(( 0$3 ))
   if [ "$1" = "$uid" ]; then bit=$(( m & 64 )); elif case "$groups" in *" $2 "*) true;; *) false;; esac; then bit=$(( m & 8 )); else bit=$(( m & 1 )); fi
   [ "$bit" = 0 ] && { echo "nginx-cannot-reach $u $p"; exit 0; }

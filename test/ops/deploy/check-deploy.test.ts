@@ -179,4 +179,21 @@ t.test("nginx's upstream must be where the app listens, and nginx's user must re
 
   writeFileSync(join(root, 'shared', 'run'), 'a file')
   await only('runway.E016', /UNIX_SOCKET's directory .*shared\/run: \S+ \(the app's user\) cannot create the socket in .*shared\/run/)
+
+  // A target whose stat is not GNU's (no -c): the check says it could not decide, never "ok" and
+  // never a false E017.
+  rmSync(join(root, 'shared', 'run'))
+  const bin = mkdtempSync(join(tmpdir(), 'runway-bsd-stat-'))
+  t.teardown(() => rmSync(bin, { recursive: true, force: true }))
+  writeFileSync(join(bin, 'stat'), '#!/bin/sh\necho "stat: illegal option -- c" >&2\nexit 1\n', { mode: 0o755 })
+  const r = await runway(['check', '--deploy', '--path', root, '--json', '--nginx-conf', join(root, 'nginx.conf'), '--silence', 'runway.W009'], {
+    env: { PATH: `${bin}:${process.env.PATH}` },
+  })
+  const found = (JSON.parse(r.out) as { findings: Array<{ id: string; level: string; message: string }> }).findings.filter((f) => f.level === 'error')
+  t.same(
+    found.map((f) => f.id),
+    ['runway.E018'],
+  )
+  t.match(found[0]?.message, /could not check that nginx's user reaches it: stat -c failed on .*: GNU coreutils' stat is needed/)
+  t.equal(r.code, 1, 'and the check fails')
 })
