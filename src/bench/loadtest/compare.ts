@@ -394,7 +394,13 @@ export function annotate(r: Results): void {
     const bound = bareSingle && bareCluster ? `the bare twins reach ${(bareCluster / bareSingle).toFixed(2)}× on this machine` : undefined
     targets.push(
       judged(
-        { name: 'me: pm2 cluster ≥ 1.5× one production process', goal: '≥ 1.5×', value: v, met: v === null ? null : v >= 1.5, ...(bound ? { note: bound } : {}) },
+        {
+          name: 'me: pm2 cluster ≥ 1.5× one production process',
+          goal: '≥ 1.5×',
+          value: v,
+          met: v === null ? null : v >= 1.5,
+          ...(bound ? { note: bound } : {}),
+        },
         row('single', 'me', meEngine),
         row('cluster', 'me', meEngine),
       ),
