@@ -43,6 +43,8 @@ export async function startSshd(t: Test): Promise<TestSshd> {
       'StrictModes no',
       'UsePAM no',
       'Subsystem sftp internal-sftp',
+      // What a session starts carries the test's mark, so test/helpers/reaper.mjs can find it.
+      ...(process.env.RUNWAY_TEST_OWNER ? [`SetEnv RUNWAY_TEST_OWNER=${process.env.RUNWAY_TEST_OWNER}`] : []),
       '',
     ].join('\n'),
   )
