@@ -43,13 +43,13 @@ export async function upstreamFindings(target: Target, config: Config, nginxText
   const last = r.stdout.trim().split('\n').pop() ?? ''
   const [verdict, who, where] = last.split(' ')
   // A probe that could not decide says so: no verdict is never read as "nginx reaches the socket".
-  if (verdict !== 'ok' && verdict !== 'app-cannot-create' && verdict !== 'nginx-cannot-reach')
-    findings.push(
-      err(
-        'runway.E018',
-        `UNIX_SOCKET ${config.unixSocket}: could not check that nginx's user reaches it: ${verdict === 'cannot-check' ? last.slice('cannot-check '.length) : `the probe printed ${JSON.stringify(last || r.stderr.trim().split('\n').pop() || '')} (exit ${r.code})`}`,
-      ),
-    )
+  if (verdict !== 'ok' && verdict !== 'app-cannot-create' && verdict !== 'nginx-cannot-reach') {
+    const why =
+      verdict === 'cannot-check'
+        ? last.slice('cannot-check '.length)
+        : `the probe printed ${JSON.stringify(last || r.stderr.trim().split('\n').pop() || '')} (exit ${r.code})`
+    findings.push(err('runway.E018', `UNIX_SOCKET ${config.unixSocket}: could not check that nginx's user reaches it: ${why}`))
+  }
   if (verdict === 'app-cannot-create')
     findings.push(
       err('runway.E016', `UNIX_SOCKET's directory ${dir}: ${who} (the app's user) cannot create the socket in ${where}: fix its owner or permissions`),
