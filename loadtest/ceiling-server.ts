@@ -9,11 +9,11 @@
 //
 //   PORT=3000 DATA_DIR=./data JWT_SIGNING_KEY=... [CEILING_WORKERS=2] [CEILING_SOCKET=/path.sock] node --import tsx loadtest/ceiling-server.ts
 import cluster from 'node:cluster'
-import { randomBytes } from 'node:crypto'
 import { chmodSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import Database from 'better-sqlite3'
 import { verifyHs256 } from '../src/bench/loadtest/hs256.js'
+import { requestId } from '../src/api/request-id.js'
 import { sqliteFile } from '../src/api/store/sqlite.js'
 
 const env = process.env
@@ -25,7 +25,6 @@ if (!key || !env.DATA_DIR) {
 }
 
 const USER_TTL_MS = 5000
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
 const NOT_VALID = '{"detail":"Given token not valid for any token type","code":"token_not_valid"}'
 
@@ -91,17 +90,9 @@ function serve(): void {
     })
   }
 
-  // Every answer carries its request id, as the API's do (nginx logs the id the app answered with):
-  // the client's well-formed X-Request-Id, else a per-process prefix and a counter.
-  const idPrefix = randomBytes(6).toString('hex')
-  let requests = 0
-  const requestId = (req: IncomingMessage) => {
-    const incoming = req.headers['x-request-id']
-    return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : `${idPrefix}-${(++requests).toString(36)}`
-  }
-
   const handle = (req: IncomingMessage, res: ServerResponse) => {
-    res.setHeader('x-request-id', requestId(req))
+    // Every answer carries its request id, as the API's do (nginx logs the id the app answered with).
+    res.setHeader('x-request-id', requestId(req.headers['x-request-id']))
     const path = req.url ?? '/'
     if (req.method === 'GET' && (path === '/api/me/' || path === '/api/me')) return me(req, res)
     if (req.method === 'GET' && (path === '/healthz' || path === '/readyz')) return send(res, 200, '{"status":"ok"}')

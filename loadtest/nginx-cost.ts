@@ -51,11 +51,6 @@ const drop = (re: RegExp) => (conf: string) => {
 export const VARIANTS: Variant[] = [
   { id: 'rendered', label: 'rendered template (as deployed)' },
   { id: 'log-unbuffered', label: 'access log written per request (no buffer=)', edit: (c) => c.replace(/(access_log \S+ \S+_json)[^;]*;/g, '$1;') },
-  {
-    id: 'log-buffered',
-    label: 'access log buffered (buffer=64k flush=1s)',
-    edit: (c) => c.replace(/(access_log \S+ \S+_json)[^;]*;/g, '$1 buffer=64k flush=1s;'),
-  },
   { id: 'no-log', label: 'without the access log', edit: (c) => c.replace(/access_log \S+ \S+_json[^;]*;/g, 'access_log off;') },
   { id: 'no-headers', label: 'without the security headers (add_header)', edit: drop(/^\s*add_header [^\n]*\n/gm) },
   { id: 'no-gzip', label: 'without gzip', edit: drop(/^\s*gzip[^\n]*\n/gm) },

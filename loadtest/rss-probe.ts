@@ -105,7 +105,7 @@ async function main() {
       say(`ready: pm2 start took ${cluster.startMs} ms; idle 20 s`)
       const startPeak = await peakRss(pids, () => new Promise((r) => setTimeout(r, 10_000)))
       await new Promise((r) => setTimeout(r, 10_000))
-      const idle = await peakRss(pids, async () => undefined)
+      const idle = pids.map((pid) => mb(processStat(pid)?.rssBytes ?? 0))
       const tokens: string[] = []
       for (const u of users.usernames.slice(0, Math.min(connections, users.usernames.length)))
         tokens.push((await obtainTokens(cluster.url, u, users.password)).access)

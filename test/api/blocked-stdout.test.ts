@@ -1,6 +1,6 @@
-// A production process whose stdout is a pipe nobody reads (a stuck supervisor or log collector):
-// logging must not stop the API. The process keeps answering, drops the lines that do not fit in a bounded
-// buffer, says how many once stdout is read again, and still exits on SIGTERM.
+// A production process whose stdout is a pipe nobody reads (a stuck supervisor or log
+// collector): logging must not stop the API. The process keeps answering, drops the lines that do
+// not fit in a bounded buffer, says how many once stdout is read again, and still exits on SIGTERM.
 import t, { type Test } from 'tap'
 import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import { join } from 'node:path'
