@@ -39,18 +39,35 @@ Options:
 
 const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10
 
+/** A worker's RSS now; a worker that is gone ends the probe (a 0 would read as a lean worker). */
+function rssBytes(pid: number): number {
+  const stat = processStat(pid)
+  if (!stat) throw new Error(`worker ${pid} exited during the probe: see the pm2 logs; no figures written`)
+  return stat.rssBytes
+}
+
 /** Peak RSS per pid while `during` runs (and the last sample). */
 async function peakRss(pids: number[], during: () => Promise<unknown>): Promise<number[]> {
   const peak = pids.map(() => 0)
+  let gone: unknown
   const sample = () => {
     pids.forEach((pid, i) => {
-      peak[i] = Math.max(peak[i]!, processStat(pid)?.rssBytes ?? 0)
+      peak[i] = Math.max(peak[i]!, rssBytes(pid))
     })
   }
-  const timer = setInterval(sample, 250)
+  // From the timer an error is kept, not thrown: thrown there it would end the process before
+  // the cluster is stopped.
+  const timer = setInterval(() => {
+    try {
+      sample()
+    } catch (err) {
+      gone ??= err
+    }
+  }, 250)
   try {
     sample()
     await during()
+    if (gone) throw gone
     sample()
   } finally {
     clearInterval(timer)
@@ -105,7 +122,7 @@ async function main() {
       say(`ready: pm2 start took ${cluster.startMs} ms; idle 20 s`)
       const startPeak = await peakRss(pids, () => new Promise((r) => setTimeout(r, 10_000)))
       await new Promise((r) => setTimeout(r, 10_000))
-      const idle = pids.map((pid) => mb(processStat(pid)?.rssBytes ?? 0))
+      const idle = pids.map((pid) => mb(rssBytes(pid)))
       const tokens: string[] = []
       for (const u of users.usernames.slice(0, Math.min(connections, users.usernames.length)))
         tokens.push((await obtainTokens(cluster.url, u, users.password)).access)
