@@ -10,7 +10,7 @@ import { redactSecrets } from '../../api/redact.js'
 import { ROOT, type StagedCopy } from '../../lib/build.js'
 import { freePort, processTree, startService, waitForHttp } from '../../lib/process.js'
 import { startDevServer, startProductionProcess, type ProcessStack } from '../stacks/api.js'
-import { startPm2Cluster, type Pm2Stack } from '../stacks/pm2.js'
+import { startPm2Cluster, workerNodeArgs, type Pm2Stack } from '../stacks/pm2.js'
 import { startNginx, type StartNginxOptions } from '../stacks/nginx.js'
 import { CEILING_SERVER_FILE } from './scenarios.js'
 
@@ -95,7 +95,10 @@ export function socketPath(): { path: string; remove: () => void } {
   return { path: join(dir, 'app.sock'), remove: () => rmSync(dir, { recursive: true, force: true }) }
 }
 
-/** The bare node:http twin (loadtest/ceiling-server.ts), one process or a node:cluster; `socket`: also on a Unix socket. */
+/**
+ * The bare node:http twin (loadtest/ceiling-server.ts), one process or a node:cluster; `socket`:
+ * also on a Unix socket. It runs with the production workers' V8 flags, as its stage does.
+ */
 export async function startCeiling(ctx: StageContext, workers: number, name: string, o: { socket?: boolean } = {}): Promise<Running> {
   const socket = o.socket ? socketPath() : undefined
   const port = await freePort()
@@ -103,7 +106,7 @@ export async function startCeiling(ctx: StageContext, workers: number, name: str
   const service = startService({
     name,
     command: process.execPath,
-    args: ['--import', 'tsx', CEILING_SERVER_FILE],
+    args: [...workerNodeArgs(ROOT), '--import', 'tsx', CEILING_SERVER_FILE],
     cwd: ROOT,
     env: {
       ...process.env,
@@ -180,7 +183,7 @@ export function stageDefs(instances: number): StageDef[] {
       label: 'production, one process',
       kind: 'stage',
       explanation:
-        'Compiled JavaScript (`node dist/api/server.js`), NODE_ENV=production, JSON logs to a file and no per-request log lines (the production policy: nginx keeps the access log; errors and warnings still log). Still one event loop on one core: what it gains on the dev server is logging and the watcher, not parallelism.',
+        'Compiled JavaScript (`node dist/api/server.js`, with the V8 flags pm2 gives each worker: ecosystem.config.js node_args), NODE_ENV=production, JSON logs to a file and no per-request log lines (the production policy: nginx keeps the access log; errors and warnings still log). Still one event loop on one core: what it gains on the dev server is logging and the watcher, not parallelism.',
       start: async (ctx) => {
         const copy = await ctx.dist()
         const s = await startProductionProcess({ cwd: copy.dir, env: ctx.env, logFile: join(ctx.logDir, 'production.log') })
@@ -207,7 +210,7 @@ export function stageDefs(instances: number): StageDef[] {
       kind: 'twin',
       twinOf: 'single',
       explanation:
-        'The thinnest app that answers the same requests: node:http, the same HS256 check (verified tokens remembered, as the API does), the same SQLite read, the same JSON; no framework, plugins, logging, schemas, security headers or revocation set. The ceiling of one process on this machine. With --ceiling each stage and its twin are up together and measured in alternating runs, so drift on a shared machine falls on both alike.',
+        'The thinnest app that answers the same requests: node:http, the same HS256 check (verified tokens remembered, as the API does), the same SQLite read, the same JSON; no framework, plugins, logging, schemas, security headers or revocation set; the same V8 flags as the production workers, so the ratio measures code, not a runtime setting. The ceiling of one process on this machine. With --ceiling each stage and its twin are up together and measured in alternating runs, so drift on a shared machine falls on both alike.',
       start: (ctx) => startCeiling(ctx, 0, 'ceiling single'),
     },
     {

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { ROOT } from '../../lib/build.js'
 import { freePort, processTree, startService, waitForHttp, type Service } from '../../lib/process.js'
+import { workerNodeArgs } from './pm2.js'
 
 /** `npm run dev` is `NODE_ENV=development tsx <DEV_ARGS>`; a test keeps package.json in step. */
 export const DEV_ARGS = ['watch', '--clear-screen=false', 'src/api/server.ts'] as const
@@ -82,7 +83,10 @@ export async function startDevServer(o: StackOptions = {}): Promise<ProcessStack
   return asStack('dev server', service, url)
 }
 
-/** One compiled production process: `node dist/api/server.js`, NODE_ENV=production, JSON logs. */
+/**
+ * One compiled production process as each pm2 worker runs it: `node <node_args> dist/api/server.js`
+ * (the flags of cwd's ecosystem.config.js), NODE_ENV=production, JSON logs.
+ */
 export async function startProductionProcess(o: StackOptions = {}): Promise<ProcessStack> {
   const cwd = o.cwd ?? ROOT
   const script = join(cwd, 'dist', 'api', 'server.js')
@@ -92,7 +96,7 @@ export async function startProductionProcess(o: StackOptions = {}): Promise<Proc
   const service = startService({
     name: 'production process',
     command: process.execPath,
-    args: [script],
+    args: [...workerNodeArgs(cwd), script],
     cwd,
     env: processEnv(port, 'production', o.env),
     logFile: o.logFile,

@@ -48,8 +48,22 @@ export interface Pm2Stack extends RunningStack {
   waitForWorkers(timeoutMs?: number): Promise<Pm2Worker[]>
 }
 
-const PM2_BIN = createRequire(import.meta.url).resolve('pm2/bin/pm2')
+const requireHere = createRequire(import.meta.url)
+const PM2_BIN = requireHere.resolve('pm2/bin/pm2')
 export const APP_NAME = 'runway'
+
+/**
+ * The Node/V8 flags pm2 starts each worker with (the app's `node_args` in `dir`'s
+ * ecosystem.config.js, which pm2 require()s the same way). A one-process stack or a ceiling twin
+ * runs with them too, so a figure set beside the cluster's compares code, not runtime settings.
+ */
+export function workerNodeArgs(dir: string): string[] {
+  const file = join(dir, 'ecosystem.config.js')
+  if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` first`)
+  const app = (requireHere(file) as { apps?: { node_args?: string | string[] }[] }).apps?.[0]
+  const args = app?.node_args ?? []
+  return Array.isArray(args) ? args : args.split(/\s+/).filter(Boolean)
+}
 
 export async function startPm2Cluster(o: Pm2Options = {}): Promise<Pm2Stack> {
   const cwd = o.cwd ?? ROOT
