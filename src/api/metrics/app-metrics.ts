@@ -46,6 +46,8 @@ export class AppMetrics {
   /** rotated: accepted (and rotated when ROTATE_REFRESH_TOKENS); reuse_detected: a retired token came back and its session was revoked; blacklisted: refused as already retired or revoked; invalid: bad, expired or unknown token, or no active user. */
   readonly refreshes = { rotated: 0, reuse_detected: 0, blacklisted: 0, invalid: 0 }
   readonly rateLimitHits = { login_ip: 0, login_user: 0 }
+  /** Requests refused with 503 + Retry-After because this process was overloaded: password_hash: the hash queue was full or its wait too long; event_loop: the loop lagged past MAX_EVENT_LOOP_DELAY. */
+  readonly loadShed = { password_hash: 0, event_loop: 0 }
   private readonly routes: RouteSeries[] = []
   private readonly unmatched = new Map<string, RouteSeries>()
 

@@ -103,6 +103,12 @@ export function createRegistry(m: AppMetrics, o: RegistryOptions): Registry {
     m.refreshes,
   )
   outcomes('runway_rate_limit_hits_total', 'Requests refused by a login rate limit, by limit.', 'limit', m.rateLimitHits)
+  outcomes(
+    'runway_load_shed_total',
+    'Requests answered 503 + Retry-After because the process was overloaded, by reason: password_hash (the hash queue full or its wait too long), event_loop (the loop lagging past MAX_EVENT_LOOP_DELAY).',
+    'reason',
+    m.loadShed,
+  )
   new Counter({
     name: 'runway_store_errors_total',
     help: 'Store faults (store unavailable: each answered 503) met by requests, readiness checks and background tasks.',

@@ -15,8 +15,17 @@ import type { AppMetrics, RouteSeries } from '../metrics/app-metrics.js'
 declare module 'fastify' {
   interface FastifyInstance {
     metrics: AppMetrics
+    /** A request refused for overload (503 + Retry-After): counted, and logged at most every SHED_LOG_EVERY_MS. */
+    shed(reason: keyof AppMetrics['loadShed']): void
   }
 }
+
+/**
+ * Load shedding is the process protecting itself, not a fault, but an operator must hear of it
+ * without a metrics scrape: one warning per interval with what was refused since the last, never
+ * one line per refused request (a storm would flood the log it is read from).
+ */
+const SHED_LOG_EVERY_MS = 10_000
 
 /** What the route hook notes on the raw request for the finish handler. */
 interface Noted extends IncomingMessage {
@@ -30,6 +39,26 @@ export default fp(
   async function metrics(app: FastifyInstance, opts: { metrics: AppMetrics; countRequests: boolean }) {
     const m = opts.metrics
     app.decorate('metrics', m)
+    // The first refusal is logged at once; those after it, every SHED_LOG_EVERY_MS while they go on.
+    const unlogged = { password_hash: 0, event_loop: 0 }
+    let timer: NodeJS.Timeout | undefined
+    const flush = () => {
+      timer = undefined
+      if (unlogged.password_hash + unlogged.event_loop === 0) return
+      app.log.warn({ refused: { ...unlogged } }, 'overloaded: requests refused with 503 + Retry-After (load shedding) since the last such line')
+      unlogged.password_hash = unlogged.event_loop = 0
+      timer = setTimeout(flush, SHED_LOG_EVERY_MS).unref()
+    }
+    app.decorate('shed', (reason: keyof AppMetrics['loadShed']) => {
+      m.loadShed[reason]++
+      unlogged[reason]++
+      if (!timer) flush()
+    })
+    app.addHook('onClose', async () => {
+      clearTimeout(timer)
+      flush()
+      clearTimeout(timer)
+    })
     if (!opts.countRequests) return
 
     app.addHook('onRoute', (route) => {

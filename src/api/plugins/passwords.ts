@@ -15,7 +15,11 @@ declare module 'fastify' {
 export default fp(
   async function passwords(app: FastifyInstance, opts: { config: Config }) {
     const { argon2, ...bounds } = opts.config.passwordHash
-    app.decorate('passwords', new PasswordHasher({ params: argon2, ...bounds, overloaded: errors.overloaded }))
+    const overloaded = () => {
+      app.shed('password_hash')
+      return errors.overloaded()
+    }
+    app.decorate('passwords', new PasswordHasher({ params: argon2, ...bounds, overloaded }))
   },
   { name: 'runway-passwords' },
 )

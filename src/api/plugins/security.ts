@@ -71,7 +71,10 @@ export default fp(
     app.addHook('onRequest', (request, reply, done) => {
       reply.headers(headers)
       reply.header('x-request-id', request.id)
-      if (overloaded() && !request.url.startsWith('/healthz')) return done(errors.overloaded())
+      if (overloaded() && !request.url.startsWith('/healthz')) {
+        app.shed('event_loop')
+        return done(errors.overloaded())
+      }
       done()
     })
     // Bodies are JSON or form-encoded, as DRF's parsers; anything else is a 415.

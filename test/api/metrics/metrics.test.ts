@@ -57,6 +57,10 @@ t.test('one scrape counts exactly the requests and outcomes sent', async (t) => 
   t.equal((await call(url, '/api/me/')).status, 401)
   t.equal((await call(url, '/no/such/path')).status, 404)
 
+  // Load shedding as the hasher and the event-loop check report it (their tests make it happen).
+  app.shed('password_hash')
+  app.shed('password_hash')
+  app.shed('event_loop')
   const { samples, contentType, text } = await scrape(`http://127.0.0.1:${metricsPort}/metrics`)
   t.match(contentType, /^text\/plain; version=0\.0\.4/)
   t.match(text, /# TYPE runway_http_requests_total counter/)
@@ -97,6 +101,8 @@ t.test('one scrape counts exactly the requests and outcomes sent', async (t) => 
   )
   t.equal(total(samples, 'runway_rate_limit_hits_total', { limit: 'login_user' }), 1, 'one rate-limit hit (per username)')
   t.equal(total(samples, 'runway_rate_limit_hits_total', { limit: 'login_ip' }), 0)
+  t.equal(total(samples, 'runway_load_shed_total', { reason: 'password_hash' }), 2, 'load shed by the hash queue')
+  t.equal(total(samples, 'runway_load_shed_total', { reason: 'event_loop' }), 1, 'load shed by the event-loop check')
   t.equal(total(samples, 'runway_revoked_sessions'), 1, 'the session ended by the reuse is a revocation')
   t.equal(total(samples, 'runway_store_errors_total'), 0)
   t.equal(total(samples, 'runway_ready'), 1)

@@ -39,7 +39,7 @@ t.test('logins beyond the hash queue are answered 503 + Retry-After at once; eve
   const QUEUE = 3
   const N = 60
   // The real cost, one hash at a time: the storm outlasts many event-loop turns.
-  const { url, store, app } = await startApp(t, {
+  const { url, store, app, logs } = await startApp(t, {
     LOGIN_RATE_LIMIT_IP: '0',
     LOGIN_RATE_LIMIT_USER: '0',
     ARGON2_MEMORY_COST: String(OWASP_ARGON2.memoryKiB),
@@ -69,6 +69,11 @@ t.test('logins beyond the hash queue are answered 503 + Retry-After at once; eve
   t.ok(Math.min(...shed.map((o) => o.at)) < Math.max(...served.map((o) => o.at)), 'refusals went out while accepted logins still hashed')
   t.equal(app.passwords.stats.refused, shed.length, 'each 503 is a hash the queue refused')
   t.same(app.passwords.load, { running: 0, waiting: 0 }, 'the queue drained')
+  // Shedding is heard without a scrape: counted for /metrics, and one warning (not one per refusal).
+  t.same(app.metrics.loadShed, { password_hash: shed.length, event_loop: 0 }, 'each refusal counted as password_hash shedding')
+  const warned = logs.flatMap((l) => l.split('\n')).filter((l) => l.includes('load shedding'))
+  t.equal(warned.length, 1, 'one warning line for the storm so far (the rest are counted for the next)')
+  t.match(JSON.parse(warned[0] ?? '{}'), { level: 40, refused: { password_hash: 1, event_loop: 0 } }, 'it counts what was refused')
 
   // Once the storm is over, logins are served again.
   const after = await loginOnNewConnection(url, 'alice', PASSWORD)

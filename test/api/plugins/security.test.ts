@@ -29,7 +29,7 @@ t.test('logins are rate-limited per username, whatever the IP', async (t) => {
 })
 
 t.test('load shedding: 503 with Retry-After while the event loop lags; liveness still answers', async (t) => {
-  const { url } = await startApp(t, { MAX_EVENT_LOOP_DELAY: '50ms' })
+  const { url, app, logs } = await startApp(t, { MAX_EVENT_LOOP_DELAY: '50ms' })
   t.equal((await call(url, '/api/me/')).status, 401, 'at rest, requests are served (401: no token)')
   // Hold the event loop for 1.5 s, as a CPU-bound bug would; the next sample (once a second)
   // sees the lag, and until the following one requests are refused at once.
@@ -46,6 +46,8 @@ t.test('load shedding: 503 with Retry-After while the event loop lags; liveness 
   t.strictSame(shed?.body, { detail: 'Service temporarily unavailable, try again later.' })
   t.equal(shed?.headers.get('retry-after'), '1')
   t.equal(live.status, 200, '/healthz answers while shedding: the process is alive')
+  t.ok(app.metrics.loadShed.event_loop >= 1, 'counted as event_loop shedding')
+  t.match(logs.join(''), /"level":40[^\n]*"refused":\{"password_hash":0,"event_loop":1\}[^\n]*load shedding/, 'and logged as a warning')
   let recovered = false
   for (let i = 0; i < 40 && !recovered; i++) {
     recovered = (await call(url, '/api/me/')).status === 401
