@@ -4,7 +4,7 @@
 // report.md and report.html. Every stack is stopped in a finally; the stacks' own reapers kill
 // what is left if this process is interrupted. The stages themselves are defined in stages.ts.
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PostgresStore } from '../../api/store/postgres.js'
@@ -21,7 +21,7 @@ import type { ResultRow, Results, Stage, Target } from './schema.js'
 import { scenario as scenarioByName, type ScenarioContext, type ScenarioName } from './scenarios.js'
 import { benchPassword, createBenchUsers, type BenchUsers } from './users.js'
 import { mintAccessToken } from './hs256.js'
-import { errorRate, failures, fmtInt, OTHER_CPU_LIMIT } from './stats.js'
+import { errorRate, failureBreakdown, failures, fmtInt, OTHER_CPU_LIMIT } from './stats.js'
 import { DEFAULT_STAGE_IDS, postgresSchema, stageDefs, stageEnv, type Running, type StageContext, type StageDef, type StageId } from './stages.js'
 
 export { DEFAULT_STAGE_IDS, STAGE_IDS, type StageId } from './stages.js'
@@ -238,6 +238,18 @@ export async function compare(o: CompareOptions): Promise<CompareOutcome> {
         for (const m of [...members].reverse()) {
           await m.running?.stop().catch((err: unknown) => warnings.push(`${m.def.label}: stop failed: ${(err as Error).message}`))
         }
+        // The work directory goes at the end: a stack that answered with failures keeps its logs, so
+        // the cause (a shed login, a store fault, a crash) can be read after the run.
+        for (const m of members) {
+          if (!rows.some((r) => r.stage === m.def.id && r.summary && failures(r.summary) > 0)) continue
+          const kept = join(o.outDir, 'logs', m.def.id)
+          try {
+            cpSync(join(work, m.def.id, 'logs'), kept, { recursive: true })
+            warnings.push(`${m.def.id}: answered with failures; its logs are kept in ${kept}`)
+          } catch (err) {
+            warnings.push(`${m.def.id}: answered with failures; its logs could not be kept: ${(err as Error).message}`)
+          }
+        }
       }
     }
   } finally {
@@ -336,7 +348,7 @@ export function annotate(r: Results): void {
     }
     if (failures(x.summary) > 0) {
       r.warnings.push(
-        `${x.stage} ${x.scenario}: ${failures(x.summary)} failed responses (${Math.round(errorRate(x.summary) * 1000) / 1000}%): errors ${x.summary.errors}, non-2xx ${x.summary.non2xx}, wrong bodies ${x.summary.mismatches}`,
+        `${x.stage} ${x.scenario}: ${failures(x.summary)} failed responses (${Math.round(errorRate(x.summary) * 1000) / 1000}%): ${failureBreakdown(x.summary)}`,
       )
     }
   }

@@ -69,6 +69,30 @@ export function failures(r: RunFigures): number {
   return r.errors + r.non2xx + r.mismatches
 }
 
+/** What each failing status usually means for this API behind runway's nginx. */
+const CAUSES: Record<string, string> = {
+  '429':
+    'rate limited: the login/token limits of the app (LOGIN_RATE_LIMIT_IP, LOGIN_RATE_LIMIT_USER) or nginx (--rate); raise them on a load-test target, or use scenarios without login',
+  '401': 'credentials or token refused (wrong password, expired or revoked token)',
+  '413': 'request body above BODY_LIMIT / client_max_body_size',
+  '502': 'nginx could not reach the app (not running, wrong upstream)',
+  '503':
+    'the app shed load (runway_load_shed_total, a load-shedding warning in its log) or its store is unavailable (runway_store_errors_total); Retry-After says when to retry',
+  '504': 'the app answered slower than nginx --proxy-timeout',
+}
+
+/** "429 × 1234 (rate limited: …), connection errors 3, wrong bodies 2" */
+/** What failed, by kind, with the usual cause of each status. */
+export function failureBreakdown(r: RunFigures): string {
+  const parts = Object.entries(r.statusCodes)
+    .filter(([code]) => !code.startsWith('2'))
+    .sort((a, b) => b[1] - a[1])
+    .map(([code, n]) => `${code} × ${n}${CAUSES[code] ? ` (${CAUSES[code]})` : ''}`)
+  if (r.errors) parts.push(`connection errors/timeouts ${r.errors}`)
+  if (r.mismatches) parts.push(`2xx with an unexpected body ${r.mismatches}`)
+  return parts.join(', ') || 'none'
+}
+
 /** Failed share of all attempts, in percent. */
 export function errorRate(r: RunFigures): number {
   const attempts = r.responses + r.errors

@@ -11,7 +11,7 @@ import { Progress } from '../../bench/loadtest/progress.js'
 import { buildResults, writeResults } from '../../bench/loadtest/results.js'
 import { assertResults, type ResultRow, type Results, type RunFigures, type Threshold } from '../../bench/loadtest/schema.js'
 import { scenario as scenarioByName, type ScenarioContext } from '../../bench/loadtest/scenarios.js'
-import { errorRate, failures } from '../../bench/loadtest/stats.js'
+import { errorRate, failureBreakdown, failures } from '../../bench/loadtest/stats.js'
 import { scenarioTable, textTable } from '../../bench/loadtest/table.js'
 import {
   baselineFigures,
@@ -66,28 +66,6 @@ function password(values: { 'password-file'?: string | undefined }): string | un
     }
   }
   return process.env.LOADTEST_PASSWORD
-}
-
-/** What each failing status usually means for this API behind runway's nginx. */
-const CAUSES: Record<string, string> = {
-  '429':
-    'rate limited: the login/token limits of the app (LOGIN_RATE_LIMIT_IP, LOGIN_RATE_LIMIT_USER) or nginx (--rate); raise them on a load-test target, or use scenarios without login',
-  '401': 'credentials or token refused (wrong password, expired or revoked token)',
-  '413': 'request body above BODY_LIMIT / client_max_body_size',
-  '502': 'nginx could not reach the app (not running, wrong upstream)',
-  '503': 'the app shed load or its store is unavailable (Retry-After)',
-  '504': 'the app answered slower than nginx --proxy-timeout',
-}
-
-/** "429 × 1234 (rate limited: …), connection errors 3, wrong bodies 2" */
-export function failureBreakdown(r: RunFigures): string {
-  const parts = Object.entries(r.statusCodes)
-    .filter(([code]) => !code.startsWith('2'))
-    .sort((a, b) => b[1] - a[1])
-    .map(([code, n]) => `${code} × ${n}${CAUSES[code] ? ` (${CAUSES[code]})` : ''}`)
-  if (r.errors) parts.push(`connection errors/timeouts ${r.errors}`)
-  if (r.mismatches) parts.push(`2xx with an unexpected body ${r.mismatches}`)
-  return parts.join(', ') || 'none'
 }
 
 export const loadtestCommand: Command = {

@@ -65,7 +65,7 @@ t.test('ratios, efficiency and targets', async (t) => {
     'a start of 1.5 s misses it',
   )
   t.ok(
-    doc.warnings.some((w) => /cluster session: 3 failed responses/.test(w)),
+    doc.warnings.some((w) => /cluster session: 3 failed responses \(.*\): 503 × 3 \(the app shed load \(runway_load_shed_total/.test(w)),
     doc.warnings.join('\n'),
   )
 })
