@@ -18,7 +18,8 @@ leaves nothing running:
   nginx      nginx → pm2 cluster over HTTP, with the rendered templates
   tls        nginx (TLS, generated certificate) → pm2 cluster over HTTPS
 Prints a table per scenario and writes results.json, report.md and report.html (charts, works
-offline) to loadtest/results/<timestamp>/. Progress goes to stderr.
+offline) to loadtest/results/<timestamp>/, and logs/<stage>/ for a stack that answered with
+failures. Progress goes to stderr.
 
 Options:
 ${MEASURE_HELP.replace('DEFAULT_RUNS', '3').replace('DEFAULT_WARMUP', '3').replace('DEFAULT_ENGINE', 'wrk when installed, else autocannon')}
