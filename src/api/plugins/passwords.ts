@@ -21,5 +21,7 @@ export default fp(
     }
     app.decorate('passwords', new PasswordHasher({ params: argon2, ...bounds, overloaded }))
   },
-  { name: 'runway-passwords' },
+  // app.shed (load shedding's counter and warning) comes from the metrics plugin: without it the
+  // first refusal would throw, so the app refuses to build instead.
+  { name: 'runway-passwords', dependencies: ['runway-metrics'] },
 )

@@ -81,5 +81,7 @@ export default fp(
     app.removeContentTypeParser('text/plain')
     await app.register(formbody, { bodyLimit: config.bodyLimit })
   },
-  { name: 'runway-security' },
+  // app.shed (load shedding's counter and warning) comes from the metrics plugin: without it the
+  // first refusal would throw, so the app refuses to build instead.
+  { name: 'runway-security', dependencies: ['runway-metrics'] },
 )

@@ -3,7 +3,10 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { hashPassword } from '../../../src/api/auth/passwords.js'
-import { call, createUser, login, PASSWORD, startApp } from '../../helpers/app.js'
+import { call, createUser, login, PASSWORD, startApp, testConfig } from '../../helpers/app.js'
+import Fastify from 'fastify'
+import passwordsPlugin from '../../../src/api/plugins/passwords.js'
+import securityPlugin from '../../../src/api/plugins/security.js'
 
 t.test('logins are rate-limited per client IP, with Retry-After', async (t) => {
   const { url, store } = await startApp(t, { LOGIN_RATE_LIMIT_IP: '3', LOGIN_RATE_LIMIT_USER: '0' })
@@ -150,4 +153,16 @@ t.test('production logging policy: no per-request lines, errors still logged', a
   t.equal(r.status, 503)
   const line = logs.map((l) => JSON.parse(l)).find((l) => l.msg.startsWith('store unavailable'))
   t.equal(line?.reqId, 'req-from-nginx-42', 'error lines carry the request id')
+})
+
+t.test('the shedding plugins refuse to build without the metrics plugin (their refusals would throw)', async (t) => {
+  for (const [name, plugin] of [
+    ['runway-security', securityPlugin],
+    ['runway-passwords', passwordsPlugin],
+  ] as const) {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    app.register(plugin, { config: testConfig() })
+    await t.rejects(async () => void (await app.ready()), /runway-metrics/, `${name} names the missing plugin`)
+  }
 })
