@@ -54,6 +54,7 @@ export default fp(
       unlogged[reason]++
       if (!timer) flush()
     })
+    // On close: a line for what was refused since the last one, and no timer left armed.
     app.addHook('onClose', async () => {
       clearTimeout(timer)
       flush()
