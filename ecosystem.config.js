@@ -61,8 +61,8 @@ module.exports = {
       // Lean workers: no pm2 metrics agent inside each worker (@pm2/io, ~10 MB each; runway exposes
       // its own health endpoints), and a young generation capped at 2 MB semi-spaces (V8's default
       // grows to 16 MB under load: ~30 MB more resident memory per worker). The cap is a trade: the
-      // app allocates ~10 KB per request, so it collects garbage more often and loses a few percent
-      // of throughput (`runway compare --ceiling` runs one process and the twins with these flags
+      // app allocates ~10 KB per request, so it collects garbage more often and loses up to about a
+      // tenth of its throughput (`runway compare --ceiling` runs one process and the twins with these flags
       // too, so the cost shows there); 4 MB took a worker past 100 MB in a login storm.
       pmx: false,
       node_args: ['--max-semi-space-size=2'],

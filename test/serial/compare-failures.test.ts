@@ -16,7 +16,11 @@ t.teardown(() => {
   for (const pid of pids) if (isAlive(pid)) killGroup(pid, 'SIGKILL')
 })
 // The stage's process inherits this environment (compare's own settings come after it).
-Object.assign(process.env, { PASSWORD_HASH_CONCURRENCY: '1', PASSWORD_HASH_QUEUE: '0', PASSWORD_HASH_MAX_WAIT_MS: '0' })
+const SHEDDING = { PASSWORD_HASH_CONCURRENCY: '1', PASSWORD_HASH_QUEUE: '0', PASSWORD_HASH_MAX_WAIT_MS: '0' }
+Object.assign(process.env, SHEDDING)
+t.teardown(() => {
+  for (const name of Object.keys(SHEDDING)) delete process.env[name]
+})
 
 const { results } = await compare({
   scenarios: ['session'],
