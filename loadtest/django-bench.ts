@@ -7,9 +7,9 @@
 //   npm run bench:django -- [--seconds 5] [--runs 3] [--connections 50] [--login-seconds 10] [--out DIR] [--json]
 // Needs Debian's Django stack (src/bench/stacks/django.ts names the packages) and wrk.
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { OWASP_ARGON2 } from '../src/api/auth/passwords.js'
 import type { DjangoResults, DjangoSide } from '../src/bench/loadtest/doc-figures.js'
@@ -25,7 +25,7 @@ import { benchPassword, createBenchUsers } from '../src/bench/loadtest/users.js'
 import { stageCopy, type StagedCopy } from '../src/lib/build.js'
 import { djangoVersions, startDjango } from '../src/bench/stacks/django.js'
 import { positiveInt } from './args.js'
-import { cpuMsPer, round } from '../src/bench/loadtest/stats.js'
+import { cpuMsPer, failureBreakdown, failures, round } from '../src/bench/loadtest/stats.js'
 
 const USAGE = `Usage: npm run bench:django -- [options]
 
@@ -49,6 +49,10 @@ Options:
   --out DIR            also write it to DIR/results.json (docs/results/django feeds the docs)
   --help
 
+Failed responses are named by status and usual cause (also in results.json); the logs of a stack
+that answered with any are kept in DIR/logs/<stack>/ (without --out, in a temporary directory
+the summary names), since the run's own work directory is deleted.
+
 Needs: apt-get install python3-django python3-djangorestframework python3-djangorestframework-simplejwt
 gunicorn wrk nginx. Run it alone on the machine: both sides are CPU-bound.`
 
@@ -70,6 +74,7 @@ function side(label: string, workers: string, hasher: string, me: ResultRow | un
       runs: me.runs.map((r) => r.rps),
       p99Ms: me.summary.latency.p99,
       errors: me.summary.errors + me.summary.non2xx,
+      ...(failures(me.summary) ? { failures: failureBreakdown(me.summary) } : {}),
       serverCpuPct: me.summary.serverCpu,
       loadgenCpuPct: me.summary.loadgenCpu,
       otherCpuPct: me.summary.otherCpu,
@@ -80,6 +85,7 @@ function side(label: string, workers: string, hasher: string, me: ResultRow | un
       cpuMsPerLogin: logins > 0 ? cpuMsPer(l.serverCpu, l.durationSec, logins) : 0,
       p99Ms: l.latency.p99,
       errors: l.errors + l.non2xx,
+      ...(failures(l) ? { failures: failureBreakdown(l) } : {}),
       serverCpuPct: l.serverCpu,
       otherCpuPct: l.otherCpu,
     },
@@ -116,6 +122,7 @@ async function main() {
   const key = randomBytes(48).toString('base64url')
   const stacks: Running[] = []
   let copy: Promise<StagedCopy> | undefined
+  let kept: string | undefined
   try {
     // runway's tls stage, but with nginx's worker count as rendered for production (auto), as
     // the Django side gets: the same template and the same nginx in front of both.
@@ -212,20 +219,34 @@ async function main() {
       ratios: { me: round(a.me.rps / b.me.rps, 2), login: round(a.login.perSec / b.login.perSec, 2) },
       goals: { me: 20, login: 1.5 },
     }
+    // A stack that answered with failures keeps its logs (the work directory goes): they say why.
+    const failed = [
+      { id: 'runway', s: a, logs: join(work, 'runway', 'logs') },
+      { id: 'django', s: b, logs: join(work, 'django', 'gunicorn.log') },
+    ].filter((x) => x.s.me.errors + x.s.login.errors > 0)
+    if (failed.length) {
+      kept = values.out ? join(values.out, 'logs') : mkdtempSync(join(tmpdir(), 'runway-django-bench-logs-'))
+      for (const f of failed) cpSync(f.logs, join(kept, f.id, basename(f.logs)), { recursive: true })
+    }
     if (values.out) writeJsonResults(values.out, out)
-    if (values.json) return console.log(JSON.stringify(out, null, 2))
+    if (values.json) {
+      if (kept) process.stderr.write(`bench:django: logs of the stacks that answered with failures: ${kept}\n`)
+      return console.log(JSON.stringify(out, null, 2))
+    }
     console.log(
       `machine: ${instances} × ${out.machine.cpuModel}, load average ${out.machine.loadAverageBefore.join(' ')} before, ${out.machine.loadAverageAfter.join(' ')} after`,
     )
     console.log(
       `Django ${versions.django}, DRF ${versions.djangorestframework}, simplejwt ${versions.simplejwt}, gunicorn ${versions.gunicorn}; Node ${process.version}`,
     )
+    const errors = (x: { errors: number; failures?: string }) => `${x.errors} errors${x.failures ? ` (${x.failures})` : ''}`
     for (const s of [a, b]) {
       console.log(
-        `${s.label}: me ${s.me.rps} req/s (runs ${s.me.runs.join(' / ')}), p99 ${s.me.p99Ms} ms, ${s.me.errors} errors; ` +
-          `login ${s.login.perSec}/s, ${s.login.cpuMsPerLogin} ms CPU per login (${s.hasher}), p99 ${s.login.p99Ms} ms, ${s.login.errors} errors`,
+        `${s.label}: me ${s.me.rps} req/s (runs ${s.me.runs.join(' / ')}), p99 ${s.me.p99Ms} ms, ${errors(s.me)}; ` +
+          `login ${s.login.perSec}/s, ${s.login.cpuMsPerLogin} ms CPU per login (${s.hasher}), p99 ${s.login.p99Ms} ms, ${errors(s.login)}`,
       )
     }
+    if (kept) console.log(`logs of the stacks that answered with failures: ${kept}`)
     const verdict = (x: number, goal: number) => `${x}× (goal ≥ ${goal}×: ${x >= goal ? 'met' : 'MISSED'})`
     console.log(`runway ÷ Django: me ${verdict(out.ratios.me, 20)}, login ${verdict(out.ratios.login, 1.5)}`)
   } finally {

@@ -226,8 +226,9 @@ export interface DjangoSide {
   label: string
   workers: string
   hasher: string
-  me: { rps: number; runs: number[]; p99Ms: number; errors: number; serverCpuPct: number; loadgenCpuPct: number; otherCpuPct: number }
-  login: { perSec: number; runs: number[]; cpuMsPerLogin: number; p99Ms: number; errors: number; serverCpuPct: number; otherCpuPct: number }
+  /** `failures`: the failed responses by status and usual cause, when there were any. */
+  me: { rps: number; runs: number[]; p99Ms: number; errors: number; failures?: string; serverCpuPct: number; loadgenCpuPct: number; otherCpuPct: number }
+  login: { perSec: number; runs: number[]; cpuMsPerLogin: number; p99Ms: number; errors: number; failures?: string; serverCpuPct: number; otherCpuPct: number }
 }
 
 /** `npm run bench:django -- --out DIR`: runway's full stack next to the Django stack it replaces (the bench writes this type). */
