@@ -2,10 +2,11 @@
 // worker (ecosystem.config.js node_args): one production process and the ceiling twins. Without
 // them `runway compare` set a worker with a 2 MB young generation against processes with V8's
 // default, and its ratios measured a runtime setting as well as code. Checked on the real
-// processes' command lines.
+// processes' command lines (and the one process's libuv pool, in its environment).
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { startProductionProcess } from '../../src/bench/stacks/api.js'
 import { workerNodeArgs } from '../../src/bench/stacks/pm2.js'
@@ -37,6 +38,11 @@ t.test('one production process runs with them', async (t) => {
   const args = argv(stack.pid)
   for (const flag of expected) t.ok(args.includes(flag), `${flag} on its command line`)
   t.ok(args.indexOf(expected[0]!) < args.findIndex((a) => a.endsWith('dist/api/server.js')), 'before the script, where node reads its own flags')
+  const environ = readFileSync(`/proc/${stack.pid}/environ`, 'utf8').split('\0')
+  t.ok(
+    environ.includes(`UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE || availableParallelism()}`),
+    "and a libuv pool sized to its hash concurrency, as the ecosystem sizes a worker's",
+  )
 })
 
 t.test('the ceiling twins, one process and node:cluster, run with them', async (t) => {

@@ -183,7 +183,7 @@ export function stageDefs(instances: number): StageDef[] {
       label: 'production, one process',
       kind: 'stage',
       explanation:
-        'Compiled JavaScript (`node dist/api/server.js`, with the V8 flags pm2 gives each worker: ecosystem.config.js node_args), NODE_ENV=production, JSON logs to a file and no per-request log lines (the production policy: nginx keeps the access log; errors and warnings still log). Still one event loop on one core: what it gains on the dev server is logging and the watcher, not parallelism.',
+        'Compiled JavaScript (`node dist/api/server.js`, with the V8 flags pm2 gives each worker: ecosystem.config.js node_args, and a libuv pool sized to its password-hash concurrency as the ecosystem sizes the pool of each worker), NODE_ENV=production, JSON logs to a file and no per-request log lines (the production policy: nginx keeps the access log; errors and warnings still log). Still one event loop on one core: what it gains on the dev server is logging and the watcher, not parallelism.',
       start: async (ctx) => {
         const copy = await ctx.dist()
         const s = await startProductionProcess({ cwd: copy.dir, env: ctx.env, logFile: join(ctx.logDir, 'production.log') })

@@ -4,6 +4,7 @@
 // src/lib/process.ts, and stop them by PID.
 import { createRequire } from 'node:module'
 import { existsSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { ROOT } from '../../lib/build.js'
 import { freePort, processTree, startService, waitForHttp, type Service } from '../../lib/process.js'
@@ -98,7 +99,11 @@ export async function startProductionProcess(o: StackOptions = {}): Promise<Proc
     command: process.execPath,
     args: [...workerNodeArgs(cwd), script],
     cwd,
-    env: processEnv(port, 'production', o.env),
+    // As the ecosystem sizes each pm2 worker's libuv pool to the hashes it runs at once, this
+    // process gets a pool of its own hash concurrency (every CPU): each pool thread that ever ran
+    // an argon2id hash keeps its ~19 MiB in glibc's arena for good, and Node's default 4 threads
+    // held 4 × 19 MiB after the logins that mint compare's tokens.
+    env: processEnv(port, 'production', { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE || String(availableParallelism()), ...o.env }),
     logFile: o.logFile,
   })
   await ready(service, url, o.logFile)
