@@ -13,6 +13,10 @@ import { LocalTarget } from '../../src/ops/deploy/target.js'
 import { freePort, isAlive } from '../../src/lib/process.js'
 import { artifacts, DEPS_CACHE, makeTarget, reapPm2, runway, sickUnderPm2 } from '../helpers/deploy.js'
 
+// About a dozen deploys, a restart and a kill -9 with real pm2 workers: 5 min on a slow 2-core guest
+// (the first test alone took 194 s), the runner's limit per file, which cut the last test short.
+t.setTimeout(600_000)
+
 const art = await artifacts(t, {
   ...Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`v${i + 1}`, null])),
   sick: (dir) => sickUnderPm2(dir, 'sick under pm2 on purpose'),
