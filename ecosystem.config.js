@@ -105,7 +105,7 @@ module.exports = {
         // worker after a login burst. The pool is sized to the hashes a worker runs at once (its
         // share of the CPUs, as PASSWORD_HASH_CONCURRENCY's auto does); set UV_THREADPOOL_SIZE to
         // override. (The pool also serves async fs and DNS lookups: they wait at most one hash.)
-        UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE || String(Math.max(1, Math.floor(availableParallelism() / workerCount()))),
+        UV_THREADPOOL_SIZE: setting('UV_THREADPOOL_SIZE') || String(Math.max(1, Math.floor(availableParallelism() / workerCount()))),
       },
     },
   ],

@@ -240,7 +240,8 @@ export interface Config {
   sliding: { enabled: boolean; lifetime: number; refreshLifetime: number } // seconds
   cors: CorsSettings
   registration: boolean
-  passwordHash: { argon2: Argon2Params; concurrency: number; queueLimit: number; maxWaitMs: number }
+  /** threadPool: the libuv pool the hashes run on (UV_THREADPOOL_SIZE, else libuv's 4). */
+  passwordHash: { argon2: Argon2Params; concurrency: number; queueLimit: number; maxWaitMs: number; threadPool: number }
   /** The Prometheus endpoint; null = off (METRICS_PORT empty). */
   metrics: { host: string; port: number; socketDir: string } | null
 }
@@ -451,7 +452,7 @@ function passwordHashSettings(e: Env, raw: Record<string, string | undefined>): 
     e.PASSWORD_HASH_CONCURRENCY === 'auto' ? Math.max(1, Math.min(threadPool, Math.floor(cpus / workers))) : Number(e.PASSWORD_HASH_CONCURRENCY)
   const queueLimit = e.PASSWORD_HASH_QUEUE === 'auto' ? 64 * concurrency : Number(e.PASSWORD_HASH_QUEUE)
   const argon2 = { memoryKiB: e.ARGON2_MEMORY_COST, iterations: e.ARGON2_TIME_COST, parallelism: e.ARGON2_PARALLELISM }
-  return { argon2, concurrency, queueLimit, maxWaitMs: e.PASSWORD_HASH_MAX_WAIT_MS }
+  return { argon2, concurrency, queueLimit, maxWaitMs: e.PASSWORD_HASH_MAX_WAIT_MS, threadPool }
 }
 
 function checkConsistency(c: Config): void {

@@ -3,6 +3,7 @@
 // copy of dist/ and a fresh SQLite file. Everything is torn down by PID, also when a test fails.
 import t from 'tap'
 import { readFileSync, statSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startPm2Cluster } from '../../src/bench/stacks/pm2.js'
@@ -52,6 +53,17 @@ t.test('the cluster starts the configured workers, and more than one answers', a
     .split('\n')
   const lines = log.map((l) => JSON.parse(l) as { worker?: string; msg?: string })
   t.same([...new Set(lines.map((l) => l.worker))].sort(), ['0', '1'], 'JSON log lines from both workers, each naming its worker')
+  // libuv's pool is sized per worker by ecosystem.config.js (env_production) to the hashes the
+  // worker runs at once: a pool thread that ever hashed keeps its ~19 MiB, so 4 idle threads cost 76 MB.
+  const pool = Math.max(1, Math.floor(availableParallelism() / WORKERS))
+  const hashing = (lines as { worker?: string; msg?: string; threadPool?: number; concurrency?: number }[]).filter((l) =>
+    l.msg?.startsWith('password hashing:'),
+  )
+  t.same(hashing.map((l) => l.worker).sort(), ['0', '1'], 'each worker states its password hashing at start')
+  t.ok(
+    hashing.every((l) => l.threadPool === pool && l.concurrency === pool),
+    `on a libuv pool of ${pool}, as many threads as it hashes at once: ${JSON.stringify(hashing.map((l) => [l.threadPool, l.concurrency]))}`,
+  )
 })
 
 t.test('the Unix socket (UNIX_SOCKET) is served by every worker, through the pm2 daemon', async (t) => {

@@ -14,7 +14,13 @@ declare module 'fastify' {
 
 export default fp(
   async function passwords(app: FastifyInstance, opts: { config: Config }) {
-    const { argon2, ...bounds } = opts.config.passwordHash
+    const { argon2, threadPool, ...bounds } = opts.config.passwordHash
+    // Said once at start: the pool's size decides memory (each pool thread that ever hashed keeps
+    // its block in glibc's arena), and the ecosystem sets it per worker.
+    app.log.info(
+      { argon2id: argon2, concurrency: bounds.concurrency, queueLimit: bounds.queueLimit, threadPool },
+      `password hashing: argon2id m=${argon2.memoryKiB} KiB t=${argon2.iterations} p=${argon2.parallelism}, ${bounds.concurrency} at once on a libuv pool of ${threadPool}`,
+    )
     const overloaded = () => {
       app.shed('password_hash')
       return errors.overloaded()

@@ -112,7 +112,9 @@ t.test('hash concurrency defaults to the CPUs of one worker', async (t) => {
     concurrency: 3,
     queueLimit: 0,
     maxWaitMs: 0,
+    threadPool: 4,
   })
+  t.equal(cfg({ UV_THREADPOOL_SIZE: '2' }).threadPool, 2, 'the libuv pool it runs on, as libuv reads it')
   t.throws(() => cfg({ PASSWORD_HASH_QUEUE: 'lots' }), { message: /^PASSWORD_HASH_QUEUE="lots" is invalid: expected auto or a number/ })
 })
 
