@@ -225,8 +225,14 @@ async function main() {
       { id: 'django', s: b, logs: join(work, 'django', 'gunicorn.log') },
     ].filter((x) => x.s.me.errors + x.s.login.errors > 0)
     if (failed.length) {
-      kept = values.out ? join(values.out, 'logs') : mkdtempSync(join(tmpdir(), 'runway-django-bench-logs-'))
-      for (const f of failed) cpSync(f.logs, join(kept, f.id, basename(f.logs)), { recursive: true })
+      const dir = values.out ? join(values.out, 'logs') : mkdtempSync(join(tmpdir(), 'runway-django-bench-logs-'))
+      try {
+        for (const f of failed) cpSync(f.logs, join(dir, f.id, basename(f.logs)), { recursive: true })
+        kept = dir
+      } catch (err) {
+        // The figures are measured: a log that cannot be copied must not lose them.
+        kept = `not kept (${(err as Error).message})`
+      }
     }
     if (values.out) writeJsonResults(values.out, out)
     if (values.json) {
